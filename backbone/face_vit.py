@@ -1,0 +1,173 @@
+"""The Face Transformer (ViT-P8S8 of the GS-LoRA papers) and its named sizes.
+
+A pre-norm Vision Transformer with a learned class token, CLS pooling and a final LayerNorm whose output is the
+face embedding. Two details are kept from the original so that its released checkpoints load and behave the same:
+the attention scale is ``dim ** -0.5`` (model width, not head width) and the attention width is ``heads * dim_head``
+independently of the model width. The feed-forward network is timm's ``Mlp``; LoRA finds it by that type.
+"""
+import re
+from typing import Dict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import Mlp
+
+from backbone.registry import BACKBONES
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention without a qkv bias (as the original)."""
+
+    def __init__(self, dim: int, heads: int, dim_head: int, dropout: float):
+        super().__init__()
+        inner = heads * dim_head
+        self.heads = heads
+        self.dim_head = dim_head
+        self.scale = dim ** -0.5  # the original scales by the model width: kept for checkpoint parity
+        self.qkv = nn.Linear(dim, 3 * inner, bias=False)
+        self.proj = nn.Linear(inner, dim)
+        self.proj_drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, -1)))
+
+
+class Block(nn.Module):
+    """x + Attn(LN(x)), then x + FFN(LN(x))."""
+
+    def __init__(self, dim: int, heads: int, dim_head: int, mlp_dim: int, dropout: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads, dim_head, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, mlp_dim, act_layer=nn.GELU, drop=dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class FaceViT(nn.Module):
+    """Face Transformer: images in [0, 1] of shape (B, 3, S, S) -> embeddings (B, dim).
+
+    Args:
+        image_size: input side S in pixels; must be a multiple of ``patch_size``.
+        patch_size: side of the non-overlapping square patches.
+        dim: token width, also the embedding size.
+        depth: number of Transformer blocks.
+        heads, dim_head: attention heads and their width.
+        mlp_dim: hidden width of the feed-forward network.
+        dropout, emb_dropout: dropout in blocks and after adding position embeddings.
+    """
+
+    def __init__(self, image_size: int = 112, patch_size: int = 8, dim: int = 512, depth: int = 6, heads: int = 8,
+                 dim_head: int = 64, mlp_dim: int = 2048, dropout: float = 0.1, emb_dropout: float = 0.1,
+                 channels: int = 3):
+        super().__init__()
+        if image_size % patch_size:
+            raise ValueError(f"image size {image_size} is not a multiple of the patch size {patch_size}")
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.embed_dim = dim
+        num_patches = (image_size // patch_size) ** 2
+        self.patch_embed = nn.Linear(channels * patch_size ** 2, dim)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
+        self.pos_embedding = nn.Parameter(torch.randn(1, num_patches + 1, dim))
+        self.emb_drop = nn.Dropout(emb_dropout)
+        self.blocks = nn.ModuleList(Block(dim, heads, dim_head, mlp_dim, dropout) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+
+    def reset_parameters(self) -> None:
+        """Re-draws the class token and position embedding (N(0, 1), as the original); layers reset themselves."""
+        nn.init.normal_(self.cls_token)
+        nn.init.normal_(self.pos_embedding)
+
+    def patchify(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, patches, p*p*C), patches row-major, inside a patch rows, columns, then channels."""
+        b, c, h, w = images.shape
+        p = self.patch_size
+        x = images.view(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1)
+        return x.reshape(b, (h // p) * (w // p), p * p * c)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(self.patchify(images))
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embedding
+        x = self.emb_drop(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x[:, 0])
+
+
+_ORIGINAL_KEYS = [
+    (r"^patch_to_embedding\.", "backbone.patch_embed."),
+    (r"^(cls_token|pos_embedding)$", r"backbone.\1"),
+    (r"^transformer\.layers\.(\d+)\.0\.fn\.norm\.", r"backbone.blocks.\1.norm1."),
+    (r"^transformer\.layers\.(\d+)\.0\.fn\.fn\.to_qkv\.", r"backbone.blocks.\1.attn.qkv."),
+    (r"^transformer\.layers\.(\d+)\.0\.fn\.fn\.to_out\.0\.", r"backbone.blocks.\1.attn.proj."),
+    (r"^transformer\.layers\.(\d+)\.1\.fn\.norm\.", r"backbone.blocks.\1.norm2."),
+    (r"^transformer\.layers\.(\d+)\.1\.fn\.fn\.net\.0\.", r"backbone.blocks.\1.mlp.fc1."),
+    (r"^transformer\.layers\.(\d+)\.1\.fn\.fn\.net\.3\.", r"backbone.blocks.\1.mlp.fc2."),
+    (r"^mlp_head\.0\.", "backbone.norm."),
+    (r"^loss\.weight$", "head.weight"),
+]
+
+
+def is_original_checkpoint(state_dict: Dict[str, torch.Tensor]) -> bool:
+    return "patch_to_embedding.weight" in state_dict
+
+
+def convert_original_checkpoint(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Renames the original repository's keys (``transformer.layers.{i}.1.fn.fn.net.0`` ...) to ours.
+
+    Its LoRA factors are dropped: its checkpoints already hold merged weights, and loading the factors as well
+    would apply the low-rank update twice (bug 11 of the reference).
+    """
+    converted = {}
+    for key, value in state_dict.items():
+        key = key.removeprefix("module.")
+        if "lora_" in key:
+            continue
+        for pattern, replacement in _ORIGINAL_KEYS:
+            key, hits = re.subn(pattern, replacement, key)
+            if hits:
+                break
+        converted[key] = value
+    return converted
+
+
+def _face_vit(defaults: dict, **overrides) -> FaceViT:
+    config = {**defaults, **{k: v for k, v in overrides.items() if v is not None}}
+    return FaceViT(**config)
+
+
+@BACKBONES.register("vit_face", "VIT")
+def vit_face(**overrides) -> FaceViT:
+    """The papers' Face Transformer: 112 px, patch 8, width 512, depth 6, 8 heads of 64, MLP 2048."""
+    return _face_vit(dict(image_size=112, patch_size=8, dim=512, depth=6, heads=8, dim_head=64, mlp_dim=2048),
+                     **overrides)
+
+
+@BACKBONES.register("vit_face_reduced")
+def vit_face_reduced(**overrides) -> FaceViT:
+    """The reduced configuration of reference/original-speed.md: 56 px, width 256, MLP 1024, attention 8 x 64."""
+    return _face_vit(dict(image_size=56, patch_size=8, dim=256, depth=6, heads=8, dim_head=64, mlp_dim=1024),
+                     **overrides)
+
+
+@BACKBONES.register("vit_face_small")
+def vit_face_small(**overrides) -> FaceViT:
+    """A CPU-sized model for the quick start on the synthetic faces: 32 px, patch 4, width 128, depth 6."""
+    return _face_vit(dict(image_size=32, patch_size=4, dim=128, depth=6, heads=4, dim_head=32, mlp_dim=256),
+                     **overrides)
+
+
+@BACKBONES.register("vit_face_tiny")
+def vit_face_tiny(**overrides) -> FaceViT:
+    """A model for unit tests: 16 px, patch 4, width 32, depth 2."""
+    return _face_vit(dict(image_size=16, patch_size=4, dim=32, depth=2, heads=2, dim_head=16, mlp_dim=64,
+                          dropout=0.0, emb_dropout=0.0), **overrides)
+

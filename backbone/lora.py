@@ -1,0 +1,119 @@
+"""LoRA on the feed-forward linears of a Transformer, grouped per block (GS-LoRA, Zhao et al. CVPR 2024, Sec. 3.2).
+
+``LoRALinear`` is a ``nn.Linear`` with a frozen weight and bias plus a trainable low-rank update
+``W x + b + scaling * B A x`` (A: rank x in, B: out x rank, scaling = alpha / rank). Its weight and bias keep the
+plain ``nn.Linear`` names, so dropping the ``lora_*`` keys of a state dict gives a checkpoint for a model without LoRA.
+
+Merging is explicit: ``merge()`` folds ``scaling * B A`` into the weight and zeroes B. Nothing happens on
+``train()``/``eval()``: the original's implicit merge on mode switches is what made a reloaded checkpoint apply its
+update twice.
+"""
+import math
+from typing import Dict, List
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import Mlp
+
+# Feed-forward module types and the names of their two linears. LoRA finds FFNs by type, never by parameter path.
+FFN_LINEARS = {Mlp: ("fc1", "fc2")}
+
+
+class LoRALinear(nn.Linear):
+    """A linear layer with a frozen base and a trainable rank-``rank`` update."""
+
+    def __init__(self, in_features: int, out_features: int, rank: int, alpha: float = 1.0, bias: bool = True):
+        super().__init__(in_features, out_features, bias=bias)
+        if rank < 1:
+            raise ValueError(f"LoRA rank must be at least 1, got {rank}")
+        self.rank = rank
+        self.scaling = alpha / rank
+        self.lora_A = nn.Parameter(torch.empty(rank, in_features))
+        self.lora_B = nn.Parameter(torch.empty(out_features, rank))
+        self.weight.requires_grad_(False)
+        if self.bias is not None:
+            self.bias.requires_grad_(False)
+        self.reset_lora()
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, rank: int, alpha: float = 1.0) -> "LoRALinear":
+        """Wraps an existing linear layer, keeping its weight and bias tensors."""
+        layer = cls(linear.in_features, linear.out_features, rank, alpha, bias=linear.bias is not None)
+        layer.to(device=linear.weight.device, dtype=linear.weight.dtype)
+        with torch.no_grad():
+            layer.weight.copy_(linear.weight)
+            if linear.bias is not None:
+                layer.bias.copy_(linear.bias)
+        return layer
+
+    def reset_lora(self, a: float = math.sqrt(5)) -> None:
+        """A ~ Kaiming-uniform(a), B = 0, so a fresh LoRA leaves the layer's output unchanged."""
+        nn.init.kaiming_uniform_(self.lora_A, a=a)
+        nn.init.zeros_(self.lora_B)
+
+    def delta(self) -> torch.Tensor:
+        """The weight update scaling * B A, shape (out, in)."""
+        return (self.lora_B @ self.lora_A) * self.scaling
+
+    @torch.no_grad()
+    def merge(self) -> torch.Tensor:
+        """Folds the update into the frozen weight, zeroes B (the layer's output is unchanged) and returns it."""
+        delta = self.delta()
+        self.weight += delta
+        self.lora_B.zero_()
+        return delta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias) + F.linear(F.linear(x, self.lora_A), self.lora_B) * self.scaling
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, rank={self.rank}, scaling={self.scaling:g}"
+
+
+def _ffn_of(block: nn.Module):
+    for module in block.modules():
+        for ffn_type, names in FFN_LINEARS.items():
+            if isinstance(module, ffn_type):
+                return module, names
+    raise TypeError(f"no feed-forward module of a known type ({', '.join(t.__name__ for t in FFN_LINEARS)}) "
+                    f"in block {type(block).__name__}")
+
+
+def inject_lora(backbone: nn.Module, rank: int, alpha: float = 1.0) -> None:
+    """Replaces the two FFN linears of every block of ``backbone.blocks`` by ``LoRALinear`` layers (in place)."""
+    for block in backbone.blocks:
+        ffn, names = _ffn_of(block)
+        for name in names:
+            linear = getattr(ffn, name)
+            if not isinstance(linear, LoRALinear):
+                setattr(ffn, name, LoRALinear.from_linear(linear, rank, alpha))
+
+
+def lora_layers(module: nn.Module) -> List[LoRALinear]:
+    return [m for m in module.modules() if isinstance(m, LoRALinear)]
+
+
+def lora_groups(backbone: nn.Module) -> List[List[nn.Parameter]]:
+    """One group per block, holding its LoRA matrices (4 with FFN LoRA: fc1 A, fc1 B, fc2 A, fc2 B)."""
+    return [[p for layer in lora_layers(block) for p in (layer.lora_A, layer.lora_B)] for block in backbone.blocks]
+
+
+def mark_only_lora_trainable(model: nn.Module) -> None:
+    for name, param in model.named_parameters():
+        param.requires_grad_("lora_" in name.rsplit(".", 1)[-1])
+
+
+def reset_lora(model: nn.Module, a: float = math.sqrt(5)) -> None:
+    for layer in lora_layers(model):
+        layer.reset_lora(a)
+
+
+def merge_lora(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """Merges every LoRA layer of ``model``; returns the weight deltas keyed by the weight's state-dict name."""
+    return {f"{name}.weight": layer.merge() for name, layer in model.named_modules() if isinstance(layer, LoRALinear)}
+
+
+def without_lora(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """A state dict for a model without LoRA: the (merged) weights only."""
+    return {k: v for k, v in state_dict.items() if "lora_" not in k.rsplit(".", 1)[-1]}

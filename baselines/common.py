@@ -1,0 +1,61 @@
+"""What the full fine-tuning baselines share: which parameters train, their shared flags, wrong forget labels.
+
+Reference Sec. 1.7: the baselines train the whole backbone with the head frozen; ``--ffn_open`` (a misnomer kept
+from the original) also trains the head, ``--only_ffn`` trains only the feed-forward linears (and the head).
+"""
+from typing import List
+
+import torch
+import torch.nn as nn
+
+from backbone.lora import FFN_LINEARS
+from data.subsets import seeded_generator
+from engine import Method, TaskContext, wrong_labels
+
+
+def add_shared_arguments(parser) -> None:
+    """The flags every fine-tuning baseline reads; added once to the parser (config.py calls this)."""
+    g = parser.add_argument_group("baselines (shared)")
+    g.add_argument("--ffn_open", action="store_true", help="also train the classification head")
+    g.add_argument("--only_ffn", action="store_true", help="train only the FFN linears (and the head)")
+    g.add_argument("--replay", action="store_true",
+                   help="L2/EWC/MAS: train on forget (wrong labels) and remain data; without it forget data only")
+    g.add_argument("--online", action="store_true", help="EWC/MAS/L2: keep one penalty term instead of one per task")
+
+
+class FineTuneMethod(Method):
+    """A baseline that fine-tunes the backbone (all of it, or its FFN linears) and optionally the head.
+
+    Forget samples that need wrong labels get them from ``relabel``: uniform over the other classes of the
+    label space, from a generator seeded per task, so runs repeat exactly. (The original drew them in
+    [0, number of forget classes) and anew at every access: its bug 5.)
+    """
+
+    def __init__(self, model: nn.Module, train_head: bool = False, only_ffn: bool = False, seed: int = 1337):
+        super().__init__(model)
+        self.train_head, self.only_ffn, self.seed = train_head, only_ffn, seed
+        self.relabel_generator = torch.Generator()
+
+    @classmethod
+    def shared_kwargs(cls, args) -> dict:
+        return {"train_head": args.ffn_open, "only_ffn": args.only_ffn, "seed": args.seed}
+
+    @classmethod
+    def from_args(cls, model: nn.Module, args) -> "FineTuneMethod":
+        return cls(model, **cls.shared_kwargs(args))
+
+    def trainable_parameters(self) -> List[nn.Parameter]:
+        backbone = self.model.backbone
+        if self.only_ffn:
+            params = [p for m in backbone.modules() if isinstance(m, tuple(FFN_LINEARS))
+                      for p in m.parameters()]
+        else:
+            params = list(backbone.parameters())
+        return params + (list(self.model.head.parameters()) if self.train_head or self.only_ffn else [])
+
+    def begin_task(self, ctx: TaskContext) -> None:
+        super().begin_task(ctx)
+        self.relabel_generator = seeded_generator(self.seed, "relabel", ctx.task.index)
+
+    def relabel(self, labels: torch.Tensor) -> torch.Tensor:
+        return wrong_labels(labels, self.ctx.num_classes, self.relabel_generator)

@@ -1,0 +1,182 @@
+"""The one argument parser for every entry point.
+
+The original flag names stay valid (``--num_of_first_cls``, ``--BND``, ``--cl_beta_list``, ``--Lwf`` ...), so the
+original command lines run unchanged; ``--method NAME`` is the clear way to pick a method. Each method adds its
+own flags through ``Method.add_arguments``. Precedence: defaults, then a YAML file (``--config``), then the
+command line. Flags the original accepted but that change nothing here are collected in one group and say so.
+"""
+import argparse
+import sys
+from typing import List, Optional
+
+from backbone import BACKBONES
+from data import DATA_MODES
+from head import HEADS
+import baselines  # noqa: F401  (registers the baselines)
+from baselines.common import add_shared_arguments
+import gs_lora  # noqa: F401  (registers GS-LoRA and GS-LoRA++)
+from engine import METHODS
+
+SELECTION_RULES = ("val", "test", "last")
+
+# The original picked a method with one switch each; these map to --method values.
+LEGACY_SWITCHES = {"--l2": "l2", "--ewc": "ewc", "--MAS": "mas", "--Lwf": "lwf", "--Der": "der",
+                   "--DER_plus": "der_pp", "--FDR": "fdr", "--SCRUB": "scrub", "--LIRF": "lirf",
+                   "--retrain": "retrain"}
+
+
+def add_system_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("system")
+    g.add_argument("--config", default=None, help="YAML file of flag defaults (command line wins)")
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
+    g.add_argument("-w", "--workers_id", default=None,
+                   help="original flag: 'cpu' or GPU ids such as '0'; only selects CPU or CUDA here")
+    g.add_argument("--num_workers", type=int, default=4, help="threads that decode images at start-up")
+    g.add_argument("--seed", type=int, default=1337, help="seed of the class order, subsets and model init")
+    g.add_argument("--outdir", default="", help="run folder (config.json, results.json, checkpoints, events)")
+    g.add_argument("--resume_run", action="store_true",
+                   help="continue the run in --outdir after its last finished task")
+    g.add_argument("--no_amp", action="store_true", help="disable bf16 autocast on CUDA")
+    g.add_argument("--no_tensorboard", action="store_true", help="do not write TensorBoard events")
+    g.add_argument("--log_level", default="INFO", help="logging level of the run's messages")
+
+
+def add_data_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("data")
+    g.add_argument("-d", "--data_mode", default="casia100", choices=DATA_MODES,
+                   help="casia100 (the papers' faces), imagefolder (any train/ + test/ tree) or synthetic (built in)")
+    g.add_argument("--data_root", default="./data/faces_webface_112x112_sub100_train_test",
+                   help="folder holding train/<class>/* and test/<class>/* (casia100, imagefolder)")
+    g.add_argument("--cache_dir", default="data/cache", help="where the synthetic faces are generated once")
+    g.add_argument("--synthetic_seed", type=int, default=0, help="seed of the synthetic identities")
+    g.add_argument("--image_size", type=int, default=None,
+                   help="input side in pixels; images are resized to it (default: the model size's own)")
+    g.add_argument("--val_ratio", type=float, default=0.1,
+                   help="fraction of each class's training images held out for model selection")
+    g.add_argument("--test_batch_size", type=int, default=None, help="evaluation batch (default 5 x --batch_size)")
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("model")
+    g.add_argument("-n", "--net", default=None, type=str.lower, choices=BACKBONES.names(),
+                   help="backbone size: VIT (= vit_face, the papers' 112 px model), vit_face_reduced, "
+                        "vit_face_small, vit_face_tiny (default: the -r checkpoint's, else VIT)")
+    g.add_argument("-head", "--head", default=None, type=str.lower, choices=HEADS.names(),
+                   help="classification head (default: the -r checkpoint's, else CosFace)")
+    g.add_argument("--margin_s", type=float, default=None, help="margin head scale s (default 64)")
+    g.add_argument("--margin_m", type=float, default=None, help="margin m (CosFace 0.35, ArcFace 0.5)")
+    g.add_argument("--vit_depth", type=int, default=None, help="number of Transformer blocks (default: size's)")
+    g.add_argument("-r", "--resume", default="", help="pre-trained checkpoint to start from")
+    g.add_argument("--lora_rank", type=int, default=8, help="LoRA rank r on the FFN linears (GS-LoRA)")
+    g.add_argument("--lora_alpha", type=float, default=1.0, help="LoRA alpha; the update is scaled by alpha/r")
+
+
+def add_optim_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("optimisation (timm factories)")
+    g.add_argument("-e", "--epochs", type=int, default=125, help="epochs per task (an epoch = a remain pass)")
+    g.add_argument("-b", "--batch_size", type=int, default=256, help="training batch, per remain/forget side")
+    g.add_argument("--opt", default="adamw", help="timm optimizer name")
+    g.add_argument("--opt-eps", dest="opt_eps", type=float, default=1e-8, help="optimizer epsilon")
+    g.add_argument("--opt-betas", dest="opt_betas", type=float, nargs="+", default=None, help="optimizer betas")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    g.add_argument("--weight-decay", dest="weight_decay", type=float, default=0.05,
+                   help="decoupled weight decay on matrices (not biases or norms)")
+    g.add_argument("--sched", default="cosine", choices=["cosine"], help="learning-rate schedule, per epoch")
+    g.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
+    g.add_argument("--warmup-lr", dest="warmup_lr", type=float, default=1e-6, help="learning rate at epoch 0")
+    g.add_argument("--min-lr", dest="min_lr", type=float, default=1e-5, help="cosine floor")
+    g.add_argument("--warmup-epochs", dest="warmup_epochs", type=int, default=3, help="linear warm-up epochs")
+
+
+def add_forgetting_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("forgetting protocol")
+    g.add_argument("--num_of_first_cls", type=int, default=90,
+                   help="F: classes kept before the first task (task i forgets order[F-i*P : F-i*P+P])")
+    g.add_argument("--per_forget_cls", type=int, default=10, help="P: classes forgotten per task")
+    g.add_argument("--num_tasks", type=int, default=9, help="number of forgetting tasks (1 = single-step)")
+    g.add_argument("--open_cls_num", type=int, default=0,
+                   help="missing-class setting: remembered classes without training data (0 = off)")
+    g.add_argument("--data_ratio", type=float, default=0.1, help="fraction of each split's training images used")
+    g.add_argument("--few_shot", action="store_true", help="use --few_shot_num images per class instead")
+    g.add_argument("--few_shot_num", type=int, default=4, help="images per class in few-shot mode")
+    g.add_argument("--selection", default="val", choices=SELECTION_RULES,
+                   help="checkpoint selection per task: best H on the validation split (default), best H on the "
+                        "test set (the original's rule) or the last epoch")
+    g.add_argument("--eval_every", type=int, default=100, help="iterations between selection evaluations")
+    g.add_argument("--method", default=None, type=str.lower, choices=METHODS.names(),
+                   help="forgetting method (default gs_lora, or the one an original switch such as --ewc names)")
+
+
+def add_compat_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("accepted for the original command lines; no effect here")
+    for flag in ("--wandb_group", "--wandb_name", "--lr-noise", "--decay-epochs", "--decay-rate", "--dr",
+                 "--cooldown-epochs", "--patience-epochs", "--lr-noise-pct", "--lr-noise-std", "--si_c",
+                 "--n_fisher_sample", "--samples_per_class", "--lambda_tv", "--lambda_div", "--gen_lr",
+                 "--gen_iteration", "--aug_num", "--ema_decay", "--ema_epoch", "--lora_pos", "--grouping"):
+        g.add_argument(flag, dest=f"ignored_{flag.strip('-').replace('-', '_')}", default=None, help=argparse.SUPPRESS)
+    for flag in ("--wandb_offline", "--si", "--average_weight"):
+        g.add_argument(flag, dest=f"ignored_{flag.strip('-')}", action="store_true", help=argparse.SUPPRESS)
+    g.add_argument("--one_stage", action="store_true",
+                   help="original switch that turned GS-LoRA off (store_false there); pick a method instead")
+    for flag, method in LEGACY_SWITCHES.items():
+        g.add_argument(flag, dest=f"switch_{method}", action="store_true", help=f"same as --method {method}")
+
+
+def build_parser(description: str, forgetting: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    add_system_args(parser)
+    add_data_args(parser)
+    add_model_args(parser)
+    add_optim_args(parser)
+    if not forgetting:
+        parser.add_argument("--eval_only", action="store_true", help="only test the -r checkpoint")
+    if forgetting:
+        add_forgetting_args(parser)
+        add_shared_arguments(parser)
+        for method in METHODS.unique():
+            method.add_arguments(parser)
+        add_compat_args(parser)
+    return parser
+
+
+def _apply_yaml_defaults(parser: argparse.ArgumentParser, argv: List[str]) -> None:
+    known, _ = parser.parse_known_args(argv)
+    if not known.config:
+        return
+    import yaml
+    with open(known.config) as fh:
+        values = yaml.safe_load(fh) or {}
+    unknown = sorted(set(values) - {a.dest for a in parser._actions})
+    if unknown:
+        parser.error(f"unknown keys in {known.config}: {', '.join(unknown)}")
+    parser.set_defaults(**values)
+
+
+def _resolve_method(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Maps the original switches (--ewc, --Der --DER_plus, --SCRUB --sgda_smoothing ...) onto --method."""
+    switched = [m for m in LEGACY_SWITCHES.values() if getattr(args, f"switch_{m}", False)]
+    switched = [m for m in switched if not (m == "der" and "der_pp" in switched)]
+    if "scrub" in switched and getattr(args, "sgda_smoothing", 0) > 0:
+        switched[switched.index("scrub")] = "scrub_s"
+    if len(set(switched)) > 1:
+        parser.error(f"the switches name several methods ({', '.join(switched)}); pass one")
+    if switched and args.method and args.method != switched[0]:
+        parser.error(f"--method {args.method} contradicts the switch for {switched[0]}")
+    args.method = args.method or (switched[0] if switched else None)
+    if args.method is None:
+        if args.one_stage:
+            parser.error("--one_stage turns GS-LoRA off in the original; name the baseline with --method")
+        args.method = "gs_lora_pp" if args.prototype else "gs_lora"
+
+
+def parse_args(description: str, forgetting: bool = True, argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = build_parser(description, forgetting)
+    argv = sys.argv[1:] if argv is None else argv
+    _apply_yaml_defaults(parser, argv)
+    args = parser.parse_args(argv)
+    if args.workers_id is not None and args.device == "auto":
+        args.device = "cpu" if args.workers_id == "cpu" else "cuda"
+    if forgetting:
+        _resolve_method(parser, args)
+        METHODS.get(args.method).check_arguments(parser, args)
+    return args

@@ -1,0 +1,48 @@
+"""Task plans: which classes are remembered, forgotten, already forgotten or missing in each task (Sec. 3.3).
+
+With F = ``num_first_cls``, P = ``per_forget_cls`` and the class order ``order``, task i of a continual run
+forgets ``order[F - i*P : F - i*P + P]``, keeps ``order[:F - i*P]`` and has already forgotten
+``order[F - i*P + P:]``. Single-step forgetting is the same plan with one task. In the missing-class setting O
+remembered classes have no training data: the continual layout takes them from the start of the order
+(``order[:O]``), the single-step layout from just before the forgotten classes (``order[F-O:F]``), as in the
+original scripts.
+"""
+from dataclasses import dataclass
+from typing import List
+
+from util.errors import UserError
+
+
+@dataclass(frozen=True)
+class Task:
+    """Global class indices of one task. ``remain`` has training data; ``missing`` is remembered without data."""
+
+    index: int
+    remain: List[int]
+    forget: List[int]
+    old: List[int]
+    missing: List[int]
+
+
+def plan_tasks(order: List[int], num_first_cls: int, per_forget_cls: int, num_tasks: int,
+               open_cls_num: int = 0, single_step_layout: bool = False) -> List[Task]:
+    """Builds the task list; raises UserError when the numbers do not fit the class order."""
+    f, p, o, n = num_first_cls, per_forget_cls, open_cls_num, len(order)
+    if min(p, num_tasks) < 1 or o < 0:
+        raise UserError("--per_forget_cls and --num_tasks must be at least 1 and --open_cls_num at least 0")
+    if f + p > n:
+        raise UserError(f"--num_of_first_cls {f} + --per_forget_cls {p} exceeds the {n} classes")
+    last_remain = f - (num_tasks - 1) * p
+    if last_remain - o < 1 or (single_step_layout and num_tasks > 1):
+        raise UserError(f"{num_tasks} tasks of {p} classes (plus {o} missing) leave no remembered class out of "
+                        f"the first {f}; lower --num_tasks or --per_forget_cls")
+    tasks = []
+    for i in range(num_tasks):
+        end = f - i * p
+        if single_step_layout:
+            remain, missing = order[:end - o], order[end - o:end]
+        else:
+            remain, missing = order[o:end], order[:o]
+        old = order[end + p:] if i > 0 else []
+        tasks.append(Task(i, list(remain), list(order[end:end + p]), list(old), list(missing)))
+    return tasks

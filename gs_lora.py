@@ -1,0 +1,175 @@
+"""GS-LoRA (Zhao et al., CVPR 2024) and GS-LoRA++ (T-PAMI): group-sparse LoRA for continual forgetting.
+
+Each task trains a fresh LoRA on the FFN linears of every block, minimising (reference Sec. 2.4)
+
+    L = CE(z(x_r), y_r) + beta * ReLU(BND - CE(z(x_f), y_f))           data loss, hinge on the batch-mean CE
+        + alpha * sum_g ||theta_g||_2                                    group lasso, one group per block
+        + w_f * ReLU(BND_pro - KL_f) + w_r * KL_r                        GS-LoRA++ prototype loss
+
+and merges the LoRA into the frozen weights when the task ends (its low-rank factors are saved on their own).
+Prototypes are class-mean embeddings of the model at the start of each task, computed after the checkpoint is
+loaded; the original single-step script computed them on the randomly initialised network (its bug 1).
+"""
+import math
+from typing import Dict, Iterable, List, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from backbone.lora import inject_lora, lora_groups, lora_layers, mark_only_lora_trainable, merge_lora, reset_lora
+from engine import METHODS, Method, StepInfo, TaskContext, class_mean_embeddings, cross_entropy_pair
+
+
+def bounded_forget_loss(ce_forget: torch.Tensor, bound: float) -> torch.Tensor:
+    """ReLU(BND - CE_f): pushes the batch-mean forget cross-entropy up until it reaches the bound. Scalar."""
+    return F.relu(bound - ce_forget)
+
+
+def group_lasso(groups: Iterable[Iterable[torch.Tensor]]) -> torch.Tensor:
+    """sum_g sqrt(sum_{P in g} ||P||_F^2): the L2 norm of each group's matrices, summed (no sqrt|g| weight)."""
+    return sum(torch.sqrt(sum(p.pow(2).sum() for p in group)) for group in groups)
+
+
+def prototype_kl(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    """KL(softmax(p) || softmax(f)) over the embedding coordinates, averaged over the batch.
+
+    Args:
+        features: (B, D) embeddings of a batch.
+        prototypes: (B, D) the prototype of each sample's class.
+    Returns:
+        (1/B) sum_i sum_k softmax(p_i)_k [log softmax(p_i)_k - log softmax(f_i)_k], a scalar.
+    """
+    return F.kl_div(F.log_softmax(features, dim=1), F.log_softmax(prototypes, dim=1), reduction="batchmean",
+                    log_target=True)
+
+
+def prototype_loss(kl_forget: torch.Tensor, kl_remain: torch.Tensor, w_forget: float, w_remain: float,
+                   bound: float) -> Dict[str, torch.Tensor]:
+    """w_f * ReLU(BND_pro - KL_f) (forget features pushed from their prototypes) and w_r * KL_r (remain pulled)."""
+    return {"prototype_forget": w_forget * F.relu(bound - kl_forget), "prototype_remain": w_remain * kl_remain}
+
+
+def _per_task(values: List[float], task: int, default: float) -> float:
+    return values[task] if values else default
+
+
+@METHODS.register("gs_lora")
+class GSLoRA(Method):
+    """GS-LoRA; with ``prototype=True`` GS-LoRA++."""
+
+    name = "gs_lora"
+
+    def __init__(self, model: nn.Module, rank: int = 8, lora_alpha: float = 1.0, bound: float = 105.0,
+                 beta: float = 0.15, beta_list: Optional[List[float]] = None, alpha: float = 1e-4,
+                 warmup_alpha: bool = False, big_alpha: float = 1e-4, alpha_epoch: int = 20,
+                 beta_decay: bool = False, small_beta: float = 1e-4, prototype: bool = False,
+                 pro_f_weight: float = 0.0, pro_r_weight: float = 0.0, prof_list: Optional[List[float]] = None,
+                 bound_pro: float = 18.0):
+        super().__init__(model)
+        self.rank, self.lora_alpha = rank, lora_alpha
+        self.bound, self.beta, self.beta_list = bound, beta, beta_list or []
+        self.alpha, self.warmup_alpha, self.big_alpha, self.alpha_epoch = alpha, warmup_alpha, big_alpha, alpha_epoch
+        self.beta_decay, self.small_beta = beta_decay, small_beta
+        self.prototype, self.pro_r_weight, self.bound_pro = prototype, pro_r_weight, bound_pro
+        self.pro_f_weight, self.prof_list = pro_f_weight, prof_list or []
+        self.prototypes: Optional[torch.Tensor] = None
+        inject_lora(model.backbone, rank, lora_alpha)
+        mark_only_lora_trainable(model)
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        g = parser.add_argument_group("GS-LoRA / GS-LoRA++")
+        g.add_argument("--BND", type=float, default=10.0, help="bound of the forget hinge ReLU(BND - CE_f)")
+        g.add_argument("--beta", type=float, default=0.03, help="weight of the forget hinge (single value)")
+        g.add_argument("--cl_beta_list", type=float, nargs="*", default=[],
+                       help="forget-hinge weight per task (overrides --beta task by task)")
+        g.add_argument("--alpha", type=float, default=0.1, help="weight of the group-lasso (structure) loss")
+        g.add_argument("--warmup_alpha", action="store_true",
+                       help="group-lasso weight 0 before --alpha_epoch, --big_alpha from then on")
+        g.add_argument("--big_alpha", type=float, default=1e-4, help="group-lasso weight after the warm-up")
+        g.add_argument("--alpha_epoch", type=int, default=20, help="epochs without group lasso when warming up")
+        g.add_argument("--beta_decay", action="store_true", help="forget-hinge weight --small_beta from epoch 50")
+        g.add_argument("--small_beta", type=float, default=1e-4, help="forget-hinge weight after the decay")
+        g.add_argument("--prototype", action="store_true", help="add the prototype loss (GS-LoRA++)")
+        g.add_argument("--pro_f_weight", type=float, default=0.0, help="w_f, weight of the forget prototype hinge")
+        g.add_argument("--cl_prof_list", type=float, nargs="*", default=[], help="w_f per task (overrides)")
+        g.add_argument("--pro_r_weight", type=float, default=0.0, help="w_r, weight of the remain prototype KL")
+        g.add_argument("--BND_pro", type=float, default=18.0, help="bound of the forget prototype hinge")
+
+    @classmethod
+    def check_arguments(cls, parser, args) -> None:
+        for flag in ("cl_beta_list", "cl_prof_list"):
+            values = getattr(args, flag)
+            if values and len(values) < args.num_tasks:
+                parser.error(f"--{flag} has {len(values)} values for {args.num_tasks} tasks")
+        if args.lora_rank < 1:
+            parser.error(f"{cls.name} needs --lora_rank >= 1")
+
+    @classmethod
+    def from_args(cls, model: nn.Module, args) -> "GSLoRA":
+        return cls(model, rank=args.lora_rank, lora_alpha=args.lora_alpha, bound=args.BND, beta=args.beta,
+                   beta_list=args.cl_beta_list, alpha=args.alpha, warmup_alpha=args.warmup_alpha,
+                   big_alpha=args.big_alpha, alpha_epoch=args.alpha_epoch, beta_decay=args.beta_decay,
+                   small_beta=args.small_beta, prototype=args.prototype or cls is GSLoRAPlusPlus,
+                   pro_f_weight=args.pro_f_weight, pro_r_weight=args.pro_r_weight, prof_list=args.cl_prof_list,
+                   bound_pro=args.BND_pro)
+
+    def trainable_parameters(self) -> List[nn.Parameter]:
+        return [p for layer in lora_layers(self.model) for p in (layer.lora_A, layer.lora_B)]
+
+    def begin_task(self, ctx: TaskContext) -> None:
+        super().begin_task(ctx)
+        # The original re-initialises A with a = sqrt(50) from the second task on (a smaller start); kept.
+        reset_lora(self.model, a=math.sqrt(5) if ctx.task.index == 0 else math.sqrt(50))
+        self.task_beta = _per_task(self.beta_list, ctx.task.index, self.beta)
+        self.task_w_f = _per_task(self.prof_list, ctx.task.index, self.pro_f_weight)
+        if self.prototype:
+            means = class_mean_embeddings(self.model, ctx.train, torch.cat([ctx.remain_idx, ctx.forget_idx]),
+                                          5 * ctx.batch_size, ctx.device, ctx.amp)
+            self.prototypes = torch.zeros(ctx.num_classes, next(iter(means.values())).numel())
+            for c, mean in means.items():
+                self.prototypes[c] = mean
+            self.prototypes = self.prototypes.to(ctx.device)
+
+    def alpha_at(self, epoch: int) -> float:
+        if self.warmup_alpha:
+            return 0.0 if epoch < self.alpha_epoch else self.big_alpha
+        return self.alpha
+
+    def beta_at(self, epoch: int) -> float:
+        return self.small_beta if self.beta_decay and epoch >= 50 else self.task_beta
+
+    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
+        logits_r, logits_f, emb_r, emb_f = cross_entropy_pair(self.model, remain, forget)
+        ce_r = F.cross_entropy(logits_r.float(), remain[1])
+        ce_f = F.cross_entropy(logits_f.float(), forget[1])
+        losses = {"remain": ce_r, "forget_ce": ce_f.detach(),
+                  "forget": self.beta_at(step.epoch) * bounded_forget_loss(ce_f, self.bound),
+                  "structure": self.alpha_at(step.epoch) * group_lasso(lora_groups(self.model.backbone))}
+        if self.prototype:
+            kl_f = prototype_kl(emb_f.float(), self.prototypes[forget[1]])
+            kl_r = prototype_kl(emb_r.float(), self.prototypes[remain[1]])
+            losses.update(prototype_loss(kl_f, kl_r, self.task_w_f, self.pro_r_weight, self.bound_pro))
+        losses["total"] = sum(v for k, v in losses.items() if k != "forget_ce")
+        return losses
+
+    def end_task(self, ctx: TaskContext) -> Dict[str, object]:
+        """Logs the per-block group norms, keeps the low-rank factors, merges the LoRA into the weights."""
+        with torch.no_grad():
+            norms = [float(torch.sqrt(sum(p.pow(2).sum() for p in g))) for g in lora_groups(self.model.backbone)]
+        factors = {name: p.detach().cpu().clone() for name, p in self.model.named_parameters() if "lora_" in name}
+        ctx.artifacts["lora_delta"] = {"factors": factors, "scaling": self.lora_alpha / self.rank}
+        merge_lora(self.model)
+        return {"group_norms": norms, "beta": self.task_beta, "pro_f_weight": self.task_w_f if self.prototype else None}
+
+
+@METHODS.register("gs_lora_pp")
+class GSLoRAPlusPlus(GSLoRA):
+    """GS-LoRA++: GS-LoRA with the prototype loss always on."""
+
+    name = "gs_lora_pp"
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        """Shares GS-LoRA's flags."""

@@ -1,0 +1,1 @@
+"""Shared utilities: registries, metrics, checkpoints, logging and distributed helpers."""

@@ -1,0 +1,65 @@
+"""Forgetting metrics from per-class test counts: Acc_f, Acc_r, Acc_o, Acc_m and the H-mean (GS-LoRA Sec. 5).
+
+Accuracies are micro-averaged over the images of a class set, in percent. Two conventions are kept apart:
+``original`` counts a prediction as correct when the argmax of the margin logits computed *with the true label*
+is the label (what the original code and the papers report: the margin makes it stricter), ``plain`` uses the
+argmax of the margin-free logits (the usual definition).
+"""
+from dataclasses import dataclass
+from typing import Dict, Iterable, Optional
+
+import torch
+
+CONVENTIONS = ("original", "plain")
+
+
+@dataclass
+class ClassCounts:
+    """Per-class numbers of test images and of correct predictions under each convention, shape (C,)."""
+
+    total: torch.Tensor
+    correct: Dict[str, torch.Tensor]
+
+    def accuracy(self, classes: Iterable[int], convention: str = "original") -> Optional[float]:
+        """Percent correct over all images of ``classes``; None for an empty class set."""
+        classes = list(classes)
+        if not classes:
+            return None
+        total = int(self.total[classes].sum())
+        if total == 0:
+            return None
+        return 100.0 * int(self.correct[convention][classes].sum()) / total
+
+
+def count_correct(plain_logits: torch.Tensor, margin_logits: torch.Tensor, labels: torch.Tensor,
+                  num_classes: int) -> Dict[str, torch.Tensor]:
+    """Per-class correct counts of one batch under both conventions (plus 'total'), each shape (C,)."""
+    counts = {"total": torch.bincount(labels, minlength=num_classes)}
+    for name, logits in (("plain", plain_logits), ("original", margin_logits)):
+        hit = logits.argmax(dim=1) == labels
+        counts[name] = torch.bincount(labels[hit], minlength=num_classes)
+    return counts
+
+
+def h_mean(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Optional[float]) -> Optional[float]:
+    """H = 2 * Acc_r * drop / (Acc_r + drop), drop = Acc_f(before) - Acc_f(after); 0 when both are 0."""
+    if acc_r is None or acc_f_before is None or acc_f is None:
+        return None
+    drop = acc_f_before - acc_f
+    denominator = acc_r + drop
+    return 0.0 if denominator == 0 else 2.0 * acc_r * drop / denominator
+
+
+def task_metrics(before: ClassCounts, after: ClassCounts, remain, forget, old, missing,
+                 convention: str) -> Dict[str, Optional[float]]:
+    """Acc_f, Acc_r, Acc_o, Acc_m after a task, their before-values and H, in one accuracy convention (percent).
+
+    A value that does not apply (no old classes in the first task, no missing classes) is None.
+    """
+    sets = {"f": forget, "r": remain, "o": old, "m": missing}
+    metrics = {}
+    for key, classes in sets.items():
+        metrics[f"acc_{key}"] = after.accuracy(classes, convention)
+        metrics[f"acc_{key}_before"] = before.accuracy(classes, convention)
+    metrics["h_mean"] = h_mean(metrics["acc_r"], metrics["acc_f_before"], metrics["acc_f"])
+    return metrics
