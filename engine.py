@@ -280,11 +280,11 @@ def train_supervised_epoch(model: nn.Module, loader: BatchLoader, optimizer: tor
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum += float(loss) * len(labels)
+        loss_sum += float(loss.detach()) * len(labels)
         correct += int((logits.argmax(1) == labels).sum())
         seen += len(labels)
         if on_step is not None:
-            on_step({"loss": float(loss)})
+            on_step({"loss": float(loss.detach())})
     return {"loss": loss_sum / seen, "train_acc": 100.0 * correct / seen}
 
 

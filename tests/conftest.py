@@ -1,0 +1,86 @@
+"""Shared fixtures: a tiny in-memory dataset, a tiny pre-trained model and a two-task forgetting runner.
+
+The tiny dataset has 8 classes of 16 px images: each class is a colour pattern plus noise, so a 2-block ViT
+learns it in seconds while staying short of saturation (a saturated CosFace model has vanishing forget gradients).
+"""
+import copy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from backbone import build_model  # noqa: E402
+from data.datasets import RunData  # noqa: E402
+from data.folders import ImageTensors  # noqa: E402
+from data.subsets import train_val_split  # noqa: E402
+from data.task_plan import plan_tasks  # noqa: E402
+from engine import METHODS, OptimConfig, RunSettings, pretrain, run_forgetting  # noqa: E402
+from util.run_log import RunLog  # noqa: E402
+
+NUM_CLASSES = 8
+IMAGE_SIZE = 16
+
+
+def make_images(num_per_class: int, seed: int, noise: float = 0.35) -> ImageTensors:
+    """Class c: a fixed random 4x4 colour pattern upsampled to 16 px, plus Gaussian noise."""
+    patterns = torch.rand(NUM_CLASSES, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    patterns = torch.nn.functional.interpolate(patterns, size=IMAGE_SIZE, mode="nearest")
+    gen = torch.Generator().manual_seed(seed)
+    targets = torch.arange(NUM_CLASSES).repeat_interleave(num_per_class)
+    images = patterns[targets] + noise * torch.randn(len(targets), 3, IMAGE_SIZE, IMAGE_SIZE, generator=gen)
+    images = (images.clamp(0, 1) * 255).round().to(torch.uint8)
+    return ImageTensors(images, targets, [f"c{i}" for i in range(NUM_CLASSES)])
+
+
+@pytest.fixture(scope="session")
+def tiny_data() -> RunData:
+    train, test = make_images(40, seed=1), make_images(12, seed=2)
+    train_idx, val_idx = train_val_split(train.targets, 0.2, seed=0)
+    return RunData(Path("tiny"), train, test, train_idx, val_idx)
+
+
+def tiny_settings(outdir: Path, epochs: int = 4, lr: float = 1e-2, selection: str = "val", **kw) -> RunSettings:
+    return RunSettings(outdir=Path(outdir), batch_size=16, test_batch_size=64, device=torch.device("cpu"), amp=False,
+                       seed=0, optim=OptimConfig(lr=lr, epochs=epochs, warmup_epochs=0, min_lr=1e-5),
+                       data_ratio=1.0, selection=selection, eval_every=5,
+                       model_args=dict(net="vit_face_tiny", head="cosface", num_classes=NUM_CLASSES), **kw)
+
+
+@pytest.fixture(scope="session")
+def pretrained_state(tiny_data, tmp_path_factory):
+    """State dict of a tiny Face Transformer pre-trained on all 8 classes (good, not saturated)."""
+    torch.manual_seed(0)
+    model = build_model("vit_face_tiny", "cosface", NUM_CLASSES)
+    outdir = tmp_path_factory.mktemp("pretrain")
+    settings = tiny_settings(outdir, epochs=12, lr=3e-3)
+    report = pretrain(model, tiny_data, settings, RunLog(None), outdir / "best.pth")
+    assert report["test_acc_plain"] > 60, report["test_acc_plain"]
+    return copy.deepcopy(model.state_dict())
+
+
+@pytest.fixture
+def pretrained_model(pretrained_state):
+    model = build_model("vit_face_tiny", "cosface", NUM_CLASSES)
+    model.load_state_dict(pretrained_state)
+    return model
+
+
+def tiny_tasks(num_tasks: int = 2):
+    """Classes 0-7 in order; task 0 forgets 6 and 7, task 1 forgets 4 and 5."""
+    return plan_tasks(list(range(NUM_CLASSES)), 6, 2, num_tasks)
+
+
+@pytest.fixture
+def run_tiny(tiny_data, pretrained_model, tmp_path):
+    """Runs a registered method (built with the given keywords) through tiny tasks; returns its results."""
+
+    def run(method_name: str, num_tasks: int = 2, settings_kw=None, **method_kw):
+        method = METHODS.get(method_name)(pretrained_model, **method_kw)
+        settings = tiny_settings(tmp_path / method_name, **(settings_kw or {}))
+        return run_forgetting(method, tiny_data, tiny_tasks(num_tasks), settings, RunLog(None))
+
+    return run
