@@ -180,3 +180,14 @@ def parse_args(description: str, forgetting: bool = True, argv: Optional[List[st
         _resolve_method(parser, args)
         METHODS.get(args.method).check_arguments(parser, args)
     return args
+
+
+def parse_eval_args(description: str, argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Flags of test_forget_cl.py: which run folders to re-evaluate, and where."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--run_dir", nargs="+", required=True, help="run folders (each with results.json)")
+    parser.add_argument("--table_dir", default=None, help="also write the combined table.csv/table.md here")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to evaluate")
+    parser.add_argument("--test_batch_size", type=int, default=256, help="evaluation batch")
+    parser.add_argument("--log_level", default="INFO", help="logging level")
+    return parser.parse_args(argv)

@@ -80,7 +80,8 @@ def run_tiny(tiny_data, pretrained_model, tmp_path):
 
     def run(method_name: str, num_tasks: int = 2, settings_kw=None, **method_kw):
         method = METHODS.get(method_name)(pretrained_model, **method_kw)
-        settings = tiny_settings(tmp_path / method_name, **(settings_kw or {}))
+        outdir = tmp_path / f"{method_name}-{len(list(tmp_path.iterdir()))}"  # a fresh folder per call
+        settings = tiny_settings(outdir, **(settings_kw or {}))
         return run_forgetting(method, tiny_data, tiny_tasks(num_tasks), settings, RunLog(None))
 
     return run

@@ -1,0 +1,150 @@
+"""Speed benchmark against the original implementation's measured figures (reference/original-speed.md).
+
+Measures, on real CASIA-100 task-0 batches of the 4-task protocol (80 remain / 20 forget classes, 10 % subsets),
+at the 'reduced' (56 px, width 256) and optionally the 'full' (112 px, width 512) configuration:
+  * a GS-LoRA++ training step (48 remain + 48 forget images): median time, images/s, peak memory;
+  * a full fine-tuning step (L2, 48 images, all but the head trainable);
+  * one evaluation pass over the 8,984 test images (batch 240) and the prototype computation;
+  * task 0 under the original's settings (100 epochs, an 8,984-image test evaluation every 100 steps),
+    extrapolated from the measured step and evaluation times as the reference does;
+and prints ratios against the original's figures. Not a test: numbers depend on the machine, so quote ratios.
+
+    python benchmarks/speed.py --configs reduced full --steps 5
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from backbone import build_model  # noqa: E402
+from config import parse_args  # noqa: E402
+from data.class_order import class_order  # noqa: E402
+from data.folders import BatchLoader, load_image_folder  # noqa: E402
+from data.task_plan import plan_tasks  # noqa: E402
+from data.subsets import ratio_subset  # noqa: E402
+from data.folders import subset_indices  # noqa: E402
+from engine import METHODS, OptimConfig, StepInfo, TaskContext, evaluate  # noqa: E402
+from util.cost import CostMeter  # noqa: E402
+from util.device import resolve_device  # noqa: E402
+
+# reference/original-speed.md, measured on these 2-core machines (fp32, 2 threads, no loader workers).
+ORIGINAL = {
+    "full": {"gs_step_s": 17.66, "ft_step_s": 10.66, "eval_s": 524.0, "prototypes_s": 344.0, "task0_h": 37.8},
+    "reduced": {"gs_step_s": 1.376, "ft_step_s": 0.824, "eval_s": 44.4, "prototypes_s": 25.4, "task0_h": 3.0},
+}
+NETS = {"full": "vit_face", "reduced": "vit_face_reduced"}
+STEPS_PER_EPOCH = 59  # ceil(2,797 remain images / 48)
+EPOCHS, EVAL_EVERY = 100, 100
+
+
+def timed_steps(method, ctx, remain_loader, forget_loader, steps: int, device) -> list:
+    """Runs steps+1 training steps (the first is a warm-up) and returns the step times in seconds."""
+    times = []
+    pairs = zip(iter_forever(remain_loader), iter_forever(forget_loader))
+    for i, (remain, forget) in zip(range(steps + 1), pairs):
+        remain, forget = ctx.to_device(remain), ctx.to_device(forget)
+        start = time.perf_counter()
+        method.training_step(remain, forget, StepInfo(0, 0, i))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return times[1:]
+
+
+def iter_forever(loader):
+    while True:
+        yield from loader
+
+
+def method_for(name: str, net: str, argv: list, model):
+    args = parse_args("benchmark", argv=["-n", net, "--method", name] + argv)
+    return METHODS.get(name).from_args(model, args)
+
+
+def bench(config: str, root: Path, device: torch.device, steps: int, eval_images: int) -> dict:
+    net = NETS[config]
+    model = build_model(net, "cosface", 100).to(device)
+    size = model.backbone.image_size
+    train, test = load_image_folder(root, "train", size), load_image_folder(root, "test", size)
+    task = plan_tasks(class_order(100, 1337), 80, 20, 4)[0]
+    remain = ratio_subset(subset_indices(train, task.remain), 0.1, 1337, 0, "remain")
+    forget = ratio_subset(subset_indices(train, task.forget), 0.1, 1337, 0, "forget")
+    amp = device.type == "cuda"
+    ctx = TaskContext(task, train, remain, forget, 48, device, amp, 1337, 100, EPOCHS,
+                      OptimConfig(lr=1e-2, epochs=EPOCHS, warmup_epochs=0))
+    out = {"config": config, "device": str(device), "bf16": amp, "remain_images": len(remain),
+           "forget_images": len(forget)}
+
+    meter = CostMeter(device)
+    meter.start()
+    gs = method_for("gs_lora_pp", net, ["--lora_rank", "8", "--BND", "105", "--pro_f_weight", "0.01"], model)
+    start = time.perf_counter()
+    gs.begin_task(ctx)
+    out["prototypes_s"] = time.perf_counter() - start
+    gs.build_optimizer(ctx)
+    times = timed_steps(gs, ctx, ctx.loader(remain, "r"), ctx.loader(forget, "f"), steps, device)
+    out.update(gs_step_s=statistics.median(times), gs_peak_mb=meter.stop()["peak_memory_mb"])
+    out["gs_img_per_s"] = 96 / out["gs_step_s"]
+
+    full_model = build_model(net, "cosface", 100).to(device)
+    meter.start()
+    ft = method_for("l2", net, ["--l2_lambda", "0.1", "--replay"], full_model)
+    ft.begin_task(TaskContext(**{**ctx.__dict__, "batch_size": 24}))
+    ft.build_optimizer(ctx)
+    half = dict(batch_size=24)
+    times = timed_steps(ft, ctx, BatchLoader(train, remain, **half, shuffle=True, tag="r"),
+                        BatchLoader(train, forget, **half, shuffle=True, tag="f"), steps, device)
+    out.update(ft_step_s=statistics.median(times), ft_peak_mb=meter.stop()["peak_memory_mb"])
+    out["ft_img_per_s"] = 48 / out["ft_step_s"]
+
+    n_eval = min(eval_images, len(test))
+    start = time.perf_counter()
+    evaluate(gs.model, test, torch.arange(n_eval), 240, device, amp)
+    out["eval_s"] = (time.perf_counter() - start) * len(test) / n_eval
+    out["eval_extrapolated_from"] = n_eval
+    evals = EPOCHS * STEPS_PER_EPOCH // EVAL_EVERY
+    out["task0_h"] = (EPOCHS * STEPS_PER_EPOCH * out["gs_step_s"] + evals * out["eval_s"] + out["prototypes_s"]) / 3600
+    return out
+
+
+def report(result: dict) -> None:
+    ref = ORIGINAL[result["config"]]
+    per_image = (result["gs_step_s"] / 96) / (result["ft_step_s"] / 48)
+    print(f"\n== {result['config']} configuration on {result['device']} (bf16 {result['bf16']}) ==")
+    rows = [("GS-LoRA++ step (96 images)", "gs_step_s", "s"), ("full fine-tuning step (48 images)", "ft_step_s", "s"),
+            ("evaluation pass, 8,984 images", "eval_s", "s"), ("prototypes", "prototypes_s", "s"),
+            ("task 0, original settings", "task0_h", "h")]
+    print(f"{'':38s}{'ours':>10s}{'original':>10s}{'ours/orig':>11s}")
+    for label, key, unit in rows:
+        print(f"{label:38s}{result[key]:9.3f}{unit}{ref[key]:9.3f}{unit}{result[key] / ref[key]:10.2f}x")
+    print(f"GS-LoRA step / full fine-tuning step, per image: {per_image:.2f} (original 0.83, target <= 0.70)")
+    print(f"throughput: GS-LoRA {result['gs_img_per_s']:.1f} img/s, full fine-tuning {result['ft_img_per_s']:.1f} "
+          f"img/s; peak memory {result['gs_peak_mb']:.0f} / {result['ft_peak_mb']:.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_root", default="../shared/data/faces_webface_112x112_sub100_train_test")
+    parser.add_argument("--configs", nargs="+", default=["reduced"], choices=sorted(ORIGINAL))
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement (after one warm-up)")
+    parser.add_argument("--eval_images", type=int, default=8984, help="evaluate this many and extrapolate")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", default=None, help="also write the raw numbers here")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    results = []
+    for config in args.configs:
+        results.append(bench(config, Path(args.data_root), device, args.steps, args.eval_images))
+        report(results[-1])
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
