@@ -1,4 +1,5 @@
 """Datasets (CASIA-100, any ImageFolder tree, the built-in synthetic faces), class order, task plans, subsets."""
-from data.datasets import DATA_MODES, RunData, build_data, num_classes_in, resolve_root
+from data.datasets import DATA_MODES, RunData, build_data, resolve_root
+from data.folders import class_folders
 
-__all__ = ["DATA_MODES", "RunData", "build_data", "num_classes_in", "resolve_root"]
+__all__ = ["DATA_MODES", "RunData", "build_data", "class_folders", "resolve_root"]

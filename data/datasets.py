@@ -8,9 +8,8 @@ from pathlib import Path
 
 import torch
 
-from data.folders import ImageTensors, check_same_classes, load_image_folder
+from data.folders import ImageTensors, class_folders, load_image_folder
 from data.subsets import train_val_split
-from util.errors import UserError
 
 DATA_MODES = ("casia100", "imagefolder", "synthetic")
 
@@ -38,18 +37,10 @@ def resolve_root(data_mode: str, data_root: str, cache_dir: str, seed: int) -> P
     return Path(data_root)
 
 
-def num_classes_in(root: Path) -> int:
-    """The number of class folders under ``root/train`` (no decoding); UserError when the layout is wrong."""
-    train_dir = Path(root) / "train"
-    if not train_dir.is_dir():
-        raise UserError(f"dataset folder {train_dir} not found; expected {root}/{{train,test}}/<class name>/<images>")
-    return sum(1 for d in train_dir.iterdir() if d.is_dir())
-
-
 def build_data(root: Path, image_size: int, val_ratio: float = 0.1, seed: int = 1337) -> RunData:
     """Decodes both splits at ``image_size`` and carves a per-class validation split from the training images."""
+    class_folders(root)
     train = load_image_folder(root, "train", image_size)
     test = load_image_folder(root, "test", image_size)
-    check_same_classes(train, test, root)
     train_idx, val_idx = train_val_split(train.targets, val_ratio, seed)
     return RunData(root, train, test, train_idx, val_idx)

@@ -69,13 +69,24 @@ def load_image_folder(root: Path, split: str, image_size: int, workers: int = 4)
     return ImageTensors(images, targets, classes)
 
 
-def check_same_classes(train: ImageTensors, test: ImageTensors, root: Path) -> None:
-    """Labels are folder positions, so train and test must hold the same class folders."""
-    if train.classes != test.classes:
-        only_train = sorted(set(train.classes) - set(test.classes))[:5]
-        only_test = sorted(set(test.classes) - set(train.classes))[:5]
+def class_folders(root: Path) -> List[str]:
+    """The class folder names of ``root/train``, checked against ``root/test`` before anything is decoded.
+
+    Labels are folder positions, so both splits must hold the same class folders.
+    """
+    root = Path(root)
+    layout = f"expected {root}/{{train,test}}/<class name>/<image files>"
+    names = {}
+    for split in ("train", "test"):
+        if not (root / split).is_dir():
+            raise UserError(f"dataset folder {root / split} not found; {layout}")
+        names[split] = sorted(d.name for d in (root / split).iterdir() if d.is_dir())
+    if names["train"] != names["test"]:
+        only_train = sorted(set(names["train"]) - set(names["test"]))[:5]
+        only_test = sorted(set(names["test"]) - set(names["train"]))[:5]
         raise UserError(f"train and test under {root} have different class folders "
                         f"(only in train: {only_train}, only in test: {only_test})")
+    return names["train"]
 
 
 class BatchLoader:

@@ -23,6 +23,10 @@ class MarginHead(nn.Module):
         self.s = s
         self.m = m
         self.weight = nn.Parameter(torch.empty(num_classes, embed_dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform class weights (also how Retrain re-initialises the head)."""
         nn.init.xavier_uniform_(self.weight)
 
     def plain_logits(self, emb: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 
 from backbone import build_model
 from backbone.classifier import Classifier
-from data import RunData, build_data, num_classes_in, resolve_root
+from data import RunData, build_data, class_folders, resolve_root
 from engine import OptimConfig, RunSettings
 from util.checkpoint import load_checkpoint, load_model_weights
 from util.device import resolve_device
@@ -46,7 +46,7 @@ def start_run(args, default_outdir: str) -> Tuple[Path, torch.device]:
     torch.manual_seed(args.seed)
     device = resolve_device(args.device)
     (outdir / "config.json").write_text(json.dumps(vars(args), indent=2, default=str))
-    log.info("run folder %s, device %s", outdir, device)
+    log.debug("run folder %s, device %s", outdir, device)
     return outdir, device
 
 
@@ -71,7 +71,7 @@ def model_from_args(args, num_classes: int) -> Tuple[Classifier, Dict[str, objec
 def model_and_data_from_args(args) -> Tuple[Classifier, Dict[str, object], RunData]:
     """Builds the model for the dataset's classes and decodes the dataset at the model's input size."""
     root = resolve_root(args.data_mode, args.data_root, args.cache_dir, args.synthetic_seed)
-    model, model_args = model_from_args(args, num_classes_in(root))
+    model, model_args = model_from_args(args, len(class_folders(root)))
     data = build_data(root, model.backbone.image_size, val_ratio=args.val_ratio, seed=args.seed)
     return model, model_args, data
 

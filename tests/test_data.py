@@ -1,0 +1,160 @@
+"""Class order, task plans, subsets, image folders and the batch loader (reference 3.2-3.4)."""
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from data.class_order import class_order
+from data.datasets import build_data
+from data.folders import BatchLoader, ImageTensors, class_folders, load_image_folder
+from data.subsets import few_shot_subset, ratio_subset, train_val_split
+from data.task_plan import plan_tasks
+from util.errors import UserError
+
+
+def test_class_order_reproduces_the_original_seed_1337_order():
+    state = random.getstate()
+    order = class_order(100, 1337)
+    assert order[:12] == [83, 17, 10, 9, 89, 52, 7, 32, 37, 77, 61, 34]
+    assert order[-3:] == [90, 68, 79]
+    assert sorted(order) == list(range(100))
+    assert random.getstate() == state  # the global Python RNG is not touched
+
+
+def test_continual_plan_forgets_from_the_end_backwards():
+    order = class_order(100, 1337)
+    tasks = plan_tasks(order, num_first_cls=80, per_forget_cls=20, num_tasks=4)
+    assert len(tasks) == 4
+    for i, task in enumerate(tasks):
+        assert task.index == i
+        assert task.forget == order[80 - 20 * i:100 - 20 * i]
+        assert task.remain == order[:80 - 20 * i]
+        assert task.old == (order[100 - 20 * i:] if i > 0 else [])
+        assert task.missing == []
+        assert sorted(task.remain + task.forget + task.old) == list(range(100))
+    assert tasks[3].forget == order[20:40] and len(tasks[3].remain) == 20
+
+
+def test_missing_classes_single_step_versus_continual_layout():
+    order = class_order(100, 1337)
+    single = plan_tasks(order, 70, 30, 1, open_cls_num=40, single_step_layout=True)[0]
+    assert single.missing == order[30:70]
+    assert single.remain == order[:30]
+    assert single.forget == order[70:100]
+    continual = plan_tasks(order, 80, 20, 4, open_cls_num=5)
+    for i, task in enumerate(continual):
+        assert task.missing == order[:5]
+        assert task.remain == order[5:80 - 20 * i]
+        assert task.forget == order[80 - 20 * i:100 - 20 * i]
+
+
+@pytest.mark.parametrize("first, per, tasks, open_cls, single", [
+    (90, 20, 1, 0, False),  # F + P beyond the 100 classes
+    (80, 0, 1, 0, False),  # nothing to forget
+    (80, 20, 0, 0, False),  # no task
+    (80, 20, 5, 0, False),  # the fifth task would leave no class
+    (80, 20, 4, 20, False),  # missing classes eat the last remembered ones
+    (80, 20, 2, 0, True),  # the single-step layout has one task
+])
+def test_impossible_plans_raise_user_error(first, per, tasks, open_cls, single):
+    with pytest.raises(UserError):
+        plan_tasks(list(range(100)), first, per, tasks, open_cls_num=open_cls, single_step_layout=single)
+
+
+@pytest.fixture
+def targets():
+    return torch.arange(5).repeat_interleave(10)  # 5 classes x 10 images
+
+
+def test_few_shot_picks_n_per_class_deterministically_whatever_the_global_rng(targets):
+    pool = torch.arange(50)[torch.arange(50) % 7 != 0]  # a pool that is not all images
+    first = few_shot_subset(pool, targets, 3, 1337, "remain", 0)
+    torch.manual_seed(123)
+    torch.rand(1000)  # consume the global RNG between the calls
+    second = few_shot_subset(pool, targets, 3, 1337, "remain", 0)
+    assert torch.equal(first, second)
+    assert torch.bincount(targets[first], minlength=5).tolist() == [3] * 5
+    assert set(first.tolist()) <= set(pool.tolist()) and len(set(first.tolist())) == 15
+    assert not torch.equal(first, few_shot_subset(pool, targets, 3, 1337, "remain", 1))
+    with pytest.raises(UserError):
+        few_shot_subset(pool, targets, 9, 1337)  # classes in the pool hold 8 or 9 images
+
+
+def test_ratio_subset_takes_int_of_len_times_ratio(targets):
+    pool = torch.arange(3, 50)
+    subset = ratio_subset(pool, 0.1, 0, "forget")
+    assert len(subset) == int(47 * 0.1) == 4
+    assert len(set(subset.tolist())) == 4 and set(subset.tolist()) <= set(pool.tolist())
+    assert len(ratio_subset(pool, 0.001, 0)) == 1
+    with pytest.raises(UserError):
+        ratio_subset(pool, 0.0, 0)
+
+
+def test_train_val_split_is_a_per_class_partition():
+    targets = torch.tensor([0] * 10 + [1] * 5 + [2] * 3)
+    train, val = train_val_split(targets, 0.2, seed=0)
+    assert sorted(train.tolist() + val.tolist()) == list(range(18))
+    assert set(train.tolist()).isdisjoint(val.tolist())
+    assert torch.bincount(targets[val], minlength=3).tolist() == [2, 1, 1]  # round(count * 0.2), at least 1
+    again = train_val_split(targets, 0.2, seed=0)
+    assert torch.equal(again[0], train) and torch.equal(again[1], val)
+
+
+def write_png(path, colour, size=20):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((size, size, 3), colour, dtype=np.uint8)).save(path)
+
+
+def test_load_image_folder_decodes_and_resizes(tmp_path):
+    write_png(tmp_path / "train" / "bob" / "1.png", (0, 0, 255))
+    write_png(tmp_path / "train" / "alice" / "1.png", (255, 0, 0))
+    write_png(tmp_path / "train" / "alice" / "2.png", (0, 255, 0), size=30)
+    (tmp_path / "train" / "alice" / "notes.txt").write_text("not an image")
+    data = load_image_folder(tmp_path, "train", image_size=8, workers=1)
+    assert data.classes == ["alice", "bob"]
+    assert data.targets.tolist() == [0, 0, 1]
+    assert data.images.shape == (3, 3, 8, 8) and data.images.dtype == torch.uint8
+    assert data.images[:, :, 4, 4].tolist() == [[255, 0, 0], [0, 255, 0], [0, 0, 255]]  # files sorted by name
+
+
+def test_missing_folder_names_the_expected_layout(tmp_path):
+    with pytest.raises(UserError, match=r"\{train,test\}/<class name>"):
+        load_image_folder(tmp_path / "nowhere", "train", image_size=8)
+    (tmp_path / "empty" / "train" / "a").mkdir(parents=True)
+    with pytest.raises(UserError, match=r"no images.*\{train,test\}/<class name>"):
+        load_image_folder(tmp_path / "empty", "train", image_size=8)
+
+
+def test_train_test_class_mismatch_is_a_clear_error(tmp_path):
+    for split, name in (("train", "ann"), ("train", "ben"), ("test", "ann"), ("test", "cat")):
+        write_png(tmp_path / split / name / "0.png", (9, 9, 9), size=8)
+    with pytest.raises(UserError, match=r"different class folders.*\['ben'\].*\['cat'\]"):
+        build_data(tmp_path, image_size=8)
+    (tmp_path / "test" / "ben").mkdir()
+    (tmp_path / "train" / "cat").mkdir()
+    assert class_folders(tmp_path) == ["ann", "ben", "cat"]  # identical folders pass
+
+
+def test_batch_loader_covers_each_index_once_per_pass_and_reshuffles():
+    n = 30
+    images = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1).expand(n, 3, 2, 2).contiguous()
+    data = ImageTensors(images, torch.arange(n), [str(i) for i in range(n)])  # label = index
+    indices = torch.arange(0, n, 3)  # 10 of the 30 images
+    loader = BatchLoader(data, indices, batch_size=4, shuffle=True, seed=0, tag="remain")
+    assert len(loader) == 3
+    passes = []
+    for _ in range(2):
+        batches = list(loader)
+        assert [len(y) for _, y in batches] == [4, 4, 2]
+        seen = torch.cat([y for _, y in batches])
+        assert sorted(seen.tolist()) == indices.tolist()
+        x0, y0 = batches[0]
+        torch.testing.assert_close(x0[:, 0, 0, 0], y0.float() / 255)  # images in [0, 1], in step with labels
+        passes.append(seen.tolist())
+    assert passes[0] != passes[1]
+    ordered = BatchLoader(data, indices, batch_size=4, drop_last=True)
+    assert torch.cat([y for _, y in ordered]).tolist() == indices[:8].tolist()
+    with pytest.raises(UserError):
+        BatchLoader(data, torch.tensor([], dtype=torch.int64), batch_size=4)
