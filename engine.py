@@ -130,6 +130,11 @@ class Method:
         """Default for full fine-tuning baselines: the whole backbone; the head stays frozen (reference 1.7)."""
         return list(self.model.backbone.parameters())
 
+    def optimized_parameters(self) -> List[nn.Parameter]:
+        """What the optimizer updates and selection snapshots: the model's trainable parameters plus any
+        auxiliary module a method trains outside the model (LIRF's deposit). Default: ``trainable_parameters``."""
+        return self.trainable_parameters()
+
     def freeze(self) -> None:
         """Sets requires_grad to match ``trainable_parameters``."""
         trainable = {id(p) for p in self.trainable_parameters()}
@@ -150,7 +155,7 @@ class Method:
     def build_optimizer(self, ctx: TaskContext) -> Tuple[torch.optim.Optimizer, CosineLRScheduler]:
         """A fresh timm optimizer (weight decay on matrices only) and per-epoch cosine schedule."""
         o = ctx.optim
-        params = [p for p in self.trainable_parameters() if p.requires_grad]
+        params = [p for p in self.optimized_parameters() if p.requires_grad]
         groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": o.weight_decay},
                   {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
         extra = {"betas": tuple(o.opt_betas)} if o.opt_betas else {}
@@ -196,11 +201,11 @@ class Method:
         """Restores what ``state_dict`` saved."""
 
     def snapshot(self) -> List[torch.Tensor]:
-        return [p.detach().clone() for p in self.trainable_parameters()]
+        return [p.detach().clone() for p in self.optimized_parameters()]
 
     @torch.no_grad()
     def restore(self, snapshot: List[torch.Tensor]) -> None:
-        for p, saved in zip(self.trainable_parameters(), snapshot):
+        for p, saved in zip(self.optimized_parameters(), snapshot):
             p.copy_(saved)
 
 
@@ -377,17 +382,18 @@ def train_task(method: Method, ctx: TaskContext, selector: Selector, s: RunSetti
         step.epoch = epoch
         scheduler.step(epoch)
         sums: Dict[str, float] = {}
-        first_iteration = step.iteration
+        counts: Dict[str, int] = {}
         for remain, forget in method.batches(ctx, loaders):
             losses = method.training_step(ctx.to_device(remain), ctx.to_device(forget), step)
             check_finite(losses, f"task {ctx.task.index}, epoch {epoch}")
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
+                counts[name] = counts.get(name, 0) + 1
             step.iteration += 1
             progress.update()
             if s.selection != "last" and step.iteration % s.eval_every == 0:
                 run_log.write(f"task{ctx.task.index}/{s.selection}", step.iteration, selector.consider(step))
-        epoch_losses = {k: v / max(1, step.iteration - first_iteration) for k, v in sums.items()}
+        epoch_losses = {k: v / counts[k] for k, v in sums.items()}
         run_log.write(f"task{ctx.task.index}/train", epoch, {"lr": method.optimizer.param_groups[0]["lr"],
                                                                **epoch_losses})
         progress.set_postfix(epoch=epoch, loss=f"{epoch_losses.get('total', float('nan')):.3f}")

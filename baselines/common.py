@@ -59,3 +59,14 @@ class FineTuneMethod(Method):
 
     def relabel(self, labels: torch.Tensor) -> torch.Tensor:
         return wrong_labels(labels, self.ctx.num_classes, self.relabel_generator)
+
+
+class ForgetPassMethod(FineTuneMethod):
+    """A baseline whose epoch is one pass over the forget data, remain batches cycled (LwF, DER, DER++, FDR).
+
+    The reverse of the engine's default pairing, as in the original's LwF, DER, FDR and LIRF (reference Sec. 3.5).
+    """
+
+    def batches(self, ctx: TaskContext, loaders):
+        for forget in loaders["forget"]:
+            yield next(loaders["remain_cycle"]), forget

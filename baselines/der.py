@@ -1,0 +1,61 @@
+"""DER (Buzzega et al., NeurIPS 2020) adapted to forgetting: wrong labels on forget data, embedding replay on remain.
+
+Per step (one forget batch x_f with wrong labels y~_f, one cycled remain batch x_r; reference Sec. 2.5)
+
+    L = CE(z(x_f), y~_f) + lambda * ||e(x_r) - e_t(x_r)||_F^2
+
+where e is the embedding and e_t that of the frozen pre-trained model (never refreshed). As in the original, the
+squared Frobenius norm is summed over the whole batch, not averaged. DER++ (der_pp.py) extends this class.
+"""
+from typing import Dict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from baselines.common import ForgetPassMethod
+from engine import METHODS, StepInfo, cross_entropy_pair, frozen_copy
+
+
+def embedding_drift(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
+    """Squared Frobenius distance between two batches of embeddings, summed (not averaged).
+
+    Args:
+        student_emb: (B, D) embeddings of the trained model.
+        teacher_emb: (B, D) embeddings of the frozen teacher on the same images.
+    Returns:
+        sum_i sum_d (e_id - e_t,id)^2, a scalar.
+    """
+    return (student_emb - teacher_emb).pow(2).sum()
+
+
+@METHODS.register("der")
+class DER(ForgetPassMethod):
+    """Wrong-label fine-tuning on forget data, pulling remain embeddings to the pre-trained model's."""
+
+    name = "der"
+
+    def __init__(self, model: nn.Module, drift_weight: float = 0.1, **shared):
+        super().__init__(model, **shared)
+        self.drift_weight = drift_weight
+        self.teacher = frozen_copy(model)
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        g = parser.add_argument_group("DER / DER++")
+        g.add_argument("--DER_lambda", type=float, default=0.1,
+                       help="weight of the summed squared embedding distance to the pre-trained model on remain data")
+
+    @classmethod
+    def from_args(cls, model: nn.Module, args) -> "DER":
+        return cls(model, drift_weight=args.DER_lambda, **cls.shared_kwargs(args))
+
+    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
+        wrong = self.relabel(forget[1])
+        _, logits_f, emb_r, _ = cross_entropy_pair(self.model, remain, (forget[0], wrong))
+        with torch.no_grad():
+            _, teacher_emb = self.teacher(*remain)
+        losses = {"forget": F.cross_entropy(logits_f.float(), wrong),
+                  "drift": self.drift_weight * embedding_drift(emb_r.float(), teacher_emb.float())}
+        losses["total"] = sum(losses.values())
+        return losses

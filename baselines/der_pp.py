@@ -1,0 +1,51 @@
+"""DER++ (Buzzega et al., NeurIPS 2020): DER plus cross-entropy on a second remain batch (reference Sec. 2.5).
+
+    L = CE(z(x_f), y~_f) + lambda * ||e(x_r) - e_t(x_r)||_F^2 + lambda_plus * CE(z(x_r'), y_r')
+
+where x_r' is the remain batch drawn right after x_r from the same cycled remain loader.
+"""
+from typing import Dict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from baselines.der import DER
+from engine import METHODS, StepInfo, TaskContext
+
+
+@METHODS.register("der_pp")
+class DERPlusPlus(DER):
+    """DER with a replayed remain batch trained on its true labels."""
+
+    name = "der_pp"
+
+    def __init__(self, model: nn.Module, drift_weight: float = 0.1, replay_weight: float = 0.1, **shared):
+        super().__init__(model, drift_weight=drift_weight, **shared)
+        self.replay_weight = replay_weight
+        self.next_remain = None
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        """Adds only --DER_plus_lambda; --DER_lambda comes from DER."""
+        g = parser.add_argument_group("DER++")
+        g.add_argument("--DER_plus_lambda", type=float, default=0.1,
+                       help="weight of the cross-entropy on the second remain batch")
+
+    @classmethod
+    def from_args(cls, model: nn.Module, args) -> "DERPlusPlus":
+        return cls(model, drift_weight=args.DER_lambda, replay_weight=args.DER_plus_lambda,
+                   **cls.shared_kwargs(args))
+
+    def batches(self, ctx: TaskContext, loaders):
+        """DER's pairs; before each is yielded, the next remain batch is kept on the device for the replay term."""
+        for remain, forget in super().batches(ctx, loaders):
+            self.next_remain = ctx.to_device(next(loaders["remain_cycle"]))
+            yield remain, forget
+
+    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
+        losses = super().compute_loss(remain, forget, step)
+        logits, _ = self.model(*self.next_remain)
+        losses["replay"] = self.replay_weight * F.cross_entropy(logits.float(), self.next_remain[1])
+        losses["total"] = losses["total"] + losses["replay"]
+        return losses

@@ -1,0 +1,38 @@
+"""EWC (Kirkpatrick et al., PNAS 2017): the L2 baseline with empirical-Fisher importance (reference Sec. 2.5).
+
+    F_n = (1/nb) sum_b |b| (d CE_b / d theta_n)^2
+
+with CE_b the batch-mean cross-entropy of the margin logits against the true labels, over the remain subset of
+the task, in eval mode (the original's Hsu et al.-style estimate).
+"""
+from typing import List
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from baselines.l2 import L2, gradient_importance
+from engine import METHODS, TaskContext
+
+
+def fisher_contribution(grad: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """One batch's share of the empirical Fisher: |b| * g^2 (g: the gradient of the batch-mean CE)."""
+    return grad.pow(2) * batch_size
+
+
+def fisher_importance(model: nn.Module, params: List[nn.Parameter], batches, device: torch.device,
+                      autocast) -> List[torch.Tensor]:
+    """Empirical Fisher diagonal F_n = (1/nb) sum_b |b| (d CE_b / d theta_n)^2, one tensor per parameter."""
+    return gradient_importance(model, params, batches, F.cross_entropy, fisher_contribution, device, autocast)
+
+
+@METHODS.register("ewc")
+class EWC(L2):
+    """L2 with the empirical Fisher as importance."""
+
+    name = "ewc"
+    weight_flag = "ewc_lambda"
+
+    def importance(self, ctx: TaskContext, params: List[nn.Parameter]) -> List[torch.Tensor]:
+        return fisher_importance(self.model, params, ctx.loader(ctx.remain_idx, "importance"), ctx.device,
+                                 self.autocast)

@@ -1,0 +1,60 @@
+"""FDR (Benjamin et al., ICLR 2019, function distance regularisation) adapted to forgetting (reference Sec. 2.5).
+
+Per step (one forget batch x_f with wrong labels y~_f, one cycled remain batch x_r of B images)
+
+    L = CE(z(x_f), y~_f) + lambda * (1/B) sum_i ||z(x_r,i) - z_t(x_r,i)||_2
+
+with z_t the logits of the frozen pre-trained model (never refreshed); the per-sample L2 norm is not squared.
+"""
+from typing import Dict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from baselines.common import ForgetPassMethod
+from engine import METHODS, StepInfo, cross_entropy_pair, frozen_copy
+
+
+def logit_distance(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Mean per-sample Euclidean distance between two batches of logits.
+
+    Args:
+        student_logits: (B, C) logits of the trained model.
+        teacher_logits: (B, C) logits of the frozen teacher on the same images.
+    Returns:
+        (1/B) sum_i sqrt(sum_c (s_ic - t_ic)^2), a scalar (its gradient at a zero row is zero).
+    """
+    return torch.linalg.vector_norm(student_logits - teacher_logits, ord=2, dim=1).mean()
+
+
+@METHODS.register("fdr")
+class FDR(ForgetPassMethod):
+    """Wrong-label fine-tuning on forget data, keeping the remain logits near the pre-trained model's."""
+
+    name = "fdr"
+
+    def __init__(self, model: nn.Module, distance_weight: float = 0.1, **shared):
+        super().__init__(model, **shared)
+        self.distance_weight = distance_weight
+        self.teacher = frozen_copy(model)
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        g = parser.add_argument_group("FDR")
+        g.add_argument("--FDR_lambda", type=float, default=0.1,
+                       help="weight of the mean L2 distance between the remain logits and the pre-trained model's")
+
+    @classmethod
+    def from_args(cls, model: nn.Module, args) -> "FDR":
+        return cls(model, distance_weight=args.FDR_lambda, **cls.shared_kwargs(args))
+
+    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
+        wrong = self.relabel(forget[1])
+        logits_r, logits_f, _, _ = cross_entropy_pair(self.model, remain, (forget[0], wrong))
+        with torch.no_grad():
+            teacher_r, _ = self.teacher(*remain)
+        losses = {"forget": F.cross_entropy(logits_f.float(), wrong),
+                  "logit_distance": self.distance_weight * logit_distance(logits_r.float(), teacher_r.float())}
+        losses["total"] = sum(losses.values())
+        return losses

@@ -1,0 +1,134 @@
+"""L2: fine-tuning on wrong forget labels with a quadratic pull towards earlier weights (reference Sec. 2.5).
+
+Per step the method minimises
+
+    CE(z(x), y~) + lambda * sum_t sum_n Omega_{t,n} (theta_n - theta*_{t,n})^2
+
+where x is the forget batch (wrong labels y~) and, with ``--replay``, also the remain batch (true labels); theta*_t
+are the weights at the start of task t and Omega_t their importance. L2 sets Omega = 1; EWC (Kirkpatrick et al.,
+PNAS 2017) and MAS (Aljundi et al., ECCV 2018) subclass it and only replace ``importance``.
+"""
+from typing import Callable, Dict, Iterable, List
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from baselines.common import FineTuneMethod
+from engine import METHODS, StepInfo, TaskContext, cross_entropy_pair
+
+Term = Dict[str, List[torch.Tensor]]
+
+
+def weighted_penalty(params: List[torch.Tensor], terms: List[Term]) -> torch.Tensor:
+    """sum_t sum_n Omega_{t,n} (theta_n - theta*_{t,n})^2, summed over every entry (not averaged).
+
+    Args:
+        params: the trainable tensors theta, in a fixed order.
+        terms: one dict per term with 'anchor' (theta*_t) and 'importance' (Omega_t), lists of tensors shaped like
+            ``params``.
+    Returns:
+        A scalar; zero when there are no terms.
+    """
+    total = params[0].new_zeros(())
+    for term in terms:
+        for p, anchor, weight in zip(params, term["anchor"], term["importance"]):
+            total = total + (weight * (p - anchor).pow(2)).sum()
+    return total
+
+
+def gradient_importance(model: nn.Module, params: List[nn.Parameter], batches: Iterable, objective: Callable,
+                        contribution: Callable, device: torch.device, autocast: Callable) -> List[torch.Tensor]:
+    """(1/nb) sum_b contribution(d objective_b / d theta, |b|), with the model in eval mode.
+
+    Args:
+        objective: maps (margin logits (B, C) float, labels (B,)) to the scalar to differentiate.
+        contribution: maps (a parameter's gradient, batch size) to that batch's share of the importance.
+        autocast: a no-argument callable returning the forward's autocast context.
+    Returns:
+        One importance tensor per parameter (detached, shaped like it).
+    """
+    was_training = model.training
+    model.eval()
+    sums = [torch.zeros_like(p) for p in params]
+    num_batches = 0
+    for images, labels in batches:
+        images, labels = images.to(device), labels.to(device)
+        with autocast():
+            logits, _ = model(images, labels)
+        grads = torch.autograd.grad(objective(logits.float(), labels), params, allow_unused=True)
+        for total, grad in zip(sums, grads):
+            if grad is not None:
+                total.add_(contribution(grad, len(labels)))
+        num_batches += 1
+    model.train(was_training)
+    return [s / max(1, num_batches) for s in sums]
+
+
+@METHODS.register("l2")
+class L2(FineTuneMethod):
+    """Full fine-tuning with an unweighted (importance 1) quadratic penalty; base of EWC and MAS."""
+
+    name = "l2"
+    weight_flag = "l2_lambda"
+
+    def __init__(self, model: nn.Module, penalty_weight: float = 0.1, replay: bool = False, online: bool = False,
+                 **shared):
+        super().__init__(model, **shared)
+        self.penalty_weight, self.replay, self.online = penalty_weight, replay, online
+        self.terms: List[Term] = []
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        """One group per method, named after it; EWC and MAS inherit this with their own flag."""
+        g = parser.add_argument_group(f"{cls.name.upper()} (quadratic penalty)")
+        g.add_argument(f"--{cls.weight_flag}", type=float, default=0.1,
+                       help="lambda, weight of the summed importance-weighted squared distance to earlier weights")
+
+    @classmethod
+    def from_args(cls, model: nn.Module, args) -> "L2":
+        return cls(model, penalty_weight=getattr(args, cls.weight_flag), replay=args.replay, online=args.online,
+                   **cls.shared_kwargs(args))
+
+    def importance(self, ctx: TaskContext, params: List[nn.Parameter]) -> List[torch.Tensor]:
+        """Omega of a new term; L2 weighs every parameter equally."""
+        return [torch.ones_like(p) for p in params]
+
+    def begin_task(self, ctx: TaskContext) -> None:
+        """Anchors a new term at the current weights, its importance measured on the task's remain subset.
+
+        The original measured the importance of every task after the first on the full remain training set, even
+        in few-shot mode (its bug 7); here it only sees the subset the method is given.
+        """
+        super().begin_task(ctx)
+        params = self.trainable_parameters()
+        self.terms = [{k: [t.to(ctx.device) for t in v] for k, v in term.items()} for term in self.terms]
+        term = {"anchor": [p.detach().clone() for p in params], "importance": self.importance(ctx, params)}
+        self.terms = [term] if self.online else self.terms + [term]
+
+    def batches(self, ctx: TaskContext, loaders):
+        """With replay the default pairing (remain pass, forget cycled); without, a pass over the forget data."""
+        if self.replay:
+            yield from super().batches(ctx, loaders)
+        else:
+            for forget in loaders["forget"]:
+                yield None, forget
+
+    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
+        forget = (forget[0], self.relabel(forget[1]))
+        if remain is not None:
+            logits_r, logits_f, _, _ = cross_entropy_pair(self.model, remain, forget)
+            logits, labels = torch.cat([logits_r, logits_f]), torch.cat([remain[1], forget[1]])
+        else:
+            (logits, _), labels = self.model(*forget), forget[1]
+        losses = {"ce": F.cross_entropy(logits.float(), labels),
+                  "penalty": self.penalty_weight * weighted_penalty(self.trainable_parameters(), self.terms)}
+        losses["total"] = losses["ce"] + losses["penalty"]
+        return losses
+
+    def state_dict(self) -> Dict[str, object]:
+        return {"terms": [{k: [t.detach().cpu() for t in v] for k, v in term.items()} for term in self.terms]}
+
+    def load_state_dict(self, state: Dict[str, object]) -> None:
+        """Terms come back on the CPU; ``begin_task`` moves them to the run's device."""
+        self.terms = [{k: list(v) for k, v in term.items()} for term in state.get("terms", [])]

@@ -1,0 +1,135 @@
+"""LIRF (Ye et al., ECCV 2022, "Learning with Recoverable Forgetting") as run by the GS-LoRA papers (reference 2.5).
+
+The backbone is split after depth//2 blocks. The student is the lower half of the live model (trained); the upper
+half, final norm and head stay frozen at their pre-trained values and serve as the shared ``up`` of student and
+deposit. The teacher is the frozen pre-trained model; the deposit is a trained copy of the pre-trained lower half.
+
+    L = (1-a) CE(up(s(x_f)), y~_f) - 300 AT(s(x_f), t(x_f)) + 10 a T^2 KL(t[:, R] || s[:, R])
+        + 0.05 [a T^2 KL(t[:, F] || d[:, F]) + (1-a) CE(d, y~_f)] + 5 CE(up(s(x_r)), y_r)
+
+with s/t/d the margin logits up(.) of the student/teacher/deposit lower-half tokens at the batch labels, y~_f wrong
+labels, KL on temperature-T softmaxes (batch mean), R the task's remaining and F its forget classes.
+"""
+import copy
+from typing import Dict, List
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from baselines.common import FineTuneMethod
+from engine import METHODS, StepInfo, TaskContext, frozen_copy
+
+AT_WEIGHT, REMAIN_KL_WEIGHT, DEPOSIT_WEIGHT, REMAIN_CE_WEIGHT = 300.0, 10.0, 0.05, 5.0  # fixed in the original
+
+
+def attention_map(tokens: torch.Tensor, threshold: float = 0.005) -> torch.Tensor:
+    """(B, N, D) tokens -> (B, D): L2-normalised (over D) mean over the N tokens of x^2; entries < threshold -> 0.
+
+    The axes follow the reference text (the original's ``x.pow(2).mean(1)`` on (B, 197, 512) token features).
+    """
+    a = F.normalize(tokens.pow(2).mean(dim=1), dim=1)
+    return torch.where(a < threshold, torch.zeros_like(a), a)
+
+
+def attention_transfer(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """AT(x, y) = mean((a(x) - a(y))^2) over batch and channels; tokens (B, N, D) each -> scalar."""
+    return (attention_map(student) - attention_map(teacher)).pow(2).mean()
+
+
+def soft_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(softmax(t/T) || softmax(s/T)) summed over classes, averaged over the batch; logits (B, C) -> scalar."""
+    return F.kl_div(F.log_softmax(student / temperature, dim=1), F.log_softmax(teacher / temperature, dim=1),
+                    reduction="batchmean", log_target=True)
+
+
+def lower_tokens(vit: nn.Module, images: torch.Tensor, depth: int) -> torch.Tensor:
+    """The token sequence (B, N+1, D) of a Face Transformer after its first ``depth`` blocks."""
+    x = vit.patch_embed(vit.patchify(images))
+    x = torch.cat([vit.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + vit.pos_embedding
+    x = vit.emb_drop(x)
+    for block in vit.blocks[:depth]:
+        x = block(x)
+    return x
+
+
+def upper_logits(model: nn.Module, tokens: torch.Tensor, labels: torch.Tensor, start: int) -> torch.Tensor:
+    """Margin logits (B, C) of a Classifier from lower-half tokens: blocks[start:], CLS pooling, norm, head."""
+    for block in model.backbone.blocks[start:]:
+        tokens = block(tokens)
+    return model.head(model.backbone.norm(tokens[:, 0]), labels)
+
+
+def lower_half_parameters(vit: nn.Module, depth: int) -> List[nn.Parameter]:
+    """Patch embedding, class token, position embedding and the first ``depth`` blocks."""
+    blocks = [p for block in vit.blocks[:depth] for p in block.parameters()]
+    return list(vit.patch_embed.parameters()) + [vit.cls_token, vit.pos_embedding] + blocks
+
+
+@METHODS.register("lirf")
+class LIRF(FineTuneMethod):
+    """LIRF; trains the lower half of the backbone and the deposit; reports the lower half as trainable."""
+
+    name = "lirf"
+
+    def __init__(self, model: nn.Module, temperature: float = 10.0, alpha: float = 0.1, seed: int = 1337):
+        super().__init__(model, seed=seed)
+        self.temperature, self.alpha = temperature, alpha
+        self.split = len(model.backbone.blocks) // 2
+        self.teacher = frozen_copy(model)
+        self.deposit = copy.deepcopy(model.backbone)  # only its lower half is used and trained
+        self.deposit.blocks, self.deposit.norm = self.deposit.blocks[:self.split], nn.Identity()
+        self.deposit.requires_grad_(True)
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        g = parser.add_argument_group("LIRF")
+        g.add_argument("--LIRF_T", type=float, default=10.0, help="distillation temperature T")
+        g.add_argument("--LIRF_alpha", type=float, default=0.1, help="a: balances the CE and distillation terms")
+
+    @classmethod
+    def from_args(cls, model: nn.Module, args) -> "LIRF":
+        return cls(model, temperature=args.LIRF_T, alpha=args.LIRF_alpha, seed=args.seed)
+
+    def trainable_parameters(self) -> List[nn.Parameter]:
+        return lower_half_parameters(self.model.backbone, self.split)
+
+    def optimized_parameters(self) -> List[nn.Parameter]:
+        """The student's lower half and the deposit: the original left the deposit out of its optimizer, so
+        the deposit term changed nothing (its bug 4). Selection snapshots the pair together."""
+        return self.trainable_parameters() + list(self.deposit.parameters())
+
+    def begin_task(self, ctx: TaskContext) -> None:
+        super().begin_task(ctx)
+        # Columns by class index: the original sliced [:split]/[split:] by position, wrong under the shuffled
+        # class order (its bug 4).
+        self.remain_cols = torch.tensor(ctx.task.remain, device=ctx.device)
+        self.forget_cols = torch.tensor(ctx.task.forget, device=ctx.device)
+
+    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
+        a, temp, n = self.alpha, self.temperature, remain[0].shape[0]
+        wrong = self.relabel(forget[1])
+        tokens = lower_tokens(self.model.backbone, torch.cat([remain[0], forget[0]]), self.split)
+        logits = upper_logits(self.model, tokens, torch.cat([remain[1], wrong]), self.split).float()
+        s, s_tokens = logits[n:], tokens[n:]
+        with torch.no_grad():
+            t_tokens = lower_tokens(self.teacher.backbone, forget[0], self.split)
+            t = upper_logits(self.teacher, t_tokens, wrong, self.split).float()
+        d = upper_logits(self.model, lower_tokens(self.deposit, forget[0], self.split), wrong, self.split).float()
+        r, f = self.remain_cols, self.forget_cols
+        losses = {
+            "forget_ce": (1 - a) * F.cross_entropy(s, wrong),
+            "attention": -AT_WEIGHT * attention_transfer(s_tokens.float(), t_tokens.float()),
+            "remain_kl": REMAIN_KL_WEIGHT * a * temp ** 2 * soft_kl(s[:, r], t[:, r], temp),
+            "deposit": DEPOSIT_WEIGHT * (a * temp ** 2 * soft_kl(d[:, f], t[:, f], temp)
+                                         + (1 - a) * F.cross_entropy(d, wrong)),
+            "remain_ce": REMAIN_CE_WEIGHT * F.cross_entropy(logits[:n], remain[1]),
+        }
+        losses["total"] = sum(losses.values())
+        return losses
+
+    def state_dict(self) -> Dict[str, object]:
+        return {"deposit": {k: v.cpu() for k, v in self.deposit.state_dict().items()}}
+
+    def load_state_dict(self, state: Dict[str, object]) -> None:
+        self.deposit.load_state_dict(state["deposit"])

@@ -1,0 +1,70 @@
+"""LwF (Li & Hoiem, ECCV 2016) adapted to forgetting: wrong labels on forget data, distillation on remain data.
+
+Per step (one forget batch x_f with wrong labels y~_f, one cycled remain batch x_r; reference Sec. 2.5)
+
+    L = CE(z(x_f), y~_f) + lambda_kd * T^2 * KL(softmax(z_t(x_r)/T) || softmax(z(x_r)/T)) + lambda_r * CE(z(x_r), y_r)
+
+where z_t is the frozen pre-trained model (the teacher, never refreshed) and all logits are margin logits at the
+label the head is called with. The original's KD term was identically zero (its bug 3); here it is the real KL.
+"""
+from typing import Dict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from baselines.common import ForgetPassMethod
+from engine import METHODS, StepInfo, cross_entropy_pair, frozen_copy
+
+
+def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Temperature-softened knowledge distillation, averaged over the batch.
+
+    Args:
+        student_logits: (B, C) logits of the trained model.
+        teacher_logits: (B, C) logits of the frozen teacher on the same images.
+        temperature: T > 0; the T^2 factor keeps the gradient scale independent of T.
+    Returns:
+        T^2 * (1/B) sum_i sum_c p_ic [log p_ic - log q_ic], p = softmax(t/T), q = softmax(s/T); a scalar.
+    """
+    return temperature ** 2 * F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
+                                       F.log_softmax(teacher_logits / temperature, dim=1),
+                                       reduction="batchmean", log_target=True)
+
+
+@METHODS.register("lwf")
+class LwF(ForgetPassMethod):
+    """Wrong-label fine-tuning on forget data, distillation from the pre-trained model and CE on remain data."""
+
+    name = "lwf"
+
+    def __init__(self, model: nn.Module, temperature: float = 2.0, kd_weight: float = 0.5,
+                 remain_weight: float = 1.0, **shared):
+        super().__init__(model, **shared)
+        self.temperature, self.kd_weight, self.remain_weight = temperature, kd_weight, remain_weight
+        self.teacher = frozen_copy(model)
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        g = parser.add_argument_group("LwF")
+        g.add_argument("--Lwf_T", type=float, default=2.0, help="distillation temperature T (unitless)")
+        g.add_argument("--Lwf_lambda_kd", type=float, default=0.5,
+                       help="weight of the distillation term on remain data")
+        g.add_argument("--Lwf_lambda_remain", type=float, default=1.0, help="weight of the remain cross-entropy")
+
+    @classmethod
+    def from_args(cls, model: nn.Module, args) -> "LwF":
+        return cls(model, temperature=args.Lwf_T, kd_weight=args.Lwf_lambda_kd,
+                   remain_weight=args.Lwf_lambda_remain, **cls.shared_kwargs(args))
+
+    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
+        wrong = self.relabel(forget[1])
+        logits_r, logits_f, _, _ = cross_entropy_pair(self.model, remain, (forget[0], wrong))
+        with torch.no_grad():
+            teacher_r, _ = self.teacher(*remain)
+        # A real KL: the original took log of log-softmax values and zeroed the NaNs, so its KD was 0 (its bug 3).
+        losses = {"forget": F.cross_entropy(logits_f.float(), wrong),
+                  "distill": self.kd_weight * distillation_kl(logits_r.float(), teacher_r.float(), self.temperature),
+                  "remain": self.remain_weight * F.cross_entropy(logits_r.float(), remain[1])}
+        losses["total"] = sum(losses.values())
+        return losses

@@ -1,0 +1,41 @@
+"""MAS (Aljundi et al., ECCV 2018): the L2 baseline with output-sensitivity importance (reference Sec. 2.5).
+
+    Omega_n = (1/nb) sum_b | d mean_{i,c}(z_{i,c}^2) / d theta_n |
+
+with z the margin logits (scale s included, true labels) of the task's remain subset, in eval mode.
+"""
+from typing import List
+
+import torch
+import torch.nn as nn
+
+from baselines.l2 import L2, gradient_importance
+from engine import METHODS, TaskContext
+
+
+def squared_output(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """mean_{i,c} z_{i,c}^2 over the (B, C) logits: the squared L2 norm of the output, averaged. Scalar."""
+    return logits.pow(2).mean()
+
+
+def sensitivity_contribution(grad: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """One batch's share of the MAS importance: |g| (unweighted by the batch size)."""
+    return grad.abs()
+
+
+def mas_importance(model: nn.Module, params: List[nn.Parameter], batches, device: torch.device,
+                   autocast) -> List[torch.Tensor]:
+    """Omega_n = (1/nb) sum_b |d mean(z_b^2) / d theta_n|, one tensor per parameter."""
+    return gradient_importance(model, params, batches, squared_output, sensitivity_contribution, device, autocast)
+
+
+@METHODS.register("mas")
+class MAS(L2):
+    """L2 with the MAS output-sensitivity importance."""
+
+    name = "mas"
+    weight_flag = "mas_lambda"
+
+    def importance(self, ctx: TaskContext, params: List[nn.Parameter]) -> List[torch.Tensor]:
+        return mas_importance(self.model, params, ctx.loader(ctx.remain_idx, "importance"), ctx.device,
+                              self.autocast)

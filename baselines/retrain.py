@@ -1,0 +1,56 @@
+"""Retrain: the reference point of exact unlearning, a freshly initialised model trained on the remain data only.
+
+At each task the whole model (backbone and head) is re-initialised and trained with CE(z(x_r), y_r) on the task's
+remain training subset, like every other method's (reference Sec. 2.5). The re-initialisation happens when training
+starts, after the engine's before-evaluation: the original measured task 0's "before" accuracy on an untrained
+network, which made its H-mean meaningless (its bug 6).
+"""
+from typing import Dict, List
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from data.subsets import seeded_generator
+from engine import METHODS, Method, StepInfo, TaskContext
+
+
+def reinitialise(model: nn.Module, seed: int) -> None:
+    """Calls ``reset_parameters`` of every submodule that has one, drawing from ``seed`` (global RNG untouched)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        for module in model.modules():
+            if callable(getattr(module, "reset_parameters", None)):
+                module.reset_parameters()
+
+
+@METHODS.register("retrain")
+class Retrain(Method):
+    """Re-initialises the model at every task and trains all of it, head included, on remain data."""
+
+    name = "retrain"
+
+    def __init__(self, model: nn.Module, seed: int = 1337):
+        super().__init__(model)
+        self.seed = seed
+
+    @classmethod
+    def from_args(cls, model: nn.Module, args) -> "Retrain":
+        return cls(model, seed=args.seed)
+
+    def trainable_parameters(self) -> List[nn.Parameter]:
+        return list(self.model.parameters())
+
+    def begin_task(self, ctx: TaskContext) -> None:
+        super().begin_task(ctx)
+        reinitialise(self.model, seeded_generator(self.seed, "retrain", ctx.task.index).initial_seed())
+
+    def batches(self, ctx: TaskContext, loaders):
+        """One pass over the remain subset; no forget data."""
+        for remain in loaders["remain"]:
+            yield remain, None
+
+    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
+        logits, _ = self.model(*remain)
+        ce = F.cross_entropy(logits.float(), remain[1])
+        return {"remain_ce": ce, "total": ce}
