@@ -24,6 +24,7 @@ from tqdm import tqdm
 from backbone.lora import without_lora
 from data.folders import BatchLoader, ImageTensors, cycle, subset_indices
 from data.subsets import few_shot_subset, ratio_subset
+from data.task_plan import Task
 from util.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
 from util.cost import CostMeter, trainable_summary
 from util.device import autocast
@@ -61,7 +62,7 @@ class OptimConfig:
 class TaskContext:
     """What a method sees of the current task: its classes, training subsets, loaders and device."""
 
-    task: "object"
+    task: Task
     train: ImageTensors
     remain_idx: torch.Tensor
     forget_idx: torch.Tensor
@@ -422,6 +423,8 @@ def run_task(method: Method, data, task, s: RunSettings, run_log) -> Dict[str, o
              **task_metrics(before, after, *classes, "original"),
              "plain": task_metrics(before, after, *classes, "plain"),
              "selection": selection, **trainable, **meter.stop(), **extras}
+    run_log.write("test", task.index, {**{k: v for k, v in entry.items() if isinstance(v, float)},
+                                       **{f"group_norm_{b}": v for b, v in enumerate(entry.get("group_norms", []))}})
     save_task(method, s, task.index, ctx.artifacts)
     return entry
 
