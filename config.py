@@ -9,13 +9,13 @@ import argparse
 import sys
 from typing import List, Optional
 
-from backbone import BACKBONES
-from data import DATA_MODES
-from head import HEADS
 import baselines  # noqa: F401  (registers the baselines)
-from baselines.common import add_shared_arguments
 import gs_lora  # noqa: F401  (registers GS-LoRA and GS-LoRA++)
+from backbone import BACKBONES
+from baselines.common import add_shared_arguments
+from data import DATA_MODES
 from engine import METHODS
+from head import HEADS
 
 SELECTION_RULES = ("val", "test", "last")
 

@@ -213,8 +213,9 @@ class Method:
 def check_finite(losses: Dict[str, torch.Tensor], where: str) -> None:
     """Stops the run with one line naming the task, epoch and loss term. Costs one device sync per step."""
     for name, value in losses.items():
-        if not math.isfinite(float(value.detach())):
-            raise TrainingDiverged(f"{where}: loss term '{name}' is {float(value.detach())}; lower --lr or the loss weights")
+        value = float(value.detach())
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"{where}: loss term '{name}' is {value}; lower --lr or the loss weights")
 
 
 def wrong_labels(labels: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
@@ -300,7 +301,6 @@ def frozen_copy(model: nn.Module) -> nn.Module:
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher
-
 
 
 @dataclass
@@ -497,8 +497,10 @@ def pretrain(model: nn.Module, data, s: RunSettings, run_log, checkpoint_path: P
     for epoch in tqdm(range(o.epochs), desc="pre-training", unit="epoch", disable=None):
         scheduler.step(epoch)
         stats = train_supervised_epoch(model, loader, optimizer, s.device, s.amp, f"epoch {epoch}")
-        val_acc = evaluate(model, data.train, data.val_idx, s.test_batch_size, s.device, s.amp).accuracy(every_class)
-        run_log.write("pretrain", epoch, {**stats, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"]})
+        val = evaluate(model, data.train, data.val_idx, s.test_batch_size, s.device, s.amp)
+        val_acc = val.accuracy(every_class)
+        run_log.write("pretrain", epoch, {**stats, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
+                                          "val_acc_plain": val.accuracy(every_class, "plain")})
         if val_acc > best["val_acc"]:
             best = {"epoch": epoch, "val_acc": val_acc}
             save_checkpoint(checkpoint_path, model=model.state_dict(), model_args=s.model_args, config=s.config,

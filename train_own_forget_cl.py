@@ -4,9 +4,9 @@
         --per_forget_cls 20 --num_tasks 4 --method gs_lora --cl_beta_list 0.2 0.25 0.25 0.2 ...
 """
 from config import parse_args
-from engine import METHODS, run_forgetting
 from data.class_order import class_order
 from data.task_plan import plan_tasks
+from engine import METHODS, run_forgetting
 from util.run_log import RunLog
 from util.run_setup import model_and_data_from_args, run_main, settings_from_args, start_run
 from util.table import format_table

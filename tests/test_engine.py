@@ -3,9 +3,9 @@ import json
 
 import pytest
 import torch
+from conftest import NUM_CLASSES, tiny_settings, tiny_tasks
 
 from backbone import build_model
-from conftest import NUM_CLASSES, tiny_settings, tiny_tasks
 from engine import TrainingDiverged, run_forgetting
 from gs_lora import GSLoRA
 from util.checkpoint import load_checkpoint, load_model_weights

@@ -5,8 +5,15 @@ import pytest
 import torch
 
 from backbone import build_model
-from backbone.lora import (LoRALinear, inject_lora, lora_groups, lora_layers, mark_only_lora_trainable, merge_lora,
-                           without_lora)
+from backbone.lora import (
+    LoRALinear,
+    inject_lora,
+    lora_groups,
+    lora_layers,
+    mark_only_lora_trainable,
+    merge_lora,
+    without_lora,
+)
 
 
 def tiny_lora_model(rank=4, seed=0):

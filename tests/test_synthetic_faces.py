@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data.synthetic_faces import (ensure_synthetic_faces, render_face, sample_identity,
-                                  synthetic_faces_root)
+from data.synthetic_faces import ensure_synthetic_faces, render_face, sample_identity, synthetic_faces_root
 
 SMALL = dict(num_identities=5, train_per_identity=3, test_per_identity=2, image_size=32)
 

@@ -56,10 +56,11 @@ def model_from_args(args, num_classes: int) -> Tuple[Classifier, Dict[str, objec
     saved = checkpoint.get("model_args", {})
     if saved.get("num_classes", num_classes) != num_classes:
         raise UserError(f"checkpoint {args.resume} has {saved['num_classes']} classes, the dataset {num_classes}")
-    model_args = {"net": args.net or saved.get("net", "vit"), "head": args.head or saved.get("head", "cosface"),
-                  "num_classes": num_classes,
-                  "depth": args.vit_depth or saved.get("depth"), "image_size": args.image_size or saved.get("image_size"),
-                  "margin_s": args.margin_s or saved.get("margin_s"), "margin_m": args.margin_m or saved.get("margin_m")}
+    given = {"net": args.net, "head": args.head, "depth": args.vit_depth, "image_size": args.image_size,
+             "margin_s": args.margin_s, "margin_m": args.margin_m}
+    defaults = {"net": "vit", "head": "cosface"}
+    model_args = {k: v if v is not None else saved.get(k, defaults.get(k)) for k, v in given.items()}
+    model_args["num_classes"] = num_classes
     model = build_model(**model_args)
     model_args.update(depth=len(model.backbone.blocks), image_size=model.backbone.image_size)
     if checkpoint:
