@@ -1,2 +1,2 @@
 """Baselines on the shared engine, one module per method; importing this package registers them all."""
-from baselines import der, der_pp, ewc, fdr, l2, lirf, lwf, mas, retrain, scrub  # noqa: F401,E401  (L2, EWC, MAS)  # noqa: F401,E401  (LwF, DER, DER++, FDR)  # noqa: F401,E401  (SCRUB, SCRUB-S, LIRF, Retrain)
+from baselines import der, der_pp, ewc, fdr, l2, lirf, lwf, mas, retrain, scrub  # noqa: F401  (registration)

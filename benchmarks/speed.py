@@ -25,11 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backbone import build_model  # noqa: E402
 from config import parse_args  # noqa: E402
 from data.class_order import class_order  # noqa: E402
-from data.folders import (  # noqa: E402
-    BatchLoader,
-    load_image_folder,
-    subset_indices,  # noqa: E402
-)
+from data.folders import BatchLoader, load_image_folder, subset_indices  # noqa: E402
 from data.subsets import ratio_subset  # noqa: E402
 from data.task_plan import plan_tasks  # noqa: E402
 from engine import METHODS, OptimConfig, StepInfo, TaskContext, evaluate  # noqa: E402
