@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from baselines.common import FineTuneMethod
+from baselines.common import FineTuneMethod, distillation_kl
 from engine import METHODS, StepInfo, TaskContext, frozen_copy
 
 AT_WEIGHT, REMAIN_KL_WEIGHT, DEPOSIT_WEIGHT, REMAIN_CE_WEIGHT = 300.0, 10.0, 0.05, 5.0  # fixed in the original
@@ -35,12 +35,6 @@ def attention_map(tokens: torch.Tensor, threshold: float = 0.005) -> torch.Tenso
 def attention_transfer(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """AT(x, y) = mean((a(x) - a(y))^2) over batch and channels; tokens (B, N, D) each -> scalar."""
     return (attention_map(student) - attention_map(teacher)).pow(2).mean()
-
-
-def soft_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
-    """KL(softmax(t/T) || softmax(s/T)) summed over classes, averaged over the batch; logits (B, C) -> scalar."""
-    return F.kl_div(F.log_softmax(student / temperature, dim=1), F.log_softmax(teacher / temperature, dim=1),
-                    reduction="batchmean", log_target=True)
 
 
 def lower_tokens(vit: nn.Module, images: torch.Tensor, depth: int) -> torch.Tensor:
@@ -120,8 +114,8 @@ class LIRF(FineTuneMethod):
         losses = {
             "forget_ce": (1 - a) * F.cross_entropy(s, wrong),
             "attention": -AT_WEIGHT * attention_transfer(s_tokens.float(), t_tokens.float()),
-            "remain_kl": REMAIN_KL_WEIGHT * a * temp ** 2 * soft_kl(s[:, r], t[:, r], temp),
-            "deposit": DEPOSIT_WEIGHT * (a * temp ** 2 * soft_kl(d[:, f], t[:, f], temp)
+            "remain_kl": REMAIN_KL_WEIGHT * a * distillation_kl(s[:, r], t[:, r], temp),
+            "deposit": DEPOSIT_WEIGHT * (a * distillation_kl(d[:, f], t[:, f], temp)
                                          + (1 - a) * F.cross_entropy(d, wrong)),
             "remain_ce": REMAIN_CE_WEIGHT * F.cross_entropy(logits[:n], remain[1]),
         }

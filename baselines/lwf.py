@@ -13,23 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from baselines.common import ForgetPassMethod
+from baselines.common import ForgetPassMethod, distillation_kl
 from engine import METHODS, StepInfo, cross_entropy_pair, frozen_copy
-
-
-def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Temperature-softened knowledge distillation, averaged over the batch.
-
-    Args:
-        student_logits: (B, C) logits of the trained model.
-        teacher_logits: (B, C) logits of the frozen teacher on the same images.
-        temperature: T > 0; the T^2 factor keeps the gradient scale independent of T.
-    Returns:
-        T^2 * (1/B) sum_i sum_c p_ic [log p_ic - log q_ic], p = softmax(t/T), q = softmax(s/T); a scalar.
-    """
-    return temperature ** 2 * F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
-                                       F.log_softmax(teacher_logits / temperature, dim=1),
-                                       reduction="batchmean", log_target=True)
 
 
 @METHODS.register("lwf")

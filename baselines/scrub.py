@@ -11,16 +11,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from baselines.common import FineTuneMethod
+from baselines.common import FineTuneMethod, distillation_kl
 from engine import METHODS, StepInfo, TaskContext, frozen_copy
 
 INNER_EPOCHS, MAX_EPOCHS = 10, 5
-
-
-def distillation_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
-    """T^2/B sum_i sum_c p_t,ic (log p_t,ic - log p_s,ic), p = softmax(logits / T). Logits (B, C) -> scalar."""
-    log_p_s, log_p_t = F.log_softmax(student / temperature, dim=1), F.log_softmax(teacher / temperature, dim=1)
-    return F.kl_div(log_p_s, log_p_t, reduction="sum", log_target=True) * temperature ** 2 / student.shape[0]
 
 
 def swa_distance(params: Iterable[torch.Tensor], averaged: Iterable[torch.Tensor]) -> torch.Tensor:

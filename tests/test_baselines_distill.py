@@ -6,10 +6,11 @@ import pytest
 import torch
 
 import config
+from baselines.common import distillation_kl
 from baselines.der import DER, embedding_drift
 from baselines.der_pp import DERPlusPlus
 from baselines.fdr import FDR, logit_distance
-from baselines.lwf import LwF, distillation_kl
+from baselines.lwf import LwF
 from engine import METHODS, StepInfo
 
 STEP = StepInfo(0, 0, 0)

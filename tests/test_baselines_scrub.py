@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import config
-from baselines.scrub import SCRUB, SCRUBS, ScrubLRDecay, distillation_kl, swa_distance
+from baselines.common import distillation_kl
+from baselines.scrub import SCRUB, SCRUBS, ScrubLRDecay, swa_distance
 from data.folders import subset_indices
 from data.task_plan import plan_tasks
 from engine import METHODS, OptimConfig, StepInfo, TaskContext
