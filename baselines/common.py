@@ -3,7 +3,7 @@
 Reference Sec. 1.7: the baselines train the whole backbone with the head frozen; ``--ffn_open`` (a misnomer kept
 from the original) also trains the head, ``--only_ffn`` trains only the feed-forward linears (and the head).
 """
-from typing import List
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from backbone.lora import FFN_LINEARS
 from data.subsets import seeded_generator
-from engine import Method, TaskContext, wrong_labels
+from engine import Method, StepInfo, TaskContext, cross_entropy_pair, frozen_copy, wrong_labels
 
 
 def add_shared_arguments(parser) -> None:
@@ -62,15 +62,37 @@ class FineTuneMethod(Method):
         return wrong_labels(labels, self.ctx.num_classes, self.relabel_generator)
 
 
-class ForgetPassMethod(FineTuneMethod):
-    """A baseline whose epoch is one pass over the forget data, remain batches cycled (LwF, DER, DER++, FDR).
+class TeacherMethod(FineTuneMethod):
+    """Wrong-label CE on forget data plus terms that keep the remain outputs near a frozen teacher's (the
+    pre-trained model, copied once and never refreshed): LwF, DER, DER++ and FDR.
 
-    The reverse of the engine's default pairing, as in the original's LwF, DER, FDR and LIRF (reference Sec. 3.5).
+    An epoch is one pass over the forget data with remain batches cycled, as in the original's LwF, DER and FDR
+    (reference Sec. 3.5). A subclass gives its remain terms in ``teacher_terms``.
     """
+
+    def __init__(self, model: nn.Module, **shared):
+        super().__init__(model, **shared)
+        self.teacher = frozen_copy(model)
 
     def batches(self, ctx: TaskContext, loaders):
         for forget in loaders["forget"]:
             yield next(loaders["remain_cycle"]), forget
+
+    def teacher_terms(self, student: Tuple[torch.Tensor, torch.Tensor], teacher: Tuple[torch.Tensor, torch.Tensor],
+                      remain) -> Dict[str, torch.Tensor]:
+        """Named losses on the remain batch from the student's and teacher's (logits, embeddings), float32."""
+        raise NotImplementedError
+
+    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
+        wrong = self.relabel(forget[1])
+        logits_r, logits_f, emb_r, _ = cross_entropy_pair(self.model, remain, (forget[0], wrong))
+        with torch.no_grad():
+            teacher_logits, teacher_emb = self.teacher(*remain)
+        losses = {"forget": F.cross_entropy(logits_f.float(), wrong),
+                  **self.teacher_terms((logits_r.float(), emb_r.float()),
+                                       (teacher_logits.float(), teacher_emb.float()), remain)}
+        losses["total"] = sum(losses.values())
+        return losses
 
 
 def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:

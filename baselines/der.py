@@ -11,10 +11,9 @@ from typing import Dict
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from baselines.common import ForgetPassMethod
-from engine import METHODS, StepInfo, cross_entropy_pair, frozen_copy
+from baselines.common import TeacherMethod
+from engine import METHODS
 
 
 def embedding_drift(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
@@ -30,7 +29,7 @@ def embedding_drift(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> tor
 
 
 @METHODS.register("der")
-class DER(ForgetPassMethod):
+class DER(TeacherMethod):
     """Wrong-label fine-tuning on forget data, pulling remain embeddings to the pre-trained model's."""
 
     name = "der"
@@ -38,7 +37,6 @@ class DER(ForgetPassMethod):
     def __init__(self, model: nn.Module, drift_weight: float = 0.1, **shared):
         super().__init__(model, **shared)
         self.drift_weight = drift_weight
-        self.teacher = frozen_copy(model)
 
     @classmethod
     def add_arguments(cls, parser) -> None:
@@ -50,12 +48,5 @@ class DER(ForgetPassMethod):
     def from_args(cls, model: nn.Module, args) -> "DER":
         return cls(model, drift_weight=args.DER_lambda, **cls.shared_kwargs(args))
 
-    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
-        wrong = self.relabel(forget[1])
-        _, logits_f, emb_r, _ = cross_entropy_pair(self.model, remain, (forget[0], wrong))
-        with torch.no_grad():
-            _, teacher_emb = self.teacher(*remain)
-        losses = {"forget": F.cross_entropy(logits_f.float(), wrong),
-                  "drift": self.drift_weight * embedding_drift(emb_r.float(), teacher_emb.float())}
-        losses["total"] = sum(losses.values())
-        return losses
+    def teacher_terms(self, student, teacher, remain) -> Dict[str, torch.Tensor]:
+        return {"drift": self.drift_weight * embedding_drift(student[1], teacher[1])}

@@ -10,10 +10,9 @@ from typing import Dict
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from baselines.common import ForgetPassMethod
-from engine import METHODS, StepInfo, cross_entropy_pair, frozen_copy
+from baselines.common import TeacherMethod
+from engine import METHODS
 
 
 def logit_distance(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
@@ -29,7 +28,7 @@ def logit_distance(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -
 
 
 @METHODS.register("fdr")
-class FDR(ForgetPassMethod):
+class FDR(TeacherMethod):
     """Wrong-label fine-tuning on forget data, keeping the remain logits near the pre-trained model's."""
 
     name = "fdr"
@@ -37,7 +36,6 @@ class FDR(ForgetPassMethod):
     def __init__(self, model: nn.Module, distance_weight: float = 0.1, **shared):
         super().__init__(model, **shared)
         self.distance_weight = distance_weight
-        self.teacher = frozen_copy(model)
 
     @classmethod
     def add_arguments(cls, parser) -> None:
@@ -49,12 +47,5 @@ class FDR(ForgetPassMethod):
     def from_args(cls, model: nn.Module, args) -> "FDR":
         return cls(model, distance_weight=args.FDR_lambda, **cls.shared_kwargs(args))
 
-    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
-        wrong = self.relabel(forget[1])
-        logits_r, logits_f, _, _ = cross_entropy_pair(self.model, remain, (forget[0], wrong))
-        with torch.no_grad():
-            teacher_r, _ = self.teacher(*remain)
-        losses = {"forget": F.cross_entropy(logits_f.float(), wrong),
-                  "logit_distance": self.distance_weight * logit_distance(logits_r.float(), teacher_r.float())}
-        losses["total"] = sum(losses.values())
-        return losses
+    def teacher_terms(self, student, teacher, remain) -> Dict[str, torch.Tensor]:
+        return {"logit_distance": self.distance_weight * logit_distance(student[0], teacher[0])}

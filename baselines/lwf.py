@@ -13,12 +13,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from baselines.common import ForgetPassMethod, distillation_kl
-from engine import METHODS, StepInfo, cross_entropy_pair, frozen_copy
+from baselines.common import TeacherMethod, distillation_kl
+from engine import METHODS
 
 
 @METHODS.register("lwf")
-class LwF(ForgetPassMethod):
+class LwF(TeacherMethod):
     """Wrong-label fine-tuning on forget data, distillation from the pre-trained model and CE on remain data."""
 
     name = "lwf"
@@ -27,7 +27,6 @@ class LwF(ForgetPassMethod):
                  remain_weight: float = 1.0, **shared):
         super().__init__(model, **shared)
         self.temperature, self.kd_weight, self.remain_weight = temperature, kd_weight, remain_weight
-        self.teacher = frozen_copy(model)
 
     @classmethod
     def add_arguments(cls, parser) -> None:
@@ -42,14 +41,7 @@ class LwF(ForgetPassMethod):
         return cls(model, temperature=args.Lwf_T, kd_weight=args.Lwf_lambda_kd,
                    remain_weight=args.Lwf_lambda_remain, **cls.shared_kwargs(args))
 
-    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
-        wrong = self.relabel(forget[1])
-        logits_r, logits_f, _, _ = cross_entropy_pair(self.model, remain, (forget[0], wrong))
-        with torch.no_grad():
-            teacher_r, _ = self.teacher(*remain)
+    def teacher_terms(self, student, teacher, remain) -> Dict[str, torch.Tensor]:
         # A real KL: the original took log of log-softmax values and zeroed the NaNs, so its KD was 0 (its bug 3).
-        losses = {"forget": F.cross_entropy(logits_f.float(), wrong),
-                  "distill": self.kd_weight * distillation_kl(logits_r.float(), teacher_r.float(), self.temperature),
-                  "remain": self.remain_weight * F.cross_entropy(logits_r.float(), remain[1])}
-        losses["total"] = sum(losses.values())
-        return losses
+        return {"distill": self.kd_weight * distillation_kl(student[0], teacher[0], self.temperature),
+                "remain": self.remain_weight * F.cross_entropy(student[0], remain[1])}
