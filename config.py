@@ -36,7 +36,8 @@ def add_system_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--outdir", default="", help="run folder (config.json, results.json, checkpoints, events)")
     g.add_argument("--resume_run", action="store_true",
                    help="continue the run in --outdir after its last finished task")
-    g.add_argument("--no_amp", action="store_true", help="disable bf16 autocast on CUDA")
+    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="bf16 autocast or fp32; auto = bf16 on CUDA, fp32 on the CPU")
     g.add_argument("--no_tensorboard", action="store_true", help="do not write TensorBoard events")
     g.add_argument("--log_level", default="INFO", help="logging level of the run's messages")
 

@@ -236,7 +236,7 @@ def cross_entropy_pair(model: nn.Module, remain: Batch, forget: Batch) -> Tuple[
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageTensors, indices: torch.Tensor, batch_size: int, device: torch.device,
-             amp: bool = True) -> ClassCounts:
+             amp: bool = False) -> ClassCounts:
     """Per-class correct counts under both accuracy conventions over ``data[indices]``, in one pass."""
     was_training = model.training
     model.eval()
@@ -255,7 +255,7 @@ def evaluate(model: nn.Module, data: ImageTensors, indices: torch.Tensor, batch_
 
 @torch.no_grad()
 def class_mean_embeddings(model: nn.Module, data: ImageTensors, indices: torch.Tensor, batch_size: int,
-                          device: torch.device, amp: bool = True) -> Dict[int, torch.Tensor]:
+                          device: torch.device, amp: bool = False) -> Dict[int, torch.Tensor]:
     """Mean embedding of every class present in ``data[indices]``, in eval mode (the GS-LoRA++ prototypes)."""
     was_training = model.training
     model.eval()

@@ -21,7 +21,7 @@ from data.class_order import class_order
 from data.task_plan import plan_tasks
 from engine import evaluate
 from util.checkpoint import load_checkpoint, load_model_weights
-from util.device import resolve_device
+from util.device import resolve_device, use_bf16
 from util.errors import UserError
 from util.metrics import task_metrics
 from util.run_log import setup_logging
@@ -31,11 +31,11 @@ from util.table import csv_table, format_table, markdown_table
 log = logging.getLogger("test_forget_cl")
 
 
-def counts_of(path: Path, data, device: torch.device, batch_size: int):
+def counts_of(path: Path, data, device: torch.device, batch_size: int, bf16: bool):
     checkpoint = load_checkpoint(path)
     model = build_model(**checkpoint["model_args"])
     load_model_weights(model, checkpoint["model"], str(path))
-    return evaluate(model.to(device), data.test, torch.arange(len(data.test)), batch_size, device)
+    return evaluate(model.to(device), data.test, torch.arange(len(data.test)), batch_size, device, bf16)
 
 
 def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Dict:
@@ -50,11 +50,12 @@ def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Dict:
     data = build_data(root, first["model_args"]["image_size"], cfg["val_ratio"], cfg["seed"])
     tasks = plan_tasks(class_order(data.num_classes, cfg["seed"]), cfg["num_of_first_cls"], cfg["per_forget_cls"],
                        cfg["num_tasks"], cfg["open_cls_num"], single_step_layout=cfg["num_tasks"] == 1)
-    before = counts_of(Path(cfg["resume"]), data, device, batch_size) if cfg.get("resume") else None
+    bf16 = use_bf16(cfg.get("precision", "auto"), device)  # the run's own precision, so the numbers agree
+    before = counts_of(Path(cfg["resume"]), data, device, batch_size, bf16) if cfg.get("resume") else None
     worst = 0.0
     for saved in results["tasks"]:
         task = tasks[saved["task"]]
-        after = counts_of(run_dir / "task-level" / f"Backbone_task_{task.index}.pth", data, device, batch_size)
+        after = counts_of(run_dir / "task-level" / f"Backbone_task_{task.index}.pth", data, device, batch_size, bf16)
         if before is not None:
             classes = (task.remain, task.forget, task.old, task.missing)
             fresh = task_metrics(before, after, *classes, "original")

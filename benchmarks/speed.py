@@ -30,7 +30,7 @@ from data.subsets import ratio_subset  # noqa: E402
 from data.task_plan import plan_tasks  # noqa: E402
 from engine import METHODS, OptimConfig, StepInfo, TaskContext, evaluate  # noqa: E402
 from util.cost import CostMeter  # noqa: E402
-from util.device import resolve_device  # noqa: E402
+from util.device import resolve_device, use_bf16  # noqa: E402
 
 # reference/original-speed.md, measured on these 2-core machines (fp32, 2 threads, no loader workers).
 ORIGINAL = {
@@ -66,7 +66,7 @@ def method_for(name: str, net: str, argv: list, model):
     return METHODS.get(name).from_args(model, args)
 
 
-def bench(config: str, root: Path, device: torch.device, steps: int, eval_images: int) -> dict:
+def bench(config: str, root: Path, device: torch.device, steps: int, eval_images: int, bf16: bool) -> dict:
     net = NETS[config]
     model = build_model(net, "cosface", 100).to(device)
     size = model.backbone.image_size
@@ -74,7 +74,7 @@ def bench(config: str, root: Path, device: torch.device, steps: int, eval_images
     task = plan_tasks(class_order(100, 1337), 80, 20, 4)[0]
     remain = ratio_subset(subset_indices(train, task.remain), 0.1, 1337, 0, "remain")
     forget = ratio_subset(subset_indices(train, task.forget), 0.1, 1337, 0, "forget")
-    amp = device.type == "cuda"
+    amp = bf16
     ctx = TaskContext(task, train, remain, forget, 48, device, amp, 1337, 100, EPOCHS,
                       OptimConfig(lr=1e-2, epochs=EPOCHS, warmup_epochs=0))
     out = {"config": config, "device": str(device), "bf16": amp, "remain_images": len(remain),
@@ -134,12 +134,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement (after one warm-up)")
     parser.add_argument("--eval_images", type=int, default=8984, help="evaluate this many and extrapolate")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="auto: bf16 on CUDA, fp32 on the CPU (as the original's CPU figures)")
     parser.add_argument("--json", default=None, help="also write the raw numbers here")
     args = parser.parse_args()
     device = resolve_device(args.device)
     results = []
     for config in args.configs:
-        results.append(bench(config, Path(args.data_root), device, args.steps, args.eval_images))
+        results.append(bench(config, Path(args.data_root), device, args.steps, args.eval_images,
+                             use_bf16(args.precision, device)))
         report(results[-1])
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -17,7 +17,7 @@ from backbone.classifier import Classifier
 from data import RunData, build_data, class_folders, resolve_root
 from engine import OptimConfig, RunSettings
 from util.checkpoint import load_checkpoint, load_model_weights
-from util.device import resolve_device
+from util.device import resolve_device, use_bf16
 from util.errors import UserError
 from util.run_log import setup_logging
 
@@ -89,6 +89,6 @@ def settings_from_args(args, outdir: Path, device: torch.device, model_args: Dic
                 if hasattr(args, k)}
     return RunSettings(outdir=outdir, batch_size=args.batch_size,
                        test_batch_size=args.test_batch_size or 5 * args.batch_size, device=device,
-                       amp=not args.no_amp, seed=args.seed, optim=optim_from_args(args), model_args=model_args,
-                       config=json.loads(json.dumps(vars(args), default=str)), **protocol)
+                       amp=use_bf16(args.precision, device), seed=args.seed, optim=optim_from_args(args),
+                       model_args=model_args, config=json.loads(json.dumps(vars(args), default=str)), **protocol)
 
