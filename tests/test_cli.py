@@ -1,0 +1,78 @@
+"""The entry points end to end on a tiny image folder: pre-train, forget in two tasks, re-evaluate the checkpoints."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from test_forget_cl import reevaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_dataset(root: Path) -> None:
+    """6 classes of 16 px colour blobs with noise; 16 train and 6 test images each."""
+    rng = np.random.default_rng(0)
+    colours = rng.random((6, 3))
+    for split, count in (("train", 16), ("test", 6)):
+        for c, colour in enumerate(colours):
+            folder = root / split / f"class_{c}"
+            folder.mkdir(parents=True)
+            for k in range(count):
+                pixels = np.clip(colour + 0.3 * rng.standard_normal((16, 16, 3)), 0, 1)
+                Image.fromarray((pixels * 255).astype(np.uint8)).save(folder / f"{k}.png")
+
+
+def run(script: str, *args: str) -> str:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def forgetting_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    write_dataset(tmp / "data")
+    common = ["-d", "imagefolder", "--data_root", str(tmp / "data"), "--log_level", "WARNING", "--val_ratio", "0.25"]
+    out = run("train_own.py", *common, "-n", "vit_face_tiny", "-head", "softmax", "-e", "8", "-b", "16",
+              "--lr", "3e-3", "--warmup-epochs", "0", "--outdir", str(tmp / "pre"))
+    assert "test accuracy (plain convention)" in out
+    table = run("train_own_forget_cl.py", *common, "-r", str(tmp / "pre" / "best.pth"), "--num_of_first_cls", "4",
+                "--per_forget_cls", "2", "--num_tasks", "2", "-e", "4", "-b", "8", "--lr", "1e-2", "--data_ratio", "1",
+                "--eval_every", "5", "--BND", "15", "--cl_beta_list", "0.5", "0.5", "--alpha", "1e-3",
+                "--lora_rank", "4", "--outdir", str(tmp / "run"))
+    return tmp, table
+
+
+def test_pretraining_writes_checkpoint_and_per_class_report(forgetting_run):
+    tmp, _ = forgetting_run
+    report = json.loads((tmp / "pre" / "test_accuracy.json").read_text())
+    assert set(report["per_class_plain"]) == {f"class_{c}" for c in range(6)}
+    checkpoint = torch.load(tmp / "pre" / "best.pth", weights_only=True)
+    assert checkpoint["model_args"]["net"] == "vit_face_tiny" and "config" in checkpoint
+
+
+def test_forgetting_prints_table_and_writes_results(forgetting_run):
+    tmp, table = forgetting_run
+    assert "Pre-train" in table and "gs_lora" in table and "T1 Acc_o" in table
+    results = json.loads((tmp / "run" / "results.json").read_text())
+    assert [t["task"] for t in results["tasks"]] == [0, 1]
+    assert (tmp / "run" / "config.json").exists() and (tmp / "run" / "tensorboard").is_dir()
+    assert all((tmp / "run" / "task-level" / f"Backbone_task_{i}.pth").exists() for i in (0, 1))
+
+
+def test_reevaluation_from_checkpoints_agrees_with_results(forgetting_run):
+    tmp, _ = forgetting_run
+    saved = json.loads((tmp / "run" / "results.json").read_text())
+    recomputed = reevaluate(tmp / "run", torch.device("cpu"), batch_size=32)
+    for old, new in zip(saved["tasks"], recomputed["tasks"]):
+        for key in ("acc_f", "acc_r", "acc_o", "h_mean"):
+            assert old[key] == pytest.approx(new[key], abs=1e-6) if old[key] is not None else new[key] is None
+    run("test_forget_cl.py", "--run_dir", str(tmp / "run"), "--log_level", "WARNING")
+    assert "H" in (tmp / "run" / "table.md").read_text() and (tmp / "run" / "table.csv").exists()
