@@ -6,6 +6,7 @@ import torch
 from conftest import NUM_CLASSES, tiny_settings, tiny_tasks
 
 from backbone import build_model
+from data.task_plan import plan_tasks
 from engine import TrainingDiverged, run_forgetting
 from gs_lora import GSLoRA
 from util.checkpoint import load_checkpoint, load_model_weights
@@ -88,3 +89,13 @@ def test_selection_rules_are_recorded(run_tiny):
 def test_non_finite_loss_stops_with_task_epoch_and_term(run_tiny):
     with pytest.raises(TrainingDiverged, match=r"task 0, epoch 0: loss term 'forget'"):
         run_tiny("gs_lora", num_tasks=1, rank=4, bound=float("inf"), beta=1.0, alpha=0.0)
+
+
+def test_missing_class_setting_reports_acc_m(tiny_data, pretrained_model, tmp_path):
+    tasks = plan_tasks(list(range(NUM_CLASSES)), 6, 2, 2, open_cls_num=1)
+    assert tasks[0].missing == [0] and 0 not in tasks[0].remain
+    results = run_forgetting(GSLoRA(pretrained_model, **GS_KW), tiny_data, tasks, tiny_settings(tmp_path),
+                             RunLog(None))
+    for task in results["tasks"]:
+        assert task["acc_m"] is not None and task["acc_m_before"] is not None
+    assert results["tasks"][0]["train_images"]["remain"] == 5 * 32  # classes 1-5 only: class 0 has no data
