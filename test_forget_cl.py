@@ -7,6 +7,7 @@ Every metric is recomputed from the checkpoints (before-values of task i from th
 run's -r checkpoint for task 0) and compared with the run's results.json; cost columns come from results.json.
 Writes table.csv and table.md into each run folder (and the combined table with --table_dir).
 """
+import functools
 import json
 import logging
 from pathlib import Path
@@ -31,6 +32,12 @@ from util.table import csv_table, format_table, markdown_table
 log = logging.getLogger("test_forget_cl")
 
 
+@functools.lru_cache(maxsize=2)
+def cached_data(root: Path, image_size: int, val_ratio: float, seed: int):
+    """Runs of one comparison share their dataset: decode it once."""
+    return build_data(root, image_size, val_ratio, seed)
+
+
 def counts_of(path: Path, data, device: torch.device, batch_size: int, bf16: bool):
     checkpoint = load_checkpoint(path)
     model = build_model(**checkpoint["model_args"])
@@ -47,7 +54,7 @@ def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Dict:
     cfg = results["config"]
     first = load_checkpoint(run_dir / "task-level" / "Backbone_task_0.pth")
     root = resolve_root(cfg["data_mode"], cfg["data_root"], cfg["cache_dir"], cfg["synthetic_seed"])
-    data = build_data(root, first["model_args"]["image_size"], cfg["val_ratio"], cfg["seed"])
+    data = cached_data(root, first["model_args"]["image_size"], cfg["val_ratio"], cfg["seed"])
     tasks = plan_tasks(class_order(data.num_classes, cfg["seed"]), cfg["num_of_first_cls"], cfg["per_forget_cls"],
                        cfg["num_tasks"], cfg["open_cls_num"], single_step_layout=cfg["num_tasks"] == 1)
     bf16 = use_bf16(cfg.get("precision", "auto"), device)  # the run's own precision, so the numbers agree
