@@ -26,9 +26,14 @@ def bounded_forget_loss(ce_forget: torch.Tensor, bound: float) -> torch.Tensor:
     return F.relu(bound - ce_forget)
 
 
+def group_norms(groups: Iterable[Iterable[torch.Tensor]]) -> torch.Tensor:
+    """(G,) the L2 norm of each group's matrices, sqrt(sum_{P in g} ||P||_F^2)."""
+    return torch.stack([torch.sqrt(sum(p.pow(2).sum() for p in group)) for group in groups])
+
+
 def group_lasso(groups: Iterable[Iterable[torch.Tensor]]) -> torch.Tensor:
-    """sum_g sqrt(sum_{P in g} ||P||_F^2): the L2 norm of each group's matrices, summed (no sqrt|g| weight)."""
-    return sum(torch.sqrt(sum(p.pow(2).sum() for p in group)) for group in groups)
+    """sum_g ||theta_g||_2: the group norms summed (no sqrt|g| weight). Scalar."""
+    return group_norms(groups).sum()
 
 
 def prototype_kl(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
@@ -157,7 +162,7 @@ class GSLoRA(Method):
     def end_task(self, ctx: TaskContext) -> Dict[str, object]:
         """Logs the per-block group norms, keeps the low-rank factors, merges the LoRA into the weights."""
         with torch.no_grad():
-            norms = [float(torch.sqrt(sum(p.pow(2).sum() for p in g))) for g in lora_groups(self.model.backbone)]
+            norms = group_norms(lora_groups(self.model.backbone)).tolist()
         factors = {name: p.detach().cpu().clone() for name, p in self.model.named_parameters() if "lora_" in name}
         ctx.artifacts["lora_delta"] = {"factors": factors, "scaling": self.lora_alpha / self.rank}
         merge_lora(self.model)

@@ -6,7 +6,7 @@ the attention scale is ``dim ** -0.5`` (model width, not head width) and the att
 independently of the model width. The feed-forward network is timm's ``Mlp``; LoRA finds it by that type.
 """
 import re
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -93,13 +93,17 @@ class FaceViT(nn.Module):
         x = images.view(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1)
         return x.reshape(b, (h // p) * (w // p), p * p * c)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def tokens(self, images: torch.Tensor, depth: Optional[int] = None) -> torch.Tensor:
+        """The token sequence (B, patches + 1, dim) after the first ``depth`` blocks (default: all)."""
         x = self.patch_embed(self.patchify(images))
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embedding
         x = self.emb_drop(x)
-        for block in self.blocks:
+        for block in self.blocks[:depth]:
             x = block(x)
-        return self.norm(x[:, 0])
+        return x
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.tokens(images)[:, 0])
 
 
 _ORIGINAL_KEYS = [

@@ -37,16 +37,6 @@ def attention_transfer(student: torch.Tensor, teacher: torch.Tensor) -> torch.Te
     return (attention_map(student) - attention_map(teacher)).pow(2).mean()
 
 
-def lower_tokens(vit: nn.Module, images: torch.Tensor, depth: int) -> torch.Tensor:
-    """The token sequence (B, N+1, D) of a Face Transformer after its first ``depth`` blocks."""
-    x = vit.patch_embed(vit.patchify(images))
-    x = torch.cat([vit.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + vit.pos_embedding
-    x = vit.emb_drop(x)
-    for block in vit.blocks[:depth]:
-        x = block(x)
-    return x
-
-
 def upper_logits(model: nn.Module, tokens: torch.Tensor, labels: torch.Tensor, start: int) -> torch.Tensor:
     """Margin logits (B, C) of a Classifier from lower-half tokens: blocks[start:], CLS pooling, norm, head."""
     for block in model.backbone.blocks[start:]:
@@ -103,13 +93,13 @@ class LIRF(FineTuneMethod):
     def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
         a, temp, n = self.alpha, self.temperature, remain[0].shape[0]
         wrong = self.relabel(forget[1])
-        tokens = lower_tokens(self.model.backbone, torch.cat([remain[0], forget[0]]), self.split)
+        tokens = self.model.backbone.tokens(torch.cat([remain[0], forget[0]]), self.split)
         logits = upper_logits(self.model, tokens, torch.cat([remain[1], wrong]), self.split).float()
         s, s_tokens = logits[n:], tokens[n:]
         with torch.no_grad():
-            t_tokens = lower_tokens(self.teacher.backbone, forget[0], self.split)
+            t_tokens = self.teacher.backbone.tokens(forget[0], self.split)
             t = upper_logits(self.teacher, t_tokens, wrong, self.split).float()
-        d = upper_logits(self.model, lower_tokens(self.deposit, forget[0], self.split), wrong, self.split).float()
+        d = upper_logits(self.model, self.deposit.tokens(forget[0], self.split), wrong, self.split).float()
         r, f = self.remain_cols, self.forget_cols
         losses = {
             "forget_ce": (1 - a) * F.cross_entropy(s, wrong),

@@ -4,7 +4,7 @@ import math
 import torch
 
 import config
-from baselines.lirf import LIRF, attention_map, attention_transfer, lower_tokens, upper_logits
+from baselines.lirf import LIRF, attention_map, attention_transfer, upper_logits
 from data.folders import subset_indices
 from data.task_plan import plan_tasks
 from engine import METHODS, OptimConfig, StepInfo, TaskContext
@@ -43,7 +43,7 @@ def test_attention_map_and_transfer_match_hand_values():
 def test_lower_then_upper_half_is_the_whole_model(pretrained_model):
     model = pretrained_model.eval()
     x, y = torch.rand(3, 3, 16, 16), torch.tensor([0, 5, 7])
-    logits = upper_logits(model, lower_tokens(model.backbone, x, 1), y, 1)
+    logits = upper_logits(model, model.backbone.tokens(x, 1), y, 1)
     assert torch.allclose(logits, model(x, y)[0], atol=1e-5)
 
 
