@@ -117,3 +117,17 @@ def test_original_checkpoint_keys_convert_and_reproduce_outputs():
 def test_conversion_strips_data_parallel_prefix():
     original = {"module.patch_to_embedding.weight": torch.ones(2), "module.loss.weight": torch.zeros(2)}
     assert set(convert_original_checkpoint(original)) == {"backbone.patch_embed.weight", "head.weight"}
+
+
+def test_bf16_cpu_attention_matches_the_formula():
+    """The bf16 CPU path (plain batched products) against softmax(q k^T * s) v worked out in float64."""
+    from backbone.face_vit import attention
+    torch.manual_seed(0)
+    b, n, heads, dim_head, scale = 3, 7, 2, 4, 0.3
+    qkv = torch.randn(b, n, 3, heads, dim_head)
+    q, k, v = qkv.double().permute(2, 0, 3, 1, 4)
+    expected = (torch.softmax(q @ k.transpose(-1, -2) * scale, -1) @ v).transpose(1, 2).reshape(b, n, -1)
+    got = attention(qkv.bfloat16(), scale)
+    assert got.dtype == torch.bfloat16 and got.shape == (b, n, heads * dim_head)
+    torch.testing.assert_close(got.double(), expected, rtol=0.02, atol=0.02)
+    torch.testing.assert_close(attention(qkv, scale).double(), expected, rtol=1e-5, atol=1e-6)

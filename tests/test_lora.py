@@ -142,3 +142,21 @@ def test_lora_layer_freezes_base_weight_and_bias():
     assert layer.lora_A.requires_grad and layer.lora_B.requires_grad
     with pytest.raises(ValueError):
         LoRALinear(6, 3, rank=0)
+
+
+def test_lora_linear_computes_w_x_plus_b_plus_scaled_b_a_x_on_token_sequences():
+    torch.manual_seed(0)
+    layer = LoRALinear(5, 3, rank=2, alpha=4.0)  # scaling 2
+    with torch.no_grad():
+        layer.lora_B.normal_()
+    x = torch.randn(2, 4, 5, requires_grad=True)
+    w, b, a, bb = (t.detach() for t in (layer.weight, layer.bias, layer.lora_A, layer.lora_B))
+    expected = x.detach() @ w.T + b + 2.0 * (x.detach() @ a.T) @ bb.T
+    out = layer(x)
+    torch.testing.assert_close(out, expected)
+    out.sum().backward()
+    ones = torch.ones(8, 3)
+    flat = x.detach().reshape(8, 5)
+    torch.testing.assert_close(layer.lora_B.grad, 2.0 * ones.T @ (flat @ a.T))
+    torch.testing.assert_close(layer.lora_A.grad, 2.0 * (ones @ bb).T @ flat)
+    torch.testing.assert_close(x.grad, (ones @ (w + 2.0 * bb @ a)).reshape(2, 4, 5))

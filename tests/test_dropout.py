@@ -1,0 +1,60 @@
+"""The CPU dropout: drop rate, exact survivor scale, gradient through the same mask, reproducibility."""
+import torch
+import torch.nn as nn
+
+from backbone import build_model
+from backbone.dropout import FastDropout, keep_mask, use_fast_dropout
+
+P = 0.1
+DROPPED_LEVELS = 6554  # round(0.1 * 65536)
+SCALE = 65536 / (65536 - DROPPED_LEVELS)  # inverse of the keep probability actually used
+
+
+def test_drop_rate_is_p_in_every_16_bit_lane():
+    torch.manual_seed(0)
+    keep = keep_mask(torch.Size([400_000]), P)
+    # Each 64-bit draw feeds four consecutive elements; a biased lane (say a sign bit never set) shows up here.
+    for lane in range(4):
+        rate = 1 - keep[lane::4].float().mean().item()
+        assert abs(rate - DROPPED_LEVELS / 65536) < 0.004  # 4.5 standard deviations at 100,000 draws
+
+
+def test_survivors_scale_by_the_inverse_keep_probability_and_gradient_uses_the_same_mask():
+    torch.manual_seed(1)
+    drop = FastDropout(P).train()
+    x = torch.ones(50_000, requires_grad=True)
+    weights = torch.arange(50_000, dtype=torch.float32)
+    out = drop(x)
+    kept = out != 0
+    assert torch.allclose(out[kept], torch.full_like(out[kept], SCALE))
+    (out * weights).sum().backward()
+    torch.testing.assert_close(x.grad, torch.where(kept, weights * SCALE, 0.0))
+    assert abs(out.mean().item() - 1.0) < 0.01  # unbiased: E[out] = x
+
+
+def test_same_seed_same_mask_other_seed_other_mask():
+    x = torch.randn(1000)
+    drop = FastDropout(P).train()
+    torch.manual_seed(7)
+    first = drop(x)
+    torch.manual_seed(7)
+    assert torch.equal(drop(x), first)
+    torch.manual_seed(8)
+    assert not torch.equal(drop(x), first)
+
+
+def test_eval_mode_and_p_zero_are_identity_and_bf16_stays_bf16():
+    x = torch.randn(64, 32)
+    assert FastDropout(P).eval()(x) is x
+    assert FastDropout(0.0).train()(x) is x
+    out = FastDropout(P).train()(x.bfloat16())
+    assert out.dtype == torch.bfloat16
+    kept = out != 0
+    torch.testing.assert_close(out[kept].float(), (x.bfloat16()[kept] * SCALE).float())
+
+
+def test_face_vit_uses_the_fast_dropout_everywhere():
+    model = build_model("vit_face_tiny", "cosface", 4)
+    dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    assert dropouts and all(type(m) is FastDropout for m in dropouts)
+    assert use_fast_dropout(nn.Sequential(nn.Dropout(0.3)))[0].p == 0.3
