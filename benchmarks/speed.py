@@ -4,7 +4,8 @@ Measures, on real CASIA-100 task-0 batches of the 4-task protocol (80 remain / 2
 at the 'reduced' (56 px, width 256) and optionally the 'full' (112 px, width 512) configuration:
   * a GS-LoRA++ training step (48 remain + 48 forget images): median time, images/s, peak memory;
   * a full fine-tuning step (L2, 48 images, all but the head trainable);
-  * one evaluation pass over the 8,984 test images (batch 240) and the prototype computation;
+  * one evaluation pass over the 8,984 test images (batch 240; the median batch time times 8,984 / 240) and the
+    prototype computation;
   * task 0 under the original's settings (100 epochs, an 8,984-image test evaluation every 100 steps),
     extrapolated from the measured step and evaluation times as the reference does;
 and prints ratios against the original's figures. Not a test: numbers depend on the machine, so quote ratios.
@@ -40,6 +41,7 @@ ORIGINAL = {
 NETS = {"full": "vit_face", "reduced": "vit_face_reduced"}
 STEPS_PER_EPOCH = 59  # ceil(2,797 remain images / 48)
 EPOCHS, EVAL_EVERY = 100, 100
+EVAL_BATCH = 240
 
 
 def timed_steps(method, ctx, remain_loader, forget_loader, steps: int, device) -> list:
@@ -54,6 +56,20 @@ def timed_steps(method, ctx, remain_loader, forget_loader, steps: int, device) -
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return times[1:]
+
+
+def gemm_gflops(device: torch.device, dtype: torch.dtype, size: int = 1024, repeats: int = 20) -> float:
+    """Median throughput of a square matrix product: how fast this machine is right now, printed beside the
+    results so that a run on a busy machine shows as one."""
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return 2 * size ** 3 / statistics.median(times[1:]) / 1e9
 
 
 def iter_forever(loader):
@@ -78,7 +94,7 @@ def bench(config: str, root: Path, device: torch.device, steps: int, eval_images
     ctx = TaskContext(task, train, remain, forget, 48, device, amp, 1337, 100, EPOCHS,
                       OptimConfig(lr=1e-2, epochs=EPOCHS, warmup_epochs=0))
     out = {"config": config, "device": str(device), "bf16": amp, "remain_images": len(remain),
-           "forget_images": len(forget)}
+           "forget_images": len(forget), "gemm_gflops_before": gemm_gflops(device, torch.float32)}
 
     meter = CostMeter(device)
     meter.start()
@@ -103,10 +119,14 @@ def bench(config: str, root: Path, device: torch.device, steps: int, eval_images
     out["ft_img_per_s"] = 48 / out["ft_step_s"]
 
     n_eval = min(eval_images, len(test))
-    start = time.perf_counter()
-    evaluate(gs.model, test, torch.arange(n_eval), 240, device, amp)
-    out["eval_s"] = (time.perf_counter() - start) * len(test) / n_eval
-    out["eval_extrapolated_from"] = n_eval
+    batch_times = []  # one evaluate() call per batch of 240, so that a noisy moment moves one batch, not the pass
+    for start in range(0, n_eval - EVAL_BATCH + 1, EVAL_BATCH):
+        begin = time.perf_counter()
+        evaluate(gs.model, test, torch.arange(start, start + EVAL_BATCH), EVAL_BATCH, device, amp)
+        batch_times.append(time.perf_counter() - begin)
+    out["eval_s"] = statistics.median(batch_times) * len(test) / EVAL_BATCH
+    out["eval_batches_timed"] = len(batch_times)
+    out["gemm_gflops_after"] = gemm_gflops(device, torch.float32)
     evals = EPOCHS * STEPS_PER_EPOCH // EVAL_EVERY
     out["task0_h"] = (EPOCHS * STEPS_PER_EPOCH * out["gs_step_s"] + evals * out["eval_s"] + out["prototypes_s"]) / 3600
     return out
@@ -123,6 +143,8 @@ def report(result: dict) -> None:
     for label, key, unit in rows:
         print(f"{label:38s}{result[key]:9.3f}{unit}{ref[key]:9.3f}{unit}{result[key] / ref[key]:10.2f}x")
     print(f"GS-LoRA step / full fine-tuning step, per image: {per_image:.2f} (original 0.83, target <= 0.70)")
+    print(f"machine: fp32 1024^3 matrix product {result['gemm_gflops_before']:.0f} GFLOP/s before, "
+          f"{result['gemm_gflops_after']:.0f} after (lower on a busy machine)")
     print(f"throughput: GS-LoRA {result['gs_img_per_s']:.1f} img/s, full fine-tuning {result['ft_img_per_s']:.1f} "
           f"img/s; peak memory {result['gs_peak_mb']:.0f} / {result['ft_peak_mb']:.0f} MB")
 
@@ -132,7 +154,7 @@ def main() -> None:
     parser.add_argument("--data_root", default="../shared/data/faces_webface_112x112_sub100_train_test")
     parser.add_argument("--configs", nargs="+", default=["reduced"], choices=sorted(ORIGINAL))
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement (after one warm-up)")
-    parser.add_argument("--eval_images", type=int, default=8984, help="evaluate this many and extrapolate")
+    parser.add_argument("--eval_images", type=int, default=8984, help="time the batches of this many test images")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                         help="auto: bf16 on CUDA, fp32 on the CPU (as the original's CPU figures)")

@@ -160,3 +160,17 @@ def test_lora_linear_computes_w_x_plus_b_plus_scaled_b_a_x_on_token_sequences():
     torch.testing.assert_close(layer.lora_B.grad, 2.0 * ones.T @ (flat @ a.T))
     torch.testing.assert_close(layer.lora_A.grad, 2.0 * (ones @ bb).T @ flat)
     torch.testing.assert_close(x.grad, (ones @ (w + 2.0 * bb @ a)).reshape(2, 4, 5))
+
+
+def test_evaluation_without_gradients_gives_the_training_path_output():
+    torch.manual_seed(0)
+    layer = LoRALinear(6, 4, rank=2, alpha=2.0)
+    with torch.no_grad():
+        layer.lora_B.normal_()
+    x = torch.randn(3, 5, 6)
+    with_grad = layer(x)
+    assert with_grad.requires_grad
+    with torch.no_grad():
+        folded = layer(x)
+    torch.testing.assert_close(folded, with_grad.detach())
+    torch.testing.assert_close(folded, x @ (layer.weight + layer.lora_B @ layer.lora_A).detach().T + layer.bias.detach())
