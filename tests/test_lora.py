@@ -174,3 +174,24 @@ def test_evaluation_without_gradients_gives_the_training_path_output():
         folded = layer(x)
     torch.testing.assert_close(folded, with_grad.detach())
     torch.testing.assert_close(folded, x @ (layer.weight + layer.lora_B @ layer.lora_A).detach().T + layer.bias.detach())
+
+
+def test_hand_written_backward_matches_numerical_gradients():
+    from backbone.lora import _LoRAProduct
+    gen = torch.Generator().manual_seed(0)
+    x, w, b, a, bb = (torch.randn(*shape, dtype=torch.float64, generator=gen, requires_grad=grad)
+                      for shape, grad in (((2, 3, 5), True), ((4, 5), False), ((4,), False), ((2, 5), True),
+                                          ((4, 2), True)))
+    assert torch.autograd.gradcheck(lambda *t: _LoRAProduct.apply(*t, 0.7), (x, w, b, a, bb))
+
+
+def test_bf16_autocast_training_path_runs_in_bf16_and_trains_the_fp32_factors():
+    torch.manual_seed(0)
+    layer = LoRALinear(6, 4, rank=2)
+    x = torch.randn(3, 5, 6)
+    with torch.autocast("cpu", torch.bfloat16):
+        out = layer(x)
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert layer.lora_A.grad.dtype == torch.float32 and layer.weight.grad is None
+    torch.testing.assert_close(out.float(), x @ layer.weight.detach().T + layer.bias.detach(), rtol=0.02, atol=0.02)
