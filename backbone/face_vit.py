@@ -18,7 +18,7 @@ from backbone.registry import BACKBONES
 
 
 def attention(qkv: torch.Tensor, scale: float) -> torch.Tensor:
-    """softmax(q k^T * scale) v for ``qkv`` of shape (B, tokens, 3, heads, dim_head); returns (B, tokens, heads * dim_head).
+    """softmax(q k^T * scale) v for ``qkv`` (B, tokens, 3, heads, dim_head); returns (B, tokens, heads * dim_head).
 
     PyTorch's fused CPU kernel is slow in bf16 for these 50-token sequences (4x slower than plain batched matrix
     products in a training step, 1.4x in inference, at the reduced configuration of benchmarks/speed.py), so bf16 on

@@ -7,6 +7,9 @@ plain ``nn.Linear`` names, so dropping the ``lora_*`` keys of a state dict gives
 Merging is explicit: ``merge()`` folds ``scaling * B A`` into the weight and zeroes B. Nothing happens on
 ``train()``/``eval()``: the original's implicit merge on mode switches is what made a reloaded checkpoint apply its
 update twice.
+
+The forward has three paths with one result: training the factors uses a hand-written backward (``_LoRAProduct``,
+faster on the CPU), evaluation folds the update into the weight, and a trainable base falls back to autograd.
 """
 import math
 from typing import Dict, List
@@ -102,6 +105,9 @@ class LoRALinear(nn.Linear):
         if not (torch.is_grad_enabled() and (self.lora_A.requires_grad or self.lora_B.requires_grad)):
             # Nothing to train (evaluation, prototypes): fold the update into the weight, one product per call.
             return F.linear(x, torch.addmm(self.weight, self.lora_B, self.lora_A, alpha=self.scaling), self.bias)
+        if self.weight.requires_grad or (self.bias is not None and self.bias.requires_grad):
+            # A base that trains as well (not GS-LoRA's use): autograd's composition computes its gradients too.
+            return F.linear(x, self.weight, self.bias) + F.linear(F.linear(x, self.lora_A), self.lora_B) * self.scaling
         device = x.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
         bias = None if self.bias is None else self.bias.to(dtype)

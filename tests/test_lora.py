@@ -173,7 +173,8 @@ def test_evaluation_without_gradients_gives_the_training_path_output():
     with torch.no_grad():
         folded = layer(x)
     torch.testing.assert_close(folded, with_grad.detach())
-    torch.testing.assert_close(folded, x @ (layer.weight + layer.lora_B @ layer.lora_A).detach().T + layer.bias.detach())
+    merged = (layer.weight + layer.lora_B @ layer.lora_A).detach()
+    torch.testing.assert_close(folded, x @ merged.T + layer.bias.detach())
 
 
 def test_hand_written_backward_matches_numerical_gradients():
@@ -195,3 +196,13 @@ def test_bf16_autocast_training_path_runs_in_bf16_and_trains_the_fp32_factors():
     out.float().sum().backward()
     assert layer.lora_A.grad.dtype == torch.float32 and layer.weight.grad is None
     torch.testing.assert_close(out.float(), x @ layer.weight.detach().T + layer.bias.detach(), rtol=0.02, atol=0.02)
+
+
+def test_an_unfrozen_base_weight_still_gets_its_gradient():
+    torch.manual_seed(0)
+    layer = LoRALinear(6, 4, rank=2)
+    layer.weight.requires_grad_(True)
+    x = torch.randn(3, 6)
+    layer(x).sum().backward()
+    torch.testing.assert_close(layer.weight.grad, torch.ones(3, 4).T @ x)
+    assert layer.lora_A.grad is not None
