@@ -118,7 +118,7 @@ def bench(config: str, root: Path, device: torch.device, steps: int, eval_images
     out.update(ft_step_s=statistics.median(times), ft_peak_mb=meter.stop()["peak_memory_mb"])
     out["ft_img_per_s"] = 48 / out["ft_step_s"]
 
-    n_eval = min(eval_images, len(test))
+    n_eval = min(max(eval_images, EVAL_BATCH), len(test))
     batch_times = []  # one evaluate() call per batch of 240, so that a noisy moment moves one batch, not the pass
     for start in range(0, n_eval - EVAL_BATCH + 1, EVAL_BATCH):
         begin = time.perf_counter()
