@@ -14,12 +14,17 @@ import torch.nn.functional as F
 _LEVELS = 1 << 16
 
 
+def dropped_levels(p: float) -> int:
+    """How many of the 65,536 16-bit values mean "drop": round(p * 65536)."""
+    return round(p * _LEVELS)
+
+
 def keep_mask(shape: torch.Size, p: float) -> torch.Tensor:
-    """A boolean mask, True with probability 1 - round(p * 65536) / 65536, from 16-bit uniforms."""
+    """A boolean mask, True with probability 1 - dropped_levels(p) / 65536, from 16-bit uniforms."""
     numel = shape.numel()
     words = torch.empty((numel + 3) // 4, dtype=torch.int64).random_(torch.iinfo(torch.int64).min, None)
     uniforms = words.view(torch.int16)[:numel]  # each 16-bit slice of a uniform 64-bit word is uniform
-    return (uniforms >= -(_LEVELS // 2) + round(p * _LEVELS)).view(shape)
+    return (uniforms >= -(_LEVELS // 2) + dropped_levels(p)).view(shape)
 
 
 class _MaskedScale(torch.autograd.Function):
@@ -45,8 +50,7 @@ class FastDropout(nn.Dropout):
             return x
         if x.device.type != "cpu" or self.p >= 1.0 or self.inplace:
             return F.dropout(x, self.p, True, self.inplace)
-        levels_dropped = round(self.p * _LEVELS)
-        return _MaskedScale.apply(x, keep_mask(x.shape, self.p), _LEVELS / (_LEVELS - levels_dropped))
+        return _MaskedScale.apply(x, keep_mask(x.shape, self.p), _LEVELS / (_LEVELS - dropped_levels(self.p)))
 
 
 def use_fast_dropout(module: nn.Module) -> nn.Module:

@@ -82,7 +82,7 @@ def method_for(name: str, net: str, argv: list, model):
     return METHODS.get(name).from_args(model, args)
 
 
-def bench(config: str, root: Path, device: torch.device, steps: int, eval_images: int, bf16: bool) -> dict:
+def bench(config: str, root: Path, device: torch.device, steps: int, eval_images: int, amp: bool) -> dict:
     net = NETS[config]
     model = build_model(net, "cosface", 100).to(device)
     size = model.backbone.image_size
@@ -90,7 +90,6 @@ def bench(config: str, root: Path, device: torch.device, steps: int, eval_images
     task = plan_tasks(class_order(100, 1337), 80, 20, 4)[0]
     remain = ratio_subset(subset_indices(train, task.remain), 0.1, 1337, 0, "remain")
     forget = ratio_subset(subset_indices(train, task.forget), 0.1, 1337, 0, "forget")
-    amp = bf16
     ctx = TaskContext(task, train, remain, forget, 48, device, amp, 1337, 100, EPOCHS,
                       OptimConfig(lr=1e-2, epochs=EPOCHS, warmup_epochs=0))
     out = {"config": config, "device": str(device), "bf16": amp, "remain_images": len(remain),

@@ -9,7 +9,8 @@ import gs_lora  # noqa: F401  (registers GS-LoRA and GS-LoRA++)
 from config import parse_args
 from engine import METHODS
 
-SCRIPTS = sorted((Path(__file__).resolve().parents[1] / "scripts").glob("*.sh"))
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted((ROOT / "scripts").glob("*.sh"))
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
@@ -18,14 +19,13 @@ def test_script_parses(script):
 
 
 def cpu_method_flags(method: str) -> str:
-    root = Path(__file__).resolve().parents[1]
     command = f"source scripts/cpu_settings.sh && method_flags {method}"
-    return subprocess.run(["bash", "-c", command], cwd=root, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(["bash", "-c", command], cwd=ROOT, check=True, capture_output=True, text=True).stdout
 
 
 def test_cpu_settings_cover_every_method_with_valid_flags():
     listed = subprocess.run(["bash", "-c", "source scripts/cpu_settings.sh && echo ${ALL_METHODS[@]}"],
-                            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True).stdout.split()
+                            cwd=ROOT, capture_output=True, text=True).stdout.split()
     assert sorted(listed) == METHODS.names()
     for method in listed:
         args = parse_args("x", argv=["--num_tasks", "4", "--method", method] + cpu_method_flags(method).split())
