@@ -5,11 +5,7 @@
 # Usage: bash scripts/compare.sh [method ...]      e.g. bash scripts/compare.sh gs_lora ewc der_pp
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 source scripts/cpu_settings.sh
-PRETRAINED=runs/quickstart/pretrain/best.pth
-if [ ! -f "$PRETRAINED" ]; then
-  python train_own.py -d synthetic "${MODEL[@]}" -e 15 -b 64 --lr 1e-3 --warmup-epochs 1 \
-    --outdir "$(dirname "$PRETRAINED")"
-fi
-FORGET=(-d synthetic -r "$PRETRAINED" "${TASKS[@]}" -e 10 --data_ratio 0.2 --eval_every 20)
+ensure_pretrained "$SYNTHETIC_PRETRAINED" "${SYNTHETIC_PRETRAIN[@]}"
+FORGET=("${SYNTHETIC_FORGET[@]}")
 [ $# -gt 0 ] || set -- "${ALL_METHODS[@]}"
 run_methods runs/compare "$@"

@@ -5,6 +5,18 @@ MODEL=(-n vit_face_small -head softmax)
 TASKS=(--num_of_first_cls 80 --per_forget_cls 20 --num_tasks 4 -b 48 --warmup-epochs 0)
 ALL_METHODS=(gs_lora gs_lora_pp l2 ewc mas lwf der der_pp fdr scrub scrub_s lirf retrain)
 
+# The synthetic-faces protocol of quickstart.sh and compare.sh: one pre-trained model, shared by both.
+SYNTHETIC_PRETRAINED=runs/quickstart/pretrain/best.pth
+SYNTHETIC_PRETRAIN=(-d synthetic "${MODEL[@]}" -e 15 -b 64 --lr 1e-3 --warmup-epochs 1)
+SYNTHETIC_FORGET=(-d synthetic -r "$SYNTHETIC_PRETRAINED" "${TASKS[@]}" -e 10 --data_ratio 0.2 --eval_every 20)
+
+# ensure_pretrained CHECKPOINT TRAIN_OWN_FLAGS...: pre-trains into CHECKPOINT's folder unless CHECKPOINT exists.
+ensure_pretrained() {
+  local checkpoint=$1
+  shift
+  [ -f "$checkpoint" ] || python train_own.py "$@" --outdir "$(dirname "$checkpoint")"
+}
+
 method_flags() {  # learning rates and weights of the original scripts where they work at this size
   local gs="--lr 1e-2 --lora_rank 8 --BND 30 --cl_beta_list 0.2 0.2 0.2 0.2 --alpha 1e-3"
   case "$1" in

@@ -6,9 +6,6 @@
 # Runs are resumable: rerunning skips finished tasks.
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 source scripts/cpu_settings.sh
-OUT=runs/quickstart
-if [ ! -f "$OUT/pretrain/best.pth" ]; then
-  python train_own.py -d synthetic "${MODEL[@]}" -e 15 -b 64 --lr 1e-3 --warmup-epochs 1 --outdir "$OUT/pretrain"
-fi
-FORGET=(-d synthetic -r "$OUT/pretrain/best.pth" "${TASKS[@]}" -e 10 --data_ratio 0.2 --eval_every 20)
-run_methods "$OUT" gs_lora gs_lora_pp
+ensure_pretrained "$SYNTHETIC_PRETRAINED" "${SYNTHETIC_PRETRAIN[@]}"
+FORGET=("${SYNTHETIC_FORGET[@]}")
+run_methods runs/quickstart gs_lora gs_lora_pp
