@@ -7,17 +7,19 @@ command line. Flags the original accepted but that change nothing here are colle
 """
 import argparse
 import sys
-from typing import List, Optional
+from pathlib import Path
+from typing import Dict, List, Optional
 
-import baselines  # noqa: F401  (registers the baselines)
+import baselines  # noqa: F401  (registers every module in baselines/)
 import gs_lora  # noqa: F401  (registers GS-LoRA and GS-LoRA++)
 from backbone import BACKBONES
 from baselines.common import add_shared_arguments
 from data import DATA_MODES
-from engine import METHODS
+from engine.method import METHODS
 from head import HEADS
 
 SELECTION_RULES = ("val", "test", "last")
+PATH_FLAGS = ("resume", "data_root", "cache_dir", "outdir", "config")
 
 # The original picked a method with one switch each; these map to --method values.
 LEGACY_SWITCHES = {"--l2": "l2", "--ewc": "ewc", "--MAS": "mas", "--Lwf": "lwf", "--Der": "der",
@@ -34,8 +36,6 @@ def add_system_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--num_workers", type=int, default=4, help="threads that decode images at start-up")
     g.add_argument("--seed", type=int, default=1337, help="seed of the class order, subsets and model init")
     g.add_argument("--outdir", default="", help="run folder (config.json, results.json, checkpoints, events)")
-    g.add_argument("--resume_run", action="store_true",
-                   help="continue the run in --outdir after its last finished task")
     g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                    help="bf16 autocast or fp32; auto = bf16 on CUDA, fp32 on the CPU")
     g.add_argument("--no_tensorboard", action="store_true", help="do not write TensorBoard events")
@@ -104,8 +104,13 @@ def add_forgetting_args(parser: argparse.ArgumentParser) -> None:
                    help="checkpoint selection per task: best H on the validation split (default), best H on the "
                         "test set (the original's rule) or the last epoch")
     g.add_argument("--eval_every", type=int, default=100, help="iterations between selection evaluations")
+    g.add_argument("--steps_per_task", type=int, default=None,
+                   help="end every task after exactly this many optimizer steps, whatever a method calls an epoch "
+                        "(equal budgets across methods); the cosine schedule then runs over the steps")
     g.add_argument("--method", default=None, type=str.lower, choices=METHODS.names(),
                    help="forgetting method (default gs_lora, or the one an original switch such as --ewc names)")
+    g.add_argument("--resume_run", action="store_true",
+                   help="continue the run in --outdir after its last finished task (its flags must match)")
 
 
 def add_compat_args(parser: argparse.ArgumentParser) -> None:
@@ -130,7 +135,10 @@ def build_parser(description: str, forgetting: bool = True) -> argparse.Argument
     add_model_args(parser)
     add_optim_args(parser)
     if not forgetting:
-        parser.add_argument("--eval_only", action="store_true", help="only test the -r checkpoint")
+        g = parser.add_argument_group("pre-training")
+        g.add_argument("--eval_only", action="store_true",
+                       help="only test the -r checkpoint; writes NAME_test_accuracy.json next to it (or into --outdir)")
+        g.add_argument("--overwrite", action="store_true", help="pre-train into an --outdir that already holds files")
     if forgetting:
         add_forgetting_args(parser)
         add_shared_arguments(parser)
@@ -170,15 +178,37 @@ def _resolve_method(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         args.method = "gs_lora_pp" if args.prototype else "gs_lora"
 
 
-def parse_args(description: str, forgetting: bool = True, argv: Optional[List[str]] = None) -> argparse.Namespace:
+def _resolve_paths(args: argparse.Namespace) -> None:
+    """Stores path flags as absolute paths, so a run's config.json still finds them from another directory."""
+    for flag in PATH_FLAGS:
+        value = getattr(args, flag, None)
+        if value:
+            setattr(args, flag, str(Path(value).expanduser().resolve()))
+
+
+def _check_protocol(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.selection == "val" and args.val_ratio <= 0:
+        parser.error("--selection val needs a validation split, but --val_ratio 0 leaves it empty; pass --val_ratio "
+                     "> 0 (e.g. 0.1), or --selection test (the original's rule) or --selection last")
+    if args.steps_per_task is not None and args.steps_per_task < 1:
+        parser.error(f"--steps_per_task must be at least 1, got {args.steps_per_task}")
+
+
+def parse_args(description: str, forgetting: bool = True, argv: Optional[List[str]] = None,
+               fixed: Optional[Dict[str, object]] = None) -> argparse.Namespace:
+    """Parses and checks the flags of an entry point; ``fixed`` values (single-step: one task) override the
+    command line before the checks run."""
     parser = build_parser(description, forgetting)
     argv = sys.argv[1:] if argv is None else argv
     _apply_yaml_defaults(parser, argv)
     args = parser.parse_args(argv)
+    vars(args).update(fixed or {})
     if args.workers_id is not None and args.device == "auto":
         args.device = "cpu" if args.workers_id == "cpu" else "cuda"
+    _resolve_paths(args)
     if forgetting:
         _resolve_method(parser, args)
+        _check_protocol(parser, args)
         METHODS.get(args.method).check_arguments(parser, args)
     return args
 

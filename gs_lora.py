@@ -18,7 +18,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from backbone.lora import inject_lora, lora_groups, lora_layers, mark_only_lora_trainable, merge_lora, reset_lora
-from engine import METHODS, Method, StepInfo, TaskContext, class_mean_embeddings, cross_entropy_pair
+from engine.evaluation import class_mean_embeddings
+from engine.method import METHODS, Method, StepInfo, TaskContext, forward_pair
 
 
 def bounded_forget_loss(ce_forget: torch.Tensor, bound: float) -> torch.Tensor:
@@ -64,6 +65,9 @@ class GSLoRA(Method):
     """GS-LoRA; with ``prototype=True`` GS-LoRA++."""
 
     name = "gs_lora"
+    presets = {"paper": "--lr 1e-2 --lora_rank 8 --BND 105 --alpha 1e-4",
+               "cpu": "--lr 1e-2 --lora_rank 8 --BND 30 --cl_beta_list 0.2 0.2 0.2 0.2 --alpha 1e-3",
+               "smoke": "-e 6 --lr 1e-2 --lora_rank 4 --BND 15 --beta 0.5 --alpha 1e-3"}
 
     def __init__(self, model: nn.Module, rank: int = 8, lora_alpha: float = 1.0, bound: float = 105.0,
                  beta: float = 0.15, beta_list: Optional[List[float]] = None, alpha: float = 1e-4,
@@ -146,7 +150,7 @@ class GSLoRA(Method):
         return self.small_beta if self.beta_decay and epoch >= 50 else self.task_beta
 
     def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
-        logits_r, logits_f, emb_r, emb_f = cross_entropy_pair(self.model, remain, forget)
+        logits_r, logits_f, emb_r, emb_f = forward_pair(self.model, remain, forget)
         ce_r = F.cross_entropy(logits_r.float(), remain[1])
         ce_f = F.cross_entropy(logits_f.float(), forget[1])
         losses = {"remain": ce_r, "forget_ce": ce_f.detach(),
@@ -174,6 +178,10 @@ class GSLoRAPlusPlus(GSLoRA):
     """GS-LoRA++: GS-LoRA with the prototype loss always on."""
 
     name = "gs_lora_pp"
+    presets = {"paper": "--lr 1e-2 --lora_rank 8 --BND 105 --alpha 1e-4",
+               "cpu": "--lr 1e-2 --lora_rank 8 --BND 30 --cl_beta_list 0.2 0.2 0.2 0.2 --alpha 1e-3 "
+                      "--pro_f_weight 0.01 --BND_pro 18",
+               "smoke": "-e 6 --lr 1e-2 --lora_rank 4 --BND 15 --beta 0.5 --alpha 1e-3 --pro_f_weight 0.1"}
 
     @classmethod
     def add_arguments(cls, parser) -> None:

@@ -8,28 +8,30 @@ run's -r checkpoint for task 0) and compared with the run's results.json; cost c
 Writes table.csv and table.md into each run folder (and the combined table with --table_dir).
 """
 import functools
-import json
 import logging
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List, Tuple
 
 import torch
 
-from backbone import build_model
 from config import parse_eval_args
 from data import build_data, resolve_root
-from data.class_order import class_order
-from data.task_plan import plan_tasks
-from engine import evaluate
-from util.checkpoint import load_checkpoint, load_model_weights
+from data.task_plan import Task
+from engine.evaluation import evaluate
+from model import build_model, load_model_weights
+from run_setup import run_main
+from util.checkpoint import load_checkpoint
 from util.device import resolve_device, use_bf16
 from util.errors import UserError
+from util.files import read_json
 from util.metrics import task_metrics
 from util.run_log import setup_logging
-from util.run_setup import run_main
 from util.table import csv_table, format_table, markdown_table
 
 log = logging.getLogger("test_forget_cl")
+
+# Re-evaluation repeats the run's own evaluation, so only floating-point noise may differ (accuracy points).
+TOLERANCE = 0.01
 
 
 @functools.lru_cache(maxsize=2)
@@ -45,18 +47,28 @@ def counts_of(path: Path, data, device: torch.device, batch_size: int, bf16: boo
     return evaluate(model.to(device), data.test, torch.arange(len(data.test)), batch_size, device, bf16)
 
 
-def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Dict:
-    """Recomputes a run's per-task metrics from its checkpoints; returns results.json's content, updated."""
+def saved_plan(results: Dict, results_path: Path) -> List[Task]:
+    """The task plan the run trained with, as written into its results.json."""
+    if "plan" not in results:
+        raise UserError(f"{results_path} has no task plan (written by an older version); rerun the forgetting run")
+    return [Task(t["task"], t["remain"], t["forget"], t["old"], t["missing"]) for t in results["plan"]]
+
+
+def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Tuple[Dict, float]:
+    """Recomputes a run's per-task metrics from its checkpoints.
+
+    Returns results.json's content with the recomputed metrics, and the largest difference to the saved ones
+    (accuracy points).
+    """
     results_path = run_dir / "results.json"
     if not results_path.is_file():
         raise UserError(f"{results_path} not found: is {run_dir} a run folder of train_own_forget_cl.py?")
-    results = json.loads(results_path.read_text())
+    results = read_json(results_path)
     cfg = results["config"]
+    tasks = saved_plan(results, results_path)
     first = load_checkpoint(run_dir / "task-level" / "Backbone_task_0.pth")
     root = resolve_root(cfg["data_mode"], cfg["data_root"], cfg["cache_dir"], cfg["synthetic_seed"])
     data = cached_data(root, first["model_args"]["image_size"], cfg["val_ratio"], cfg["seed"])
-    tasks = plan_tasks(class_order(data.num_classes, cfg["seed"]), cfg["num_of_first_cls"], cfg["per_forget_cls"],
-                       cfg["num_tasks"], cfg["open_cls_num"], single_step_layout=cfg["num_tasks"] == 1)
     bf16 = use_bf16(cfg.get("precision", "auto"), device)  # the run's own precision, so the numbers agree
     before = counts_of(Path(cfg["resume"]), data, device, batch_size, bf16) if cfg.get("resume") else None
     worst = 0.0
@@ -69,15 +81,20 @@ def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Dict:
             worst = max([worst] + [abs(fresh[k] - saved[k]) for k in fresh if fresh[k] is not None])
             saved.update(fresh, plain=task_metrics(before, after, *classes, "plain"))
         before = after
-    log.info("%s: largest difference to results.json %.4f points", run_dir, worst)
-    return results
+    return results, worst
 
 
 def main() -> None:
     args = parse_eval_args(__doc__.splitlines()[0])
     setup_logging(args.log_level)
     device = resolve_device(args.device)
-    runs = {Path(d).name: reevaluate(Path(d), device, args.test_batch_size) for d in args.run_dir}
+    runs, differing = {}, []
+    for run_dir in args.run_dir:
+        runs[Path(run_dir).name], worst = reevaluate(Path(run_dir), device, args.test_batch_size)
+        (log.warning if worst > TOLERANCE else log.info)(
+            "%s: largest difference to results.json %.4f points", run_dir, worst)
+        if worst > TOLERANCE:
+            differing.append(f"{run_dir} ({worst:.2f} points)")
     for run_dir, results in zip(args.run_dir, runs.values()):
         single = {Path(run_dir).name: results}
         (Path(run_dir) / "table.csv").write_text(csv_table(single))
@@ -87,6 +104,9 @@ def main() -> None:
         (Path(args.table_dir) / "table.csv").write_text(csv_table(runs))
         (Path(args.table_dir) / "table.md").write_text(markdown_table(runs))
     print(format_table(runs))
+    if differing:
+        raise UserError(f"re-evaluated metrics differ from results.json by more than {TOLERANCE} points: "
+                        f"{', '.join(differing)}")
 
 
 if __name__ == "__main__":

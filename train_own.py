@@ -4,33 +4,58 @@
     python train_own.py -d casia100 --eval_only -r runs/pretrain/best.pth
 """
 import json
+from pathlib import Path
 
 from config import parse_args
-from engine import pretrain, test_report
+from engine.evaluation import test_report
+from engine.pretraining import pretrain
+from run_setup import begin_run, make_folder, model_and_data_from_args, run_main, settings_from_args, setup
 from util.errors import UserError
 from util.run_log import RunLog
-from util.run_setup import model_and_data_from_args, run_main, settings_from_args, start_run
+
+INTERRUPTED = "best.pth holds the best epoch so far; pre-training does not resume, rerun with --overwrite"
+
+
+def report_path(args) -> Path:
+    """Where --eval_only writes: --outdir if given, else next to the checkpoint under the checkpoint's name."""
+    checkpoint = Path(args.resume)
+    return Path(args.outdir) / "test_accuracy.json" if args.outdir else \
+        checkpoint.with_name(f"{checkpoint.stem}_test_accuracy.json")
+
+
+def check_outdir(args, outdir: Path) -> None:
+    """Pre-training into a folder that holds files replaces them only with --overwrite."""
+    if outdir.is_dir() and any(outdir.iterdir()) and not args.overwrite:
+        raise UserError(f"{outdir} is not empty (a pre-trained model may be there); pass --overwrite to replace it, "
+                        f"or another --outdir")
 
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0], forgetting=False)
     if args.eval_only and not args.resume:
         raise UserError("--eval_only needs the checkpoint to evaluate: -r PATH")
-    outdir, device = start_run(args, "runs/pretrain")
+    device = setup(args)
+    outdir = report_path(args).parent if args.eval_only else Path(args.outdir or "runs/pretrain")
+    if not args.eval_only:
+        check_outdir(args, outdir)
     model, model_args, data = model_and_data_from_args(args)
     model.to(device)
     settings = settings_from_args(args, outdir, device, model_args)
     if args.eval_only:
-        report = test_report(model, data, settings)
+        report = test_report(model, data.test, settings.test_batch_size, device, settings.amp)
+        written = report_path(args)
+        make_folder(written.parent, "--outdir")
     else:
+        begin_run(args, outdir)
         run_log = RunLog(outdir, tensorboard=not args.no_tensorboard)
         report = pretrain(model, data, settings, run_log, outdir / "best.pth")
         run_log.close()
-    (outdir / "test_accuracy.json").write_text(json.dumps(report, indent=2))
+        written = outdir / "test_accuracy.json"
+    written.write_text(json.dumps(report, indent=2))
     for convention in ("original", "plain"):
         print(f"test accuracy ({convention} convention): {report[f'test_acc_{convention}']:.2f}%")
-    print(f"per-class accuracies: {outdir / 'test_accuracy.json'}")
+    print(f"per-class accuracies: {written}")
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, INTERRUPTED)

@@ -2,8 +2,8 @@
 
 Same flags as train_own_forget_cl.py; --num_tasks is 1 and the missing-class layout is the single-step one.
 """
+from run_setup import run_main
 from train_own_forget_cl import forget
-from util.run_setup import run_main
 
 if __name__ == "__main__":
     run_main(lambda: forget(single_step=True))

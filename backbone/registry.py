@@ -1,4 +1,4 @@
-"""The registry of backbone builders (see face_vit.py and vit_b16.py)."""
+"""The registry of backbone builders (the Face Transformer sizes in face_vit.py)."""
 from util.registry import Registry
 
 BACKBONES = Registry("backbone")

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from backbone.lora import FFN_LINEARS
 from data.subsets import seeded_generator
-from engine import Method, StepInfo, TaskContext, cross_entropy_pair, frozen_copy, wrong_labels
+from engine.method import Method, StepInfo, TaskContext, forward_pair, frozen_copy, wrong_labels
 
 
 def add_shared_arguments(parser) -> None:
@@ -85,7 +85,7 @@ class TeacherMethod(FineTuneMethod):
 
     def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
         wrong = self.relabel(forget[1])
-        logits_r, logits_f, emb_r, _ = cross_entropy_pair(self.model, remain, (forget[0], wrong))
+        logits_r, logits_f, emb_r, _ = forward_pair(self.model, remain, (forget[0], wrong))
         with torch.no_grad():
             teacher_logits, teacher_emb = self.teacher(*remain)
         losses = {"forget": F.cross_entropy(logits_f.float(), wrong),

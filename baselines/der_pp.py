@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.der import DER
-from engine import METHODS, StepInfo, TaskContext
+from engine.method import METHODS, StepInfo, TaskContext
 
 
 @METHODS.register("der_pp")
@@ -19,6 +19,9 @@ class DERPlusPlus(DER):
     """DER with a replayed remain batch trained on its true labels."""
 
     name = "der_pp"
+    presets = {"paper": "--lr 1e-3 --DER_lambda 0.005 --DER_plus_lambda 0.005",
+               "cpu": "--lr 1e-3 --DER_lambda 0.005 --DER_plus_lambda 0.005",
+               "smoke": "-e 4 --lr 3e-3"}
 
     def __init__(self, model: nn.Module, drift_weight: float = 0.1, replay_weight: float = 0.1, **shared):
         super().__init__(model, drift_weight=drift_weight, **shared)

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.l2 import L2, gradient_importance
-from engine import METHODS, TaskContext
+from engine.method import METHODS, TaskContext
 
 
 def fisher_contribution(grad: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -31,6 +31,9 @@ class EWC(L2):
     """L2 with the empirical Fisher as importance."""
 
     name = "ewc"
+    presets = {"paper": "--lr 1e-4 --ewc_lambda 10 --replay",
+               "cpu": "--lr 1e-3 --ewc_lambda 10 --replay",
+               "smoke": "-e 3 --lr 3e-3 --ewc_lambda 1 --replay"}
     weight_flag = "ewc_lambda"
 
     def importance(self, ctx: TaskContext, params: List[nn.Parameter]) -> List[torch.Tensor]:

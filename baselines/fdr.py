@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from baselines.common import TeacherMethod
-from engine import METHODS
+from engine.method import METHODS
 
 
 def logit_distance(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
@@ -32,6 +32,9 @@ class FDR(TeacherMethod):
     """Wrong-label fine-tuning on forget data, keeping the remain logits near the pre-trained model's."""
 
     name = "fdr"
+    presets = {"paper": "--lr 1e-3 --FDR_lambda 50",
+               "cpu": "--lr 1e-3 --FDR_lambda 50",
+               "smoke": "-e 4 --lr 3e-3 --FDR_lambda 50"}
 
     def __init__(self, model: nn.Module, distance_weight: float = 0.1, **shared):
         super().__init__(model, **shared)

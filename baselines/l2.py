@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.common import FineTuneMethod
-from engine import METHODS, StepInfo, TaskContext, cross_entropy_pair
+from engine.method import METHODS, StepInfo, TaskContext, forward_pair
 
 Term = Dict[str, List[torch.Tensor]]
 
@@ -70,6 +70,9 @@ class L2(FineTuneMethod):
     """Full fine-tuning with an unweighted (importance 1) quadratic penalty; base of EWC and MAS."""
 
     name = "l2"
+    presets = {"paper": "--lr 1e-4 --l2_lambda 0.1 --replay",
+               "cpu": "--lr 1e-3 --l2_lambda 0.1 --replay",
+               "smoke": "-e 3 --lr 3e-3 --l2_lambda 1 --replay"}
     weight_flag = "l2_lambda"
 
     def __init__(self, model: nn.Module, penalty_weight: float = 0.1, replay: bool = False, online: bool = False,
@@ -117,7 +120,7 @@ class L2(FineTuneMethod):
     def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
         forget = (forget[0], self.relabel(forget[1]))
         if remain is not None:
-            logits_r, logits_f, _, _ = cross_entropy_pair(self.model, remain, forget)
+            logits_r, logits_f, _, _ = forward_pair(self.model, remain, forget)
             logits, labels = torch.cat([logits_r, logits_f]), torch.cat([remain[1], forget[1]])
         else:
             (logits, _), labels = self.model(*forget), forget[1]

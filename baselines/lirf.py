@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.common import FineTuneMethod, distillation_kl
-from engine import METHODS, StepInfo, TaskContext, frozen_copy
+from engine.method import METHODS, StepInfo, TaskContext, frozen_copy
 
 AT_WEIGHT, REMAIN_KL_WEIGHT, DEPOSIT_WEIGHT, REMAIN_CE_WEIGHT = 300.0, 10.0, 0.05, 5.0  # fixed in the original
 
@@ -55,6 +55,9 @@ class LIRF(FineTuneMethod):
     """LIRF; trains the lower half of the backbone and the deposit; reports the lower half as trainable."""
 
     name = "lirf"
+    presets = {"paper": "--lr 1e-4",
+               "cpu": "--lr 1e-3",
+               "smoke": "-e 3 --lr 3e-3"}
 
     def __init__(self, model: nn.Module, temperature: float = 10.0, alpha: float = 0.1, seed: int = 1337):
         super().__init__(model, seed=seed)

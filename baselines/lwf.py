@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.common import TeacherMethod, distillation_kl
-from engine import METHODS
+from engine.method import METHODS
 
 
 @METHODS.register("lwf")
@@ -22,6 +22,9 @@ class LwF(TeacherMethod):
     """Wrong-label fine-tuning on forget data, distillation from the pre-trained model and CE on remain data."""
 
     name = "lwf"
+    presets = {"paper": "--lr 1e-4 --Lwf_lambda_remain 10",
+               "cpu": "--lr 1e-3 --Lwf_lambda_remain 10",
+               "smoke": "-e 4 --lr 3e-3"}
 
     def __init__(self, model: nn.Module, temperature: float = 2.0, kd_weight: float = 0.5,
                  remain_weight: float = 1.0, **shared):

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from baselines.l2 import L2, gradient_importance
-from engine import METHODS, TaskContext
+from engine.method import METHODS, TaskContext
 
 
 def squared_output(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -34,6 +34,9 @@ class MAS(L2):
     """L2 with the MAS output-sensitivity importance."""
 
     name = "mas"
+    presets = {"paper": "--lr 1e-4 --mas_lambda 0.005 --replay",
+               "cpu": "--lr 1e-3 --mas_lambda 0.005 --replay",
+               "smoke": "-e 3 --lr 3e-3 --mas_lambda 1 --replay"}
     weight_flag = "mas_lambda"
 
     def importance(self, ctx: TaskContext, params: List[nn.Parameter]) -> List[torch.Tensor]:

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data.subsets import seeded_generator
-from engine import METHODS, Method, StepInfo, TaskContext
+from engine.method import METHODS, Method, StepInfo, TaskContext
 
 
 def reinitialise(model: nn.Module, seed: int) -> None:
@@ -29,6 +29,9 @@ class Retrain(Method):
     """Re-initialises the model at every task and trains all of it, head included, on remain data."""
 
     name = "retrain"
+    presets = {"paper": "--lr 3e-4 --warmup-epochs 5",
+               "cpu": "--lr 3e-3 --warmup-epochs 1",
+               "smoke": "-e 10 --lr 1e-2"}
 
     def __init__(self, model: nn.Module, seed: int = 1337):
         super().__init__(model)

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.common import FineTuneMethod, distillation_kl
-from engine import METHODS, StepInfo, TaskContext, frozen_copy
+from engine.method import METHODS, StepInfo, TaskContext, frozen_copy
 
 INNER_EPOCHS, MAX_EPOCHS = 10, 5
 
@@ -31,6 +31,9 @@ class ScrubLRDecay:
     def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float, milestones: List[int]):
         self.optimizer, self.base_lr, self.milestones = optimizer, base_lr, milestones
 
+    def step_update(self, num_updates: int) -> None:
+        """The decay is per epoch; nothing changes between steps."""
+
     def step(self, epoch: int) -> None:
         counter = 15 * (epoch // INNER_EPOCHS) + epoch % INNER_EPOCHS
         for group in self.optimizer.param_groups:
@@ -42,6 +45,9 @@ class SCRUB(FineTuneMethod):
     """SCRUB; the teacher is the pre-trained model and theta_swa an average of the trainable parameters."""
 
     name = "scrub"
+    presets = {"paper": "--lr 1e-4 --opt adam --sgda_learning_rate 1e-4 --sgda_smoothing 0",
+               "cpu": "--opt adam --sgda_learning_rate 1e-3 --sgda_smoothing 0 --SCRUB_superepoch 1",
+               "smoke": "--opt adam --sgda_learning_rate 1e-3 --sgda_gamma 1 --SCRUB_superepoch 1 --selection last"}
     default_smoothing = 0.0
 
     def __init__(self, model: nn.Module, smoothing: Optional[float] = None, gamma: float = 0.99,
@@ -147,6 +153,10 @@ class SCRUBS(SCRUB):
     """SCRUB-S: SCRUB with the smoothing term on (rho > 0; the scripts use 0.05 or 0.1)."""
 
     name = "scrub_s"
+    presets = {"paper": "--lr 1e-4 --opt adam --sgda_learning_rate 1e-4 --sgda_smoothing 0.1",
+               "cpu": "--opt adam --sgda_learning_rate 1e-3 --sgda_smoothing 0.1 --SCRUB_superepoch 1",
+               "smoke": "--opt adam --sgda_learning_rate 1e-3 --sgda_gamma 1 --sgda_smoothing 0.05 "
+                        "--SCRUB_superepoch 1 --selection last"}
     default_smoothing = 0.05
 
     @classmethod

@@ -23,13 +23,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backbone import build_model  # noqa: E402
 from config import parse_args  # noqa: E402
 from data.class_order import class_order  # noqa: E402
 from data.folders import BatchLoader, load_image_folder, subset_indices  # noqa: E402
 from data.subsets import ratio_subset  # noqa: E402
 from data.task_plan import plan_tasks  # noqa: E402
-from engine import METHODS, OptimConfig, StepInfo, TaskContext, evaluate  # noqa: E402
+from engine.evaluation import evaluate  # noqa: E402
+from engine.method import METHODS, StepInfo, TaskContext  # noqa: E402
+from engine.optim import OptimConfig  # noqa: E402
+from model import build_model  # noqa: E402
 from util.cost import CostMeter  # noqa: E402
 from util.device import resolve_device, use_bf16  # noqa: E402
 

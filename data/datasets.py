@@ -37,10 +37,13 @@ def resolve_root(data_mode: str, data_root: str, cache_dir: str, seed: int) -> P
     return Path(data_root)
 
 
-def build_data(root: Path, image_size: int, val_ratio: float = 0.1, seed: int = 1337) -> RunData:
-    """Decodes both splits at ``image_size`` and carves a per-class validation split from the training images."""
+def build_data(root: Path, image_size: int, val_ratio: float = 0.1, seed: int = 1337, workers: int = 4) -> RunData:
+    """Decodes both splits at ``image_size`` and carves a per-class validation split from the training images.
+
+    ``workers`` threads decode the images (PIL releases the GIL while decoding).
+    """
     class_folders(root)
-    train = load_image_folder(root, "train", image_size)
-    test = load_image_folder(root, "test", image_size)
+    train = load_image_folder(root, "train", image_size, workers)
+    test = load_image_folder(root, "test", image_size, workers)
     train_idx, val_idx = train_val_split(train.targets, val_ratio, seed)
     return RunData(root, train, test, train_idx, val_idx)

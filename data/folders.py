@@ -12,7 +12,7 @@ from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from data.subsets import seeded_generator
 from util.errors import UserError
@@ -34,34 +34,75 @@ class ImageTensors:
         return len(self.targets)
 
 
-def _list_images(split_dir: Path) -> Tuple[List[str], List[Tuple[Path, int]]]:
-    classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
-    samples = [(f, label) for label, name in enumerate(classes)
-               for f in sorted((split_dir / name).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
-    return classes, samples
+def _layout(root: Path) -> str:
+    return f"expected {Path(root)}/{{train,test}}/<class name>/<image files>"
+
+
+def _visible(path: Path) -> bool:
+    """False for names starting with '.': tool leftovers (``.ipynb_checkpoints``, macOS ``._x.jpg``), not data."""
+    return not path.name.startswith(".")
+
+
+def _class_dirs(split_dir: Path) -> List[Path]:
+    """The class folders of a split, sorted by name, which makes a folder's position its label."""
+    return sorted((d for d in split_dir.iterdir() if d.is_dir() and _visible(d)), key=lambda d: d.name)
+
+
+def _image_files(class_dir: Path) -> List[Path]:
+    """The images of a class folder, sorted by name so that the sample order is the same on every machine."""
+    return sorted(f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and _visible(f))
+
+
+def _list_images(root: Path, split: str) -> Tuple[List[str], List[Tuple[Path, int]]]:
+    """The class names and (file, label) pairs of ``root/split``, listed without decoding anything.
+
+    Raises UserError when the split is missing, holds no images, or has a class folder without images (such a class
+    could be neither learned nor measured, and would only show up later as an empty subset).
+    """
+    split_dir = Path(root) / split
+    if not split_dir.is_dir():
+        raise UserError(f"dataset folder {split_dir} not found; {_layout(root)}")
+    class_dirs = _class_dirs(split_dir)
+    files = [_image_files(d) for d in class_dirs]
+    if not any(files):
+        raise UserError(f"no images in {split_dir}; {_layout(root)}")
+    empty = [d.name for d, found in zip(class_dirs, files) if not found]
+    if empty:
+        raise UserError(f"{len(empty)} class folder(s) in {split_dir} hold no images (first: {empty[:5]}); "
+                        "every class needs images in both train and test")
+    samples = [(f, label) for label, found in enumerate(files) for f in found]
+    return [d.name for d in class_dirs], samples
 
 
 def _decode(path: Path, size: int) -> np.ndarray:
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        if img.size != (size, size):
-            img = img.resize((size, size), Image.BILINEAR)
-        return np.asarray(img)
+    """The RGB pixels of one image file, resized to ``size`` x ``size``.
+
+    A file that cannot be decoded stops the run (UserError naming it) instead of being skipped: skipping would
+    silently change the data. The message carries the path because this runs in a worker thread, where PIL's own
+    error ("image file is truncated") would not say which file.
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()  # PIL reads lazily: a truncated JPEG opens fine and only fails on the pixel data
+            img = img.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as err:
+        # PIL's unidentified-format message repeats the path; the short reason keeps the line readable.
+        reason = "not an image format PIL reads" if isinstance(err, UnidentifiedImageError) else err
+        raise UserError(f"cannot decode image {path} ({reason}): remove or replace it") from err
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR)
+    return np.asarray(img)
 
 
 def load_image_folder(root: Path, split: str, image_size: int, workers: int = 4) -> ImageTensors:
     """Decodes ``root/split/<class>/<image>`` into memory at ``image_size`` x ``image_size``.
 
-    Raises UserError naming the expected layout when the folder is missing or holds no images.
+    Raises UserError naming the expected layout when the folder is missing or holds no images, and naming the
+    folder or file when a class folder is empty or an image cannot be decoded.
     """
-    split_dir = Path(root) / split
-    layout = f"expected {Path(root)}/{{train,test}}/<class name>/<image files>"
-    if not split_dir.is_dir():
-        raise UserError(f"dataset folder {split_dir} not found; {layout}")
-    classes, samples = _list_images(split_dir)
-    if not samples:
-        raise UserError(f"no images in {split_dir}; {layout}")
-    log.info("decoding %d images of %s at %d px", len(samples), split_dir, image_size)
+    classes, samples = _list_images(root, split)
+    log.info("decoding %d images of %s at %d px", len(samples), Path(root) / split, image_size)
+    # On a decode error, map's iterator cancels the images not yet started, so the error shows without delay.
     with ThreadPoolExecutor(workers) as pool:
         arrays = list(pool.map(lambda s: _decode(s[0], image_size), samples))
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
@@ -72,15 +113,10 @@ def load_image_folder(root: Path, split: str, image_size: int, workers: int = 4)
 def class_folders(root: Path) -> List[str]:
     """The class folder names of ``root/train``, checked against ``root/test`` before anything is decoded.
 
-    Labels are folder positions, so both splits must hold the same class folders.
+    Labels are folder positions, so both splits must hold the same class folders, each with images; listing both
+    splits first reports a mistake in ``test`` before minutes of decoding ``train``.
     """
-    root = Path(root)
-    layout = f"expected {root}/{{train,test}}/<class name>/<image files>"
-    names = {}
-    for split in ("train", "test"):
-        if not (root / split).is_dir():
-            raise UserError(f"dataset folder {root / split} not found; {layout}")
-        names[split] = sorted(d.name for d in (root / split).iterdir() if d.is_dir())
+    names = {split: _list_images(root, split)[0] for split in ("train", "test")}
     if names["train"] != names["test"]:
         only_train = sorted(set(names["train"]) - set(names["test"]))[:5]
         only_test = sorted(set(names["test"]) - set(names["train"]))[:5]

@@ -13,12 +13,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backbone import build_model  # noqa: E402
 from data.datasets import RunData  # noqa: E402
 from data.folders import ImageTensors  # noqa: E402
 from data.subsets import train_val_split  # noqa: E402
 from data.task_plan import plan_tasks  # noqa: E402
-from engine import METHODS, OptimConfig, RunSettings, pretrain, run_forgetting  # noqa: E402
+from engine.forgetting import run_forgetting  # noqa: E402
+from engine.method import METHODS  # noqa: E402
+from engine.optim import OptimConfig  # noqa: E402
+from engine.pretraining import pretrain  # noqa: E402
+from engine.settings import RunSettings  # noqa: E402
+from model import build_model  # noqa: E402
 from util.run_log import RunLog  # noqa: E402
 
 NUM_CLASSES = 8

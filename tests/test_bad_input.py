@@ -1,7 +1,8 @@
 """User mistakes end train_own.py with exit status 2 and one 'error:' line on stderr, never a traceback.
 
-The three runs start together (each pays the torch import once) and are checked one per test.
+The runs start together (each pays the torch import once) and are checked one per test.
 """
+import io
 import os
 import subprocess
 import sys
@@ -11,20 +12,33 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backbone import build_model
+from model import build_model
 from util.checkpoint import save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def image_tree(root: Path, splits: dict) -> Path:
+def image_tree(root: Path, splits: dict, files: dict = None, empty: tuple = ()) -> Path:
+    """``root/<split>/<class>/`` with two 16x16 PNGs per class, plus ``files`` (relative path -> raw bytes) and
+    the ``empty`` folders (relative paths)."""
     for split, classes in splits.items():
         for name in classes:
             folder = root / split / name
             folder.mkdir(parents=True)
             for i in range(2):
                 Image.fromarray(np.full((16, 16, 3), 40 * i, dtype=np.uint8)).save(folder / f"{i}.png")
+    for relative, data in (files or {}).items():
+        (root / relative).write_bytes(data)
+    for relative in empty:
+        (root / relative).mkdir(parents=True)
     return root
+
+
+def truncated_jpeg() -> bytes:
+    """The first half of a 64x64 noise JPEG: its header still parses, its pixel data ends early."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    return buffer.getvalue()[:len(buffer.getvalue()) // 2]
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +46,10 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bad_input")
     good = image_tree(tmp / "good", {"train": ["a", "b"], "test": ["a", "b"]})
     mismatched = image_tree(tmp / "mismatched", {"train": ["a", "b"], "test": ["a", "c"]})
+    two_classes = {"train": ["a", "b"], "test": ["a", "b"]}
+    corrupt = image_tree(tmp / "corrupt", two_classes, files={"train/b/2.jpg": np.random.default_rng(0).bytes(300)})
+    truncated = image_tree(tmp / "truncated", two_classes, files={"test/a/2.jpg": truncated_jpeg()})
+    empty_class = image_tree(tmp / "empty_class", {"train": ["a", "b"], "test": ["a", "b", "c"]}, empty=("train/c",))
     deeper = build_model("vit_face_tiny", "cosface", 2, depth=3)
     save_checkpoint(tmp / "depth3.pth", model=deeper.state_dict(),
                     model_args=dict(net="vit_face_tiny", head="cosface", num_classes=2, depth=3, image_size=16))
@@ -39,6 +57,9 @@ def runs(tmp_path_factory):
         "missing_folder": ["--data_root", str(tmp / "does_not_exist")],
         "wrong_depth": ["--data_root", str(good), "-r", str(tmp / "depth3.pth"), "--vit_depth", "2"],
         "class_mismatch": ["--data_root", str(mismatched)],
+        "corrupt_jpeg": ["--data_root", str(corrupt)],
+        "truncated_jpeg": ["--data_root", str(truncated)],
+        "empty_class": ["--data_root", str(empty_class)],
     }
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     procs = {name: subprocess.Popen(
@@ -80,3 +101,23 @@ def test_train_and_test_with_different_class_folders(runs):
     line = one_error_line(runs[0]["class_mismatch"])
     assert "different class folders" in line
     assert "only in train: ['b']" in line and "only in test: ['c']" in line
+
+
+def test_random_bytes_jpeg_names_the_file(runs):
+    results, tmp = runs
+    line = one_error_line(results["corrupt_jpeg"])
+    assert f"cannot decode image {tmp / 'corrupt' / 'train' / 'b' / '2.jpg'} (not an image format" in line
+    assert line.endswith("remove or replace it")
+
+
+def test_truncated_jpeg_names_the_file(runs):
+    results, tmp = runs
+    line = one_error_line(results["truncated_jpeg"])
+    assert f"cannot decode image {tmp / 'truncated' / 'test' / 'a' / '2.jpg'} (image file is truncated" in line
+
+
+def test_empty_class_folder_names_the_folder(runs):
+    results, tmp = runs
+    line = one_error_line(results["empty_class"])
+    assert f"1 class folder(s) in {tmp / 'empty_class' / 'train'} hold no images (first: ['c'])" in line
+    assert "every class needs images in both train and test" in line

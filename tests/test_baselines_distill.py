@@ -11,7 +11,7 @@ from baselines.der import DER, embedding_drift
 from baselines.der_pp import DERPlusPlus
 from baselines.fdr import FDR, logit_distance
 from baselines.lwf import LwF
-from engine import METHODS, StepInfo
+from engine.method import METHODS, StepInfo
 
 STEP = StepInfo(0, 0, 0)
 

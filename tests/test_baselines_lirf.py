@@ -7,7 +7,8 @@ import config
 from baselines.lirf import LIRF, attention_map, attention_transfer, upper_logits
 from data.folders import subset_indices
 from data.task_plan import plan_tasks
-from engine import METHODS, OptimConfig, StepInfo, TaskContext
+from engine.method import METHODS, StepInfo, TaskContext
+from engine.optim import OptimConfig
 
 
 def make_ctx(data) -> TaskContext:

@@ -16,7 +16,8 @@ from baselines.l2 import L2, weighted_penalty
 from baselines.mas import MAS, mas_importance
 from data.folders import ImageTensors, subset_indices
 from data.task_plan import plan_tasks
-from engine import METHODS, OptimConfig, TaskContext
+from engine.method import METHODS, TaskContext
+from engine.optim import OptimConfig
 
 
 class LinearNet(nn.Module):

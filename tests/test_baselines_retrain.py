@@ -5,7 +5,7 @@ import torch
 
 import config
 from baselines.retrain import Retrain, reinitialise
-from engine import METHODS
+from engine.method import METHODS
 
 
 def test_reinitialise_redraws_everything_reproducibly(pretrained_model):

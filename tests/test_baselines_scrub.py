@@ -9,7 +9,8 @@ from baselines.common import distillation_kl
 from baselines.scrub import SCRUB, SCRUBS, ScrubLRDecay, swa_distance
 from data.folders import subset_indices
 from data.task_plan import plan_tasks
-from engine import METHODS, OptimConfig, StepInfo, TaskContext
+from engine.method import METHODS, StepInfo, TaskContext
+from engine.optim import OptimConfig
 
 
 def make_ctx(data) -> TaskContext:

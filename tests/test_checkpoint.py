@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from backbone import build_model
-from util.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from model import build_model, load_model_weights
+from util.checkpoint import load_checkpoint, save_checkpoint
 from util.errors import UserError
 
 MODEL_ARGS = dict(net="vit_face_tiny", head="cosface", num_classes=5, depth=2, image_size=16)

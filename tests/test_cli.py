@@ -70,7 +70,8 @@ def test_forgetting_prints_table_and_writes_results(forgetting_run):
 def test_reevaluation_from_checkpoints_agrees_with_results(forgetting_run):
     tmp, _ = forgetting_run
     saved = json.loads((tmp / "run" / "results.json").read_text())
-    recomputed = reevaluate(tmp / "run", torch.device("cpu"), batch_size=32)
+    recomputed, worst = reevaluate(tmp / "run", torch.device("cpu"), batch_size=32)
+    assert worst < 1e-6
     for old, new in zip(saved["tasks"], recomputed["tasks"]):
         for key in ("acc_f", "acc_r", "acc_o", "h_mean"):
             assert old[key] == pytest.approx(new[key], abs=1e-6) if old[key] is not None else new[key] is None

@@ -1,11 +1,14 @@
 """Class order, task plans, subsets, image folders and the batch loader (reference 3.2-3.4)."""
 import random
+import re
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from data import folders
 from data.class_order import class_order
 from data.datasets import build_data
 from data.folders import BatchLoader, ImageTensors, class_folders, load_image_folder
@@ -102,15 +105,16 @@ def test_train_val_split_is_a_per_class_partition():
     assert torch.equal(again[0], train) and torch.equal(again[1], val)
 
 
-def write_png(path, colour, size=20):
+def write_image(path, colour, size=20):
+    """A one-colour image; PIL picks the format (PNG, JPEG) from the suffix."""
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.full((size, size, 3), colour, dtype=np.uint8)).save(path)
 
 
 def test_load_image_folder_decodes_and_resizes(tmp_path):
-    write_png(tmp_path / "train" / "bob" / "1.png", (0, 0, 255))
-    write_png(tmp_path / "train" / "alice" / "1.png", (255, 0, 0))
-    write_png(tmp_path / "train" / "alice" / "2.png", (0, 255, 0), size=30)
+    write_image(tmp_path / "train" / "bob" / "1.png", (0, 0, 255))
+    write_image(tmp_path / "train" / "alice" / "1.png", (255, 0, 0))
+    write_image(tmp_path / "train" / "alice" / "2.png", (0, 255, 0), size=30)
     (tmp_path / "train" / "alice" / "notes.txt").write_text("not an image")
     data = load_image_folder(tmp_path, "train", image_size=8, workers=1)
     assert data.classes == ["alice", "bob"]
@@ -129,12 +133,78 @@ def test_missing_folder_names_the_expected_layout(tmp_path):
 
 def test_train_test_class_mismatch_is_a_clear_error(tmp_path):
     for split, name in (("train", "ann"), ("train", "ben"), ("test", "ann"), ("test", "cat")):
-        write_png(tmp_path / split / name / "0.png", (9, 9, 9), size=8)
+        write_image(tmp_path / split / name / "0.png", (9, 9, 9), size=8)
     with pytest.raises(UserError, match=r"different class folders.*\['ben'\].*\['cat'\]"):
         build_data(tmp_path, image_size=8)
-    (tmp_path / "test" / "ben").mkdir()
-    (tmp_path / "train" / "cat").mkdir()
+    write_image(tmp_path / "test" / "ben" / "0.png", (9, 9, 9), size=8)
+    write_image(tmp_path / "train" / "cat" / "0.png", (9, 9, 9), size=8)
     assert class_folders(tmp_path) == ["ann", "ben", "cat"]  # identical folders pass
+
+
+def two_class_tree(root):
+    """train/ and test/ with classes ann (red) and ben (blue), one 8x8 PNG each."""
+    for split in ("train", "test"):
+        write_image(root / split / "ann" / "0.png", (255, 0, 0), size=8)
+        write_image(root / split / "ben" / "0.png", (0, 0, 255), size=8)
+    return root
+
+
+def test_hidden_folders_and_files_are_ignored(tmp_path):
+    two_class_tree(tmp_path)
+    for split in ("train", "test"):
+        write_image(tmp_path / split / ".ipynb_checkpoints" / "0.png", (0, 255, 0), size=8)  # sorts before 'ann'
+    (tmp_path / "train" / "ann" / "._0.png").write_bytes(b"macOS resource fork, not an image")
+    assert class_folders(tmp_path) == ["ann", "ben"]
+    data = build_data(tmp_path, image_size=8, val_ratio=0.0, workers=1)
+    assert data.train.classes == ["ann", "ben"]
+    assert data.train.targets.tolist() == [0, 1]
+    assert data.train.images[:, :, 4, 4].tolist() == [[255, 0, 0], [0, 0, 255]]  # ann is still label 0
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_empty_class_folder_names_the_split_and_the_folders(tmp_path, split):
+    two_class_tree(tmp_path)
+    other = "test" if split == "train" else "train"
+    for i in range(7):
+        (tmp_path / split / f"empty{i}").mkdir()
+        write_image(tmp_path / other / f"empty{i}" / "0.png", (9, 9, 9), size=8)
+    (tmp_path / split / "empty0" / "notes.txt").write_text("not an image")
+    folder = re.escape(str(tmp_path / split))
+    expected = rf"7 class folder\(s\) in {folder} hold no images \(first: \['empty0'.*'empty4'\]\)"
+    with pytest.raises(UserError, match=expected + ".*both train and test") as caught:
+        class_folders(tmp_path)
+    assert "empty5" not in str(caught.value)
+    with pytest.raises(UserError, match=expected):
+        load_image_folder(tmp_path, split, image_size=8)
+
+
+def test_build_data_decodes_both_splits_with_the_given_workers(tmp_path, monkeypatch):
+    pools = []
+    monkeypatch.setattr(folders, "ThreadPoolExecutor", lambda n: pools.append(n) or ThreadPoolExecutor(n))
+    build_data(two_class_tree(tmp_path), image_size=8, val_ratio=0.0, workers=3)
+    assert pools == [3, 3]
+
+
+def truncated_jpeg(path):
+    """A 64x64 noise JPEG cut in half: the header survives, so only decoding the pixels fails."""
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    with Image.open(path) as img:
+        assert img.size == (64, 64)  # PIL opens it without complaint
+
+
+def random_bytes_jpeg(path):
+    path.write_bytes(np.random.default_rng(0).bytes(300))
+
+
+@pytest.mark.parametrize("corrupt, reason", [(truncated_jpeg, "truncated"), (random_bytes_jpeg, "not an image format")])
+def test_undecodable_image_names_the_file(tmp_path, corrupt, reason):
+    two_class_tree(tmp_path)
+    bad = tmp_path / "train" / "ben" / "1.jpg"
+    corrupt(bad)
+    with pytest.raises(UserError, match=rf"cannot decode image {re.escape(str(bad))} \(.*{reason}.*\): remove or"):
+        load_image_folder(tmp_path, "train", image_size=8, workers=2)  # raised inside the thread pool
 
 
 def test_batch_loader_covers_each_index_once_per_pass_and_reshuffles():

@@ -2,8 +2,8 @@
 import torch
 import torch.nn as nn
 
-from backbone import build_model
 from backbone.dropout import FastDropout, keep_mask, use_fast_dropout
+from model import build_model
 
 P = 0.1
 DROPPED_LEVELS = 6554  # round(0.1 * 65536)

@@ -5,12 +5,12 @@ import pytest
 import torch
 from conftest import NUM_CLASSES, tiny_settings, tiny_tasks
 
-from backbone import build_model
 from data.task_plan import plan_tasks
-from engine import TrainingDiverged, run_forgetting
+from engine.forgetting import run_forgetting
 from gs_lora import GSLoRA
-from util.checkpoint import load_checkpoint, load_model_weights
-from util.errors import UserError
+from model import build_model, load_model_weights
+from util.checkpoint import load_checkpoint
+from util.errors import TrainingDiverged, UserError
 from util.run_log import RunLog
 
 GS_KW = dict(rank=4, bound=15.0, beta=0.5, alpha=1e-3)

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from backbone import build_model
 from backbone.face_vit import Attention, FaceViT, convert_original_checkpoint, is_original_checkpoint
+from model import build_model
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,71 @@
-"""GS-LoRA and GS-LoRA++: each loss term against hand-computed values, and a tiny continual run."""
+"""GS-LoRA and GS-LoRA++: each loss term against hand-computed values, and a tiny continual run.
+
+Expected values are recomputed in float64 numpy from the model's outputs and LoRA matrices (reference 2.1-2.4).
+"""
+import dataclasses
 import math
+from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
+from conftest import tiny_settings, tiny_tasks
 
-from gs_lora import bounded_forget_loss, group_lasso, prototype_kl, prototype_loss
+from engine.forgetting import task_subsets
+from engine.method import StepInfo, TaskContext
+from gs_lora import GSLoRA, bounded_forget_loss, group_lasso, prototype_kl, prototype_loss
+
+
+def task_context(data, task, data_ratio: float = 1.0) -> TaskContext:
+    """The context the engine would give a method for ``task`` on the tiny data."""
+    s = dataclasses.replace(tiny_settings(Path("unused")), data_ratio=data_ratio)
+    remain_idx, forget_idx = task_subsets(data, task, s)
+    return TaskContext(task, data.train, remain_idx, forget_idx, s.batch_size, s.device, s.amp, s.seed,
+                       data.num_classes, s.optim.epochs, s.optim)
+
+
+def first_images(ctx: TaskContext, indices: torch.Tensor, n: int = 8):
+    """An (images, labels) batch of the first ``n`` of ``indices`` (a shuffled subset, so classes mix)."""
+    idx = indices[:n]
+    return ctx.train.images[idx].float() / 255, ctx.train.targets[idx]
+
+
+def set_lora_factors(model, seed: int = 0) -> None:
+    """Fixed non-zero LoRA factors (a fresh LoRA has B = 0, which would hide the update and the group norms).
+
+    Large enough to move the tiny model's forget CE into a wide range (about 12 to 29) instead of all near 0.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_" in name:
+                p.copy_(0.5 * torch.randn(p.shape, generator=gen))
+
+
+def np_log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+
+def np_kl(features: np.ndarray, prototypes: np.ndarray) -> float:
+    """(1/B) sum_i KL(softmax(p_i) || softmax(f_i)), softmax over the embedding coordinates."""
+    log_p, log_f = np_log_softmax(prototypes), np_log_softmax(features)
+    return float((np.exp(log_p) * (log_p - log_f)).sum(axis=1).mean())
+
+
+def np_cross_entropies(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """(B,) per-sample cross-entropy -log softmax(z_i)_{y_i}."""
+    log_probs = np_log_softmax(logits.detach().double().numpy())
+    return -log_probs[np.arange(len(labels)), labels.numpy()]
+
+
+def np_class_means(model, ctx: TaskContext, indices: torch.Tensor) -> dict:
+    """Class -> mean eval-mode embedding (float64) of the images ``indices`` of that class."""
+    model.eval()
+    with torch.no_grad():
+        emb = model.backbone(ctx.train.images[indices].float() / 255).double().numpy()
+    labels = ctx.train.targets[indices].numpy()
+    return {int(c): emb[labels == c].mean(axis=0) for c in np.unique(labels)}
 
 
 def test_forget_hinge_is_zero_at_and_above_the_bound():
@@ -27,6 +89,15 @@ def test_prototype_kl_matches_hand_computation():
     assert float(prototype_kl(p, p)) < 1e-7
 
 
+def test_prototype_kl_runs_from_the_prototype_to_the_feature():
+    """KL(softmax(p) || softmax(f)), not KL(f || p): random, unrelated f and p make the two directions differ."""
+    gen = torch.Generator().manual_seed(3)
+    f, p = torch.randn(3, 5, generator=gen), 2.0 * torch.randn(3, 5, generator=gen)
+    expected = np_kl(f.double().numpy(), p.double().numpy())
+    assert abs(expected - np_kl(p.double().numpy(), f.double().numpy())) > 0.05  # the inputs tell them apart
+    assert float(prototype_kl(f, p)) == pytest.approx(expected, rel=1e-5)
+
+
 def test_prototype_loss_hinges_forget_and_pulls_remain():
     terms = prototype_loss(torch.tensor(3.0), torch.tensor(0.5), w_forget=0.1, w_remain=2.0, bound=18.0)
     assert math.isclose(float(terms["prototype_forget"]), 0.1 * 15.0)
@@ -40,3 +111,79 @@ def test_two_task_run_forgets_and_retains(run_tiny):
         assert task["acc_r"] > task["acc_r_before"] - 20, task
         assert len(task["group_norms"]) == 2
     assert results["tasks"][1]["acc_o"] is not None and results["tasks"][0]["acc_o"] is None
+
+
+def test_alpha_warm_up_is_zero_before_alpha_epoch_then_big_alpha(pretrained_model):
+    """--warmup_alpha: alpha 0 for epochs < alpha_epoch, big_alpha from then on; without it, always --alpha."""
+    warm = GSLoRA(pretrained_model, rank=4, alpha=0.7, warmup_alpha=True, alpha_epoch=3, big_alpha=0.02)
+    assert [warm.alpha_at(epoch) for epoch in range(6)] == [0.0, 0.0, 0.0, 0.02, 0.02, 0.02]
+    plain = GSLoRA(pretrained_model, rank=4, alpha=0.7, alpha_epoch=3, big_alpha=0.02)
+    assert [plain.alpha_at(epoch) for epoch in (0, 3, 25)] == [0.7, 0.7, 0.7]
+
+
+def test_structure_term_is_alpha_times_summed_block_norms(tiny_data, pretrained_model):
+    """'structure' = alpha(epoch) * sum over blocks of sqrt(sum of squares of the block's 4 LoRA matrices)."""
+    method = GSLoRA(pretrained_model, rank=4, alpha=0.7, warmup_alpha=True, alpha_epoch=3, big_alpha=0.02)
+    ctx = task_context(tiny_data, tiny_tasks()[0])
+    method.begin_task(ctx)
+    set_lora_factors(pretrained_model)
+    squares = {}
+    for name, p in pretrained_model.named_parameters():
+        if "lora_" in name:
+            block = name.split("blocks.")[1].split(".")[0]
+            squares[block] = squares.get(block, 0.0) + float((p.detach().double().numpy() ** 2).sum())
+    assert len(squares) == 2
+    norm_sum = sum(math.sqrt(v) for v in squares.values())
+    remain, forget = first_images(ctx, ctx.remain_idx), first_images(ctx, ctx.forget_idx)
+    assert method.compute_loss(remain, forget, StepInfo(0, 2, 0))["structure"].item() == 0.0
+    structure = method.compute_loss(remain, forget, StepInfo(0, 3, 0))["structure"].item()
+    assert structure == pytest.approx(0.02 * norm_sum, rel=1e-5)
+
+
+def test_forget_hinge_applies_to_the_batch_mean_cross_entropy(tiny_data, pretrained_model):
+    """'forget' = beta * ReLU(BND - mean_i CE_i), not beta * mean_i ReLU(BND - CE_i) (reference 2.1)."""
+    method = GSLoRA(pretrained_model, rank=4, beta=0.3)
+    ctx = task_context(tiny_data, tiny_tasks()[0])
+    method.begin_task(ctx)
+    set_lora_factors(pretrained_model)
+    pretrained_model.eval()  # the same logits in the method's forward as in ours
+    remain, forget = first_images(ctx, ctx.remain_idx), first_images(ctx, ctx.forget_idx)
+    with torch.no_grad():
+        ce = np_cross_entropies(pretrained_model(*forget)[0], forget[1])
+    method.bound = (ce.mean() + ce.max()) / 2  # between the mean and the largest CE: the two readings differ
+    expected = 0.3 * max(method.bound - ce.mean(), 0.0)
+    assert 0.3 * np.maximum(method.bound - ce, 0.0).mean() - expected > 0.01
+    assert method.compute_loss(remain, forget, StepInfo(0, 0, 0))["forget"].item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_second_task_uses_the_second_entries_of_the_per_task_weights(tiny_data, pretrained_model):
+    """Task 1 weighs the forget hinge by cl_beta_list[1] and the forget prototype hinge by cl_prof_list[1]."""
+    method = GSLoRA(pretrained_model, rank=4, bound=1000.0, beta=0.9, beta_list=[0.5, 0.2], prototype=True,
+                    pro_f_weight=0.9, prof_list=[0.01, 0.03], bound_pro=1000.0)
+    ctx = task_context(tiny_data, tiny_tasks()[1])
+    method.begin_task(ctx)
+    pretrained_model.eval()
+    remain, forget = first_images(ctx, ctx.remain_idx), first_images(ctx, ctx.forget_idx)
+    means = np_class_means(pretrained_model, ctx, ctx.forget_idx)
+    with torch.no_grad():
+        logits, emb = pretrained_model(*forget)
+    ce = np_cross_entropies(logits, forget[1]).mean()
+    kl = np_kl(emb.double().numpy(), np.stack([means[int(c)] for c in forget[1]]))
+    losses = method.compute_loss(remain, forget, StepInfo(1, 0, 0))
+    assert losses["forget"].item() == pytest.approx(0.2 * (1000.0 - ce), rel=1e-5)
+    assert losses["prototype_forget"].item() == pytest.approx(0.03 * (1000.0 - kl), rel=1e-5)
+    extras = method.end_task(ctx)
+    assert (extras["beta"], extras["pro_f_weight"]) == (0.2, 0.03)
+
+
+def test_prototypes_are_class_means_of_the_task_training_images(tiny_data, pretrained_model):
+    """GS-LoRA++ prototypes: every forget and remain class's mean eval-mode embedding over the task's subsets."""
+    task = tiny_tasks()[0]
+    method = GSLoRA(pretrained_model, rank=4, prototype=True)
+    ctx = task_context(tiny_data, task, data_ratio=0.5)
+    method.begin_task(ctx)
+    for indices, classes in ((ctx.forget_idx, task.forget), (ctx.remain_idx, task.remain)):
+        means = np_class_means(pretrained_model, ctx, indices)
+        assert sorted(means) == sorted(classes)
+        for c, mean in means.items():
+            np.testing.assert_allclose(method.prototypes[c].double().numpy(), mean, rtol=1e-5, atol=1e-6)

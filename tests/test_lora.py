@@ -4,7 +4,6 @@ import math
 import pytest
 import torch
 
-from backbone import build_model
 from backbone.lora import (
     LoRALinear,
     inject_lora,
@@ -14,6 +13,7 @@ from backbone.lora import (
     merge_lora,
     without_lora,
 )
+from model import build_model
 
 
 def tiny_lora_model(rank=4, seed=0):

@@ -1,1 +1,1 @@
-"""Shared utilities: registries, metrics, checkpoints, logging and distributed helpers."""
+"""The ground floor, importing nothing above it: registries, metrics, checkpoints, errors, logging, tables, cost."""

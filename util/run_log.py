@@ -5,6 +5,7 @@ TensorBoard is imported lazily: when it is missing the run goes on with a warnin
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -21,6 +22,14 @@ def setup_logging(level: str = "INFO", outdir: Optional[Path] = None) -> None:
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
+def _task_of(line: str) -> float:
+    """The task a log line belongs to (-1: none); a line cut short by a kill counts as the interrupted task's."""
+    try:
+        return json.loads(line).get("task", -1)
+    except ValueError:
+        return math.inf
+
+
 class RunLog:
     """Appends records to ``log.jsonl`` and mirrors numeric fields to TensorBoard as ``prefix/name``."""
 
@@ -34,14 +43,25 @@ class RunLog:
             except ImportError:
                 log.warning("tensorboard is not installed: no TensorBoard events for this run")
 
-    def write(self, prefix: str, step: int, values: Dict[str, object]) -> None:
+    def write(self, prefix: str, step: int, values: Dict[str, object], task: Optional[int] = None) -> None:
+        """Appends one record; ``task`` tags the records of a forgetting task (see ``drop_tasks_from``)."""
         if self.path is not None:
+            tag = {} if task is None else {"task": task}
             with open(self.path, "a") as fh:
-                fh.write(json.dumps({"kind": prefix, "step": step, **values}) + "\n")
+                fh.write(json.dumps({"kind": prefix, "step": step, **tag, **values}) + "\n")
         if self.writer is not None:
             for name, value in values.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                     self.writer.add_scalar(f"{prefix}/{name}", value, step)
+
+    def drop_tasks_from(self, first: int) -> None:
+        """Removes the records of tasks ``first`` and later (a task cut short before a resume), atomically."""
+        if self.path is None or not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text().splitlines() if _task_of(line) < first]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, self.path)
 
     def close(self) -> None:
         if self.writer is not None:

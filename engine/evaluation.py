@@ -1,0 +1,63 @@
+"""Evaluation passes: per-class correct counts in both accuracy conventions, class-mean embeddings, test reports.
+
+Each pass runs in eval mode (dropout off, LoRA folded into the weights) and puts the model back in the mode it
+found it in.
+"""
+from typing import Dict
+
+import torch
+import torch.nn as nn
+
+from data.folders import BatchLoader, ImageTensors
+from util.device import autocast
+from util.metrics import ClassCounts, count_correct
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ImageTensors, indices: torch.Tensor, batch_size: int, device: torch.device,
+             amp: bool = False) -> ClassCounts:
+    """Per-class correct counts under both accuracy conventions over ``data[indices]``, in one pass."""
+    was_training = model.training
+    model.eval()
+    num_classes = len(data.classes)
+    totals = {k: torch.zeros(num_classes, dtype=torch.int64) for k in ("total", "plain", "original")}
+    for images, labels in BatchLoader(data, indices, batch_size):
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        with autocast(device, amp):
+            plain = model.head.plain_logits(model.backbone(images))
+        margin = model.head.apply_margin(plain.float(), labels)
+        for key, value in count_correct(plain.float(), margin, labels, num_classes).items():
+            totals[key] += value.cpu()
+    model.train(was_training)
+    return ClassCounts(totals.pop("total"), totals)
+
+
+@torch.no_grad()
+def class_mean_embeddings(model: nn.Module, data: ImageTensors, indices: torch.Tensor, batch_size: int,
+                          device: torch.device, amp: bool = False) -> Dict[int, torch.Tensor]:
+    """Mean embedding of every class present in ``data[indices]``, in eval mode (the GS-LoRA++ prototypes)."""
+    was_training = model.training
+    model.eval()
+    sums: Dict[int, torch.Tensor] = {}
+    counts: Dict[int, int] = {}
+    for images, labels in BatchLoader(data, indices, batch_size):
+        with autocast(device, amp):
+            emb = model.backbone(images.to(device)).float().cpu()
+        for c in labels.unique().tolist():
+            mask = labels == c
+            sums[c] = sums.get(c, 0) + emb[mask].sum(0)
+            counts[c] = counts.get(c, 0) + int(mask.sum())
+    model.train(was_training)
+    return {c: sums[c] / counts[c] for c in sums}
+
+
+def test_report(model: nn.Module, test: ImageTensors, batch_size: int, device: torch.device,
+                amp: bool = False) -> Dict[str, object]:
+    """Test accuracy overall and per class (keyed by class folder name), in both conventions."""
+    counts = evaluate(model, test, torch.arange(len(test)), batch_size, device, amp)
+    report: Dict[str, object] = {}
+    for convention in ("original", "plain"):
+        report[f"test_acc_{convention}"] = counts.accuracy(range(len(test.classes)), convention)
+        report[f"per_class_{convention}"] = {name: counts.accuracy([c], convention)
+                                             for c, name in enumerate(test.classes)}
+    return report

@@ -1,0 +1,247 @@
+"""The continual-forgetting task loop shared by all methods: task -> epoch -> batch, selection, results, resume.
+
+Per task: evaluate before, let the method train on paired remain/forget batches, keep the selected weights, test
+after, let the method finish (merge LoRA, update importance), save the task's checkpoints and rewrite
+``results.json``. The loop never asks which method runs; it only calls the hooks of ``engine.method.Method``.
+"""
+import itertools
+import logging
+import math
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from backbone.lora import without_lora
+from data.folders import cycle, subset_indices
+from data.subsets import few_shot_subset, ratio_subset, seeded_generator
+from data.task_plan import Task
+from engine.evaluation import evaluate
+from engine.method import Method, StepInfo, TaskContext
+from engine.settings import RunSettings
+from model import load_model_weights
+from util.checkpoint import load_checkpoint, load_file, save_checkpoint
+from util.cost import CostMeter, trainable_summary
+from util.errors import UserError, check_finite
+from util.files import read_json, write_json
+from util.metrics import ClassCounts, h_mean, task_metrics
+
+log = logging.getLogger(__name__)
+
+
+def task_subsets(data, task: Task, settings: RunSettings) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The remain and forget training images a method may use in ``task`` (data-ratio or few-shot subsets)."""
+    picked = []
+    for name, classes in (("remain", task.remain), ("forget", task.forget)):
+        pool = subset_indices(data.train, classes, data.train_idx)
+        if settings.few_shot:
+            picked.append(few_shot_subset(pool, data.train.targets, settings.few_shot_num, settings.seed,
+                                          task.index, name))
+        else:
+            picked.append(ratio_subset(pool, settings.data_ratio, settings.seed, task.index, name))
+    return picked[0], picked[1]
+
+
+class Selector:
+    """Keeps the trainable weights with the best H on the selection split ('val' or 'test'), or the last ones."""
+
+    def __init__(self, method: Method, data, task: Task, settings: RunSettings):
+        self.method, self.task, self.settings = method, task, settings
+        self.split = data.train if settings.selection == "val" else data.test
+        pool = data.val_idx if settings.selection == "val" else None
+        self.indices = subset_indices(self.split, task.remain + task.forget, pool)
+        self.acc_f_before = self._counts().accuracy(task.forget) if settings.selection != "last" else None
+        self.best_score, self.best, self.at = -math.inf, None, None
+
+    def _counts(self) -> ClassCounts:
+        s = self.settings
+        return evaluate(self.method.model, self.split, self.indices, s.test_batch_size, s.device, s.amp)
+
+    def consider(self, step: StepInfo) -> Dict[str, float]:
+        counts = self._counts()
+        acc_f, acc_r = counts.accuracy(self.task.forget), counts.accuracy(self.task.remain)
+        score = h_mean(acc_r, self.acc_f_before, acc_f)
+        if score is not None and score > self.best_score:
+            self.best_score, self.best = score, self.method.snapshot()
+            self.at = {"epoch": step.epoch, "iteration": step.iteration}
+        return {"acc_f": acc_f, "acc_r": acc_r, "h_mean": score}
+
+    def finish(self, step: StepInfo) -> Dict[str, object]:
+        """Restores the selected weights; returns how they were chosen."""
+        if self.settings.selection == "last":
+            return {"rule": "last", "epoch": step.epoch, "iteration": step.iteration}
+        self.consider(step)
+        if self.best is None:  # H undefined: the selection split lacks the forget or the remain classes
+            log.warning("task %d: H is undefined on the %s split; keeping the last weights", self.task.index,
+                        self.settings.selection)
+            return {"rule": "last", "wanted": self.settings.selection, "epoch": step.epoch,
+                    "iteration": step.iteration}
+        self.method.restore(self.best)
+        return {"rule": self.settings.selection, "h_mean": self.best_score, **self.at}
+
+
+def epochs_of_task(method: Method, ctx: TaskContext, settings: RunSettings):
+    """The epoch indices of a task: the method's own count, or endless when ``steps_per_task`` ends the task."""
+    return itertools.count() if settings.steps_per_task else range(method.num_epochs(ctx))
+
+
+def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: RunSettings, run_log
+               ) -> Dict[str, object]:
+    """The epoch and batch loop of one task; returns how the kept weights were selected and the steps taken.
+
+    With ``steps_per_task`` the task ends after exactly that many optimizer steps, whatever a method calls an
+    epoch, so every method gets the same budget.
+    """
+    method.begin_task(ctx)
+    _, scheduler = method.build_optimizer(ctx)
+    loaders = {"remain": ctx.loader(ctx.remain_idx, "remain"), "forget": ctx.loader(ctx.forget_idx, "forget")}
+    loaders.update(remain_cycle=cycle(loaders["remain"]), forget_cycle=cycle(loaders["forget"]))
+    step, index = StepInfo(ctx.task.index, 0, 0), ctx.task.index
+    progress = tqdm(desc=f"task {index}", unit="step", total=settings.steps_per_task, disable=None, leave=False)
+    for epoch in epochs_of_task(method, ctx, settings):
+        step.epoch = epoch
+        scheduler.step(epoch)
+        means = train_epoch(method, ctx, loaders, scheduler, step, selector, settings, run_log, progress)
+        run_log.write(f"task{index}/train", epoch, {"lr": method.optimizer.param_groups[0]["lr"], **means},
+                      task=index)
+        progress.set_postfix(epoch=epoch, loss=f"{means.get('total', float('nan')):.3f}")
+        if step.iteration == settings.steps_per_task:
+            break
+    progress.close()
+    return {**selector.finish(step), "optimizer_steps": step.iteration}
+
+
+def train_epoch(method: Method, ctx: TaskContext, loaders, scheduler, step: StepInfo, selector: Selector,
+                settings: RunSettings, run_log, progress) -> Dict[str, float]:
+    """One epoch of method steps (stopping early at ``steps_per_task``); returns the mean of each loss term."""
+    sums: Dict[str, float] = {}
+    counts: Dict[str, int] = {}
+    for remain, forget in method.batches(ctx, loaders):
+        losses = method.training_step(ctx.to_device(remain), ctx.to_device(forget), step)
+        check_finite(losses, f"task {step.task}, epoch {step.epoch}")
+        for name, value in losses.items():
+            sums[name] = sums.get(name, 0.0) + float(value.detach())
+            counts[name] = counts.get(name, 0) + 1
+        step.iteration += 1
+        scheduler.step_update(step.iteration)
+        progress.update()
+        if settings.selection != "last" and step.iteration % settings.eval_every == 0:
+            run_log.write(f"task{step.task}/{settings.selection}", step.iteration, selector.consider(step),
+                          task=step.task)
+        if step.iteration == settings.steps_per_task:
+            break
+    return {k: v / counts[k] for k, v in sums.items()}
+
+
+def seed_task(seed: int, index: int) -> None:
+    """Seeds the global generators from (seed, task index) before a task draws anything (LoRA initialisation,
+    dropout masks), so a resumed run draws what an uninterrupted one draws."""
+    torch.manual_seed(seeded_generator(seed, "task", index).initial_seed())
+
+
+def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -> Dict[str, object]:
+    """Before-evaluation, training, selection, test evaluation and the method's end-of-task step."""
+    s, model = settings, method.model
+    seed_task(s.seed, task.index)
+    test_idx = torch.arange(len(data.test))
+    before = evaluate(model, data.test, test_idx, s.test_batch_size, s.device, s.amp)
+    remain_idx, forget_idx = task_subsets(data, task, s)
+    ctx = TaskContext(task, data.train, remain_idx, forget_idx, s.batch_size, s.device, s.amp, s.seed,
+                      data.num_classes, s.optim.epochs, s.optim, steps=s.steps_per_task)
+    meter = CostMeter(s.device)
+    meter.start()
+    selector = Selector(method, data, task, s)
+    selection = train_task(method, ctx, selector, s, run_log)
+    after = evaluate(model, data.test, test_idx, s.test_batch_size, s.device, s.amp)
+    trainable = trainable_summary(method.trainable_parameters(), model)
+    extras = method.end_task(ctx)
+    classes = (task.remain, task.forget, task.old, task.missing)
+    entry = {"task": task.index, "num_remain": len(task.remain), "forget_classes": task.forget,
+             "train_images": {"remain": len(remain_idx), "forget": len(forget_idx)},
+             **task_metrics(before, after, *classes, "original"),
+             "plain": task_metrics(before, after, *classes, "plain"),
+             "selection": selection, "optimizer_steps": selection.pop("optimizer_steps"),
+             **trainable, **meter.stop(), **extras}
+    run_log.write("test", task.index, {**{k: v for k, v in entry.items() if isinstance(v, float)},
+                                       **{f"group_norm_{b}": v for b, v in enumerate(entry.get("group_norms", []))}},
+                  task=task.index)
+    save_task(method, s, task.index, ctx.artifacts)
+    return entry
+
+
+def save_task(method: Method, settings: RunSettings, index: int,
+              artifacts: Dict[str, Dict[str, torch.Tensor]]) -> None:
+    """The task's merged weights as a plain state dict, the method's state, and extra artifacts (LoRA delta)."""
+    folder = settings.task_dir
+    save_checkpoint(folder / f"Backbone_task_{index}.pth", model=without_lora(method.model.state_dict()),
+                    model_args=settings.model_args, config=settings.config, task=index)
+    save_checkpoint(folder / f"method_task_{index}.pth", **method.state_dict())
+    for name, tensors in artifacts.items():
+        save_checkpoint(folder / f"{name}_task_{index}.pth", **tensors)
+
+
+def plan_record(tasks: List[Task]) -> List[Dict[str, object]]:
+    """The task plan as written into results.json, so re-evaluation uses exactly the classes trained with."""
+    return [{"task": t.index, "remain": t.remain, "forget": t.forget, "old": t.old, "missing": t.missing}
+            for t in tasks]
+
+
+def check_run_folder(outdir: Path, resume: bool) -> None:
+    """A run folder that holds results is continued only on request: nothing is overwritten by accident."""
+    if (outdir / "results.json").exists() and not resume:
+        raise UserError(f"{outdir / 'results.json'} exists: pass --resume_run to continue that run, or another "
+                        f"--outdir")
+
+
+def resume_state(method: Method, settings: RunSettings, results_path: Path, run_log) -> Dict:
+    """Loads the finished tasks' results, weights and method state of an interrupted run; drops the log records of
+    the task that was cut short, so curves are not doubled."""
+    saved = read_json(results_path)
+    done = len(saved.get("tasks", []))
+    if done:
+        folder, last = settings.task_dir, done - 1
+        load_model_weights(method.model, load_checkpoint(folder / f"Backbone_task_{last}.pth")["model"],
+                           f"task {last} checkpoint")
+        method.load_state_dict(load_file(folder / f"method_task_{last}.pth"))
+        log.info("resuming after task %d", last)
+    run_log.drop_tasks_from(done)
+    return {k: v for k, v in saved.items() if k in ("tasks", "pretrained")}
+
+
+def run_forgetting(method: Method, data, tasks: List[Task], settings: RunSettings, run_log,
+                   resume: bool = False) -> Dict:
+    """Runs every task not yet finished; ``results.json`` is rewritten as soon as each task ends.
+
+    With ``resume`` the run continues after its last finished task, from that task's saved weights and method
+    state; otherwise an existing results file in the run folder is an error (nothing is overwritten).
+    """
+    results_path = settings.outdir / "results.json"
+    results = {"method": method.name, "selection": settings.selection, "config": settings.config,
+               "plan": plan_record(tasks), "tasks": []}
+    check_run_folder(settings.outdir, resume)
+    if results_path.exists():
+        results.update(resume_state(method, settings, results_path, run_log))
+    if "pretrained" not in results:
+        results["pretrained"] = pretrained_accuracies(method.model, data, tasks, settings)
+    for task in tasks[len(results["tasks"]):]:
+        entry = run_task(method, data, task, settings, run_log)
+        results["tasks"].append(entry)
+        write_json(results_path, results)
+        log.info("task %d: Acc_f %.2f  Acc_r %.2f  H %.2f  (%.0f s)", task.index, entry["acc_f"], entry["acc_r"],
+                 entry["h_mean"], entry["wall_time_s"])
+    return results
+
+
+def pretrained_accuracies(model: nn.Module, data, tasks: List[Task], settings: RunSettings
+                          ) -> Dict[str, List[Dict]]:
+    """The starting model's accuracy on every task's class sets (the tables' 'Pre-train' row), both conventions."""
+    s = settings
+    counts = evaluate(model, data.test, torch.arange(len(data.test)), s.test_batch_size, s.device, s.amp)
+
+    def class_sets(t: Task) -> Dict[str, List[int]]:
+        return {"acc_r": t.remain, "acc_f": t.forget, "acc_o": t.old, "acc_m": t.missing}
+
+    return {c: [{k: counts.accuracy(v, c) for k, v in class_sets(t).items()} for t in tasks]
+            for c in ("original", "plain")}

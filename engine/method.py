@@ -1,0 +1,193 @@
+"""The ``Method`` contract every forgetting method implements, its registry, and the helpers only methods use.
+
+GS-LoRA (gs_lora.py) and every baseline (baselines/) subclass ``Method`` and register under their ``--method``
+name. The task loop (engine/forgetting.py) only calls the hooks documented on the class.
+"""
+import copy
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+from data.folders import BatchLoader, ImageTensors
+from data.task_plan import Task
+from engine.optim import OptimConfig, create_optimizer_and_scheduler
+from util.device import autocast
+from util.registry import Registry
+
+METHODS = Registry("method")
+Batch = Tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class TaskContext:
+    """What a method sees of the current task: its classes, training subsets, loaders and device."""
+
+    task: Task
+    train: ImageTensors
+    remain_idx: torch.Tensor
+    forget_idx: torch.Tensor
+    batch_size: int
+    device: torch.device
+    amp: bool
+    seed: int
+    num_classes: int
+    epochs: int
+    optim: OptimConfig
+    steps: Optional[int] = None  # --steps_per_task: the task ends after this many optimizer steps
+    artifacts: Dict[str, Dict[str, torch.Tensor]] = field(default_factory=dict)
+
+    def loader(self, indices: torch.Tensor, tag: str, shuffle: bool = True,
+               batch_size: Optional[int] = None) -> BatchLoader:
+        return BatchLoader(self.train, indices, batch_size or self.batch_size, shuffle=shuffle, seed=self.seed,
+                           tag=f"task{self.task.index}-{tag}")
+
+    def to_device(self, batch: Optional[Batch]) -> Optional[Batch]:
+        """Moves an (images, labels) batch to the device; None (a step without that side) stays None."""
+        if batch is None:
+            return None
+        return batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)
+
+
+@dataclass
+class StepInfo:
+    task: int
+    epoch: int
+    iteration: int
+
+
+class Method:
+    """Base class of every forgetting method; the hook contract the engine relies on.
+
+    Per task the engine calls, in order: ``begin_task(ctx)`` (after the before-evaluation: fresh LoRA, a teacher
+    copy, importance...), ``build_optimizer(ctx)``, then for every epoch ``batches(ctx)`` and for each yielded
+    (remain, forget) pair ``training_step`` (which by default runs ``compute_loss``, backward and one optimizer
+    step, and returns the named losses with 'total'), then ``end_task(ctx)`` after the selected weights are
+    restored and tested (merge LoRA, update importance); what it returns goes into the task's results.
+    ``trainable_parameters()`` names what the optimizer updates and what is counted as trainable; the weights
+    selected during a task are snapshots of exactly these. ``state_dict``/``load_state_dict`` carry what must
+    survive between tasks (importance terms, teachers) so that a run can resume.
+
+    ``presets`` holds the method's flag values for the shell scripts and tests, one string of flags per setting:
+    'paper' (the original's continual face scripts), 'cpu' (the CPU-sized comparison) and 'smoke' (a tiny model on
+    tiny data, where the method must act within a few epochs). ``scripts/method_flags.py`` prints them.
+    """
+
+    name = "method"
+    presets: Dict[str, str] = {}
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.optimizer: Optional[torch.optim.Optimizer] = None
+        self.ctx: Optional[TaskContext] = None
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        """Adds the method's own flags (an argument group) to the shared parser."""
+
+    @classmethod
+    def check_arguments(cls, parser, args) -> None:
+        """Rejects bad flag combinations with ``parser.error``."""
+
+    @classmethod
+    def from_args(cls, model: nn.Module, args) -> "Method":
+        """The adapter from the parsed flags to the constructor's explicit keywords."""
+        return cls(model)
+
+    def trainable_parameters(self) -> List[nn.Parameter]:
+        """Default for full fine-tuning baselines: the whole backbone; the head stays frozen (reference 1.7)."""
+        return list(self.model.backbone.parameters())
+
+    def optimized_parameters(self) -> List[nn.Parameter]:
+        """What the optimizer updates and selection snapshots: the model's trainable parameters plus any
+        auxiliary module a method trains outside the model (LIRF's deposit). Default: ``trainable_parameters``."""
+        return self.trainable_parameters()
+
+    def freeze(self) -> None:
+        """Sets requires_grad to match ``trainable_parameters``."""
+        trainable = {id(p) for p in self.trainable_parameters()}
+        for p in self.all_parameters():
+            p.requires_grad_(id(p) in trainable)
+
+    def all_parameters(self) -> List[nn.Parameter]:
+        return list(self.model.parameters())
+
+    def begin_task(self, ctx: TaskContext) -> None:
+        self.ctx = ctx
+        self.freeze()
+
+    def autocast(self):
+        """bf16 autocast on CUDA (unless disabled) for the forward passes of a step."""
+        return autocast(self.ctx.device, self.ctx.amp)
+
+    def build_optimizer(self, ctx: TaskContext):
+        """A fresh optimizer and per-epoch cosine schedule from the shared factory (engine/optim.py)."""
+        self.optimizer, scheduler = create_optimizer_and_scheduler(self.optimized_parameters(), ctx.optim,
+                                                                   ctx.epochs, ctx.steps)
+        return self.optimizer, scheduler
+
+    def num_epochs(self, ctx: TaskContext) -> int:
+        """Epochs of the task's loop (SCRUB counts its own super-epochs)."""
+        return ctx.epochs
+
+    def batches(self, ctx: TaskContext, loaders: Dict[str, Iterator]) -> Iterator[Tuple[Batch, Batch]]:
+        """One epoch of (remain, forget) pairs: a pass over the remain data, forget batches cycled.
+
+        ``loaders`` holds 'remain' and 'forget' (one pass each) and 'remain_cycle' and 'forget_cycle' (endless).
+        A method may yield None for a side it does not use in a step.
+        """
+        for remain in loaders["remain"]:
+            yield remain, next(loaders["forget_cycle"])
+
+    def compute_loss(self, remain: Batch, forget: Batch, step: StepInfo) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def training_step(self, remain: Batch, forget: Batch, step: StepInfo) -> Dict[str, torch.Tensor]:
+        with self.autocast():
+            losses = self.compute_loss(remain, forget, step)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        self.optimizer.step()
+        return losses
+
+    def end_task(self, ctx: TaskContext) -> Dict[str, object]:
+        return {}
+
+    def state_dict(self) -> Dict[str, object]:
+        return {}
+
+    def load_state_dict(self, state: Dict[str, object]) -> None:
+        """Restores what ``state_dict`` saved."""
+
+    def snapshot(self) -> List[torch.Tensor]:
+        return [p.detach().clone() for p in self.optimized_parameters()]
+
+    @torch.no_grad()
+    def restore(self, snapshot: List[torch.Tensor]) -> None:
+        for p, saved in zip(self.optimized_parameters(), snapshot):
+            p.copy_(saved)
+
+
+def wrong_labels(labels: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
+    """A uniformly drawn label different from each true one, among all ``num_classes`` classes (reproducible)."""
+    offsets = torch.randint(1, num_classes, labels.shape, generator=generator).to(labels.device)
+    return (labels + offsets) % num_classes
+
+
+def forward_pair(model: nn.Module, remain: Batch, forget: Batch) -> Tuple[torch.Tensor, ...]:
+    """One forward pass over remain and forget images together (dropout is per sample, so this equals two passes).
+
+    Returns the remain and forget margin logits and embeddings: (logits_r, logits_f, emb_r, emb_f).
+    """
+    n = remain[0].shape[0]
+    logits, emb = model(torch.cat([remain[0], forget[0]]), torch.cat([remain[1], forget[1]]))
+    return logits[:n], logits[n:], emb[:n], emb[n:]
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A deep copy in eval mode with gradients off: a teacher for distillation-based methods."""
+    teacher = copy.deepcopy(model).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher

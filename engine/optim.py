@@ -1,0 +1,64 @@
+"""The one optimizer and learning-rate schedule factory, shared by pre-training and every forgetting method.
+
+timm's factories (``create_optimizer_v2``, ``CosineLRScheduler``) as in the original: decoupled weight decay on
+matrices only (not biases or norms), a linear warm-up and a single cosine cycle stepped once per epoch.
+"""
+from dataclasses import dataclass
+from typing import Iterable, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from timm.optim import create_optimizer_v2
+from timm.scheduler import CosineLRScheduler
+
+
+@dataclass
+class OptimConfig:
+    """What the optimizer and cosine scheduler need, per task (or for pre-training)."""
+
+    opt: str = "adamw"
+    lr: float = 5e-4
+    weight_decay: float = 0.05
+    opt_eps: float = 1e-8
+    opt_betas: Optional[List[float]] = None
+    momentum: float = 0.9
+    epochs: int = 100
+    min_lr: float = 1e-5
+    warmup_epochs: int = 0
+    warmup_lr: float = 1e-6
+
+
+def create_optimizer(params: Iterable[nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
+    """A fresh timm optimizer over the parameters that require gradients; weight decay on matrices only.
+
+    ``--opt-betas`` reaches Adam-style optimizers, ``--momentum`` the SGD family.
+    """
+    params = [p for p in params if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": optim.weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    extra = {"betas": tuple(optim.opt_betas)} if optim.opt_betas else {}
+    if optim.opt in ("sgd", "momentum", "nesterov"):
+        extra["momentum"] = optim.momentum
+    return create_optimizer_v2([g for g in groups if g["params"]], opt=optim.opt, lr=optim.lr,
+                               weight_decay=optim.weight_decay, eps=optim.opt_eps, **extra)
+
+
+def create_scheduler(optimizer: torch.optim.Optimizer, optim: OptimConfig, epochs: int,
+                     steps: Optional[int] = None) -> CosineLRScheduler:
+    """Linear warm-up from ``warmup_lr`` over ``warmup_epochs``, then one cosine cycle over ``epochs`` to ``min_lr``.
+
+    With ``steps`` (a task measured in optimizer steps, ``--steps_per_task``) the same shape is laid over the steps
+    and updated after every step: the warm-up takes the fraction warmup_epochs / epochs of them.
+    """
+    if steps:
+        warmup = round(steps * optim.warmup_epochs / max(1, epochs))
+        return CosineLRScheduler(optimizer, t_initial=steps, lr_min=optim.min_lr, warmup_t=warmup,
+                                 warmup_lr_init=optim.warmup_lr, t_in_epochs=False)
+    return CosineLRScheduler(optimizer, t_initial=epochs, lr_min=optim.min_lr, warmup_t=optim.warmup_epochs,
+                             warmup_lr_init=optim.warmup_lr)
+
+
+def create_optimizer_and_scheduler(params: Iterable[nn.Parameter], optim: OptimConfig, epochs: int,
+                                   steps: Optional[int] = None) -> Tuple[torch.optim.Optimizer, CosineLRScheduler]:
+    optimizer = create_optimizer(params, optim)
+    return optimizer, create_scheduler(optimizer, optim, epochs, steps)

@@ -1,0 +1,66 @@
+"""Supervised pre-training of a backbone and head on all classes (train_own.py), with validation-split selection."""
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from data.folders import BatchLoader
+from engine.evaluation import evaluate, test_report
+from engine.optim import create_optimizer_and_scheduler
+from engine.settings import RunSettings
+from model import load_model_weights
+from util.checkpoint import load_checkpoint, save_checkpoint
+from util.device import autocast
+from util.errors import check_finite
+
+
+def train_supervised_epoch(model: nn.Module, loader: BatchLoader, optimizer: torch.optim.Optimizer,
+                           device: torch.device, amp: bool, where: str,
+                           on_step: Optional[Callable[[Dict[str, float]], None]] = None) -> Dict[str, float]:
+    """One epoch of cross-entropy on margin logits; returns the mean loss and training accuracy."""
+    model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for images, labels in loader:
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        with autocast(device, amp):
+            logits, _ = model(images, labels)
+        loss = F.cross_entropy(logits.float(), labels)
+        check_finite({"ce": loss}, where)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += float(loss.detach()) * len(labels)
+        correct += int((logits.argmax(1) == labels).sum())
+        seen += len(labels)
+        if on_step is not None:
+            on_step({"loss": float(loss.detach())})
+    return {"loss": loss_sum / seen, "train_acc": 100.0 * correct / seen}
+
+
+def pretrain(model: nn.Module, data, settings: RunSettings, run_log, checkpoint_path: Path) -> Dict[str, object]:
+    """Supervised training on all classes; keeps the epoch with the best validation accuracy (original convention).
+
+    Returns the selected epoch, its validation accuracy and the test accuracy overall and per class.
+    """
+    epochs = settings.optim.epochs
+    optimizer, scheduler = create_optimizer_and_scheduler(model.parameters(), settings.optim, epochs)
+    loader = BatchLoader(data.train, data.train_idx, settings.batch_size, shuffle=True, seed=settings.seed,
+                         tag="pretrain")
+    every_class = range(data.num_classes)
+    best = {"val_acc": -1.0}
+    for epoch in tqdm(range(epochs), desc="pre-training", unit="epoch", disable=None):
+        scheduler.step(epoch)
+        stats = train_supervised_epoch(model, loader, optimizer, settings.device, settings.amp, f"epoch {epoch}")
+        val = evaluate(model, data.train, data.val_idx, settings.test_batch_size, settings.device, settings.amp)
+        val_acc = val.accuracy(every_class)
+        run_log.write("pretrain", epoch, {**stats, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
+                                          "val_acc_plain": val.accuracy(every_class, "plain")})
+        if val_acc > best["val_acc"]:
+            best = {"epoch": epoch, "val_acc": val_acc}
+            save_checkpoint(checkpoint_path, model=model.state_dict(), model_args=settings.model_args,
+                            config=settings.config, epoch=epoch)
+    load_model_weights(model, load_checkpoint(checkpoint_path)["model"])
+    return {**best, **test_report(model, data.test, settings.test_batch_size, settings.device, settings.amp)}

@@ -1,0 +1,141 @@
+"""The assembly of a run from parsed flags: run folder and its checks, logging, device, data and model.
+
+This is the one adapter from the flag namespace to the explicit keywords the rest of the code takes.
+"""
+import json
+import logging
+import random
+import sys
+from pathlib import Path
+from typing import Callable, Dict, Tuple
+
+import numpy as np
+import torch
+
+from data import RunData, build_data, class_folders, resolve_root
+from engine.forgetting import check_run_folder
+from engine.optim import OptimConfig
+from engine.settings import RunSettings
+from model import Classifier, build_model, load_model_weights
+from util.checkpoint import load_checkpoint
+from util.device import resolve_device, use_bf16
+from util.errors import UserError
+from util.files import read_json, write_json
+from util.run_log import setup_logging
+
+log = logging.getLogger(__name__)
+
+# Flags that may differ when a run is resumed: where and how fast it runs, and what it logs. Every other flag
+# defines the protocol or the method and must match the run's config.json.
+RESUME_MAY_CHANGE = {"config", "device", "workers_id", "num_workers", "outdir", "resume_run", "precision",
+                     "no_tensorboard", "log_level", "test_batch_size", "one_stage"}
+RESUME_MAY_CHANGE_PREFIXES = ("ignored_", "switch_")
+
+
+def run_main(main: Callable[[], object], interrupted: str = "finished tasks are saved; rerun with --resume_run "
+                                                          "to continue") -> None:
+    """Runs an entry point; a user mistake prints one line (no traceback) and exits with status 2.
+
+    ``interrupted`` is what Ctrl-C prints: what was kept and how to go on.
+    """
+    try:
+        main()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"interrupted: {interrupted}", file=sys.stderr)
+        sys.exit(130)
+
+
+def setup(args) -> torch.device:
+    """Logging to stderr, seeds and the device; nothing is written to disk yet (a refused call leaves no trace)."""
+    setup_logging(args.log_level)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    return resolve_device(args.device)
+
+
+def make_folder(path: Path, flag: str) -> Path:
+    """Creates ``path`` (and parents); an invalid or unwritable path is a one-line error naming the flag."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write_test"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"{flag} {path} cannot be used as a folder ({err.strerror or err})") from None
+    return path
+
+
+def begin_run(args, outdir: Path) -> None:
+    """Called once every check has passed: creates the run folder, logs to its run.log, writes config.json."""
+    make_folder(outdir, "--outdir")
+    setup_logging(args.log_level, outdir)
+    write_json(outdir / "config.json", json.loads(json.dumps(vars(args), default=str)))
+    log.debug("run folder %s", outdir)
+
+
+def check_forgetting_folder(args, outdir: Path) -> None:
+    """Refuses an existing run without --resume_run, and a resume whose protocol or method flags differ from the
+    run's config.json."""
+    saved_path = outdir / "config.json"
+    check_run_folder(outdir, args.resume_run)
+    if not args.resume_run or not (outdir / "results.json").exists() or not saved_path.exists():
+        return
+    saved = read_json(saved_path)
+    given = json.loads(json.dumps(vars(args), default=str))
+    differing = sorted(k for k in given.keys() | saved.keys()
+                       if not k.startswith(RESUME_MAY_CHANGE_PREFIXES) and k not in RESUME_MAY_CHANGE
+                       and given.get(k) != saved.get(k))
+    if differing:
+        shown = ", ".join(f"--{k} {saved.get(k)!r} -> {given.get(k)!r}" for k in differing[:4])
+        more = " ..." if len(differing) > 4 else ""
+        raise UserError(f"--resume_run with flags that differ from {saved_path}: {shown}{more}; resume with the "
+                        f"run's own flags or use a new --outdir")
+
+
+def model_from_args(args, num_classes: int) -> Tuple[Classifier, Dict[str, object]]:
+    """Builds the model; with ``-r`` its saved model arguments are the defaults and its weights are loaded."""
+    checkpoint = load_checkpoint(args.resume) if args.resume else {}
+    saved = checkpoint.get("model_args", {})
+    if saved.get("num_classes", num_classes) != num_classes:
+        raise UserError(f"checkpoint {args.resume} has {saved['num_classes']} classes, the dataset {num_classes}")
+    given = {"net": args.net, "head": args.head, "depth": args.vit_depth, "image_size": args.image_size,
+             "margin_s": args.margin_s, "margin_m": args.margin_m}
+    defaults = {"net": "vit", "head": "cosface"}
+    model_args = {k: v if v is not None else saved.get(k, defaults.get(k)) for k, v in given.items()}
+    model_args["num_classes"] = num_classes
+    model = build_model(**model_args)
+    model_args.update(depth=len(model.backbone.blocks), image_size=model.backbone.image_size)
+    if checkpoint:
+        load_model_weights(model, checkpoint["model"], f"checkpoint {args.resume}")
+        log.info("loaded %s", args.resume)
+    return model, model_args
+
+
+def model_and_data_from_args(args) -> Tuple[Classifier, Dict[str, object], RunData]:
+    """Builds the model for the dataset's classes and decodes the dataset at the model's input size."""
+    root = resolve_root(args.data_mode, args.data_root, args.cache_dir, args.synthetic_seed)
+    model, model_args = model_from_args(args, len(class_folders(root)))
+    data = build_data(root, model.backbone.image_size, val_ratio=args.val_ratio, seed=args.seed,
+                      workers=args.num_workers)
+    return model, model_args, data
+
+
+def optim_from_args(args) -> OptimConfig:
+    return OptimConfig(opt=args.opt, lr=args.lr, weight_decay=args.weight_decay, opt_eps=args.opt_eps,
+                       opt_betas=args.opt_betas, momentum=args.momentum, epochs=args.epochs, min_lr=args.min_lr,
+                       warmup_epochs=args.warmup_epochs, warmup_lr=args.warmup_lr)
+
+
+def settings_from_args(args, outdir: Path, device: torch.device, model_args: Dict[str, object]) -> RunSettings:
+    """Pre-training parses no forgetting flags; RunSettings' defaults stand in for them."""
+    protocol = {k: getattr(args, k) for k in ("data_ratio", "few_shot", "few_shot_num", "selection", "eval_every",
+                                              "steps_per_task") if hasattr(args, k)}
+    return RunSettings(outdir=outdir, batch_size=args.batch_size,
+                       test_batch_size=args.test_batch_size or 5 * args.batch_size, device=device,
+                       amp=use_bf16(args.precision, device), seed=args.seed, optim=optim_from_args(args),
+                       model_args=model_args, config=json.loads(json.dumps(vars(args), default=str)), **protocol)
+

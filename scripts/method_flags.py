@@ -1,0 +1,34 @@
+"""Prints the methods' flags for one preset (paper, cpu, smoke): one method's, or a 'name flags...' line each.
+
+The shell scripts read the flag values from the method classes (``Method.presets``), so each value lives once.
+
+    python scripts/method_flags.py cpu gs_lora      # --lr 1e-2 --lora_rank 8 --BND 30 ...
+    python scripts/method_flags.py cpu              # gs_lora --lr 1e-2 ...  (one line per registered method)
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import baselines  # noqa: E402,F401,I001  (registers every baseline, after GS-LoRA so the tables list it first)
+import gs_lora  # noqa: E402,F401  (registers GS-LoRA and GS-LoRA++)
+from engine.method import METHODS  # noqa: E402
+
+PRESETS = ("paper", "cpu", "smoke")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("preset", choices=PRESETS, help="which setting's flags")
+    parser.add_argument("method", nargs="?", choices=METHODS.names(), help="one registered method (default: all)")
+    args = parser.parse_args()
+    if args.method:
+        print(METHODS.get(args.method).presets[args.preset])
+    else:
+        for method in METHODS.unique():
+            print(method.name, method.presets[args.preset])
+
+
+if __name__ == "__main__":
+    main()
