@@ -56,6 +56,11 @@ def prototype_loss(kl_forget: torch.Tensor, kl_remain: torch.Tensor, w_forget: f
     return {"prototype_forget": w_forget * F.relu(bound - kl_forget), "prototype_remain": w_remain * kl_remain}
 
 
+# The defaults of the original's continual parser; the constructor and the flags share them (one source).
+DEFAULTS = {"bound": 10.0, "beta": 0.03, "alpha": 0.1, "big_alpha": 1e-4, "alpha_epoch": 20, "small_beta": 1e-4,
+            "bound_pro": 18.0}
+
+
 def _per_task(values: List[float], task: int, default: float) -> float:
     return values[task] if values else default
 
@@ -69,12 +74,13 @@ class GSLoRA(Method):
                "cpu": "--lr 1e-2 --lora_rank 8 --BND 30 --cl_beta_list 0.2 0.2 0.2 0.2 --alpha 1e-3",
                "smoke": "-e 6 --lr 1e-2 --lora_rank 4 --BND 15 --beta 0.5 --alpha 1e-3"}
 
-    def __init__(self, model: nn.Module, rank: int = 8, lora_alpha: float = 1.0, bound: float = 105.0,
-                 beta: float = 0.15, beta_list: Optional[List[float]] = None, alpha: float = 1e-4,
-                 warmup_alpha: bool = False, big_alpha: float = 1e-4, alpha_epoch: int = 20,
-                 beta_decay: bool = False, small_beta: float = 1e-4, prototype: bool = False,
+    def __init__(self, model: nn.Module, rank: int = 8, lora_alpha: float = 1.0, bound: float = DEFAULTS["bound"],
+                 beta: float = DEFAULTS["beta"], beta_list: Optional[List[float]] = None,
+                 alpha: float = DEFAULTS["alpha"], warmup_alpha: bool = False,
+                 big_alpha: float = DEFAULTS["big_alpha"], alpha_epoch: int = DEFAULTS["alpha_epoch"],
+                 beta_decay: bool = False, small_beta: float = DEFAULTS["small_beta"], prototype: bool = False,
                  pro_f_weight: float = 0.0, pro_r_weight: float = 0.0, prof_list: Optional[List[float]] = None,
-                 bound_pro: float = 18.0):
+                 bound_pro: float = DEFAULTS["bound_pro"]):
         super().__init__(model)
         self.rank, self.lora_alpha = rank, lora_alpha
         self.bound, self.beta, self.beta_list = bound, beta, beta_list or []
@@ -89,29 +95,35 @@ class GSLoRA(Method):
     @classmethod
     def add_arguments(cls, parser) -> None:
         g = parser.add_argument_group("GS-LoRA / GS-LoRA++")
-        g.add_argument("--BND", type=float, default=10.0, help="bound of the forget hinge ReLU(BND - CE_f)")
-        g.add_argument("--beta", type=float, default=0.03, help="weight of the forget hinge (single value)")
+        g.add_argument("--BND", type=float, default=DEFAULTS["bound"],
+                       help="bound of the forget hinge ReLU(BND - CE_f)")
+        g.add_argument("--beta", type=float, default=DEFAULTS["beta"], help="weight of the forget hinge (single value)")
         g.add_argument("--cl_beta_list", type=float, nargs="*", default=[],
                        help="forget-hinge weight per task (overrides --beta task by task)")
-        g.add_argument("--alpha", type=float, default=0.1, help="weight of the group-lasso (structure) loss")
+        g.add_argument("--alpha", type=float, default=DEFAULTS["alpha"],
+                       help="weight of the group-lasso (structure) loss")
         g.add_argument("--warmup_alpha", action="store_true",
                        help="group-lasso weight 0 before --alpha_epoch, --big_alpha from then on")
-        g.add_argument("--big_alpha", type=float, default=1e-4, help="group-lasso weight after the warm-up")
-        g.add_argument("--alpha_epoch", type=int, default=20, help="epochs without group lasso when warming up")
+        g.add_argument("--big_alpha", type=float, default=DEFAULTS["big_alpha"],
+                       help="group-lasso weight after the warm-up (single-step default 5e-4, as the original's)")
+        g.add_argument("--alpha_epoch", type=int, default=DEFAULTS["alpha_epoch"],
+                       help="epochs without group lasso when warming up")
         g.add_argument("--beta_decay", action="store_true", help="forget-hinge weight --small_beta from epoch 50")
-        g.add_argument("--small_beta", type=float, default=1e-4, help="forget-hinge weight after the decay")
+        g.add_argument("--small_beta", type=float, default=DEFAULTS["small_beta"],
+                       help="forget-hinge weight after the decay")
         g.add_argument("--prototype", action="store_true", help="add the prototype loss (GS-LoRA++)")
         g.add_argument("--pro_f_weight", type=float, default=0.0, help="w_f, weight of the forget prototype hinge")
         g.add_argument("--cl_prof_list", type=float, nargs="*", default=[], help="w_f per task (overrides)")
         g.add_argument("--pro_r_weight", type=float, default=0.0, help="w_r, weight of the remain prototype KL")
-        g.add_argument("--BND_pro", type=float, default=18.0, help="bound of the forget prototype hinge")
+        g.add_argument("--BND_pro", type=float, default=DEFAULTS["bound_pro"],
+                       help="bound of the forget prototype hinge")
 
     @classmethod
     def check_arguments(cls, parser, args) -> None:
         for flag in ("cl_beta_list", "cl_prof_list"):
             values = getattr(args, flag)
-            if values and len(values) < args.num_tasks:
-                parser.error(f"--{flag} has {len(values)} values for {args.num_tasks} tasks")
+            if values and len(values) != args.num_tasks:
+                parser.error(f"--{flag} has {len(values)} values for {args.num_tasks} tasks; give one per task")
         if args.lora_rank < 1:
             parser.error(f"{cls.name} needs --lora_rank >= 1")
 
@@ -166,11 +178,16 @@ class GSLoRA(Method):
     def end_task(self, ctx: TaskContext) -> Dict[str, object]:
         """Logs the per-block group norms, keeps the low-rank factors, merges the LoRA into the weights."""
         with torch.no_grad():
-            norms = group_norms(lora_groups(self.model.backbone)).tolist()
+            groups = lora_groups(self.model.backbone)
+            norms = group_norms(groups).tolist()
+            frobenius_sums = [float(sum(torch.linalg.norm(p) for p in group)) for group in groups]
         factors = {name: p.detach().cpu().clone() for name, p in self.model.named_parameters() if "lora_" in name}
         ctx.artifacts["lora_delta"] = {"factors": factors, "scaling": self.lora_alpha / self.rank}
         merge_lora(self.model)
-        return {"group_norms": norms, "beta": self.task_beta, "pro_f_weight": self.task_w_f if self.prototype else None}
+        # group_norms: sqrt of the summed squares of a block's LoRA matrices, the norm the group lasso penalises;
+        # group_norms_frobenius_sum: the sum of their Frobenius norms, what the original logged (norm_list).
+        return {"group_norms": norms, "group_norms_frobenius_sum": frobenius_sums, "beta": self.task_beta,
+                "pro_f_weight": self.task_w_f if self.prototype else None}
 
 
 @METHODS.register("gs_lora_pp")

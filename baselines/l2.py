@@ -101,12 +101,17 @@ class L2(FineTuneMethod):
         """Anchors a new term at the current weights, its importance measured on the task's remain subset.
 
         The original measured the importance of every task after the first on the full remain training set, even
-        in few-shot mode (its bug 7); here it only sees the subset the method is given.
+        in few-shot mode (its bug 7); here it only sees the subset the method is given. With ``online`` there is
+        one term: anchored at the current weights, its importance the sum of every task's, as the original's
+        online mode (and online EWC with decay 1) accumulates it.
         """
         super().begin_task(ctx)
         params = self.trainable_parameters()
         self.terms = [{k: [t.to(ctx.device) for t in v] for k, v in term.items()} for term in self.terms]
-        term = {"anchor": [p.detach().clone() for p in params], "importance": self.importance(ctx, params)}
+        importance = self.importance(ctx, params)
+        if self.online and self.terms:
+            importance = [old + new for old, new in zip(self.terms[0]["importance"], importance)]
+        term = {"anchor": [p.detach().clone() for p in params], "importance": importance}
         self.terms = [term] if self.online else self.terms + [term]
 
     def batches(self, ctx: TaskContext, loaders):

@@ -95,6 +95,9 @@ class LIRF(FineTuneMethod):
 
     def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
         a, temp, n = self.alpha, self.temperature, remain[0].shape[0]
+        # The frozen upper half runs without dropout, as the original's frozen 'up' model in eval mode. Set at every
+        # step: the engine's evaluations put the whole model back in train mode.
+        self.model.backbone.blocks[self.split:].eval()
         wrong = self.relabel(forget[1])
         tokens = self.model.backbone.tokens(torch.cat([remain[0], forget[0]]), self.split)
         logits = upper_logits(self.model, tokens, torch.cat([remain[1], wrong]), self.split).float()

@@ -64,7 +64,11 @@ def test_lower_half_trains_with_the_deposit_upper_half_frozen(pretrained_model, 
     deposit_before = [p.detach().clone() for p in method.deposit.parameters()]
     remain = next(iter(ctx.loader(ctx.remain_idx, "remain")))
     forget = next(iter(ctx.loader(ctx.forget_idx, "forget")))
+    pretrained_model.train()
     method.training_step(remain, forget, StepInfo(0, 0, 0))
+    # The frozen upper half runs in eval mode (no dropout), as the original's 'up' model; the lower half trains.
+    assert not any(m.training for block in backbone.blocks[1:] for m in block.modules())
+    assert all(m.training for m in backbone.blocks[0].modules())
     changed = {n for n, p in pretrained_model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and all(n.startswith(("backbone.patch_embed", "backbone.cls", "backbone.pos", "backbone.blocks.0"))
                            for n in changed)

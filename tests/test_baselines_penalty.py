@@ -110,6 +110,8 @@ def test_terms_accumulate_per_task_or_stay_single_online(tiny_data, pretrained_m
     with torch.no_grad():
         penalty = float(weighted_penalty(params, method.terms))
     assert math.isclose(penalty, expected, rel_tol=1e-4, abs_tol=1e-9)
+    # Online: the one term's importance is the sum over tasks (1 + 1 for L2), not the last task's alone.
+    assert all(torch.all(w == (2.0 if online else 1.0)) for w in method.terms[-1]["importance"])
 
 
 def test_importance_sees_only_the_remain_subset(tiny_data, pretrained_model):

@@ -77,3 +77,21 @@ def test_reevaluation_from_checkpoints_agrees_with_results(forgetting_run):
             assert old[key] == pytest.approx(new[key], abs=1e-6) if old[key] is not None else new[key] is None
     run("test_forget_cl.py", "--run_dir", str(tmp / "run"), "--log_level", "WARNING")
     assert "H" in (tmp / "run" / "table.md").read_text() and (tmp / "run" / "table.csv").exists()
+
+
+def test_reevaluation_uses_the_saved_plan_of_a_one_task_continual_missing_class_run(forgetting_run):
+    """train_own_forget_cl.py --num_tasks 1 --open_cls_num O trains with the continual layout (missing classes at
+    the start of the order), unlike train_own_forget.py; re-evaluation must use the plan the run saved."""
+    tmp, _ = forgetting_run
+    common = ["-d", "imagefolder", "--data_root", str(tmp / "data"), "--log_level", "WARNING", "--val_ratio", "0.25"]
+    # A weak model (one epoch), so that accuracies differ between class sets and a wrong plan shows in the numbers.
+    run("train_own.py", *common, "-n", "vit_face_tiny", "-head", "softmax", "-e", "1", "-b", "16", "--lr", "1e-3",
+        "--warmup-epochs", "0", "--outdir", str(tmp / "weak"))
+    run("train_own_forget_cl.py", *common, "-r", str(tmp / "weak" / "best.pth"), "--num_of_first_cls", "4", "--per_forget_cls",
+        "2", "--num_tasks", "1", "--open_cls_num", "2", "-e", "2", "-b", "8", "--lr", "1e-2", "--data_ratio", "1",
+        "--eval_every", "5", "--BND", "15", "--alpha", "1e-3", "--lora_rank", "4", "--outdir", str(tmp / "open"))
+    saved = json.loads((tmp / "open" / "results.json").read_text())
+    assert saved["plan"][0]["missing"] and saved["tasks"][0]["acc_m"] is not None
+    recomputed, worst = reevaluate(tmp / "open", torch.device("cpu"), batch_size=32)
+    assert worst < 1e-6
+    assert recomputed["tasks"][0]["acc_m"] == pytest.approx(saved["tasks"][0]["acc_m"], abs=1e-9)

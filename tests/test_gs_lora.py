@@ -187,3 +187,22 @@ def test_prototypes_are_class_means_of_the_task_training_images(tiny_data, pretr
         assert sorted(means) == sorted(classes)
         for c, mean in means.items():
             np.testing.assert_allclose(method.prototypes[c].double().numpy(), mean, rtol=1e-5, atol=1e-6)
+
+
+def test_end_task_reports_both_group_norm_conventions(tiny_data, pretrained_model):
+    """group_norms: sqrt(sum of squares) per block (the lasso's norm); group_norms_frobenius_sum: the sum of the
+    block's four Frobenius norms (the original's log)."""
+    method = GSLoRA(pretrained_model, rank=4)
+    ctx = task_context(tiny_data, tiny_tasks()[0])
+    method.begin_task(ctx)
+    set_lora_factors(pretrained_model, seed=3)
+    squares, frobenius = {}, {}
+    for name, p in pretrained_model.named_parameters():
+        if "lora_" in name:
+            block = int(name.split("blocks.")[1].split(".")[0])
+            values = p.detach().double().numpy()
+            squares[block] = squares.get(block, 0.0) + float((values ** 2).sum())
+            frobenius[block] = frobenius.get(block, 0.0) + float(np.sqrt((values ** 2).sum()))
+    extras = method.end_task(ctx)
+    assert extras["group_norms"] == pytest.approx([math.sqrt(squares[b]) for b in sorted(squares)], rel=1e-5)
+    assert extras["group_norms_frobenius_sum"] == pytest.approx([frobenius[b] for b in sorted(frobenius)], rel=1e-5)

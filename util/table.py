@@ -1,4 +1,5 @@
-"""Result tables in the layout of the papers' Table 3: per task H, Acc_r, Acc_f, Acc_o (and Acc_m), plus cost."""
+"""Result tables in the layout of the papers' Table 3: per task H, Acc_r, Acc_f, Acc_o (and Acc_m), plus cost
+(tunable parameters, optimizer steps over all tasks, wall time, peak memory)."""
 import csv
 import io
 from typing import Dict, List, Optional
@@ -23,7 +24,7 @@ def table_rows(runs: Dict[str, Dict], convention: str = "original") -> List[List
     header = ["Method"]
     for i in range(num_tasks):
         header += [f"T{i} {dict(METRICS)[k]}" for k in keys]
-    header += ["Tunable %", "Time (s)", "Peak MB"]
+    header += ["Tunable %", "Steps", "Time (s)", "Peak MB"]
     pretrained = next(iter(runs.values())).get("pretrained", {}).get(convention, [])[:num_tasks]
     rows = [header, ["Pre-train"] + [_fmt(t.get(k)) for t in pretrained for k in keys]]
     rows[1] += [""] * (len(header) - len(rows[1]))
@@ -31,9 +32,10 @@ def table_rows(runs: Dict[str, Dict], convention: str = "original") -> List[List
         cells = [name]
         for t in run["tasks"]:
             cells += [_fmt(_pick(t, k, convention)) for k in keys]
-        cells += [""] * (len(header) - 3 - len(cells))
+        cells += [""] * (len(header) - 4 - len(cells))
         tasks = run["tasks"]
         cells += [_fmt(tasks[0]["trainable_ratio"]) if tasks else "-",
+                  str(sum(t["optimizer_steps"] for t in tasks)),
                   f"{sum(t['wall_time_s'] for t in tasks):.0f}",
                   f"{max(t['peak_memory_mb'] for t in tasks):.0f}" if tasks else "-"]
         rows.append(cells)
