@@ -34,7 +34,7 @@ class FDR(TeacherMethod):
     name = "fdr"
     presets = {"paper": "--lr 1e-3 --FDR_lambda 50",
                "cpu": "--lr 1e-3 --FDR_lambda 50",
-               "smoke": "-e 4 --lr 3e-3 --FDR_lambda 50"}
+               "smoke": "-e 4 --lr 3e-3 --FDR_lambda 5"}
 
     def __init__(self, model: nn.Module, distance_weight: float = 0.1, **shared):
         super().__init__(model, **shared)

@@ -5,13 +5,9 @@
 MODEL=(-n vit_face_small -head softmax)
 TASKS=(--num_of_first_cls 80 --per_forget_cls 20 --num_tasks 4 -b 48 --warmup-epochs 0)
 
-# Each method's CPU flags come from its class (Method.presets['cpu']), one line "name flags..." per method.
-declare -A CPU_FLAGS
-ALL_METHODS=()
-while read -r name flags; do
-  CPU_FLAGS[$name]=$flags
-  ALL_METHODS+=("$name")
-done < <(python scripts/method_flags.py cpu)
+# Each method's CPU flags come from its class (Method.presets['cpu']).
+source scripts/presets.sh
+load_presets cpu
 
 # The synthetic-faces protocol of quickstart.sh and compare.sh: one pre-trained model, shared by both.
 SYNTHETIC_PRETRAINED=runs/quickstart/pretrain/best.pth
@@ -32,12 +28,9 @@ run_methods() {
   local out=$1 runs=()
   shift
   for method in "$@"; do
-    if [ -z "${CPU_FLAGS[$method]+set}" ]; then
-      echo "unknown method '$method'; choose from: ${ALL_METHODS[*]}" >&2
-      return 2
-    fi
+    check_method "$method" || return 2
     # shellcheck disable=SC2086
-    python train_own_forget_cl.py "${FORGET[@]}" --method "$method" ${CPU_FLAGS[$method]} --outdir "$out/$method" \
+    python train_own_forget_cl.py "${FORGET[@]}" --method "$method" ${METHOD_FLAGS[$method]} --outdir "$out/$method" \
       --resume_run
     runs+=("$out/$method")
   done

@@ -4,6 +4,8 @@ The shell scripts read the flag values from the method classes (``Method.presets
 
     python scripts/method_flags.py cpu gs_lora      # --lr 1e-2 --lora_rank 8 --BND 30 ...
     python scripts/method_flags.py cpu              # gs_lora --lr 1e-2 ...  (one line per registered method)
+
+GS-LoRA and GS-LoRA++ come first, then the baselines in registration order.
 """
 import argparse
 import sys
@@ -11,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import baselines  # noqa: E402,F401,I001  (registers every baseline, after GS-LoRA so the tables list it first)
-import gs_lora  # noqa: E402,F401  (registers GS-LoRA and GS-LoRA++)
+import baselines  # noqa: E402,F401  (registers every baseline)
 from engine.method import METHODS  # noqa: E402
+from gs_lora import GSLoRA  # noqa: E402  (registers GS-LoRA and GS-LoRA++)
 
 PRESETS = ("paper", "cpu", "smoke")
 
@@ -26,7 +28,8 @@ def main() -> None:
     if args.method:
         print(METHODS.get(args.method).presets[args.preset])
     else:
-        for method in METHODS.unique():
+        # GS-LoRA and its variants first, then the baselines: the order of the papers' tables.
+        for method in sorted(METHODS.unique(), key=lambda m: not issubclass(m, GSLoRA)):
             print(method.name, method.presets[args.preset])
 
 

@@ -15,12 +15,8 @@ case "$SECTION" in
 esac
 # Each method's own values from the original scripts come from its class (Method.presets['paper']); the section's
 # GS-LoRA beta and prototype lists are added here.
-declare -A PAPER_FLAGS
-ALL_METHODS=()
-while read -r name flags; do
-  PAPER_FLAGS[$name]=$flags
-  ALL_METHODS+=("$name")
-done < <(python scripts/method_flags.py paper)
+source scripts/presets.sh
+load_presets paper
 section_flags() {
   case "$1" in
     gs_lora)    echo "--cl_beta_list ${GS_BETA[*]}" ;;
@@ -32,9 +28,9 @@ for method in "${METHODS[@]}"; do
   batch=("${DATA[@]}")
   [[ "$SECTION" == few_shot && "$method" == gs_lora* ]] && batch+=(-b 4)
   [[ "$SECTION" == few_shot && "$method" != gs_lora* ]] && batch+=(-b 48)
-  [ -n "${PAPER_FLAGS[$method]+set}" ] || { echo "unknown method $method (${ALL_METHODS[*]})" >&2; exit 2; }
+  check_method "$method" || exit 2
   # shellcheck disable=SC2046,SC2086
-  python train_own_forget_cl.py "${COMMON[@]}" "${batch[@]}" --method "$method" ${PAPER_FLAGS[$method]} \
+  python train_own_forget_cl.py "${COMMON[@]}" "${batch[@]}" --method "$method" ${METHOD_FLAGS[$method]} \
     $(section_flags "$method") \
     --outdir "results/cl/${SECTION}/${method}" --resume_run
 done

@@ -19,7 +19,7 @@ def test_script_parses(script):
 
 def test_cpu_settings_read_every_method_and_its_cpu_flags():
     command = ("source scripts/cpu_settings.sh && for m in \"${ALL_METHODS[@]}\"; do "
-               "echo \"$m ${CPU_FLAGS[$m]}\"; done")
+               "echo \"$m ${METHOD_FLAGS[$m]}\"; done")
     lines = subprocess.run(["bash", "-c", command], cwd=ROOT, check=True, capture_output=True, text=True).stdout
     flags = dict(line.split(" ", 1) for line in lines.strip().splitlines())
     assert sorted(flags) == METHODS.names()
