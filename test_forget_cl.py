@@ -9,6 +9,7 @@ Writes table.csv and table.md into each run folder (and the combined table with 
 """
 import functools
 import logging
+import math
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -47,6 +48,13 @@ def counts_of(path: Path, data, device: torch.device, batch_size: int, bf16: boo
     return evaluate(model.to(device), data.test, torch.arange(len(data.test)), batch_size, device, bf16)
 
 
+def difference(fresh, saved) -> float:
+    """Accuracy points between a recomputed and a saved metric; a value present on one side only never agrees."""
+    if fresh is None or saved is None:
+        return 0.0 if fresh is saved else math.inf
+    return abs(fresh - saved)
+
+
 def saved_plan(results: Dict, results_path: Path) -> List[Task]:
     """The task plan the run trained with, as written into its results.json."""
     if "plan" not in results:
@@ -78,7 +86,7 @@ def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Tuple[Di
         if before is not None:
             classes = (task.remain, task.forget, task.old, task.missing)
             fresh = task_metrics(before, after, *classes, "original")
-            worst = max([worst] + [abs(fresh[k] - saved[k]) for k in fresh if fresh[k] is not None])
+            worst = max([worst] + [difference(fresh[k], saved.get(k)) for k in fresh])
             saved.update(fresh, plain=task_metrics(before, after, *classes, "plain"))
         before = after
     return results, worst

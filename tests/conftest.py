@@ -4,14 +4,20 @@ The tiny dataset has 8 classes of 16 px images: each class is a colour pattern p
 learns it in seconds while staying short of saturation (a saturated CosFace model has vanishing forget gradients).
 """
 import copy
+import os
+import subprocess
 import sys
 from pathlib import Path
+from typing import List
 
+import numpy as np
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from PIL import Image  # noqa: E402
 
 from data.datasets import RunData  # noqa: E402
 from data.folders import ImageTensors  # noqa: E402
@@ -89,3 +95,33 @@ def run_tiny(tiny_data, pretrained_model, tmp_path):
         return run_forgetting(method, tiny_data, tiny_tasks(num_tasks), settings, RunLog(None))
 
     return run
+
+
+def write_image_folder(root: Path, num_classes: int, train_per_class: int, test_per_class: int) -> None:
+    """An ImageFolder tree of 16 px colour blobs with noise: class_<c>/<k>.png under train/ and test/."""
+    rng = np.random.default_rng(0)
+    colours = rng.random((num_classes, 3))
+    for split, count in (("train", train_per_class), ("test", test_per_class)):
+        for c, colour in enumerate(colours):
+            folder = root / split / f"class_{c}"
+            folder.mkdir(parents=True)
+            for k in range(count):
+                pixels = np.clip(colour + 0.3 * rng.standard_normal((16, 16, 3)), 0, 1)
+                Image.fromarray((pixels * 255).astype(np.uint8)).save(folder / f"{k}.png")
+
+
+def entry_point(script: str, *args: str) -> List[str]:
+    """The command line of one of the project's entry points, by absolute path (valid from any directory)."""
+    return [sys.executable, str(ROOT / script), *args]
+
+
+def child_env() -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def run_entry_point(script: str, *args: str, cwd: Path = ROOT, ok: bool = True) -> subprocess.CompletedProcess:
+    """Runs an entry point on one thread from ``cwd``; with ``ok`` it must exit 0."""
+    done = subprocess.run(entry_point(script, *args), cwd=cwd, env=child_env(), capture_output=True, text=True)
+    if ok:
+        assert done.returncode == 0, done.stderr[-2000:]
+    return done

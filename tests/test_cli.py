@@ -1,44 +1,21 @@
 """The entry points end to end on a tiny image folder: pre-train, forget in two tasks, re-evaluate the checkpoints."""
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from conftest import run_entry_point, write_image_folder
 
 from test_forget_cl import reevaluate
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def write_dataset(root: Path) -> None:
-    """6 classes of 16 px colour blobs with noise; 16 train and 6 test images each."""
-    rng = np.random.default_rng(0)
-    colours = rng.random((6, 3))
-    for split, count in (("train", 16), ("test", 6)):
-        for c, colour in enumerate(colours):
-            folder = root / split / f"class_{c}"
-            folder.mkdir(parents=True)
-            for k in range(count):
-                pixels = np.clip(colour + 0.3 * rng.standard_normal((16, 16, 3)), 0, 1)
-                Image.fromarray((pixels * 255).astype(np.uint8)).save(folder / f"{k}.png")
-
 
 def run(script: str, *args: str) -> str:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
+    return run_entry_point(script, *args).stdout
 
 
 @pytest.fixture(scope="module")
 def forgetting_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
-    write_dataset(tmp / "data")
+    write_image_folder(tmp / "data", num_classes=6, train_per_class=16, test_per_class=6)
     common = ["-d", "imagefolder", "--data_root", str(tmp / "data"), "--log_level", "WARNING", "--val_ratio", "0.25"]
     out = run("train_own.py", *common, "-n", "vit_face_tiny", "-head", "softmax", "-e", "8", "-b", "16",
               "--lr", "3e-3", "--warmup-epochs", "0", "--outdir", str(tmp / "pre"))
@@ -87,9 +64,9 @@ def test_reevaluation_uses_the_saved_plan_of_a_one_task_continual_missing_class_
     # A weak model (one epoch), so that accuracies differ between class sets and a wrong plan shows in the numbers.
     run("train_own.py", *common, "-n", "vit_face_tiny", "-head", "softmax", "-e", "1", "-b", "16", "--lr", "1e-3",
         "--warmup-epochs", "0", "--outdir", str(tmp / "weak"))
-    run("train_own_forget_cl.py", *common, "-r", str(tmp / "weak" / "best.pth"), "--num_of_first_cls", "4", "--per_forget_cls",
-        "2", "--num_tasks", "1", "--open_cls_num", "2", "-e", "2", "-b", "8", "--lr", "1e-2", "--data_ratio", "1",
-        "--eval_every", "5", "--BND", "15", "--alpha", "1e-3", "--lora_rank", "4", "--outdir", str(tmp / "open"))
+    run("train_own_forget_cl.py", *common, "-r", str(tmp / "weak" / "best.pth"), "--num_of_first_cls", "4",
+        "--per_forget_cls", "2", "--num_tasks", "1", "--open_cls_num", "2", "-e", "2", "-b", "8", "--lr", "1e-2",
+        "--data_ratio", "1", "--eval_every", "5", "--BND", "15", "--alpha", "1e-3", "--lora_rank", "4", "--outdir", str(tmp / "open"))
     saved = json.loads((tmp / "open" / "results.json").read_text())
     assert saved["plan"][0]["missing"] and saved["tasks"][0]["acc_m"] is not None
     recomputed, worst = reevaluate(tmp / "open", torch.device("cpu"), batch_size=32)
