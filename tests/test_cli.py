@@ -66,7 +66,8 @@ def test_reevaluation_uses_the_saved_plan_of_a_one_task_continual_missing_class_
         "--warmup-epochs", "0", "--outdir", str(tmp / "weak"))
     run("train_own_forget_cl.py", *common, "-r", str(tmp / "weak" / "best.pth"), "--num_of_first_cls", "4",
         "--per_forget_cls", "2", "--num_tasks", "1", "--open_cls_num", "2", "-e", "2", "-b", "8", "--lr", "1e-2",
-        "--data_ratio", "1", "--eval_every", "5", "--BND", "15", "--alpha", "1e-3", "--lora_rank", "4", "--outdir", str(tmp / "open"))
+        "--data_ratio", "1", "--eval_every", "5", "--BND", "15", "--alpha", "1e-3", "--lora_rank", "4",
+        "--outdir", str(tmp / "open"))
     saved = json.loads((tmp / "open" / "results.json").read_text())
     assert saved["plan"][0]["missing"] and saved["tasks"][0]["acc_m"] is not None
     recomputed, worst = reevaluate(tmp / "open", torch.device("cpu"), batch_size=32)
