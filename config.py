@@ -4,11 +4,15 @@ The original flag names stay valid (``--num_of_first_cls``, ``--BND``, ``--cl_be
 original command lines run unchanged; ``--method NAME`` is the clear way to pick a method. Each method adds its
 own flags through ``Method.add_arguments``. Precedence: defaults, then a YAML file (``--config``), then the
 command line. Flags the original accepted but that change nothing here are collected in one group and say so.
+Value ranges are checked by the flags' types (so YAML values are checked too), and every parser error is one line
+``error: ...`` (exit status 2), the form every user mistake takes.
 """
 import argparse
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional
+
+from timm.optim import list_optimizers
 
 import baselines  # noqa: F401  (registers every module in baselines/)
 import gs_lora  # noqa: F401  (registers GS-LoRA and GS-LoRA++)
@@ -27,14 +31,49 @@ LEGACY_SWITCHES = {"--l2": "l2", "--ewc": "ewc", "--MAS": "mas", "--Lwf": "lwf",
                    "--retrain": "retrain"}
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Prints a parser error as the single line ``error: ...`` and exits with status 2.
+
+    A decision: every user mistake ends the same way, parser errors included (``run_setup.run_main`` prints a
+    ``UserError`` in this form), so argparse's usage block is left out; ``--help`` still shows it.
+    """
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n")
+
+
+def at_least(minimum):
+    """An argparse type: a number of ``minimum``'s type (int or float), refused below ``minimum``."""
+    kind = type(minimum)
+
+    def number(text: str):
+        value = kind(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}")
+        return value
+
+    number.__name__ = kind.__name__  # argparse's "invalid int value" names the type by this
+    return number
+
+
+def timm_optimizer(name: str) -> str:
+    """An argparse type: a timm optimizer name, optionally prefixed as timm parses it (``lookahead_adamw``), or
+    ``rmsp``, the original SCRUB's name for torch's RMSprop (baselines/scrub.py builds that one itself)."""
+    name = name.lower()
+    if name != "rmsp" and name.split("_")[-1] not in list_optimizers():
+        raise argparse.ArgumentTypeError(f"unknown timm optimizer '{name}' (e.g. adamw, adam, sgd, lamb; "
+                                         f"timm.optim.list_optimizers() lists them)")
+    return name
+
+
 def add_system_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("system")
     g.add_argument("--config", default=None, help="YAML file of flag defaults (command line wins)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     g.add_argument("-w", "--workers_id", default=None,
                    help="original flag: 'cpu' or GPU ids such as '0'; only selects CPU or CUDA here")
-    g.add_argument("--num_workers", type=int, default=4, help="threads that decode images at start-up")
-    g.add_argument("--seed", type=int, default=1337, help="seed of the class order, subsets and model init")
+    g.add_argument("--num_workers", type=at_least(1), default=4, help="threads that decode images at start-up")
+    g.add_argument("--seed", type=at_least(0), default=1337, help="seed of the class order, subsets and model init")
     g.add_argument("--outdir", default="", help="run folder (config.json, results.json, checkpoints, events)")
     g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                    help="bf16 autocast or fp32; auto = bf16 on CUDA, fp32 on the CPU")
@@ -49,12 +88,13 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--data_root", default="./data/faces_webface_112x112_sub100_train_test",
                    help="folder holding train/<class>/* and test/<class>/* (casia100, imagefolder)")
     g.add_argument("--cache_dir", default="data/cache", help="where the synthetic faces are generated once")
-    g.add_argument("--synthetic_seed", type=int, default=0, help="seed of the synthetic identities")
-    g.add_argument("--image_size", type=int, default=None,
+    g.add_argument("--synthetic_seed", type=at_least(0), default=0, help="seed of the synthetic identities")
+    g.add_argument("--image_size", type=at_least(1), default=None,
                    help="input side in pixels; images are resized to it (default: the model size's own)")
     g.add_argument("--val_ratio", type=float, default=0.1,
                    help="fraction of each class's training images held out for model selection")
-    g.add_argument("--test_batch_size", type=int, default=None, help="evaluation batch (default 5 x --batch_size)")
+    g.add_argument("--test_batch_size", type=at_least(1), default=None,
+                   help="evaluation batch (default 5 x --batch_size)")
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +106,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                    help="classification head (default: the -r checkpoint's, else CosFace)")
     g.add_argument("--margin_s", type=float, default=None, help="margin head scale s (default 64)")
     g.add_argument("--margin_m", type=float, default=None, help="margin m (CosFace 0.35, ArcFace 0.5)")
-    g.add_argument("--vit_depth", type=int, default=None, help="number of Transformer blocks (default: size's)")
+    g.add_argument("--vit_depth", type=at_least(1), default=None, help="number of Transformer blocks (default: size's)")
     g.add_argument("-r", "--resume", default="", help="pre-trained checkpoint to start from")
     g.add_argument("--lora_rank", type=int, default=8, help="LoRA rank r on the FFN linears (GS-LoRA)")
     g.add_argument("--lora_alpha", type=float, default=1.0, help="LoRA alpha; the update is scaled by alpha/r")
@@ -74,37 +114,37 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 def add_optim_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("optimisation (timm factories)")
-    g.add_argument("-e", "--epochs", type=int, default=125, help="epochs per task (an epoch = a remain pass)")
-    g.add_argument("-b", "--batch_size", type=int, default=256, help="training batch, per remain/forget side")
-    g.add_argument("--opt", default="adamw", help="timm optimizer name")
-    g.add_argument("--opt-eps", dest="opt_eps", type=float, default=1e-8, help="optimizer epsilon")
+    g.add_argument("-e", "--epochs", type=at_least(1), default=125, help="epochs per task (an epoch = a remain pass)")
+    g.add_argument("-b", "--batch_size", type=at_least(1), default=256, help="training batch, per remain/forget side")
+    g.add_argument("--opt", type=timm_optimizer, default="adamw", help="timm optimizer name")
+    g.add_argument("--opt-eps", dest="opt_eps", type=at_least(0.0), default=1e-8, help="optimizer epsilon")
     g.add_argument("--opt-betas", dest="opt_betas", type=float, nargs="+", default=None, help="optimizer betas")
-    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    g.add_argument("--weight-decay", dest="weight_decay", type=float, default=0.05,
+    g.add_argument("--momentum", type=at_least(0.0), default=0.9, help="SGD momentum")
+    g.add_argument("--weight-decay", dest="weight_decay", type=at_least(0.0), default=0.05,
                    help="decoupled weight decay on matrices (not biases or norms)")
     g.add_argument("--sched", default="cosine", choices=["cosine"], help="learning-rate schedule, per epoch")
-    g.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
-    g.add_argument("--warmup-lr", dest="warmup_lr", type=float, default=1e-6, help="learning rate at epoch 0")
-    g.add_argument("--min-lr", dest="min_lr", type=float, default=1e-5, help="cosine floor")
-    g.add_argument("--warmup-epochs", dest="warmup_epochs", type=int, default=3, help="linear warm-up epochs")
+    g.add_argument("--lr", type=at_least(0.0), default=5e-4, help="peak learning rate")
+    g.add_argument("--warmup-lr", dest="warmup_lr", type=at_least(0.0), default=1e-6, help="learning rate at epoch 0")
+    g.add_argument("--min-lr", dest="min_lr", type=at_least(0.0), default=1e-5, help="cosine floor")
+    g.add_argument("--warmup-epochs", dest="warmup_epochs", type=at_least(0), default=3, help="linear warm-up epochs")
 
 
 def add_forgetting_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("forgetting protocol")
-    g.add_argument("--num_of_first_cls", type=int, default=90,
+    g.add_argument("--num_of_first_cls", type=at_least(1), default=90,
                    help="F: classes kept before the first task (task i forgets order[F-i*P : F-i*P+P])")
-    g.add_argument("--per_forget_cls", type=int, default=10, help="P: classes forgotten per task")
-    g.add_argument("--num_tasks", type=int, default=9, help="number of forgetting tasks (1 = single-step)")
-    g.add_argument("--open_cls_num", type=int, default=0,
+    g.add_argument("--per_forget_cls", type=at_least(1), default=10, help="P: classes forgotten per task")
+    g.add_argument("--num_tasks", type=at_least(1), default=9, help="number of forgetting tasks (1 = single-step)")
+    g.add_argument("--open_cls_num", type=at_least(0), default=0,
                    help="missing-class setting: remembered classes without training data (0 = off)")
     g.add_argument("--data_ratio", type=float, default=0.1, help="fraction of each split's training images used")
     g.add_argument("--few_shot", action="store_true", help="use --few_shot_num images per class instead")
-    g.add_argument("--few_shot_num", type=int, default=4, help="images per class in few-shot mode")
+    g.add_argument("--few_shot_num", type=at_least(1), default=4, help="images per class in few-shot mode")
     g.add_argument("--selection", default="val", choices=SELECTION_RULES,
                    help="checkpoint selection per task: best H on the validation split (default), best H on the "
                         "test set (the original's rule) or the last epoch")
-    g.add_argument("--eval_every", type=int, default=100, help="iterations between selection evaluations")
-    g.add_argument("--steps_per_task", type=int, default=None,
+    g.add_argument("--eval_every", type=at_least(1), default=100, help="iterations between selection evaluations")
+    g.add_argument("--steps_per_task", type=at_least(1), default=None,
                    help="end every task after exactly this many optimizer steps, whatever a method calls an epoch "
                         "(equal budgets across methods); the cosine schedule then runs over the steps")
     g.add_argument("--method", default=None, type=str.lower, choices=METHODS.names(),
@@ -129,7 +169,7 @@ def add_compat_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser(description: str, forgetting: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
+    parser = OneLineParser(description=description)
     add_system_args(parser)
     add_data_args(parser)
     add_model_args(parser)
@@ -148,17 +188,53 @@ def build_parser(description: str, forgetting: bool = True) -> argparse.Argument
     return parser
 
 
+def _read_yaml(parser: argparse.ArgumentParser, path: str) -> Dict[str, object]:
+    """The mapping of flag names to values in the --config file; a missing or malformed file is a parser error."""
+    import yaml
+    try:
+        values = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        parser.error(f"cannot read --config {path} ({err.strerror or err}); pass a YAML file of flag values")
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        parser.error(f"--config {path} is not valid YAML ({getattr(err, 'problem', None) or err}{where}); fix it")
+    if values is not None and not isinstance(values, dict):
+        parser.error(f"--config {path} holds a {type(values).__name__}, not flag names with values ('lr: 0.01')")
+    return values or {}
+
+
+def _yaml_value(parser: argparse.ArgumentParser, action: argparse.Action, value, path: str):
+    """A YAML value goes through its flag's type and choices, so the file is checked like the command line (and
+    YAML's string '1e-4' becomes the float the flag expects)."""
+    if value is None:
+        return None
+    many = action.nargs in ("*", "+")
+    if isinstance(value, list) and not many:
+        parser.error(f"--config {path}: {action.dest} takes one value, not a list")
+    items = value if isinstance(value, list) else [value]
+    try:
+        items = [action.type(str(v)) if action.type else v for v in items]
+    except (TypeError, ValueError, argparse.ArgumentTypeError) as err:
+        parser.error(f"--config {path}: {action.dest}: {err}")
+    invalid = [v for v in items if action.choices is not None and v not in action.choices]
+    if invalid:
+        parser.error(f"--config {path}: {action.dest}: invalid choice {invalid[0]!r} (choose from "
+                     f"{', '.join(map(str, action.choices))})")
+    return items if many else items[0]
+
+
 def _apply_yaml_defaults(parser: argparse.ArgumentParser, argv: List[str]) -> None:
     known, _ = parser.parse_known_args(argv)
     if not known.config:
         return
-    import yaml
-    with open(known.config) as fh:
-        values = yaml.safe_load(fh) or {}
-    unknown = sorted(set(values) - {a.dest for a in parser._actions})
+    values = _read_yaml(parser, known.config)
+    actions = {a.dest: a for a in parser._actions}
+    unknown = sorted(set(values) - set(actions))
     if unknown:
-        parser.error(f"unknown keys in {known.config}: {', '.join(unknown)}")
-    parser.set_defaults(**values)
+        parser.error(f"unknown keys in --config {known.config}: {', '.join(unknown)}; the keys are flag names "
+                     f"without dashes, such as lr or batch_size")
+    parser.set_defaults(**{k: _yaml_value(parser, actions[k], v, known.config) for k, v in values.items()})
 
 
 def _resolve_method(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -190,15 +266,16 @@ def _check_protocol(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if args.selection == "val" and args.val_ratio <= 0:
         parser.error("--selection val needs a validation split, but --val_ratio 0 leaves it empty; pass --val_ratio "
                      "> 0 (e.g. 0.1), or --selection test (the original's rule) or --selection last")
-    if args.steps_per_task is not None and args.steps_per_task < 1:
-        parser.error(f"--steps_per_task must be at least 1, got {args.steps_per_task}")
 
 
 def parse_args(description: str, forgetting: bool = True, argv: Optional[List[str]] = None,
-               fixed: Optional[Dict[str, object]] = None) -> argparse.Namespace:
-    """Parses and checks the flags of an entry point; ``fixed`` values (single-step: one task) override the
-    command line before the checks run."""
+               fixed: Optional[Dict[str, object]] = None,
+               defaults: Optional[Dict[str, object]] = None) -> argparse.Namespace:
+    """Parses and checks the flags of an entry point. ``defaults`` replace flag defaults (an entry point whose
+    original parser had other defaults); ``fixed`` values (single-step: one task) override the command line before
+    the checks run."""
     parser = build_parser(description, forgetting)
+    parser.set_defaults(**(defaults or {}))
     argv = sys.argv[1:] if argv is None else argv
     _apply_yaml_defaults(parser, argv)
     args = parser.parse_args(argv)
@@ -215,10 +292,10 @@ def parse_args(description: str, forgetting: bool = True, argv: Optional[List[st
 
 def parse_eval_args(description: str, argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Flags of test_forget_cl.py: which run folders to re-evaluate, and where."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = OneLineParser(description=description)
     parser.add_argument("--run_dir", nargs="+", required=True, help="run folders (each with results.json)")
     parser.add_argument("--table_dir", default=None, help="also write the combined table.csv/table.md here")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to evaluate")
-    parser.add_argument("--test_batch_size", type=int, default=256, help="evaluation batch")
+    parser.add_argument("--test_batch_size", type=at_least(1), default=256, help="evaluation batch")
     parser.add_argument("--log_level", default="INFO", help="logging level")
     return parser.parse_args(argv)

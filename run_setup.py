@@ -65,7 +65,8 @@ def make_folder(path: Path, flag: str) -> Path:
         probe.touch()
         probe.unlink()
     except OSError as err:
-        raise UserError(f"{flag} {path} cannot be used as a folder ({err.strerror or err})") from None
+        raise UserError(f"{flag} {path} cannot be used as a folder ({err.strerror or err}); pass a writable "
+                        f"folder") from None
     return path
 
 

@@ -4,6 +4,7 @@
         --per_forget_cls 20 --num_tasks 4 --method gs_lora --cl_beta_list 0.2 0.25 0.25 0.2 ...
 """
 from pathlib import Path
+from typing import List, Optional
 
 from config import parse_args
 from data.class_order import class_order
@@ -15,9 +16,17 @@ from util.run_log import RunLog
 from util.table import format_table
 
 
+def forgetting_args(single_step: bool = False, argv: Optional[List[str]] = None):
+    """The parsed flags; single-step is one task, and its original parser defaulted --big_alpha to 5e-4 (the
+    continual one to 1e-4)."""
+    if single_step:
+        return parse_args(__doc__.splitlines()[0], argv=argv, fixed={"num_tasks": 1}, defaults={"big_alpha": 5e-4})
+    return parse_args(__doc__.splitlines()[0], argv=argv)
+
+
 def forget(single_step: bool = False) -> None:
     """Parses flags, builds data, model, task plan and method, runs the tasks and prints the result table."""
-    args = parse_args(__doc__.splitlines()[0], forgetting=True, fixed={"num_tasks": 1} if single_step else None)
+    args = forgetting_args(single_step)
     device = setup(args)
     outdir = Path(args.outdir or f"runs/{args.method}")
     check_forgetting_folder(args, outdir)

@@ -15,6 +15,7 @@ from timm.layers import Mlp
 
 from backbone.dropout import use_fast_dropout
 from backbone.registry import BACKBONES
+from util.errors import UserError
 
 
 def attention(qkv: torch.Tensor, scale: float) -> torch.Tensor:
@@ -88,7 +89,8 @@ class FaceViT(nn.Module):
                  channels: int = 3):
         super().__init__()
         if image_size % patch_size:
-            raise ValueError(f"image size {image_size} is not a multiple of the patch size {patch_size}")
+            raise UserError(f"--image_size {image_size} is not a multiple of the model's patch size {patch_size}; "
+                            f"pass a multiple such as {image_size - image_size % patch_size or patch_size}")
         self.image_size = image_size
         self.patch_size = patch_size
         self.embed_dim = dim

@@ -10,6 +10,7 @@ import torch
 
 from data.folders import ImageTensors, class_folders, load_image_folder
 from data.subsets import train_val_split
+from util.errors import UserError
 
 DATA_MODES = ("casia100", "imagefolder", "synthetic")
 
@@ -30,10 +31,15 @@ class RunData:
 
 
 def resolve_root(data_mode: str, data_root: str, cache_dir: str, seed: int) -> Path:
-    """The dataset folder of a mode; the synthetic faces are generated on first use."""
+    """The dataset folder of a mode; the synthetic faces are generated on first use (a --cache_dir that cannot hold
+    them is a UserError)."""
     if data_mode == "synthetic":
         from data.synthetic_faces import ensure_synthetic_faces
-        return ensure_synthetic_faces(cache_dir, seed=seed)
+        try:
+            return ensure_synthetic_faces(cache_dir, seed=seed)
+        except OSError as err:
+            raise UserError(f"--cache_dir {cache_dir} cannot hold the synthetic faces ({err.strerror or err}); "
+                            f"pass a writable folder as --cache_dir") from None
     return Path(data_root)
 
 

@@ -189,10 +189,19 @@ def plan_record(tasks: List[Task]) -> List[Dict[str, object]]:
 
 
 def check_run_folder(outdir: Path, resume: bool) -> None:
-    """A run folder that holds results is continued only on request: nothing is overwritten by accident."""
-    if (outdir / "results.json").exists() and not resume:
-        raise UserError(f"{outdir / 'results.json'} exists: pass --resume_run to continue that run, or another "
-                        f"--outdir")
+    """A run folder that holds results is continued only on request (nothing is overwritten by accident), and only
+    when its results and the last finished task's checkpoints are there to continue from."""
+    results_path = outdir / "results.json"
+    if not results_path.exists():
+        return
+    if not resume:
+        raise UserError(f"{results_path} exists: pass --resume_run to continue that run, or another --outdir")
+    done = len(read_json(results_path).get("tasks", []))
+    for name in ("Backbone", "method") if done else ():
+        path = outdir / "task-level" / f"{name}_task_{done - 1}.pth"
+        if not path.is_file():
+            raise UserError(f"{results_path} lists task {done - 1} as done but {path} is missing; restore it, or "
+                            f"start anew in another --outdir")
 
 
 def resume_state(method: Method, settings: RunSettings, results_path: Path, run_log) -> Dict:

@@ -11,6 +11,8 @@ import torch.nn as nn
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 
+from util.errors import UserError
+
 
 @dataclass
 class OptimConfig:
@@ -39,8 +41,11 @@ def create_optimizer(params: Iterable[nn.Parameter], optim: OptimConfig) -> torc
     extra = {"betas": tuple(optim.opt_betas)} if optim.opt_betas else {}
     if optim.opt in ("sgd", "momentum", "nesterov"):
         extra["momentum"] = optim.momentum
-    return create_optimizer_v2([g for g in groups if g["params"]], opt=optim.opt, lr=optim.lr,
-                               weight_decay=optim.weight_decay, eps=optim.opt_eps, **extra)
+    try:
+        return create_optimizer_v2([g for g in groups if g["params"]], opt=optim.opt, lr=optim.lr,
+                                   weight_decay=optim.weight_decay, eps=optim.opt_eps, **extra)
+    except (ValueError, ImportError) as err:  # a name timm lists but cannot build here (a missing package)
+        raise UserError(f"--opt {optim.opt} cannot be built here ({err}); pick another timm optimizer") from None
 
 
 def create_scheduler(optimizer: torch.optim.Optimizer, optim: OptimConfig, epochs: int,

@@ -54,3 +54,55 @@ def test_yaml_file_with_an_unknown_key_is_a_parser_error(tmp_path):
     config.write_text("learning_rate: 0.5\n")
     with pytest.raises(SystemExit):
         parse_args("x", argv=["--config", str(config)])
+
+
+def test_parser_error_is_one_error_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args("x", argv=["-e", "0"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: argument -e/--epochs: must be at least 1, got 0\n"
+
+
+def test_prototype_list_longer_than_the_tasks_is_a_parser_error(capsys):
+    with pytest.raises(SystemExit):
+        parse_args("x", argv=["--num_tasks", "2", "--cl_prof_list", "0.1", "0.1", "0.1"])
+    assert "--cl_prof_list has 3 values for 2 tasks" in capsys.readouterr().err
+
+
+def test_single_step_checks_the_lists_against_its_one_task(capsys):
+    assert parse_args("x", argv=["--cl_beta_list", "0.2"], fixed={"num_tasks": 1}).num_tasks == 1
+    with pytest.raises(SystemExit):
+        parse_args("x", argv=["--cl_beta_list", "0.2", "0.2"], fixed={"num_tasks": 1})
+    assert "--cl_beta_list has 2 values for 1 tasks" in capsys.readouterr().err
+
+
+def test_timm_optimizer_names_are_checked_as_timm_parses_them(capsys):
+    assert parse_args("x", argv=["--opt", "Lookahead_AdamW"]).opt == "lookahead_adamw"
+    assert parse_args("x", argv=["--SCRUB", "--opt", "rmsp"]).opt == "rmsp"  # the original SCRUB's own name
+    with pytest.raises(SystemExit):
+        parse_args("x", argv=["--opt", "adamz"])
+    assert "unknown timm optimizer 'adamz'" in capsys.readouterr().err
+
+
+def test_yaml_values_pass_the_flags_types_and_checks(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("lr: 1e-4\nopt_betas: [0.9, 0.99]\ncl_beta_list: 0.2\nnum_tasks: 1\n")  # YAML: '1e-4' a str
+    args = parse_args("x", argv=["--config", str(config)])
+    assert args.lr == 1e-4 and args.opt_betas == [0.9, 0.99] and args.cl_beta_list == [0.2]
+    for text, message in (("epochs: 0\n", "epochs: must be at least 1, got 0"),
+                          ("net: vit_face_huge\n", "net: invalid choice 'vit_face_huge'"),
+                          ("lr: [0.1, 0.2]\n", "lr takes one value, not a list"),
+                          ("- lr\n", "holds a list, not flag names with values")):
+        config.write_text(text)
+        with pytest.raises(SystemExit):
+            parse_args("x", argv=["--config", str(config)])
+        assert message in capsys.readouterr().err
+
+
+def test_single_step_is_one_task_with_the_original_single_step_big_alpha():
+    from train_own_forget_cl import forgetting_args
+    single = forgetting_args(single_step=True, argv=["--cl_beta_list", "0.2"])
+    assert single.num_tasks == 1 and single.big_alpha == 5e-4
+    continual = forgetting_args(argv=["--num_tasks", "2"])
+    assert continual.big_alpha == 1e-4
+    assert forgetting_args(single_step=True, argv=["--big_alpha", "0.01"]).big_alpha == 0.01

@@ -32,8 +32,9 @@ def load_file(path: Union[str, Path]) -> Dict[str, Any]:
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a corrupt or foreign file: say which, without a traceback or torch's long advice
-        raise UserError(f"cannot read checkpoint {path} ({exc.__class__.__name__}): not a torch.save file of plain "
-                        f"tensors; is it truncated, or not a checkpoint?") from None
+        raise UserError(f"cannot read checkpoint {path} ({exc.__class__.__name__}): it is not a torch.save file of "
+                        f"plain tensors (truncated, or not a checkpoint); use a checkpoint saved by this code or a "
+                        f"plain state dict") from None
     if not isinstance(content, dict):
         raise UserError(f"checkpoint {path} holds a {type(content).__name__}, not a state dict")
     return content

@@ -19,4 +19,4 @@ def read_json(path: Path) -> Dict:
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
-        raise UserError(f"cannot read {path} ({err.__class__.__name__}); restore it or use a new --outdir") from None
+        raise UserError(f"cannot read {path} ({err.__class__.__name__}); restore it, or rerun what wrote it") from None
