@@ -3,14 +3,17 @@
 The original flag names stay valid (``--num_of_first_cls``, ``--BND``, ``--cl_beta_list``, ``--Lwf`` ...), so the
 original command lines run unchanged; ``--method NAME`` is the clear way to pick a method. Each method adds its
 own flags through ``Method.add_arguments``. Precedence: defaults, then a YAML file (``--config``), then the
-command line. Flags the original accepted but that change nothing here are collected in one group and say so.
+command line. Flags the original accepted but that change nothing here are collected in one group and say so
+(pre-training gets those of the original pre-training parser). The original test script's flags work too:
+train_own.py takes ``--model CKPT`` (= ``--eval_only -r CKPT``), and ``--network`` and ``--depth`` are aliases of
+``-n`` and ``--vit_depth``.
 Value ranges are checked by the flags' types (so YAML values are checked too), and every parser error is one line
 ``error: ...`` (exit status 2), the form every user mistake takes.
 """
 import argparse
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from timm.optim import list_optimizers
 
@@ -29,6 +32,40 @@ PATH_FLAGS = ("resume", "data_root", "cache_dir", "outdir", "config")
 LEGACY_SWITCHES = {"--l2": "l2", "--ewc": "ewc", "--MAS": "mas", "--Lwf": "lwf", "--Der": "der",
                    "--DER_plus": "der_pp", "--FDR": "fdr", "--SCRUB": "scrub", "--LIRF": "lirf",
                    "--retrain": "retrain"}
+
+# The original parsers' flags that change nothing here: (names, values, why). Every parser accepts the first set,
+# which the original pre-training parser (train/train_own.py) had too; the forgetting parsers also the second.
+# timm's scheduler factory read the schedule flags, but only its step, plateau and noise schedules used them.
+WANDB = "Weights & Biases setting; runs log to log.jsonl, results.json and TensorBoard here"
+IGNORED_EVERYWHERE = (
+    (("--decay-epochs",), 1, "step-schedule interval in epochs; the cosine schedule has none"),
+    (("--decay-rate", "--dr"), 1, "step-schedule decay factor; the cosine schedule has none"),
+    (("--cooldown-epochs",), 1, "epochs at --min-lr after the cycle; the original discarded the length it set, "
+                                "so the cosine schedule ends with -e in both"),
+    (("--patience-epochs",), 1, "plateau-schedule patience; the cosine schedule has none"),
+    (("--lr-noise",), "+", "learning-rate noise epochs; no original script set it, and no noise is added here"),
+    (("--lr-noise-pct",), 1, "learning-rate noise limit (no noise here, see --lr-noise)"),
+    (("--lr-noise-std",), 1, "learning-rate noise std (no noise here, see --lr-noise)"),
+    (("--lora_pos",), 1, "LoRA position; always the FFN linears here (the original's default and every script's)"),
+    (("--wandb_offline",), 0, WANDB),
+)
+IGNORED_IN_FORGETTING = (
+    (("--wandb_group",), 1, WANDB),
+    (("--wandb_name",), 1, WANDB),
+    (("--grouping",), 1, "group-lasso grouping; always one group per block here (every script's --grouping block)"),
+    (("--average_weight",), 0, "EMA of the weights; the original only logged it (wrongly in continual runs)"),
+    (("--ema_decay",), 1, "EMA decay (see --average_weight)"),
+    (("--ema_epoch",), 1, "first EMA epoch (see --average_weight)"),
+    (("--aug_num",), 1, "RandAugment count; a no-op in the original (its transform never reached the images)"),
+    (("--si",), 0, "SI switch; the original never implemented SI"),
+    (("--si_c",), 1, "SI weight; the original never implemented SI"),
+    (("--n_fisher_sample",), 1, "the original's sub-sampled Fisher; EWC's importance uses the task's remain subset"),
+    (("--samples_per_class",), 1, "image-generation leftover, unused by the original"),
+    (("--lambda_tv",), 1, "image-generation leftover, unused by the original"),
+    (("--lambda_div",), 1, "image-generation leftover, unused by the original"),
+    (("--gen_lr",), 1, "image-generation leftover, unused by the original"),
+    (("--gen_iteration",), 1, "image-generation leftover, unused by the original"),
+)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -99,16 +136,21 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
-    g.add_argument("-n", "--net", default=None, type=str.lower, choices=BACKBONES.names(),
+    g.add_argument("-n", "--net", "--network", default=None, type=str.lower, choices=BACKBONES.names(), metavar="NET",
                    help="backbone size: VIT (= vit_face, the papers' 112 px model), vit_face_reduced, "
-                        "vit_face_small, vit_face_tiny (default: the -r checkpoint's, else VIT)")
+                        "vit_face_small, vit_face_tiny (default: the -r checkpoint's, else VIT); --network is the "
+                        "original test script's name")
     g.add_argument("-head", "--head", default=None, type=str.lower, choices=HEADS.names(),
                    help="classification head (default: the -r checkpoint's, else CosFace)")
     g.add_argument("--margin_s", type=float, default=None, help="margin head scale s (default 64)")
     g.add_argument("--margin_m", type=float, default=None, help="margin m (CosFace 0.35, ArcFace 0.5)")
-    g.add_argument("--vit_depth", type=at_least(1), default=None, help="number of Transformer blocks (default: size's)")
+    g.add_argument("--vit_depth", "--depth", type=at_least(1), default=None,
+                   help="number of Transformer blocks (default: the -r checkpoint's, else the size's); --depth is "
+                        "the original test script's name")
     g.add_argument("-r", "--resume", default="", help="pre-trained checkpoint to start from")
-    g.add_argument("--lora_rank", type=int, default=8, help="LoRA rank r on the FFN linears (GS-LoRA)")
+    g.add_argument("--lora_rank", type=int, default=8,
+                   help="LoRA rank r on the FFN linears (GS-LoRA); train_own.py ignores it: it trains and evaluates "
+                        "plain linears (the original's --lora_rank 0), and checkpoints hold merged weights")
     g.add_argument("--lora_alpha", type=float, default=1.0, help="LoRA alpha; the update is scaled by alpha/r")
 
 
@@ -153,15 +195,25 @@ def add_forgetting_args(parser: argparse.ArgumentParser) -> None:
                    help="continue the run in --outdir after its last finished task (its flags must match)")
 
 
-def add_compat_args(parser: argparse.ArgumentParser) -> None:
+def add_ignored_args(group: argparse._ArgumentGroup, flags: Tuple[Tuple[Tuple[str, ...], object, str], ...]) -> None:
+    """Adds flags that are parsed and then ignored; ``flags`` holds (names, values, why): values 0 is a switch,
+    1 one value, "+" one or more, as in the original parser. Each stays in the namespace as ``ignored_NAME``."""
+    for names, values, why in flags:
+        name = names[0].strip("-").replace("-", "_")
+        if values == 0:
+            group.add_argument(*names, dest=f"ignored_{name}", action="store_true", help=why)
+        else:
+            group.add_argument(*names, dest=f"ignored_{name}", metavar=name.upper(),
+                               nargs=None if values == 1 else values, default=None, help=why)
+
+
+def add_compat_args(parser: argparse.ArgumentParser, forgetting: bool = True) -> None:
+    """The original flags that change nothing here. Pre-training gets those of the original train/train_own.py;
+    forgetting gets those of util/args.py and the single-step parsers, plus the original method switches."""
     g = parser.add_argument_group("accepted for the original command lines; no effect here")
-    for flag in ("--wandb_group", "--wandb_name", "--lr-noise", "--decay-epochs", "--decay-rate", "--dr",
-                 "--cooldown-epochs", "--patience-epochs", "--lr-noise-pct", "--lr-noise-std", "--si_c",
-                 "--n_fisher_sample", "--samples_per_class", "--lambda_tv", "--lambda_div", "--gen_lr",
-                 "--gen_iteration", "--aug_num", "--ema_decay", "--ema_epoch", "--lora_pos", "--grouping"):
-        g.add_argument(flag, dest=f"ignored_{flag.strip('-').replace('-', '_')}", default=None, help=argparse.SUPPRESS)
-    for flag in ("--wandb_offline", "--si", "--average_weight"):
-        g.add_argument(flag, dest=f"ignored_{flag.strip('-')}", action="store_true", help=argparse.SUPPRESS)
+    add_ignored_args(g, IGNORED_EVERYWHERE + (IGNORED_IN_FORGETTING if forgetting else ()))
+    if not forgetting:
+        return
     g.add_argument("--one_stage", action="store_true",
                    help="original switch that turned GS-LoRA off (store_false there); pick a method instead")
     for flag, method in LEGACY_SWITCHES.items():
@@ -175,16 +227,19 @@ def build_parser(description: str, forgetting: bool = True) -> argparse.Argument
     add_model_args(parser)
     add_optim_args(parser)
     if not forgetting:
-        g = parser.add_argument_group("pre-training")
+        g = parser.add_argument_group("pre-training and evaluation")
         g.add_argument("--eval_only", action="store_true",
                        help="only test the -r checkpoint; writes NAME_test_accuracy.json next to it (or into --outdir)")
+        g.add_argument("--model", default=None, metavar="CKPT",
+                       help="the original test script's flag (test/test_own.py --model CKPT): the same as "
+                            "--eval_only -r CKPT")
         g.add_argument("--overwrite", action="store_true", help="pre-train into an --outdir that already holds files")
     if forgetting:
         add_forgetting_args(parser)
         add_shared_arguments(parser)
         for method in METHODS.unique():
             method.add_arguments(parser)
-        add_compat_args(parser)
+    add_compat_args(parser, forgetting)
     return parser
 
 
@@ -262,6 +317,16 @@ def _resolve_paths(args: argparse.Namespace) -> None:
             setattr(args, flag, str(Path(value).expanduser().resolve()))
 
 
+def _resolve_test_script_flag(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Folds the original test script's ``--model CKPT`` into ``--eval_only -r CKPT``."""
+    model = vars(args).pop("model")
+    if model is None:
+        return
+    if args.resume and args.resume != model:
+        parser.error(f"--model {model} and -r {args.resume} name two checkpoints; pass one")
+    args.resume, args.eval_only = model, True
+
+
 def _check_protocol(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.selection == "val" and args.val_ratio <= 0:
         parser.error("--selection val needs a validation split, but --val_ratio 0 leaves it empty; pass --val_ratio "
@@ -282,6 +347,8 @@ def parse_args(description: str, forgetting: bool = True, argv: Optional[List[st
     vars(args).update(fixed or {})
     if args.workers_id is not None and args.device == "auto":
         args.device = "cpu" if args.workers_id == "cpu" else "cuda"
+    if not forgetting:
+        _resolve_test_script_flag(parser, args)
     _resolve_paths(args)
     if forgetting:
         _resolve_method(parser, args)

@@ -2,6 +2,10 @@
 
     python train_own.py -d synthetic -n vit_face_small -e 30 -b 128 --lr 1e-3 --outdir runs/pretrain
     python train_own.py -d casia100 --eval_only -r runs/pretrain/best.pth
+    python train_own.py -w 0 --batch_size 2 --lora_rank 0 --model CKPT   # the original test/test_own.py line
+
+The original pre-training and test command lines run unchanged: --model CKPT is --eval_only -r CKPT, and the flags
+that change nothing here (--decay-epochs, --lora_pos ...) are accepted; config.py documents each.
 """
 import json
 from pathlib import Path
@@ -33,7 +37,7 @@ def check_outdir(args, outdir: Path) -> None:
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0], forgetting=False)
     if args.eval_only and not args.resume:
-        raise UserError("--eval_only needs the checkpoint to evaluate: -r PATH")
+        raise UserError("--eval_only needs the checkpoint to evaluate: -r PATH (or --model PATH)")
     device = setup(args)
     outdir = report_path(args).parent if args.eval_only else Path(args.outdir or "runs/pretrain")
     if not args.eval_only:

@@ -88,7 +88,7 @@ def epochs_of_task(method: Method, ctx: TaskContext, settings: RunSettings):
 
 
 def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: RunSettings, run_log
-               ) -> Dict[str, object]:
+               ) -> Tuple[Dict[str, object], int]:
     """The epoch and batch loop of one task; returns how the kept weights were selected and the steps taken.
 
     With ``steps_per_task`` the task ends after exactly that many optimizer steps, whatever a method calls an
@@ -107,10 +107,10 @@ def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: R
         run_log.write(f"task{index}/train", epoch, {"lr": method.optimizer.param_groups[0]["lr"], **means},
                       task=index)
         progress.set_postfix(epoch=epoch, loss=f"{means.get('total', float('nan')):.3f}")
-        if step.iteration == settings.steps_per_task:
+        if step.iteration == settings.steps_per_task or not means:  # budget spent, or a method with nothing to do
             break
     progress.close()
-    return {**selector.finish(step), "optimizer_steps": step.iteration}
+    return selector.finish(step), step.iteration
 
 
 def train_epoch(method: Method, ctx: TaskContext, loaders, scheduler, step: StepInfo, selector: Selector,
@@ -153,7 +153,7 @@ def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -
     meter = CostMeter(s.device)
     meter.start()
     selector = Selector(method, data, task, s)
-    selection = train_task(method, ctx, selector, s, run_log)
+    selection, steps = train_task(method, ctx, selector, s, run_log)
     after = evaluate(model, data.test, test_idx, s.test_batch_size, s.device, s.amp)
     trainable = trainable_summary(method.trainable_parameters(), model)
     extras = method.end_task(ctx)
@@ -162,7 +162,7 @@ def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -
              "train_images": {"remain": len(remain_idx), "forget": len(forget_idx)},
              **task_metrics(before, after, *classes, "original"),
              "plain": task_metrics(before, after, *classes, "plain"),
-             "selection": selection, "optimizer_steps": selection.pop("optimizer_steps"),
+             "selection": selection, "optimizer_steps": steps,
              **trainable, **meter.stop(), **extras}
     run_log.write("test", task.index, {**{k: v for k, v in entry.items() if isinstance(v, float)},
                                        **{f"group_norm_{b}": v for b, v in enumerate(entry.get("group_norms", []))}},

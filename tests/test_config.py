@@ -1,7 +1,10 @@
-"""The one parser: the original continual GS-LoRA command line, bad flag combinations, YAML defaults."""
+"""The one parser: the original continual GS-LoRA command line, bad flag combinations, YAML defaults, the
+accepted-and-ignored original flags. Every line of the original scripts: tests/test_original_command_lines.py."""
+import argparse
+
 import pytest
 
-from config import parse_args
+from config import build_parser, parse_args
 
 ORIGINAL_CL_GS_LORA = (
     "-d casia100 -n VIT -head CosFace -e 100 --vit_depth 6 --num_of_first_cls 80 --per_forget_cls 20 "
@@ -106,3 +109,36 @@ def test_single_step_is_one_task_with_the_original_single_step_big_alpha():
     continual = forgetting_args(argv=["--num_tasks", "2"])
     assert continual.big_alpha == 1e-4
     assert forgetting_args(single_step=True, argv=["--big_alpha", "0.01"]).big_alpha == 0.01
+
+
+IGNORED_GROUP = "accepted for the original command lines; no effect here"
+
+
+def ignored_flags(forgetting: bool):
+    """The flags of the accepted-and-ignored group (its parsed values are never read) and their help texts."""
+    parser = build_parser("x", forgetting)
+    group = next(g for g in parser._action_groups if g.title == IGNORED_GROUP)
+    return {flag: action.help for action in group._group_actions for flag in action.option_strings}
+
+
+@pytest.mark.parametrize("forgetting", [False, True], ids=["pre-training", "forgetting"])
+def test_every_accepted_and_ignored_flag_says_why_in_the_help(forgetting):
+    flags = ignored_flags(forgetting)
+    assert {"--decay-epochs", "--decay-rate", "--dr", "--lora_pos", "--wandb_offline"} <= set(flags)
+    assert all(help_text and help_text != argparse.SUPPRESS for help_text in flags.values())
+
+
+def test_pre_training_accepts_only_the_original_pre_training_parsers_ignored_flags(capsys):
+    assert not {"--wandb_group", "--ema_decay", "--one_stage", "--ewc"} & set(ignored_flags(forgetting=False))
+    args = parse_args("x", forgetting=False, argv=["--decay-epochs", "150", "--dr", "0.5", "--lr-noise", "0.4", "0.8"])
+    assert args.ignored_decay_epochs == "150" and args.ignored_decay_rate == "0.5"
+    with pytest.raises(SystemExit):
+        parse_args("x", forgetting=False, argv=["--wandb_group", "g"])  # the original train_own.py refused it too
+    assert capsys.readouterr().err == "error: unrecognized arguments: --wandb_group g\n"
+
+
+def test_original_test_script_names_are_aliases():
+    args = parse_args("x", forgetting=False, argv=["--model", "m.pth", "--network", "vit_face_small", "--depth", "3"])
+    assert args.eval_only and args.resume.endswith("m.pth")
+    assert (args.net, args.vit_depth) == ("vit_face_small", 3)
+    assert not parse_args("x", forgetting=False, argv=["-r", "m.pth"]).eval_only  # -r alone starts from a checkpoint

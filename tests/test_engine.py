@@ -1,10 +1,12 @@
 """The task loop: results written per task, resume after an interrupted task, checkpoints, selection, divergence."""
 import json
+import math
 
 import pytest
 import torch
 from conftest import NUM_CLASSES, tiny_settings, tiny_tasks
 
+import baselines  # noqa: F401  (registers the baselines)
 from data.task_plan import plan_tasks
 from engine.forgetting import run_forgetting
 from gs_lora import GSLoRA
@@ -99,3 +101,19 @@ def test_missing_class_setting_reports_acc_m(tiny_data, pretrained_model, tmp_pa
     for task in results["tasks"]:
         assert task["acc_m"] is not None and task["acc_m_before"] is not None
     assert results["tasks"][0]["train_images"]["remain"] == 5 * 32  # classes 1-5 only: class 0 has no data
+
+
+@pytest.mark.parametrize("name, kw", [("gs_lora", GS_KW), ("der", {}), ("scrub", {"superepochs": 1})])
+def test_steps_per_task_gives_every_method_the_same_budget(run_tiny, name, kw):
+    """GS-LoRA counts an epoch over the remain data, DER over the forget data, SCRUB in super-epochs: with a step
+    budget every task takes exactly that many optimizer steps."""
+    results = run_tiny(name, settings_kw={"steps_per_task": 7, "selection": "last"}, **kw)
+    assert [t["optimizer_steps"] for t in results["tasks"]] == [7, 7]
+
+
+def test_without_a_budget_an_epoch_is_the_methods_own(run_tiny):
+    results = run_tiny("gs_lora", settings_kw={"epochs": 2, "selection": "last"}, **GS_KW)
+    first, second = results["tasks"]
+    # GS-LoRA: a pass over the remain subset per epoch, batches of 16 (the last one partial).
+    assert first["optimizer_steps"] == 2 * math.ceil(first["train_images"]["remain"] / 16)
+    assert second["optimizer_steps"] == 2 * math.ceil(second["train_images"]["remain"] / 16)
