@@ -26,7 +26,8 @@ from engine.method import METHODS
 from head import HEADS
 
 SELECTION_RULES = ("val", "test", "last")
-PATH_FLAGS = ("resume", "data_root", "cache_dir", "outdir", "config")
+DEFAULT_DATA_ROOTS = {"casia100": "./data/faces_webface_112x112_sub100_train_test", "imagenet100": "./data/imagenet100"}
+PATH_FLAGS = ("resume", "data_root", "cache_dir", "outdir", "config", "imagenet900_root", "pretrained_file")
 
 # The original picked a method with one switch each; these map to --method values.
 LEGACY_SWITCHES = {"--l2": "l2", "--ewc": "ewc", "--MAS": "mas", "--Lwf": "lwf", "--Der": "der",
@@ -103,13 +104,24 @@ def timm_optimizer(name: str) -> str:
     return name
 
 
+def backbone_name(name: str) -> str:
+    """An argparse type: a registered backbone (any case) or ``timm:NAME``, a timm model by name."""
+    name = name.lower()
+    if name not in BACKBONES and not (name.startswith("timm:") and len(name) > 5):
+        raise argparse.ArgumentTypeError(f"invalid choice '{name}' (choose from {', '.join(BACKBONES.names())}, "
+                                         f"or timm:NAME)")
+    return name
+
+
 def add_system_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("system")
     g.add_argument("--config", default=None, help="YAML file of flag defaults (command line wins)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
     g.add_argument("-w", "--workers_id", default=None,
                    help="original flag: 'cpu' or GPU ids such as '0'; only selects CPU or CUDA here")
-    g.add_argument("--num_workers", type=at_least(1), default=4, help="threads that decode images at start-up")
+    g.add_argument("--num_workers", type=at_least(0), default=4,
+                   help="threads that decode an in-memory dataset at start-up; processes that decode a streamed one "
+                        "(imagenet100) during training and evaluation (0: in the main process)")
     g.add_argument("--seed", type=at_least(0), default=1337, help="seed of the class order, subsets and model init")
     g.add_argument("--outdir", default="", help="run folder (config.json, results.json, checkpoints, events)")
     g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
@@ -121,9 +133,12 @@ def add_system_args(parser: argparse.ArgumentParser) -> None:
 def add_data_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("data")
     g.add_argument("-d", "--data_mode", default="casia100", choices=DATA_MODES,
-                   help="casia100 (the papers' faces), imagefolder (any train/ + test/ tree) or synthetic (built in)")
-    g.add_argument("--data_root", default="./data/faces_webface_112x112_sub100_train_test",
-                   help="folder holding train/<class>/* and test/<class>/* (casia100, imagefolder)")
+                   help="casia100 (the papers' faces), imagefolder (any train/ + test/ tree), synthetic (built in) or "
+                        "imagenet100 (train/ + test/ trees of ImageNet wnid folders, streamed from disk)")
+    g.add_argument("--data_root", default=None,
+                   help="folder holding train/<class>/* and test/<class>/* (casia100, imagefolder, imagenet100; "
+                        f"default {DEFAULT_DATA_ROOTS['casia100']}; "
+                        f"for imagenet100 {DEFAULT_DATA_ROOTS['imagenet100']})")
     g.add_argument("--cache_dir", default="data/cache", help="where the synthetic faces are generated once")
     g.add_argument("--synthetic_seed", type=at_least(0), default=0, help="seed of the synthetic identities")
     g.add_argument("--image_size", type=at_least(1), default=None,
@@ -136,10 +151,15 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
-    g.add_argument("-n", "--net", "--network", default=None, type=str.lower, choices=BACKBONES.names(), metavar="NET",
+    g.add_argument("-n", "--net", "--network", default=None, type=backbone_name, metavar="NET",
                    help="backbone size: VIT (= vit_face, the papers' 112 px model), vit_face_reduced, "
-                        "vit_face_small, vit_face_tiny (default: the -r checkpoint's, else VIT); --network is the "
+                        "vit_face_small, vit_face_tiny, VIT_B16 (torchvision's ViT-B/16 for imagenet100, weights "
+                        "from -r vit_b_16-c867db91.pth), vit_tv_tiny (tests), or timm:NAME for a timm ViT by name "
+                        "(weights from --pretrained_file) (default: the -r checkpoint's, else VIT); --network is the "
                         "original test script's name")
+    g.add_argument("--pretrained_file", default=None,
+                   help="local weight file of a -n timm:NAME model (timm's layout), loaded through timm's "
+                        "pretrained_cfg_overlay; nothing is downloaded")
     g.add_argument("-head", "--head", default=None, type=str.lower, choices=HEADS.names(),
                    help="classification head (default: the -r checkpoint's, else CosFace)")
     g.add_argument("--margin_s", type=float, default=None, help="margin head scale s (default 64)")
@@ -179,6 +199,10 @@ def add_forgetting_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--num_tasks", type=at_least(1), default=9, help="number of forgetting tasks (1 = single-step)")
     g.add_argument("--open_cls_num", type=at_least(0), default=0,
                    help="missing-class setting: remembered classes without training data (0 = off)")
+    g.add_argument("--imagenet900_root", "--missing_root", default=None,
+                   help="ImageNet100's missing-class evaluation: a folder of <wnid>/<images> (ImageNet validation "
+                        "images of the 900 classes outside ImageNet100), scored with the -r file's 1000-way head "
+                        "before the first task and after every task; reported as Acc_m")
     g.add_argument("--data_ratio", type=float, default=0.1, help="fraction of each split's training images used")
     g.add_argument("--few_shot", action="store_true", help="use --few_shot_num images per class instead")
     g.add_argument("--few_shot_num", type=at_least(1), default=4, help="images per class in few-shot mode")
@@ -310,7 +334,10 @@ def _resolve_method(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 
 def _resolve_paths(args: argparse.Namespace) -> None:
-    """Stores path flags as absolute paths, so a run's config.json still finds them from another directory."""
+    """Stores path flags as absolute paths, so a run's config.json still finds them from another directory; an
+    unset --data_root is the data mode's default folder."""
+    if getattr(args, "data_root", "") is None:
+        args.data_root = DEFAULT_DATA_ROOTS.get(args.data_mode, DEFAULT_DATA_ROOTS["casia100"])
     for flag in PATH_FLAGS:
         value = getattr(args, flag, None)
         if value:
@@ -328,6 +355,9 @@ def _resolve_test_script_flag(parser: argparse.ArgumentParser, args: argparse.Na
 
 
 def _check_protocol(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.imagenet900_root and args.open_cls_num:
+        parser.error("--imagenet900_root and --open_cls_num both define Acc_m (classes outside the run, remembered "
+                     "classes without data); pass one")
     if args.selection == "val" and args.val_ratio <= 0:
         parser.error("--selection val needs a validation split, but --val_ratio 0 leaves it empty; pass --val_ratio "
                      "> 0 (e.g. 0.1), or --selection test (the original's rule) or --selection last")

@@ -3,7 +3,8 @@
 ``model(images, labels) -> (logits, embeddings)``. It sits above backbone/ and head/, which know nothing of each
 other.
 """
-from typing import Dict, Optional, Tuple
+import logging
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -11,8 +12,13 @@ import torch.nn as nn
 from backbone import BACKBONES
 from backbone.face_vit import convert_original_checkpoint, is_original_checkpoint
 from backbone.lora import without_lora
+from backbone.timm_vit import is_timm_name, timm_backbone
+from backbone.vit_b16 import convert_torchvision_checkpoint, is_torchvision_checkpoint
+from data.imagenet import imagenet_rows
 from head import HEADS
 from util.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 class Classifier(nn.Module):
@@ -35,11 +41,48 @@ class Classifier(nn.Module):
 
 def build_model(net: str, head: str, num_classes: int, depth: Optional[int] = None,
                 image_size: Optional[int] = None, margin_s: Optional[float] = None,
-                margin_m: Optional[float] = None) -> Classifier:
-    """Builds a registered backbone size and head; ``None`` keeps a builder's default."""
-    backbone = BACKBONES.build(net, depth=depth, image_size=image_size)
+                margin_m: Optional[float] = None, pretrained_file: Optional[str] = None) -> Classifier:
+    """Builds a registered backbone size and head; ``None`` keeps a builder's default.
+
+    A backbone with a ``head_type`` (ViT-B/16: the linear head of its weight file) always gets that head. A
+    ``timm:NAME`` net is timm's model of that name, its weights from ``pretrained_file`` when given.
+    """
+    if is_timm_name(net):
+        backbone = timm_backbone(net, depth=depth, image_size=image_size, pretrained_file=pretrained_file)
+    else:
+        backbone = BACKBONES.build(net, depth=depth, image_size=image_size)
+    fixed = getattr(backbone, "head_type", None)
+    if fixed and head != fixed:
+        log.info("-head %s ignored: %s uses its pre-trained %s head (plain CE)", head, net, fixed)
+        head = fixed
     margin = {k: v for k, v in dict(s=margin_s, m=margin_m).items() if v is not None}
     return Classifier(backbone, HEADS.build(head, embed_dim=backbone.embed_dim, num_classes=num_classes, **margin))
+
+
+def cut_head(state_dict: Dict[str, torch.Tensor], rows: List[int]) -> Dict[str, torch.Tensor]:
+    """The state dict with its head cut to ``rows``: local class i takes row ``rows[i]`` of the weight and bias."""
+    cut = dict(state_dict)
+    for key in ("head.weight", "head.bias"):
+        if key in cut:
+            cut[key] = state_dict[key][rows].clone()
+    return cut
+
+
+def pretrained_weights(state_dict: Dict[str, torch.Tensor], classes: List[str]
+                       ) -> Tuple[Dict[str, torch.Tensor], Optional[Dict[str, torch.Tensor]]]:
+    """A ``-r`` state dict in our key names, its head cut to the dataset's ``classes``, and the full head.
+
+    A torchvision ViT file is renamed; an ImageNet-1k head (1000 rows) for fewer classes is cut through the class
+    folders' wnids (row = the wnid's ImageNet index) and returned whole as the second value ({'weight', 'bias'}), for
+    the missing-class evaluation. Any other state dict comes back unchanged with None.
+    """
+    if is_torchvision_checkpoint(state_dict):
+        state_dict = convert_torchvision_checkpoint(state_dict)
+    weight = state_dict.get("head.weight")
+    if weight is None or weight.shape[0] != 1000 or len(classes) == 1000:
+        return state_dict, None
+    full = {"weight": weight, "bias": state_dict["head.bias"]}
+    return cut_head(state_dict, imagenet_rows(classes, "the dataset (cutting an ImageNet head)")), full
 
 
 def load_model_weights(model: nn.Module, state_dict: Dict[str, torch.Tensor], source: str = "checkpoint") -> None:

@@ -7,16 +7,19 @@ import logging
 import random
 import sys
 from pathlib import Path
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from data import RunData, build_data, class_folders, resolve_root
+from data import RunData, build_data, dataset_classes, resolve_root
+from data.folders import stream_image_folder
+from data.imagenet import imagenet_rows, imagenet_transform
+from engine.evaluation import OutsideClasses
 from engine.forgetting import check_run_folder
 from engine.optim import OptimConfig
 from engine.settings import RunSettings
-from model import Classifier, build_model, load_model_weights
+from model import Classifier, build_model, load_model_weights, pretrained_weights
 from util.checkpoint import load_checkpoint
 from util.device import resolve_device, use_bf16
 from util.errors import UserError
@@ -97,8 +100,13 @@ def check_forgetting_folder(args, outdir: Path) -> None:
                         f"run's own flags or use a new --outdir")
 
 
-def model_from_args(args, num_classes: int) -> Tuple[Classifier, Dict[str, object]]:
-    """Builds the model; with ``-r`` its saved model arguments are the defaults and its weights are loaded."""
+def model_from_args(args, classes: List[str]) -> Tuple[Classifier, Dict[str, object], Optional[Dict]]:
+    """Builds the model for the dataset's ``classes``; with ``-r`` its saved model arguments are the defaults and its
+    weights are loaded (a torchvision ViT file is converted and its ImageNet head cut to the classes).
+
+    Returns the model, its arguments and the full ImageNet head of the ``-r`` file (None for other files).
+    """
+    num_classes = len(classes)
     checkpoint = load_checkpoint(args.resume) if args.resume else {}
     saved = checkpoint.get("model_args", {})
     if saved.get("num_classes", num_classes) != num_classes:
@@ -108,21 +116,39 @@ def model_from_args(args, num_classes: int) -> Tuple[Classifier, Dict[str, objec
     defaults = {"net": "vit", "head": "cosface"}
     model_args = {k: v if v is not None else saved.get(k, defaults.get(k)) for k, v in given.items()}
     model_args["num_classes"] = num_classes
-    model = build_model(**model_args)
-    model_args.update(depth=len(model.backbone.blocks), image_size=model.backbone.image_size)
+    model = build_model(**model_args, pretrained_file=getattr(args, "pretrained_file", None))
+    model_args.update(depth=len(model.backbone.blocks), image_size=model.backbone.image_size,
+                      head=getattr(model.backbone, "head_type", model_args["head"]))
+    full_head = None
     if checkpoint:
-        load_model_weights(model, checkpoint["model"], f"checkpoint {args.resume}")
+        state, full_head = pretrained_weights(checkpoint["model"], classes)
+        load_model_weights(model, state, f"checkpoint {args.resume}")
         log.info("loaded %s", args.resume)
-    return model, model_args
+    return model, model_args, full_head
 
 
 def model_and_data_from_args(args) -> Tuple[Classifier, Dict[str, object], RunData]:
-    """Builds the model for the dataset's classes and decodes the dataset at the model's input size."""
+    """Builds the model for the dataset's classes and reads the dataset at the model's input size (with
+    --imagenet900_root, also the outside classes and the -r file's full head that scores them)."""
     root = resolve_root(args.data_mode, args.data_root, args.cache_dir, args.synthetic_seed)
-    model, model_args = model_from_args(args, len(class_folders(root)))
+    model, model_args, full_head = model_from_args(args, dataset_classes(args.data_mode, root))
     data = build_data(root, model.backbone.image_size, val_ratio=args.val_ratio, seed=args.seed,
-                      workers=args.num_workers)
+                      workers=args.num_workers, data_mode=args.data_mode)
+    if getattr(args, "imagenet900_root", None):
+        data.outside = outside_classes(Path(args.imagenet900_root), full_head, model.backbone.image_size,
+                                       args.num_workers, args.resume)
     return model, model_args, data
+
+
+def outside_classes(root: Path, full_head: Optional[Dict[str, torch.Tensor]], image_size: int, workers: int,
+                    weights: str) -> OutsideClasses:
+    """The ImageNet-900 folder (``root/<wnid>/*``) streamed with the ImageNet transform, and the full head."""
+    if full_head is None:
+        raise UserError(f"--imagenet900_root needs -r with a 1000-way ImageNet head (torchvision's "
+                        f"vit_b_16-c867db91.pth); {weights or 'no -r'} has none")
+    images = stream_image_folder(root, "", imagenet_transform(image_size), workers)
+    rows = torch.tensor(imagenet_rows(images.classes, str(root)))
+    return OutsideClasses(images, rows, full_head["weight"].float(), full_head["bias"].float())
 
 
 def optim_from_args(args) -> OptimConfig:

@@ -11,23 +11,24 @@ import functools
 import logging
 import math
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
 from config import parse_eval_args
 from data import build_data, resolve_root
 from data.task_plan import Task
-from engine.evaluation import evaluate
-from model import build_model, load_model_weights
-from run_setup import run_main
+from engine.evaluation import OutsideClasses, evaluate, outside_accuracy
+from engine.forgetting import with_outside
+from model import build_model, load_model_weights, pretrained_weights
+from run_setup import outside_classes, run_main
 from util.checkpoint import load_checkpoint
 from util.device import resolve_device, use_bf16
 from util.errors import UserError
 from util.files import read_json
 from util.metrics import task_metrics
 from util.run_log import setup_logging
-from util.table import csv_table, format_table, markdown_table
+from util.table import build_table, csv_table, format_table, markdown_table
 
 log = logging.getLogger("test_forget_cl")
 
@@ -36,16 +37,23 @@ TOLERANCE = 0.01
 
 
 @functools.lru_cache(maxsize=2)
-def cached_data(root: Path, image_size: int, val_ratio: float, seed: int):
+def cached_data(root: Path, image_size: int, val_ratio: float, seed: int, data_mode: str, workers: int):
     """Runs of one comparison share their dataset: decode it once."""
-    return build_data(root, image_size, val_ratio, seed)
+    return build_data(root, image_size, val_ratio, seed, workers, data_mode)
 
 
-def counts_of(path: Path, data, device: torch.device, batch_size: int, bf16: bool):
+def counts_of(path: Path, data, model_args: Dict, device: torch.device, batch_size: int, bf16: bool,
+              outside: Optional[OutsideClasses] = None):
+    """Per-class test counts of a checkpoint and its Acc_m on the outside classes (None without them).
+
+    A file without model arguments (the run's -r: an original face checkpoint, a torchvision ViT-B/16 file) is built
+    with the run's ``model_args`` and converted, its ImageNet head cut to the dataset's classes."""
     checkpoint = load_checkpoint(path)
-    model = build_model(**checkpoint["model_args"])
-    load_model_weights(model, checkpoint["model"], str(path))
-    return evaluate(model.to(device), data.test, torch.arange(len(data.test)), batch_size, device, bf16)
+    model = build_model(**checkpoint.get("model_args", model_args))
+    load_model_weights(model, pretrained_weights(checkpoint["model"], data.test.classes)[0], str(path))
+    model.to(device)
+    accuracy = outside_accuracy(model, outside, batch_size, device, bf16) if outside else None
+    return evaluate(model, data.test, torch.arange(len(data.test)), batch_size, device, bf16), accuracy
 
 
 def difference(fresh, saved) -> float:
@@ -76,18 +84,27 @@ def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Tuple[Di
     tasks = saved_plan(results, results_path)
     first = load_checkpoint(run_dir / "task-level" / "Backbone_task_0.pth")
     root = resolve_root(cfg["data_mode"], cfg["data_root"], cfg["cache_dir"], cfg["synthetic_seed"])
-    data = cached_data(root, first["model_args"]["image_size"], cfg["val_ratio"], cfg["seed"])
+    data = cached_data(root, first["model_args"]["image_size"], cfg["val_ratio"], cfg["seed"], cfg["data_mode"],
+                       cfg.get("num_workers", 4))
     bf16 = use_bf16(cfg.get("precision", "auto"), device)  # the run's own precision, so the numbers agree
-    before = counts_of(Path(cfg["resume"]), data, device, batch_size, bf16) if cfg.get("resume") else None
+    outside = None
+    if cfg.get("imagenet900_root"):  # the same outside set and full head as the run
+        full_head = pretrained_weights(load_checkpoint(cfg["resume"])["model"], data.test.classes)[1]
+        outside = outside_classes(Path(cfg["imagenet900_root"]), full_head, first["model_args"]["image_size"],
+                                  cfg.get("num_workers", 4), cfg["resume"])
+    evaluate_file = functools.partial(counts_of, data=data, model_args=first["model_args"], device=device,
+                                      batch_size=batch_size, bf16=bf16, outside=outside)
+    before = evaluate_file(Path(cfg["resume"])) if cfg.get("resume") else None
     worst = 0.0
     for saved in results["tasks"]:
         task = tasks[saved["task"]]
-        after = counts_of(run_dir / "task-level" / f"Backbone_task_{task.index}.pth", data, device, batch_size, bf16)
+        after = evaluate_file(run_dir / "task-level" / f"Backbone_task_{task.index}.pth")
         if before is not None:
             classes = (task.remain, task.forget, task.old, task.missing)
-            fresh = task_metrics(before, after, *classes, "original")
+            fresh, plain = (with_outside(task_metrics(before[0], after[0], *classes, convention), before[1], after[1])
+                            for convention in ("original", "plain"))
             worst = max([worst] + [difference(fresh[k], saved.get(k)) for k in fresh])
-            saved.update(fresh, plain=task_metrics(before, after, *classes, "plain"))
+            saved.update(fresh, plain=plain)
         before = after
     return results, worst
 
@@ -103,15 +120,16 @@ def main() -> None:
             "%s: largest difference to results.json %.4f points", run_dir, worst)
         if worst > TOLERANCE:
             differing.append(f"{run_dir} ({worst:.2f} points)")
-    for run_dir, results in zip(args.run_dir, runs.values()):
-        single = {Path(run_dir).name: results}
+    for run_dir, (name, results) in zip(args.run_dir, runs.items()):
+        single = build_table([(name, results)])
         (Path(run_dir) / "table.csv").write_text(csv_table(single))
         (Path(run_dir) / "table.md").write_text(markdown_table(single))
+    table = build_table(list(runs.items()))
     if args.table_dir:
         Path(args.table_dir).mkdir(parents=True, exist_ok=True)
-        (Path(args.table_dir) / "table.csv").write_text(csv_table(runs))
-        (Path(args.table_dir) / "table.md").write_text(markdown_table(runs))
-    print(format_table(runs))
+        (Path(args.table_dir) / "table.csv").write_text(csv_table(table))
+        (Path(args.table_dir) / "table.md").write_text(markdown_table(table))
+    print(format_table(table))
     if differing:
         raise UserError(f"re-evaluated metrics differ from results.json by more than {TOLERANCE} points: "
                         f"{', '.join(differing)}")

@@ -1,5 +1,5 @@
-"""Backbones (the Face Transformer sizes), LoRA injection and the backbone registry."""
-from backbone import face_vit  # noqa: F401  (registers the Face Transformer sizes)
+"""Backbones (the Face Transformer sizes, torchvision's ViT-B/16), LoRA injection and the backbone registry."""
+from backbone import face_vit, vit_b16  # noqa: F401  (registers the Face Transformer sizes and ViT-B/16)
 from backbone.registry import BACKBONES
 
 __all__ = ["BACKBONES"]

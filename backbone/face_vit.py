@@ -108,6 +108,10 @@ class FaceViT(nn.Module):
         nn.init.normal_(self.cls_token)
         nn.init.normal_(self.pos_embedding)
 
+    def stem_parameters(self):
+        """The parameters before the first block: patch embedding, class token, position embedding."""
+        return list(self.patch_embed.parameters()) + [self.cls_token, self.pos_embedding]
+
     def patchify(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, patches, p*p*C), patches row-major, inside a patch rows, columns, then channels."""
         b, c, h, w = images.shape

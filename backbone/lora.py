@@ -12,15 +12,17 @@ The forward has three paths with one result: training the factors uses a hand-wr
 faster on the CPU), evaluation folds the update into the weight, and a trainable base falls back to autograd.
 """
 import math
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import Mlp
+from torchvision.ops import MLP as TorchvisionMLP
 
-# Feed-forward module types and the names of their two linears. LoRA finds FFNs by type, never by parameter path.
-FFN_LINEARS = {Mlp: ("fc1", "fc2")}
+# Feed-forward module types: timm's Mlp (the Face Transformer, timm ViTs) and torchvision's MLP (its ViT's MLPBlock).
+# LoRA finds an FFN by its type and its linears as the FFN's direct nn.Linear children, never by parameter path.
+FFN_TYPES = (Mlp, TorchvisionMLP)
 
 
 class _LoRAProduct(torch.autograd.Function):
@@ -119,20 +121,24 @@ class LoRALinear(nn.Linear):
         return f"{super().extra_repr()}, rank={self.rank}, scaling={self.scaling:g}"
 
 
-def _ffn_of(block: nn.Module):
+def ffn_linears(block: nn.Module) -> List[Tuple[nn.Module, str]]:
+    """(FFN module, child name) of the linears of ``block``'s feed-forward module, in forward order.
+
+    The FFN is the first submodule of a type in ``FFN_TYPES``; its linears are its direct ``nn.Linear`` children
+    (timm: fc1, fc2; torchvision: positions 0 and 3 of its Sequential).
+    """
     for module in block.modules():
-        for ffn_type, names in FFN_LINEARS.items():
-            if isinstance(module, ffn_type):
-                return module, names
-    raise TypeError(f"no feed-forward module of a known type ({', '.join(t.__name__ for t in FFN_LINEARS)}) "
+        if isinstance(module, FFN_TYPES):
+            return [(module, name) for name, child in module.named_children() if isinstance(child, nn.Linear)]
+    raise TypeError(f"no feed-forward module of a known type ({', '.join(t.__name__ for t in FFN_TYPES)}) "
                     f"in block {type(block).__name__}")
 
 
 def inject_lora(backbone: nn.Module, rank: int, alpha: float = 1.0) -> None:
-    """Replaces the two FFN linears of every block of ``backbone.blocks`` by ``LoRALinear`` layers (in place)."""
+    """Replaces the FFN linears of every block of ``backbone.blocks`` by ``LoRALinear`` layers (in place), keeping
+    their pre-trained weights."""
     for block in backbone.blocks:
-        ffn, names = _ffn_of(block)
-        for name in names:
+        for ffn, name in ffn_linears(block):
             linear = getattr(ffn, name)
             if not isinstance(linear, LoRALinear):
                 setattr(ffn, name, LoRALinear.from_linear(linear, rank, alpha))

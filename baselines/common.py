@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from backbone.lora import FFN_LINEARS
+from backbone.lora import FFN_TYPES
 from data.subsets import seeded_generator
 from engine.method import Method, StepInfo, TaskContext, forward_pair, frozen_copy, wrong_labels
 
@@ -48,7 +48,7 @@ class FineTuneMethod(Method):
     def trainable_parameters(self) -> List[nn.Parameter]:
         backbone = self.model.backbone
         if self.only_ffn:
-            params = [p for m in backbone.modules() if isinstance(m, tuple(FFN_LINEARS))
+            params = [p for m in backbone.modules() if isinstance(m, FFN_TYPES)
                       for p in m.parameters()]
         else:
             params = list(backbone.parameters())

@@ -45,9 +45,8 @@ def upper_logits(model: nn.Module, tokens: torch.Tensor, labels: torch.Tensor, s
 
 
 def lower_half_parameters(vit: nn.Module, depth: int) -> List[nn.Parameter]:
-    """Patch embedding, class token, position embedding and the first ``depth`` blocks."""
-    blocks = [p for block in vit.blocks[:depth] for p in block.parameters()]
-    return list(vit.patch_embed.parameters()) + [vit.cls_token, vit.pos_embedding] + blocks
+    """Patch embedding, class token, position embedding (the backbone's stem) and the first ``depth`` blocks."""
+    return vit.stem_parameters() + [p for block in vit.blocks[:depth] for p in block.parameters()]
 
 
 @METHODS.register("lirf")

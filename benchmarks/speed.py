@@ -10,9 +10,17 @@ at the 'reduced' (56 px, width 256) and optionally the 'full' (112 px, width 512
     extrapolated from the measured step and evaluation times as the reference does;
 and prints ratios against the original's figures. Not a test: numbers depend on the machine, so quote ratios.
 
+The 'vit_b16' configuration (ImageNet100, torchvision's ViT-B/16 at 224 px, random weights: only time is measured)
+has no original figure; it times a GS-LoRA++ step (--batch remain + --batch forget images) against a full
+fine-tuning step per image, an evaluation pass over ImageNet100's 5,000 test images, and the streamed data path
+(images/s that --num_workers processes decode and transform), which must exceed the training step's images/s so
+the loader never starves the device. Without --imagenet_root it streams generated 500 x 375 JPEGs.
+
     python benchmarks/speed.py --configs reduced full --steps 5
+    python benchmarks/speed.py --configs vit_b16 --precision bf16 --steps 5 --num_workers 8 --imagenet_root DIR
 """
 import argparse
+import itertools
 import json
 import statistics
 import sys
@@ -25,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import parse_args  # noqa: E402
 from data.class_order import class_order  # noqa: E402
-from data.folders import BatchLoader, load_image_folder, subset_indices  # noqa: E402
+from data.folders import BatchLoader, ImageTensors, load_image_folder, subset_indices  # noqa: E402
+from data.imagenet import stream_imagenet_split  # noqa: E402
 from data.subsets import ratio_subset  # noqa: E402
 from data.task_plan import plan_tasks  # noqa: E402
 from engine.evaluation import evaluate  # noqa: E402
@@ -41,6 +50,7 @@ ORIGINAL = {
     "reduced": {"gs_step_s": 1.376, "ft_step_s": 0.824, "eval_s": 44.4, "prototypes_s": 25.4, "task0_h": 3.0},
 }
 NETS = {"full": "vit_face", "reduced": "vit_face_reduced"}
+IMAGENET100_TEST = 5000  # ImageNet100's test images (50 validation images of each of the 100 classes)
 STEPS_PER_EPOCH = 59  # ceil(2,797 remain images / 48)
 EPOCHS, EVAL_EVERY = 100, 100
 EVAL_BATCH = 240
@@ -133,7 +143,79 @@ def bench(config: str, root: Path, device: torch.device, steps: int, eval_images
     return out
 
 
+def streamed_train(root, workers: int):
+    """ImageNet100's training split streamed at 224 px; generated 500 x 375 JPEGs of 4 wnids when ``root`` is None."""
+    if root is None:
+        import tempfile
+
+        from data.generated_imagenet import spread_wnids, write_wnid_tree
+        root = Path(tempfile.mkdtemp(prefix="imagenet_bench_"))
+        write_wnid_tree(root, spread_wnids(4), {"train": 96, "test": 1}, size=(500, 375))
+    return stream_imagenet_split(Path(root), "train", 224, workers)
+
+
+def loader_images_per_s(train, batch: int, batches: int) -> float:
+    """Images/s of the data path alone: decode, resize, crop and normalise in the worker processes."""
+    loader = iter(BatchLoader(train, torch.arange(len(train)), batch, shuffle=True, tag="bench"))
+    next(loader)  # worker start-up is paid once per pass, not per batch
+    start = time.perf_counter()
+    count = sum(len(labels) for _, labels in itertools.islice(loader, batches))
+    return count / (time.perf_counter() - start)
+
+
+def bench_vit_b16(root, device: torch.device, steps: int, amp: bool, batch: int, workers: int) -> dict:
+    """GS-LoRA++ and full fine-tuning steps of ViT-B/16 on random images, its evaluation pass and the streamed data
+    path."""
+    train = streamed_train(root, workers)
+    out = {"config": "vit_b16", "device": str(device), "bf16": amp, "batch": batch, "workers": workers,
+           "loader_img_per_s": loader_images_per_s(train, batch, max(1, min(8, len(train) // batch - 1)))}
+    task = plan_tasks(list(range(100)), 80, 20, 4)[0]
+    labels = torch.cat([torch.arange(batch) % 80, 80 + torch.arange(batch) % 20])
+    images = ImageTensors(torch.randint(0, 256, (2 * batch, 3, 224, 224), dtype=torch.uint8), labels,
+                          [str(c) for c in range(100)])
+    remain, forget = torch.arange(batch), torch.arange(batch, 2 * batch)
+    meter = CostMeter(device)
+    for key, name, flags, side in (("gs", "gs_lora_pp", ["--lora_rank", "8", "--BND", "105", "--pro_f_weight",
+                                                        "0.05"], batch),
+                                   ("ft", "l2", ["--l2_lambda", "0.05", "--replay"], batch // 2)):
+        ctx = TaskContext(task, images, remain, forget, side, device, amp, 1337, 100, EPOCHS,
+                          OptimConfig(lr=1e-2, epochs=EPOCHS, warmup_epochs=0))
+        method = method_for(name, "vit_b16", flags, build_model("vit_b16", "softmax", 100).to(device))
+        meter.start()
+        method.begin_task(ctx)  # GS-LoRA++: fresh LoRA and prototypes of the remain images
+        method.build_optimizer(ctx)
+        times = timed_steps(method, ctx, ctx.loader(remain, "r"), ctx.loader(forget, "f"), steps, device)
+        out.update({f"{key}_step_s": statistics.median(times), f"{key}_peak_mb": meter.stop()["peak_memory_mb"],
+                    f"{key}_img_per_s": 2 * side / statistics.median(times)})
+    eval_batch = min(EVAL_BATCH, 5 * batch)  # the engine's default test batch is 5 x --batch_size
+    test = ImageTensors(torch.zeros(eval_batch, 3, 224, 224, dtype=torch.uint8), torch.arange(eval_batch) % 100,
+                        [str(c) for c in range(100)])
+    batch_times = []
+    for _ in range(3):
+        begin = time.perf_counter()
+        evaluate(method.model, test, torch.arange(eval_batch), eval_batch, device, amp)
+        batch_times.append(time.perf_counter() - begin)
+    out["eval_s"] = statistics.median(batch_times) * IMAGENET100_TEST / eval_batch
+    return out
+
+
+def report_vit_b16(result: dict) -> None:
+    per_image = (result["gs_step_s"] / (2 * result["batch"])) / (result["ft_step_s"] / result["batch"])
+    print(f"\n== vit_b16 (224 px) on {result['device']} (bf16 {result['bf16']}) ==")
+    for key, label, count in (("gs", "GS-LoRA++ step", 2 * result["batch"]),
+                              ("ft", "full fine-tuning step", result["batch"])):
+        print(f"{label} ({count} images): {result[f'{key}_step_s']:.3f} s, {result[f'{key}_img_per_s']:.1f} img/s, "
+              f"peak {result[f'{key}_peak_mb']:.0f} MB")
+    print(f"GS-LoRA step / full fine-tuning step, per image: {per_image:.2f}")
+    print(f"evaluation pass, {IMAGENET100_TEST:,} test images: {result['eval_s']:.1f} s")
+    print(f"data path ({result['workers']} workers): {result['loader_img_per_s']:.1f} img/s "
+          f"({result['loader_img_per_s'] / result['gs_img_per_s']:.2f}x the GS-LoRA step's images/s; below 1 the "
+          f"loader starves the device: raise --num_workers)")
+
+
 def report(result: dict) -> None:
+    if result["config"] == "vit_b16":
+        return report_vit_b16(result)
     ref = ORIGINAL[result["config"]]
     per_image = (result["gs_step_s"] / 96) / (result["ft_step_s"] / 48)
     print(f"\n== {result['config']} configuration on {result['device']} (bf16 {result['bf16']}) ==")
@@ -153,7 +235,11 @@ def report(result: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data_root", default="../shared/data/faces_webface_112x112_sub100_train_test")
-    parser.add_argument("--configs", nargs="+", default=["reduced"], choices=sorted(ORIGINAL))
+    parser.add_argument("--configs", nargs="+", default=["reduced"], choices=sorted(ORIGINAL) + ["vit_b16"])
+    parser.add_argument("--batch", type=int, default=48, help="vit_b16: images per remain/forget side of a step")
+    parser.add_argument("--num_workers", type=int, default=8, help="vit_b16: processes of the streamed data path")
+    parser.add_argument("--imagenet_root", default=None, help="vit_b16: ImageNet100 folder for the data path "
+                                                              "(default: generated 500 x 375 JPEGs)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement (after one warm-up)")
     parser.add_argument("--eval_images", type=int, default=8984, help="time the batches of this many test images")
     parser.add_argument("--device", default="auto")
@@ -164,8 +250,11 @@ def main() -> None:
     device = resolve_device(args.device)
     results = []
     for config in args.configs:
-        results.append(bench(config, Path(args.data_root), device, args.steps, args.eval_images,
-                             use_bf16(args.precision, device)))
+        amp = use_bf16(args.precision, device)
+        if config == "vit_b16":
+            results.append(bench_vit_b16(args.imagenet_root, device, args.steps, amp, args.batch, args.num_workers))
+        else:
+            results.append(bench(config, Path(args.data_root), device, args.steps, args.eval_images, amp))
         report(results[-1])
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

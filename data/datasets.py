@@ -1,18 +1,22 @@
 """One entry point for the data of a run: decoded train/test images and the train/validation split.
 
 Modes: ``casia100`` (the papers' 100 CASIA-WebFace identities), ``imagefolder`` (any ``train/`` + ``test/`` tree
-under ``--data_root``) and ``synthetic`` (built-in synthetic faces, generated once into ``--cache_dir``).
+under ``--data_root``), ``synthetic`` (built-in synthetic faces, generated once into ``--cache_dir``), all decoded
+into memory, and ``imagenet100`` (``train/`` + ``test/`` trees of wnid folders, streamed from disk).
 """
 from dataclasses import dataclass
 from pathlib import Path
+from typing import List, Optional, Union
 
 import torch
 
-from data.folders import ImageTensors, class_folders, load_image_folder
+from data.folders import ImageTensors, StreamedImages, class_folders, load_image_folder
+from data.imagenet import imagenet_rows, stream_imagenet_split
 from data.subsets import train_val_split
 from util.errors import UserError
 
-DATA_MODES = ("casia100", "imagefolder", "synthetic")
+DATA_MODES = ("casia100", "imagefolder", "synthetic", "imagenet100")
+STREAMED_MODES = ("imagenet100",)
 
 
 @dataclass
@@ -20,10 +24,11 @@ class RunData:
     """The decoded splits; ``train_idx`` and ``val_idx`` partition the training images."""
 
     root: Path
-    train: ImageTensors
-    test: ImageTensors
+    train: Union[ImageTensors, StreamedImages]
+    test: Union[ImageTensors, StreamedImages]
     train_idx: torch.Tensor
     val_idx: torch.Tensor
+    outside: Optional[object] = None  # engine.evaluation.OutsideClasses: ImageNet-900 for the Acc_m evaluation
 
     @property
     def num_classes(self) -> int:
@@ -43,13 +48,25 @@ def resolve_root(data_mode: str, data_root: str, cache_dir: str, seed: int) -> P
     return Path(data_root)
 
 
-def build_data(root: Path, image_size: int, val_ratio: float = 0.1, seed: int = 1337, workers: int = 4) -> RunData:
-    """Decodes both splits at ``image_size`` and carves a per-class validation split from the training images.
+def dataset_classes(data_mode: str, root: Path) -> List[str]:
+    """The class folder names, checked in both splits before anything is decoded (ImageNet100: wnids)."""
+    classes = class_folders(root)
+    if data_mode in STREAMED_MODES:
+        imagenet_rows(classes, str(root))
+    return classes
 
-    ``workers`` threads decode the images (PIL releases the GIL while decoding).
+
+def build_data(root: Path, image_size: int, val_ratio: float = 0.1, seed: int = 1337, workers: int = 4,
+               data_mode: str = "imagefolder") -> RunData:
+    """Both splits at ``image_size`` and a per-class validation split carved from the training images.
+
+    Streamed modes list the files and decode them in ``workers`` processes at every pass; the others decode every
+    image once now, in ``workers`` threads (PIL releases the GIL while decoding).
     """
-    class_folders(root)
-    train = load_image_folder(root, "train", image_size, workers)
-    test = load_image_folder(root, "test", image_size, workers)
+    dataset_classes(data_mode, root)
+    if data_mode in STREAMED_MODES:
+        train, test = (stream_imagenet_split(root, split, image_size, workers) for split in ("train", "test"))
+    else:
+        train, test = (load_image_folder(root, split, image_size, workers) for split in ("train", "test"))
     train_idx, val_idx = train_val_split(train.targets, val_ratio, seed)
     return RunData(root, train, test, train_idx, val_idx)

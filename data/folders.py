@@ -1,14 +1,17 @@
-"""Image folders decoded once into memory, and a batch loader over index sets.
+"""Image folders, decoded once into memory or streamed from disk, and a batch loader over index sets.
 
 Face pipelines use ``ToTensor`` only (no augmentation), so each image can be decoded and resized once and kept as
 uint8: an epoch then costs no JPEG decoding, and every subset (task split, data ratio, few-shot, validation) is just
-a tensor of indices into one dataset. CASIA-100 at 112 px takes 1.3 GB this way.
+a tensor of indices into one dataset. CASIA-100 at 112 px takes 1.3 GB this way. ImageNet100 would take 19 GB, so
+``StreamedImages`` reads its files in worker processes instead. Both kinds expose ``targets``, ``classes`` and
+``batches(index_chunks)``; ``BatchLoader`` draws the index chunks the same way for both, so the engine never asks
+which kind it iterates.
 """
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -32,6 +35,55 @@ class ImageTensors:
 
     def __len__(self) -> int:
         return len(self.targets)
+
+    def batches(self, chunks: List[torch.Tensor]) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+        """(images float in [0, 1], labels) for each chunk of indices, in order."""
+        for idx in chunks:
+            yield self.images[idx].float().div_(255), self.targets[idx]
+
+
+class _FileDataset(torch.utils.data.Dataset):
+    """(transformed image, label) of one file; runs inside DataLoader worker processes."""
+
+    def __init__(self, files: List[Path], targets: torch.Tensor, transform: Callable):
+        self.files, self.targets, self.transform = files, targets, transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(_open_rgb(self.files[i])), self.targets[i]
+
+
+@dataclass
+class StreamedImages:
+    """Image files read from disk at every pass: ``transform`` maps a PIL image to a float tensor (3, S, S).
+
+    ``workers`` processes decode the batches (0: in the calling process). Same interface as ``ImageTensors``.
+    """
+
+    files: List[Path]
+    targets: torch.Tensor
+    classes: List[str]
+    transform: Callable
+    workers: int = 4
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def batches(self, chunks: List[torch.Tensor]) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+        """(images, labels) for each chunk of indices, in order, decoded by a DataLoader's worker processes."""
+        loader = torch.utils.data.DataLoader(_FileDataset(self.files, self.targets, self.transform),
+                                             batch_sampler=[idx.tolist() for idx in chunks],
+                                             num_workers=self.workers, pin_memory=torch.cuda.is_available())
+        try:
+            yield from loader
+        except UserError as err:
+            # A worker's error arrives wrapped with its traceback; the user needs its own last line only.
+            raise UserError(str(err).strip().splitlines()[-1].split("UserError: ", 1)[-1]) from None
+
+
+Images = Union[ImageTensors, StreamedImages]
 
 
 def _layout(root: Path) -> str:
@@ -74,21 +126,26 @@ def _list_images(root: Path, split: str) -> Tuple[List[str], List[Tuple[Path, in
     return [d.name for d in class_dirs], samples
 
 
-def _decode(path: Path, size: int) -> np.ndarray:
-    """The RGB pixels of one image file, resized to ``size`` x ``size``.
+def _open_rgb(path: Path) -> Image.Image:
+    """The decoded RGB image of one file.
 
     A file that cannot be decoded stops the run (UserError naming it) instead of being skipped: skipping would
-    silently change the data. The message carries the path because this runs in a worker thread, where PIL's own
+    silently change the data. The message carries the path because this runs in a worker, where PIL's own
     error ("image file is truncated") would not say which file.
     """
     try:
         with Image.open(path) as img:
             img.load()  # PIL reads lazily: a truncated JPEG opens fine and only fails on the pixel data
-            img = img.convert("RGB")
+            return img.convert("RGB")
     except (OSError, SyntaxError, ValueError) as err:
         # PIL's unidentified-format message repeats the path; the short reason keeps the line readable.
         reason = "not an image format PIL reads" if isinstance(err, UnidentifiedImageError) else err
         raise UserError(f"cannot decode image {path} ({reason}): remove or replace it") from err
+
+
+def _decode(path: Path, size: int) -> np.ndarray:
+    """The RGB pixels of one image file, resized to ``size`` x ``size``."""
+    img = _open_rgb(path)
     if img.size != (size, size):
         img = img.resize((size, size), Image.BILINEAR)
     return np.asarray(img)
@@ -103,11 +160,19 @@ def load_image_folder(root: Path, split: str, image_size: int, workers: int = 4)
     classes, samples = _list_images(root, split)
     log.info("decoding %d images of %s at %d px", len(samples), Path(root) / split, image_size)
     # On a decode error, map's iterator cancels the images not yet started, so the error shows without delay.
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(max(1, workers)) as pool:
         arrays = list(pool.map(lambda s: _decode(s[0], image_size), samples))
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     targets = torch.tensor([label for _, label in samples], dtype=torch.int64)
     return ImageTensors(images, targets, classes)
+
+
+def stream_image_folder(root: Path, split: str, transform: Callable, workers: int = 4) -> StreamedImages:
+    """Lists ``root/split/<class>/<image>`` for streaming (nothing is decoded yet); errors as ``load_image_folder``."""
+    classes, samples = _list_images(root, split)
+    log.info("streaming %d images of %s with %d worker(s)", len(samples), Path(root) / split, workers)
+    targets = torch.tensor([label for _, label in samples], dtype=torch.int64)
+    return StreamedImages([f for f, _ in samples], targets, classes, transform, workers)
 
 
 def class_folders(root: Path) -> List[str]:
@@ -126,14 +191,14 @@ def class_folders(root: Path) -> List[str]:
 
 
 class BatchLoader:
-    """Iterates (images float in [0, 1], labels) batches over ``indices`` of an ``ImageTensors``.
+    """Iterates (images, labels) batches over ``indices`` of an ``ImageTensors`` or ``StreamedImages``.
 
     Shuffling uses a generator seeded from (seed, tag) and the pass number, so runs are reproducible and each
     pass is a new permutation.
     """
 
-    def __init__(self, data: ImageTensors, indices: torch.Tensor, batch_size: int, shuffle: bool = False,
-                 seed: int = 0, tag: str = "", drop_last: bool = False):
+    def __init__(self, data: Images, indices: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0,
+                 tag: str = "", drop_last: bool = False):
         if len(indices) == 0:
             raise UserError(f"no training images for '{tag}': check the class split and subset flags")
         self.data = data
@@ -154,9 +219,8 @@ class BatchLoader:
         if self.shuffle:
             order = order[torch.randperm(len(order), generator=seeded_generator(self.seed, self.tag, self.passes))]
         self.passes += 1
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            idx = order[start:start + self.batch_size]
-            yield self.data.images[idx].float().div_(255), self.data.targets[idx]
+        yield from self.data.batches([order[start:start + self.batch_size]
+                                      for start in range(0, len(self) * self.batch_size, self.batch_size)])
 
 
 def cycle(loader: BatchLoader) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
@@ -165,7 +229,7 @@ def cycle(loader: BatchLoader) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
         yield from loader
 
 
-def subset_indices(data: ImageTensors, classes: List[int], pool: Optional[torch.Tensor] = None) -> torch.Tensor:
+def subset_indices(data: Images, classes: List[int], pool: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Indices (within ``pool``, default all) of the samples whose label is in ``classes``."""
     pool = torch.arange(len(data)) if pool is None else pool
     wanted = torch.zeros(len(data.classes), dtype=torch.bool)

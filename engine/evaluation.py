@@ -3,12 +3,14 @@
 Each pass runs in eval mode (dropout off, LoRA folded into the weights) and puts the model back in the mode it
 found it in.
 """
+from dataclasses import dataclass
 from typing import Dict
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-from data.folders import BatchLoader, ImageTensors
+from data.folders import BatchLoader, ImageTensors, StreamedImages
 from util.device import autocast
 from util.metrics import ClassCounts, count_correct
 
@@ -49,6 +51,38 @@ def class_mean_embeddings(model: nn.Module, data: ImageTensors, indices: torch.T
             counts[c] = counts.get(c, 0) + int(mask.sum())
     model.train(was_training)
     return {c: sums[c] / counts[c] for c in sums}
+
+
+@dataclass
+class OutsideClasses:
+    """Images of classes outside the run's, scored by a fixed full-size head: ImageNet-900 with the 1000-way head
+    of the ViT-B/16 weight file (the missing-class evaluation of the papers' ImageNet100 setting).
+
+    ``rows[k]`` is the head row of the class of folder k (its ImageNet index); ``weight`` (R, D), ``bias`` (R,).
+    """
+
+    images: StreamedImages
+    rows: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor
+
+
+@torch.no_grad()
+def outside_accuracy(model: nn.Module, outside: OutsideClasses, batch_size: int, device: torch.device,
+                     amp: bool = False) -> float:
+    """Percent of ``outside``'s images whose argmax over the full head is their class: the model's backbone with
+    the kept head instead of the run's cut one."""
+    was_training = model.training
+    model.eval()
+    weight, bias = outside.weight.to(device), outside.bias.to(device)
+    correct = 0
+    for images, labels in BatchLoader(outside.images, torch.arange(len(outside.images)), batch_size):
+        with autocast(device, amp):
+            emb = model.backbone(images.to(device, non_blocking=True))
+        predicted = F.linear(emb.float(), weight, bias).argmax(1).cpu()
+        correct += int((predicted == outside.rows[labels]).sum())
+    model.train(was_training)
+    return 100.0 * correct / len(outside.images)
 
 
 def test_report(model: nn.Module, test: ImageTensors, batch_size: int, device: torch.device,

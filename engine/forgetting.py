@@ -18,7 +18,7 @@ from backbone.lora import without_lora
 from data.folders import cycle, subset_indices
 from data.subsets import few_shot_subset, ratio_subset, seeded_generator
 from data.task_plan import Task
-from engine.evaluation import evaluate
+from engine.evaluation import evaluate, outside_accuracy
 from engine.method import Method, StepInfo, TaskContext
 from engine.settings import RunSettings
 from model import load_model_weights
@@ -147,6 +147,7 @@ def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -
     seed_task(s.seed, task.index)
     test_idx = torch.arange(len(data.test))
     before = evaluate(model, data.test, test_idx, s.test_batch_size, s.device, s.amp)
+    outside_before = outside_metrics(model, data, s)
     remain_idx, forget_idx = task_subsets(data, task, s)
     ctx = TaskContext(task, data.train, remain_idx, forget_idx, s.batch_size, s.device, s.amp, s.seed,
                       data.num_classes, s.optim.epochs, s.optim, steps=s.steps_per_task)
@@ -155,13 +156,14 @@ def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -
     selector = Selector(method, data, task, s)
     selection, steps = train_task(method, ctx, selector, s, run_log)
     after = evaluate(model, data.test, test_idx, s.test_batch_size, s.device, s.amp)
+    outside_after = outside_metrics(model, data, s)
     trainable = trainable_summary(method.trainable_parameters(), model)
     extras = method.end_task(ctx)
     classes = (task.remain, task.forget, task.old, task.missing)
     entry = {"task": task.index, "num_remain": len(task.remain), "forget_classes": task.forget,
              "train_images": {"remain": len(remain_idx), "forget": len(forget_idx)},
-             **task_metrics(before, after, *classes, "original"),
-             "plain": task_metrics(before, after, *classes, "plain"),
+             **with_outside(task_metrics(before, after, *classes, "original"), outside_before, outside_after),
+             "plain": with_outside(task_metrics(before, after, *classes, "plain"), outside_before, outside_after),
              "selection": selection, "optimizer_steps": steps,
              **trainable, **meter.stop(), **extras}
     run_log.write("test", task.index, {**{k: v for k, v in entry.items() if isinstance(v, float)},
@@ -169,6 +171,21 @@ def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -
                   task=task.index)
     save_task(method, s, task.index, ctx.artifacts)
     return entry
+
+
+def outside_metrics(model: nn.Module, data, settings: RunSettings):
+    """Acc_m on the classes outside the run (ImageNet-900), or None when the run has no such set."""
+    outside = getattr(data, "outside", None)
+    if outside is None:
+        return None
+    return outside_accuracy(model, outside, settings.test_batch_size, settings.device, settings.amp)
+
+
+def with_outside(metrics: Dict[str, object], before, after) -> Dict[str, object]:
+    """``metrics`` with Acc_m and its before-value taken from the outside classes (the same in both conventions: a
+    linear head has no margin); unchanged when the run has no outside set (Acc_m is then the accuracy on the task
+    plan's missing classes; the parser refuses both at once)."""
+    return metrics if after is None else {**metrics, "acc_m": after, "acc_m_before": before}
 
 
 def save_task(method: Method, settings: RunSettings, index: int,
@@ -248,9 +265,11 @@ def pretrained_accuracies(model: nn.Module, data, tasks: List[Task], settings: R
     """The starting model's accuracy on every task's class sets (the tables' 'Pre-train' row), both conventions."""
     s = settings
     counts = evaluate(model, data.test, torch.arange(len(data.test)), s.test_batch_size, s.device, s.amp)
+    outside = outside_metrics(model, data, s)
 
-    def class_sets(t: Task) -> Dict[str, List[int]]:
-        return {"acc_r": t.remain, "acc_f": t.forget, "acc_o": t.old, "acc_m": t.missing}
+    def accuracies(t: Task, convention: str) -> Dict[str, object]:
+        sets = {"acc_r": t.remain, "acc_f": t.forget, "acc_o": t.old, "acc_m": t.missing}
+        values = {k: counts.accuracy(v, convention) for k, v in sets.items()}
+        return values if outside is None else {**values, "acc_m": outside}
 
-    return {c: [{k: counts.accuracy(v, c) for k, v in class_sets(t).items()} for t in tasks]
-            for c in ("original", "plain")}
+    return {c: [accuracies(t, c) for t in tasks] for c in ("original", "plain")}

@@ -22,7 +22,8 @@ ensure_pretrained() {
   [ -f "$checkpoint" ] || python train_own.py "$@" --outdir "$(dirname "$checkpoint")"
 }
 
-# run_methods OUTDIR METHOD...: each method's continual run into OUTDIR/METHOD (resumable), then one table.
+# run_methods OUTDIR METHOD...: each method's continual run into OUTDIR/METHOD (resumable), their re-evaluation,
+# then one table (table.md, table.csv) and three plots (group_norms.png, accuracy.png, cost.png) in OUTDIR.
 # Reads the array FORGET (data, checkpoint and protocol flags).
 run_methods() {
   local out=$1 runs=()
@@ -34,5 +35,6 @@ run_methods() {
       --resume_run
     runs+=("$out/$method")
   done
-  python test_forget_cl.py --run_dir "${runs[@]}" --table_dir "$out"
+  python test_forget_cl.py --run_dir "${runs[@]}"
+  python scripts/make_table.py "${runs[@]}" --out "$out"
 }

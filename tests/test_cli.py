@@ -37,7 +37,7 @@ def test_pretraining_writes_checkpoint_and_per_class_report(forgetting_run):
 
 def test_forgetting_prints_table_and_writes_results(forgetting_run):
     tmp, table = forgetting_run
-    assert "Pre-train" in table and "gs_lora" in table and "T1 Acc_o" in table
+    assert "Pre-train" in table and "gs_lora" in table and "4-2 Acc_o" in table  # task 1: 4 classes known, 2 forgotten
     results = json.loads((tmp / "run" / "results.json").read_text())
     assert [t["task"] for t in results["tasks"]] == [0, 1]
     assert (tmp / "run" / "config.json").exists() and (tmp / "run" / "tensorboard").is_dir()

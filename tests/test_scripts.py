@@ -1,4 +1,13 @@
-"""The shell scripts parse, and the CPU settings name flags for exactly the registered methods."""
+"""The shell scripts: they parse, the CPU settings name flags for exactly the registered methods, and every paper
+section runs end to end in smoke mode (SMOKE=1: synthetic faces, the tiny model, two steps per task), writing its
+runs, a table whose H cells all check out, and its plots. Together the sections run every registered method, so a
+broken flag, preset or path fails here.
+
+The sections run concurrently (after the shared tiny pre-training and its test), so the whole smoke check takes
+about as long as its longest section. Only Table 3's full-data section re-evaluates its runs from their checkpoints
+(REEVALUATE=0 elsewhere): the step is the same in every section and costs a data load.
+"""
+import os
 import subprocess
 from pathlib import Path
 
@@ -10,6 +19,48 @@ from engine.method import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted((ROOT / "scripts").glob("*.sh"))
+
+# section name: (script and arguments, output folder under OUT_ROOT). The method lists are short to keep the
+# suite fast; their union is every registered method (checked below).
+SECTIONS = {
+    "table2_full": (["run_forget.sh", "full", "gs_lora_pp", "fdr"], "single_step/full"),
+    "table2_few_shot": (["run_forget.sh", "few_shot", "gs_lora", "scrub"], "single_step/few_shot"),
+    "table3_full": (["run_cl_forget.sh", "full", "ewc", "lwf", "der"], "cl/full"),
+    "table3_few_shot": (["run_cl_forget.sh", "few_shot", "gs_lora_pp", "der_pp"], "cl/few_shot"),
+    "table5": (["run_cl_forget_open.sh", "gs_lora", "lirf", "scrub_s"], "cl_open"),
+    "single_step_open": (["run_forget_open.sh", "l2", "mas", "retrain"], "single_step_open"),
+}
+# compare.sh's last step (cpu_settings.sh's run_methods) on the smoke checkpoint: a table and three plots.
+COMPARE = ("source scripts/cpu_settings.sh && FORGET=(-d synthetic -r \"$CKPT\" --num_of_first_cls 80 "
+           "--per_forget_cls 20 --num_tasks 4 --steps_per_task 2 --eval_every 1000) && "
+           "run_methods \"$OUT_ROOT/compare\" gs_lora")
+
+
+def smoke_env(out_root: Path) -> dict:
+    # FORGET_COUNTS: one single-step setting of Table 2's four (the loop is the same for all).
+    return {**os.environ, "SMOKE": "1", "OUT_ROOT": str(out_root), "CKPT": str(out_root / "pretrain" / "best.pth"),
+            "FORGET_COUNTS": "10", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """Pre-trains and tests the tiny model, then runs every section at once; returns (OUT_ROOT, {name: result})."""
+    out_root = tmp_path_factory.mktemp("smoke")
+    env = smoke_env(out_root)
+    done = {}
+    for name, script in (("pretrain", "run_sub.sh"), ("pretrain_test", "test_sub.sh")):
+        done[name] = subprocess.run(["bash", f"scripts/{script}"], cwd=ROOT, env=env, capture_output=True, text=True)
+    if done["pretrain"].returncode:
+        return out_root, done
+    commands = {name: ["bash", f"scripts/{args[0]}", *args[1:]] for name, (args, _) in SECTIONS.items()}
+    commands["compare"] = ["bash", "-c", COMPARE]
+    running = {name: subprocess.Popen(command, cwd=ROOT, env={**env, "REEVALUATE": str(int(name == "table3_full"))},
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for name, command in commands.items()}
+    for name, process in running.items():
+        output, _ = process.communicate()
+        done[name] = subprocess.CompletedProcess(process.args, process.returncode, output, "")
+    return out_root, done
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
@@ -24,3 +75,49 @@ def test_cpu_settings_read_every_method_and_its_cpu_flags():
     flags = dict(line.split(" ", 1) for line in lines.strip().splitlines())
     assert sorted(flags) == METHODS.names()
     assert all(flags[name] == METHODS.get(name).presets["cpu"] for name in flags)
+
+
+def test_smoke_sections_cover_every_method():
+    covered = {m for args, _ in SECTIONS.values() for m in args[1:] if m not in ("full", "few_shot")}
+    assert covered == set(METHODS.names())
+
+
+def test_pretraining_and_its_test_run_in_smoke_mode(smoke):
+    out_root, done = smoke
+    for name in ("pretrain", "pretrain_test"):
+        assert done[name].returncode == 0, done[name].stderr[-3000:]
+    assert (out_root / "pretrain" / "best.pth").is_file()
+    assert (out_root / "pretrain" / "best_test_accuracy.json").is_file()
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_section_runs_in_smoke_mode_and_writes_its_table_and_plots(smoke, section):
+    out_root, done = smoke
+    assert done[section].returncode == 0, done[section].stdout[-4000:]
+    args, folder = SECTIONS[section]
+    out = out_root / folder
+    methods = [m for m in args[1:] if m not in ("full", "few_shot")]
+    runs = sorted(p.parent.name for p in out.glob("*/results.json"))
+    expected = [f"{m}_100-10" for m in methods] if args[0] == "run_forget.sh" else methods
+    assert runs == sorted(expected)
+    table = (out / "table.md").read_text()
+    assert table.count("\n| ") == 1 + len(methods)  # the Pre-train row and one row per method
+    assert "H printed" not in table  # the engine's H agrees with the table maker's recomputation
+    plots = ["accuracy.png", "cost.png"] + (["group_norms.png"] if any("gs_lora" in m for m in methods) else [])
+    assert all((out / p).stat().st_size > 10_000 for p in plots)
+
+
+def test_compare_ends_with_a_table_and_three_plots(smoke):
+    out_root, done = smoke
+    assert done["compare"].returncode == 0, done["compare"].stdout[-4000:]
+    assert "| GS-LoRA |" in done["compare"].stdout.split("wrote")[0]
+    for name in ("table.md", "table.csv", "group_norms.png", "accuracy.png", "cost.png"):
+        assert (out_root / "compare" / name).is_file(), name
+
+
+def test_an_unknown_section_or_method_is_one_error_line(tmp_path):
+    env = smoke_env(tmp_path)
+    for args in (["run_cl_forget.sh", "sideways"], ["run_forget_open.sh", "der"]):
+        done = subprocess.run(["bash", f"scripts/{args[0]}", *args[1:]], cwd=ROOT, env=env, capture_output=True,
+                              text=True)
+        assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith(("unknown", "run_forget_open"))

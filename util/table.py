@@ -1,65 +1,170 @@
-"""Result tables in the layout of the papers' Table 3: per task H, Acc_r, Acc_f, Acc_o (and Acc_m), plus cost
-(tunable parameters, optimizer steps over all tasks, wall time, peak memory)."""
+"""Result tables in the papers' layout (T-PAMI Tables 2-5), with an independent check of every H cell.
+
+Columns are settings named as in the papers, "a-b": a classes known before the step (remembered, missing and
+about-to-be-forgotten), b of them forgotten. A continual run gives one setting per task (100-20, 80-20, ...); a
+single-step run gives one (100-5); runs named alike (one method over the four single-step settings) share a row.
+Each setting shows H, Acc_r, Acc_f, Acc_o and Acc_m where any row has a value; a 'Pre-train' row of the starting
+model's accuracies comes first, and every row ends with its cost: tunable parameters (%), optimizer steps and wall
+time summed over its runs, and peak memory.
+
+H is recomputed from each row's Acc_r and its drop in Acc_f (Eq. of the papers' metric section):
+H = 2 Acc_r drop / (Acc_r + drop), drop = Acc_f before the step - Acc_f after. A cell whose printed H disagrees by
+more than ``H_TOLERANCE`` points is flagged with ``*`` and listed under the Markdown table.
+"""
 import csv
 import io
-from typing import Dict, List, Optional
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 METRICS = (("h_mean", "H"), ("acc_r", "Acc_r"), ("acc_f", "Acc_f"), ("acc_o", "Acc_o"), ("acc_m", "Acc_m"))
+COST_COLUMNS = ("Tunable %", "Steps", "Time (s)", "Peak MB")
+# Published cells carry two decimals, so H recomputed from rounded Acc_r and Acc_f may be off by a few hundredths.
+H_TOLERANCE = 0.06
+# The papers' row names; a method missing here is shown by its registry name.
+DISPLAY_NAMES = {"gs_lora": "GS-LoRA", "gs_lora_pp": "GS-LoRA++", "l2": "L2", "ewc": "EWC", "mas": "MAS",
+                 "lwf": "LwF", "der": "DER", "der_pp": "DER++", "fdr": "FDR", "scrub": "SCRUB", "scrub_s": "SCRUB-S",
+                 "lirf": "LIRF", "retrain": "Retrain"}
+
+Run = Tuple[str, Dict]  # (row name, the content of a results.json)
+Runs = Union[Sequence[Run], Dict[str, Dict]]  # a dict maps row names to results
+
+
+@dataclass
+class HFlag:
+    """One H cell that disagrees with its recomputed value (accuracy points)."""
+    row: str
+    setting: str
+    printed: float
+    recomputed: float
+
+
+@dataclass
+class Table:
+    """Rows of display strings: ``rows[0]`` is the header; ``flags`` lists the H cells marked with ``*``."""
+    rows: List[List[str]]
+    flags: List[HFlag] = field(default_factory=list)
+    convention: str = "original"
+
+
+def recompute_h(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Optional[float]) -> Optional[float]:
+    """H from Acc_r and the drop in Acc_f, in percent; None when an input is missing.
+
+    Written out here rather than imported from ``util.metrics`` on purpose: the check then also catches a wrong
+    formula in the code that wrote the results, not only misprints.
+    """
+    if acc_r is None or acc_f_before is None or acc_f is None:
+        return None
+    drop = acc_f_before - acc_f
+    return 0.0 if acc_r + drop == 0 else 2 * acc_r * drop / (acc_r + drop)
+
+
+def setting_label(plan: Optional[Dict], index: int) -> str:
+    """'a-b' for a task of the saved plan (remain + missing + forget classes before it, forget after); 'T<i>'
+    when the results carry no plan."""
+    if not plan:
+        return f"T{index}"
+    known = len(plan["remain"]) + len(plan.get("missing") or []) + len(plan["forget"])
+    return f"{known}-{len(plan['forget'])}"
+
+
+def _metrics(task: Dict, convention: str) -> Dict:
+    return task if convention == "original" else task.get("plain", {})
 
 
 def _fmt(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _columns(runs: Dict[str, Dict]) -> List[str]:
-    """Metric columns that hold a value for at least one method and task."""
-    return [key for key, _ in METRICS
-            if any(t.get(key) is not None for r in runs.values() for t in r["tasks"])]
+def collect(runs: Runs, convention: str = "original"):
+    """Groups tasks by row and setting.
+
+    Returns (settings in first-seen order, {row: {setting: task}}, {setting: pre-trained accuracies},
+    {row: [tasks of every run of the row]}).
+    """
+    settings, cells, pretrained, tasks_of = [], {}, {}, {}
+    for name, results in (runs.items() if isinstance(runs, dict) else runs):
+        plan = {p["task"]: p for p in results.get("plan", [])}
+        before = results.get("pretrained", {}).get(convention, [])
+        for task in results["tasks"]:
+            label = setting_label(plan.get(task["task"]), task["task"])
+            if label not in settings:
+                settings.append(label)
+            cells.setdefault(name, {})[label] = _metrics(task, convention)
+            if task["task"] < len(before):
+                pretrained.setdefault(label, before[task["task"]])
+            tasks_of.setdefault(name, []).append(task)
+        cells.setdefault(name, {})
+        tasks_of.setdefault(name, [])
+    return settings, cells, pretrained, tasks_of
 
 
-def table_rows(runs: Dict[str, Dict], convention: str = "original") -> List[List[str]]:
-    """Header plus one row per method: a 'Pre-train' row of before-values first, then each method."""
-    keys = _columns(runs)
-    num_tasks = max(len(r["tasks"]) for r in runs.values())
-    header = ["Method"]
-    for i in range(num_tasks):
-        header += [f"T{i} {dict(METRICS)[k]}" for k in keys]
-    header += ["Tunable %", "Steps", "Time (s)", "Peak MB"]
-    pretrained = next(iter(runs.values())).get("pretrained", {}).get(convention, [])[:num_tasks]
-    rows = [header, ["Pre-train"] + [_fmt(t.get(k)) for t in pretrained for k in keys]]
-    rows[1] += [""] * (len(header) - len(rows[1]))
-    for name, run in runs.items():
-        cells = [name]
-        for t in run["tasks"]:
-            cells += [_fmt(_pick(t, k, convention)) for k in keys]
-        cells += [""] * (len(header) - 4 - len(cells))
-        tasks = run["tasks"]
-        cells += [_fmt(tasks[0]["trainable_ratio"]) if tasks else "-",
-                  str(sum(t["optimizer_steps"] for t in tasks)),
-                  f"{sum(t['wall_time_s'] for t in tasks):.0f}",
-                  f"{max(t['peak_memory_mb'] for t in tasks):.0f}" if tasks else "-"]
-        rows.append(cells)
-    return rows
+def _cost(tasks: List[Dict]) -> List[str]:
+    def values(key):
+        return [t[key] for t in tasks if t.get(key) is not None]
+
+    ratio, steps, wall, peak = (values(k) for k in ("trainable_ratio", "optimizer_steps", "wall_time_s",
+                                                     "peak_memory_mb"))
+    return [_fmt(max(ratio)) if ratio else "-", str(sum(steps)) if steps else "-",
+            f"{sum(wall):.0f}" if wall else "-", f"{max(peak):.0f}" if peak else "-"]
 
 
-def _pick(task: Dict, key: str, convention: str) -> Optional[float]:
-    return task.get(key) if convention == "original" else task["plain"].get(key)
+def build_table(runs: Sequence[Run], convention: str = "original") -> Table:
+    """The table of some runs in one accuracy convention ('original' or 'plain'), H cells checked."""
+    settings, cells, pretrained, tasks_of = collect(runs, convention)
+    keys = {s: [k for k, _ in METRICS
+                if any(row.get(s, {}).get(k) is not None for row in cells.values())
+                or (k != "h_mean" and pretrained.get(s, {}).get(k) is not None)] for s in settings}
+    names = dict(METRICS)
+    header = ["Method"] + [f"{s} {names[k]}" for s in settings for k in keys[s]] + list(COST_COLUMNS)
+    pre = ["Pre-train"] + [_fmt(pretrained.get(s, {}).get(k)) for s in settings for k in keys[s]]
+    table = Table([header, pre + [""] * len(COST_COLUMNS)], convention=convention)
+    for name, row in cells.items():
+        line = [name]
+        for s in settings:
+            task = row.get(s, {})
+            for key in keys[s]:
+                cell = _fmt(task.get(key))
+                if key == "h_mean" and task.get(key) is not None:
+                    before = task.get("acc_f_before")
+                    before = pretrained.get(s, {}).get("acc_f") if before is None else before
+                    fresh = recompute_h(task.get("acc_r"), before, task.get("acc_f"))
+                    if fresh is not None and abs(fresh - task[key]) > H_TOLERANCE:
+                        table.flags.append(HFlag(name, s, task[key], fresh))
+                        cell += "*"
+                line.append(cell)
+        table.rows.append(line + _cost(tasks_of[name]))
+    return table
 
 
-def format_table(runs: Dict[str, Dict], convention: str = "original") -> str:
-    """A fixed-width text table for the terminal."""
-    rows = table_rows(runs, convention)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows)
+def _as_table(table: Union[Table, Runs]) -> Table:
+    if isinstance(table, Table):
+        return table
+    return build_table(list(table.items()) if isinstance(table, dict) else table)
 
 
-def markdown_table(runs: Dict[str, Dict], convention: str = "original") -> str:
-    rows = table_rows(runs, convention)
+def format_table(table: Union[Table, Runs]) -> str:
+    """A fixed-width text table for the terminal (of a built table, or of runs in the original convention)."""
+    table = _as_table(table)
+    widths = [max(len(r[i]) for r in table.rows) for i in range(len(table.rows[0]))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in table.rows)
+
+
+def markdown_table(table: Union[Table, Runs]) -> str:
+    """A Markdown table; flagged H cells are listed under it."""
+    table = _as_table(table)
+    rows = table.rows
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows[1:]]) + "\n"
+    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    lines.append(f"\nAccuracy convention: {table.convention}.")
+    for flag in table.flags:
+        lines.append(f"* {flag.row} {flag.setting}: H printed {flag.printed:.2f}, recomputed from Acc_r and the "
+                     f"drop in Acc_f {flag.recomputed:.2f}")
+    return "\n".join(lines) + "\n"
 
 
-def csv_table(runs: Dict[str, Dict], convention: str = "original") -> str:
+def csv_table(table: Union[Table, Runs]) -> str:
+    """The table as CSV (flagged H cells keep their ``*``)."""
+    table = _as_table(table)
     out = io.StringIO()
-    csv.writer(out).writerows(table_rows(runs, convention))
+    csv.writer(out).writerows(table.rows)
     return out.getvalue()

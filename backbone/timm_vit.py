@@ -1,0 +1,76 @@
+"""timm Vision Transformers by name (``-n timm:vit_small_patch16_224``), weights from a local file.
+
+``timm.create_model`` builds the named architecture without its classifier; ``--pretrained_file PATH`` loads a local
+weight file through ``pretrained_cfg_overlay=dict(file=PATH)`` (nothing is downloaded; timm drops the file's
+classifier since the run has its own head). The wrapper exposes the parts every method uses (``blocks``, ``norm``,
+``tokens``, ``stem_parameters``); LoRA finds timm's ``Mlp`` in each block by type, one group per block.
+"""
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+
+from util.errors import UserError
+
+PREFIX = "timm:"
+
+
+def is_timm_name(name: str) -> bool:
+    return name.lower().startswith(PREFIX)
+
+
+class TimmViT(nn.Module):
+    """A timm ``VisionTransformer`` with a class token: images (B, 3, S, S) -> pooled embedding (B, dim).
+
+    Args:
+        name: timm model name (``vit_small_patch16_224``).
+        depth, image_size: override the named architecture's depth and input side (``None`` keeps them).
+        pretrained_file: local weight file in timm's layout, or None for a random initialisation.
+    """
+
+    head_type = "softmax"
+
+    def __init__(self, name: str, depth: Optional[int] = None, image_size: Optional[int] = None,
+                 pretrained_file: Optional[str] = None):
+        super().__init__()
+        import timm
+        if name not in timm.list_models():
+            raise UserError(f"timm has no model '{name}' (timm.list_models() lists them)")
+        overrides = {k: v for k, v in dict(depth=depth, img_size=image_size).items() if v is not None}
+        if pretrained_file:
+            overrides.update(pretrained=True, pretrained_cfg_overlay=dict(file=pretrained_file))
+        self.vit = timm.create_model(name, num_classes=0, **overrides)
+        if getattr(self.vit, "global_pool", None) != "token" or getattr(self.vit, "cls_token", None) is None:
+            raise UserError(f"timm model '{name}' does not pool a class token; pick a ViT with one")
+        self.embed_dim = self.vit.num_features
+        self.image_size = self.vit.patch_embed.img_size[0]
+
+    @property
+    def blocks(self) -> nn.Sequential:
+        return self.vit.blocks
+
+    @property
+    def norm(self) -> nn.Module:
+        return self.vit.norm
+
+    def stem_parameters(self) -> List[nn.Parameter]:
+        """Everything before the first block: patch embedding, class token, position embedding."""
+        blocks = {id(p) for p in self.vit.blocks.parameters()}
+        after = {id(p) for m in (self.vit.norm, self.vit.fc_norm, self.vit.head) for p in m.parameters()}
+        return [p for p in self.vit.parameters() if id(p) not in blocks | after]
+
+    def tokens(self, images: torch.Tensor, depth: Optional[int] = None) -> torch.Tensor:
+        """The token sequence (B, tokens, dim) after the first ``depth`` blocks (default: all)."""
+        x = self.vit.norm_pre(self.vit.patch_drop(self.vit._pos_embed(self.vit.patch_embed(images))))
+        for block in self.vit.blocks[:depth]:
+            x = block(x)
+        return x
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.vit(images)
+
+
+def timm_backbone(name: str, depth: Optional[int] = None, image_size: Optional[int] = None,
+                  pretrained_file: Optional[str] = None) -> TimmViT:
+    """The backbone for ``-n timm:NAME``."""
+    return TimmViT(name[len(PREFIX):], depth, image_size, pretrained_file)

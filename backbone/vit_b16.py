@@ -1,0 +1,126 @@
+"""torchvision's ViT-B/16 (Dosovitskiy et al., ICLR 2021) as a backbone: the ImageNet100 model of the GS-LoRA papers
+(Table 4), and a tiny model of the same architecture for tests.
+
+The blocks are torchvision's own ``EncoderBlock`` modules (pre-norm attention and MLP); this wrapper lays them out
+like the Face Transformer (``patch_embed``, ``cls_token``, ``pos_embedding``, ``blocks``, ``norm``, ``tokens``), so
+LoRA injection, the group lasso and every method find the same parts in both. The embedding is the class token
+after the encoder's final LayerNorm (768-d for ViT-B/16). Weights come from a local file in torchvision's layout
+(``vit_b_16-c867db91.pth``, IMAGENET1K_V1), converted by ``convert_torchvision_checkpoint``; nothing is downloaded.
+Inputs are ImageNet-normalised images (data/imagenet.py).
+"""
+import logging
+import re
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn as nn
+from torchvision.models.vision_transformer import VisionTransformer
+
+from backbone.registry import BACKBONES
+from util.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class TorchvisionViT(nn.Module):
+    """torchvision's VisionTransformer without its classifier: images (B, 3, S, S) -> class-token embedding (B, dim).
+
+    Its head is always the linear softmax head of its weight file (``head_type``): plain CE, as the original.
+
+    Args:
+        image_size: input side S in pixels (a multiple of ``patch_size``).
+        patch_size: side of the square patches (a strided convolution).
+        dim: token width, also the embedding size.
+        depth: number of encoder blocks.
+        heads: attention heads.
+        mlp_dim: hidden width of the feed-forward network.
+    """
+
+    head_type = "softmax"
+
+    def __init__(self, image_size: int = 224, patch_size: int = 16, dim: int = 768, depth: int = 12, heads: int = 12,
+                 mlp_dim: int = 3072):
+        super().__init__()
+        if image_size % patch_size:
+            raise UserError(f"--image_size {image_size} is not a multiple of the model's patch size {patch_size}")
+        vit = VisionTransformer(image_size, patch_size, depth, heads, dim, mlp_dim)  # torchvision's own init
+        self.image_size, self.patch_size, self.embed_dim = image_size, patch_size, dim
+        self.patch_embed = vit.conv_proj
+        self.cls_token = vit.class_token
+        self.pos_embedding = vit.encoder.pos_embedding
+        self.blocks = nn.ModuleList(vit.encoder.layers)
+        self.norm = vit.encoder.ln
+
+    def reset_parameters(self) -> None:
+        """Re-draws the class token (zeros) and position embedding (N(0, 0.02)) as torchvision initialises them."""
+        nn.init.zeros_(self.cls_token)
+        nn.init.normal_(self.pos_embedding, std=0.02)
+
+    def stem_parameters(self) -> List[nn.Parameter]:
+        """The parameters before the first block: patch embedding, class token, position embedding."""
+        return list(self.patch_embed.parameters()) + [self.cls_token, self.pos_embedding]
+
+    def tokens(self, images: torch.Tensor, depth: Optional[int] = None) -> torch.Tensor:
+        """The token sequence (B, patches + 1, dim) after the first ``depth`` blocks (default: all)."""
+        x = self.patch_embed(images).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embedding
+        for block in self.blocks[:depth]:
+            x = block(x)
+        return x
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.tokens(images)[:, 0])
+
+
+# torchvision's key names -> ours; the classifier keys go to the head (cut to the run's classes by model.py).
+_TORCHVISION_KEYS = [
+    (r"^conv_proj\.", "backbone.patch_embed."),
+    (r"^class_token$", "backbone.cls_token"),
+    (r"^encoder\.pos_embedding$", "backbone.pos_embedding"),
+    (r"^encoder\.layers\.encoder_layer_(\d+)\.", r"backbone.blocks.\1."),
+    (r"^encoder\.ln\.", "backbone.norm."),
+    (r"^heads\.head\.", "head."),
+]
+
+
+def is_torchvision_checkpoint(state_dict: Dict[str, torch.Tensor]) -> bool:
+    return "conv_proj.weight" in state_dict and "encoder.ln.weight" in state_dict
+
+
+def convert_torchvision_checkpoint(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Renames a torchvision VisionTransformer state dict (``encoder.layers.encoder_layer_{i}.mlp.0`` ...) to ours.
+
+    The 1000-way classifier becomes ``head.weight``/``head.bias`` with all its rows; ``model.fit_head_rows`` cuts
+    it to the run's classes.
+    """
+    converted = {}
+    for key, value in state_dict.items():
+        for pattern, replacement in _TORCHVISION_KEYS:
+            key, hits = re.subn(pattern, replacement, key)
+            if hits:
+                break
+        converted[key] = value
+    return converted
+
+
+def _fixed_size(name: str, depth: Optional[int], image_size: Optional[int], defaults: dict) -> dict:
+    """The architecture of a weight file is fixed: --vit_depth and --image_size are ignored with a warning (the
+    original's ImageNet scripts pass --vit_depth 6, which its ViT-B/16 ignored too)."""
+    for flag, given, own in (("--vit_depth", depth, defaults["depth"]), ("--image_size", image_size,
+                                                                       defaults["image_size"])):
+        if given is not None and given != own:
+            log.warning("%s %s ignored: %s has %s fixed by its weight file", flag, given, name, own)
+    return defaults
+
+
+@BACKBONES.register("vit_b16")
+def vit_b16(depth: Optional[int] = None, image_size: Optional[int] = None) -> TorchvisionViT:
+    """ViT-B/16: 224 px, patch 16, width 768, depth 12, 12 heads, MLP 3072 (torchvision's vit_b_16)."""
+    config = dict(image_size=224, patch_size=16, dim=768, depth=12, heads=12, mlp_dim=3072)
+    return TorchvisionViT(**_fixed_size("VIT_B16", depth, image_size, config))
+
+
+@BACKBONES.register("vit_tv_tiny")
+def vit_tv_tiny(depth: Optional[int] = None, image_size: Optional[int] = None) -> TorchvisionViT:
+    """torchvision's ViT architecture at test size: 32 px, patch 8, width 32, depth 2, 2 heads, MLP 64."""
+    return TorchvisionViT(image_size=image_size or 32, patch_size=8, dim=32, depth=depth or 2, heads=2, mlp_dim=64)

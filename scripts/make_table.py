@@ -1,0 +1,91 @@
+"""Turns the results.json of forgetting runs into the papers' tables (Markdown and CSV) and three plots.
+
+    python scripts/make_table.py results/cl/full/*            # -> results/cl/full/table.md, table.csv, *.png
+    python scripts/make_table.py runs/compare/* --out report --convention plain
+
+Runs of one setting (continual or single-step, full data or few-shot, with or without missing classes, one data
+set) form one table; given runs of several settings, each gets its own files (table_<setting>.md ...). Rows are
+methods (one row gathers a method's single-step runs over 100-5 ... 100-90), columns the papers' "a-b" settings.
+Every H is recomputed from Acc_r and the drop in Acc_f; a cell that disagrees is marked with * and listed under the
+Markdown table. The plots: group_norms.png (GS-LoRA's per-block LoRA norms, task by block), accuracy.png (Acc_r and
+Acc_f per task, one line per method) and cost.png (H against trainable parameters and against wall time).
+"""
+import argparse
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from util.errors import UserError  # noqa: E402
+from util.files import read_json  # noqa: E402
+from util.table import DISPLAY_NAMES, Run, build_table, csv_table, markdown_table  # noqa: E402
+
+
+def setting_of(results: Dict) -> str:
+    """The table a run belongs to, as a file-name slug: e.g. 'casia100_continual', 'synthetic_single-step_few-shot'."""
+    cfg = results.get("config", {})
+    parts = [cfg.get("data_mode", "data"), "continual" if len(results.get("plan", [])) > 1 else "single-step"]
+    if cfg.get("few_shot"):
+        parts.append("few-shot")
+    if cfg.get("open_cls_num"):
+        parts.append("missing")
+    return "_".join(parts)
+
+
+def load_runs(run_dirs: List[str]) -> Dict[str, List[Run]]:
+    """{setting: [(method's display name, results)]} in the order the folders were given."""
+    groups: Dict[str, List[Run]] = {}
+    # A shell glob over a section's folder also matches the tables and plots written there: files are skipped.
+    for run_dir in [d for d in run_dirs if not Path(d).is_file()]:
+        path = Path(run_dir) / "results.json"
+        if not path.is_file():
+            raise UserError(f"{path} not found: is {run_dir} a run folder of train_own_forget(_cl).py?")
+        results = read_json(path)
+        name = DISPLAY_NAMES.get(results.get("method"), results.get("method") or Path(run_dir).name)
+        groups.setdefault(setting_of(results), []).append((name, results))
+    if not groups:
+        raise UserError("no run folders given (only files)")
+    return groups
+
+
+def write_outputs(runs: List[Run], out: Path, suffix: str, convention: str, plots: bool) -> List[Path]:
+    """The table as Markdown and CSV, and the three plots, into ``out``; returns the written paths."""
+    table = build_table(runs, convention)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / f"table{suffix}.md", out / f"table{suffix}.csv"]
+    written[0].write_text(markdown_table(table))
+    written[1].write_text(csv_table(table))
+    if plots:
+        from util.plots import plot_accuracy, plot_cost, plot_group_norms
+
+        written += [p for p in (plot_group_norms(runs, out / f"group_norms{suffix}.png"),
+                                plot_accuracy(runs, out / f"accuracy{suffix}.png", convention),
+                                plot_cost(runs, out / f"cost{suffix}.png", convention)) if p is not None]
+    print(markdown_table(table))
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dirs", nargs="+", help="run folders, each holding a results.json")
+    parser.add_argument("--out", help="where the tables and plots go (default: the first run folder's parent)")
+    parser.add_argument("--convention", default="original", choices=["original", "plain"],
+                        help="accuracy convention: original (margin logits, the papers') or plain (cosine logits)")
+    parser.add_argument("--no_plots", action="store_true", help="write the tables only")
+    args = parser.parse_args()
+    out = Path(args.out) if args.out else Path(args.run_dirs[0]).resolve().parent
+    try:
+        groups = load_runs(args.run_dirs)
+        for setting, runs in groups.items():
+            suffix = "" if len(groups) == 1 else f"_{setting}"
+            print(f"## {setting} ({args.convention} convention)\n")
+            for path in write_outputs(runs, out, suffix, args.convention, not args.no_plots):
+                print(f"wrote {path}")
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Pictures of forgetting runs, written as PNG next to their table (matplotlib, Agg backend, imported lazily).
+
+* ``plot_group_norms``: for every GS-LoRA run, a heat map of the per-block LoRA group norms, task by block
+  (results.json ``tasks[i]['group_norms']``, the norm the group lasso of GS-LoRA penalises): which blocks it changed.
+* ``plot_accuracy``: Acc_r and Acc_f per setting (task), one line per method, the pre-trained model dashed.
+* ``plot_cost``: mean H over the settings against the tunable parameters (%) and against the wall time: the cost
+  picture.
+
+Each function takes the table's runs, (row name, results.json content) pairs, and returns the written path, or
+None when the runs hold nothing to draw (no GS-LoRA run for the heat map).
+"""
+from pathlib import Path
+from typing import Optional, Sequence
+
+from util.table import Run, collect, setting_label
+
+FIGURE_DPI = 120
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _ticker():
+    import matplotlib.ticker
+
+    return matplotlib.ticker
+
+
+def plot_group_norms(runs: Sequence[Run], path: Path) -> Optional[Path]:
+    """Heat map per GS-LoRA run: rows are tasks (settings), columns are transformer blocks."""
+    settings, _, _, tasks_of = collect(runs)
+    drawn = [(name, [t for t in tasks if t.get("group_norms")]) for name, tasks in tasks_of.items()]
+    drawn = [(name, tasks) for name, tasks in drawn if tasks]
+    if not drawn:
+        return None
+    plt = _pyplot()
+    top = max(max(max(t["group_norms"]) for t in tasks) for _, tasks in drawn)
+    fig, axes = plt.subplots(1, len(drawn), figsize=(1.8 + 3.6 * len(drawn), 2.2 + 0.45 * len(settings)),
+                             squeeze=False, constrained_layout=True)
+    plans = {name: {p["task"]: p for p in results.get("plan", [])} for name, results in runs}
+    for ax, (name, tasks) in zip(axes[0], drawn):
+        norms = [t["group_norms"] for t in tasks]
+        image = ax.imshow(norms, cmap="viridis", vmin=0, vmax=top, aspect="auto")
+        blocks = len(norms[0])
+        ax.set_xticks(range(blocks), [str(b + 1) for b in range(blocks)])
+        labels = [setting_label(plans.get(name, {}).get(t["task"]), t["task"]) for t in tasks]
+        ax.set_yticks(range(len(tasks)), labels)
+        ax.set_xlabel("transformer block")
+        ax.set_ylabel("task (classes known - forgotten)")
+        ax.set_title(name)
+        if blocks * len(tasks) <= 60:
+            for i, row in enumerate(norms):
+                for j, value in enumerate(row):
+                    ax.text(j, i, f"{value:.2g}", ha="center", va="center", fontsize=7,
+                            color="white" if value < 0.6 * top else "black")
+    fig.colorbar(image, ax=axes[0].tolist(), label="LoRA group norm (L2)")
+    fig.suptitle("Which blocks GS-LoRA changed")
+    return _save(fig, plt, path)
+
+
+def plot_accuracy(runs: Sequence[Run], path: Path, convention: str = "original") -> Path:
+    """Acc_r (left) and Acc_f (right) per setting, one line per method; the pre-trained model dashed."""
+    settings, cells, pretrained, _ = collect(runs, convention)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    x = list(range(len(settings)))
+    for ax, key, title in ((axes[0], "acc_r", "Remembered classes (higher is better)"),
+                           (axes[1], "acc_f", "Forgotten classes (lower is better)")):
+        before = [pretrained.get(s, {}).get(key) for s in settings]
+        if any(v is not None for v in before):
+            ax.plot(x, [float("nan") if v is None else v for v in before], "k--", label="Pre-train")
+        for name, row in cells.items():
+            values = [row.get(s, {}).get(key) for s in settings]
+            ax.plot(x, [float("nan") if v is None else v for v in values], marker="o", label=name)
+        ax.set_xticks(x, settings)
+        ax.set_xlabel("task (classes known - forgotten)")
+        ax.set_ylabel(f"{'Acc_r' if key == 'acc_r' else 'Acc_f'} (%, {convention} convention)")
+        ax.set_ylim(-2, 102)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return _save(fig, plt, path)
+
+
+def plot_cost(runs: Sequence[Run], path: Path, convention: str = "original") -> Path:
+    """Mean H over the settings against tunable parameters (%, log scale) and against wall time (s)."""
+    _, cells, _, tasks_of = collect(runs, convention)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    for name, row in cells.items():
+        hs = [t["h_mean"] for t in row.values() if t.get("h_mean") is not None]
+        tasks = tasks_of[name]
+        ratio = [t["trainable_ratio"] for t in tasks if t.get("trainable_ratio") is not None]
+        wall = [t["wall_time_s"] for t in tasks if t.get("wall_time_s") is not None]
+        if not hs:
+            continue
+        h = sum(hs) / len(hs)
+        for ax, value in ((axes[0], max(ratio) if ratio else None), (axes[1], sum(wall) if wall else None)):
+            if value is not None:
+                ax.scatter(value, h, s=40)
+                ax.annotate(name, (value, h), textcoords="offset points", xytext=(5, 3), fontsize=8)
+    axes[0].set_xscale("log")
+    # Plain percentages on the log axis; matplotlib's default minor labels (3x10^1 ...) overlap at this width.
+    axes[0].xaxis.set_major_locator(_ticker().FixedLocator([0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100]))
+    axes[0].xaxis.set_major_formatter(_ticker().FormatStrFormatter("%g"))
+    axes[0].xaxis.set_minor_formatter(_ticker().NullFormatter())
+    axes[0].set_xlabel("trainable parameters (% of the model, log scale)")
+    axes[1].set_xlabel("wall time, all tasks (s)")
+    for ax, title in ((axes[0], "H against trainable parameters"), (axes[1], "H against wall time")):
+        ax.set_ylabel(f"mean H over tasks (%, {convention} convention)")
+        ax.set_title(title)
+        ax.margins(x=0.15, y=0.1)  # room for the method names
+        ax.grid(alpha=0.3)
+    return _save(fig, plt, path)
+
+
+def _save(fig, plt, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=FIGURE_DPI)
+    plt.close(fig)
+    return path
