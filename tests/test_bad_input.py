@@ -80,20 +80,26 @@ def saved_config(forget_argv: list, **changed) -> str:
     return json.dumps({**json.loads(json.dumps(vars(args), default=str)), **changed})
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("bad_input")
-    good = image_tree(tmp / "good", {"train": ["a", "b"], "test": ["a", "b"]})
-    mismatched = image_tree(tmp / "mismatched", {"train": ["a", "b"], "test": ["a", "c"]})
+def write_bad_data(tmp: Path) -> Path:
+    """The data folders and files of the cases under ``tmp``; returns the good checkpoint."""
+    image_tree(tmp / "good", {"train": ["a", "b"], "test": ["a", "b"]})
+    image_tree(tmp / "mismatched", {"train": ["a", "b"], "test": ["a", "c"]})
     two_classes = {"train": ["a", "b"], "test": ["a", "b"]}
-    corrupt = image_tree(tmp / "corrupt", two_classes, files={"train/b/2.jpg": np.random.default_rng(0).bytes(300)})
-    truncated = image_tree(tmp / "truncated", two_classes, files={"test/a/2.jpg": truncated_jpeg()})
-    empty_class = image_tree(tmp / "empty_class", {"train": ["a", "b"], "test": ["a", "b", "c"]}, empty=("train/c",))
+    image_tree(tmp / "corrupt", two_classes, files={"train/b/2.jpg": np.random.default_rng(0).bytes(300)})
+    image_tree(tmp / "truncated", two_classes, files={"test/a/2.jpg": truncated_jpeg()})
+    image_tree(tmp / "empty_class", {"train": ["a", "b"], "test": ["a", "b", "c"]}, empty=("train/c",))
     tiny_checkpoint(tmp / "depth3.pth", depth=3)
-    checkpoint = tiny_checkpoint(tmp / "checkpoint.pth")
     (tmp / "a_file").write_text("not a folder")
     (tmp / "random.pth").write_bytes(np.random.default_rng(1).bytes(500))
     (tmp / "malformed.yaml").write_text("lr: [0.1, 0.2\n")
+    return tiny_checkpoint(tmp / "checkpoint.pth")
+
+
+def bad_input_cases(tmp: Path) -> dict:
+    """Writes the broken inputs under ``tmp`` and returns the command line of each case."""
+    checkpoint = write_bad_data(tmp)
+    good, mismatched, corrupt = tmp / "good", tmp / "mismatched", tmp / "corrupt"
+    truncated, empty_class = tmp / "truncated", tmp / "empty_class"
 
     evaluate = ["train_own.py", "-d", "imagefolder", "--data_root", str(good), "-n", "vit_face_tiny", "--log_level",
                 "WARNING"]
@@ -148,6 +154,13 @@ def runs(tmp_path_factory):
         "resume_other_seed": [*forget_into["other_seed"], "--resume_run"],
         "resume_other_method": [*forget_into["other_method"], "--resume_run"],
     }
+    return cases
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bad_input")
+    cases = bad_input_cases(tmp)
     before = {name: snapshot(tmp / name) for name in ("run_full_outdir", "finished", "other_seed", "other_method")}
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     with ThreadPoolExecutor(PARALLEL_RUNS) as pool:
