@@ -64,6 +64,14 @@ def plot_group_norms(runs: Sequence[Run], path: Path) -> Optional[Path]:
     return _save(fig, plt, path)
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def _style(plt, index: int) -> dict:
+    """A colour and marker per method: 20 distinct colours (tab20) and 7 markers, so 13 methods never share one."""
+    return {"color": plt.get_cmap("tab20")(index % 20), "marker": MARKERS[index % len(MARKERS)]}
+
+
 def plot_accuracy(runs: Sequence[Run], path: Path, convention: str = "original") -> Path:
     """Acc_r (left) and Acc_f (right) per setting, one line per method; the pre-trained model dashed."""
     settings, cells, pretrained, _ = collect(runs, convention)
@@ -75,9 +83,9 @@ def plot_accuracy(runs: Sequence[Run], path: Path, convention: str = "original")
         before = [pretrained.get(s, {}).get(key) for s in settings]
         if any(v is not None for v in before):
             ax.plot(x, [float("nan") if v is None else v for v in before], "k--", label="Pre-train")
-        for name, row in cells.items():
+        for index, (name, row) in enumerate(cells.items()):
             values = [row.get(s, {}).get(key) for s in settings]
-            ax.plot(x, [float("nan") if v is None else v for v in values], marker="o", label=name)
+            ax.plot(x, [float("nan") if v is None else v for v in values], label=name, **_style(plt, index))
         ax.set_xticks(x, settings)
         ax.set_xlabel("task (classes known - forgotten)")
         ax.set_ylabel(f"{'Acc_r' if key == 'acc_r' else 'Acc_f'} (%, {convention} convention)")
@@ -93,7 +101,7 @@ def plot_cost(runs: Sequence[Run], path: Path, convention: str = "original") -> 
     _, cells, _, tasks_of = collect(runs, convention)
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
-    for name, row in cells.items():
+    for index, (name, row) in enumerate(cells.items()):
         hs = [t["h_mean"] for t in row.values() if t.get("h_mean") is not None]
         tasks = tasks_of[name]
         ratio = [t["trainable_ratio"] for t in tasks if t.get("trainable_ratio") is not None]
@@ -103,7 +111,7 @@ def plot_cost(runs: Sequence[Run], path: Path, convention: str = "original") -> 
         h = sum(hs) / len(hs)
         for ax, value in ((axes[0], max(ratio) if ratio else None), (axes[1], sum(wall) if wall else None)):
             if value is not None:
-                ax.scatter(value, h, s=40)
+                ax.scatter(value, h, s=40, **_style(plt, index))
                 ax.annotate(name, (value, h), textcoords="offset points", xytext=(5, 3), fontsize=8)
     axes[0].set_xscale("log")
     # Plain percentages on the log axis; matplotlib's default minor labels (3x10^1 ...) overlap at this width.
