@@ -51,6 +51,11 @@ def run_main(main: Callable[[], object], interrupted: str = "finished tasks are 
         sys.exit(130)
 
 
+def flags_as_json(args) -> Dict[str, object]:
+    """The parsed flags as written to config.json (paths and other objects as strings): what a resume compares."""
+    return json.loads(json.dumps(vars(args), default=str))
+
+
 def setup(args) -> torch.device:
     """Logging to stderr, seeds and the device; nothing is written to disk yet (a refused call leaves no trace)."""
     setup_logging(args.log_level)
@@ -77,7 +82,7 @@ def begin_run(args, outdir: Path) -> None:
     """Called once every check has passed: creates the run folder, logs to its run.log, writes config.json."""
     make_folder(outdir, "--outdir")
     setup_logging(args.log_level, outdir)
-    write_json(outdir / "config.json", json.loads(json.dumps(vars(args), default=str)))
+    write_json(outdir / "config.json", flags_as_json(args))
     log.debug("run folder %s", outdir)
 
 
@@ -89,7 +94,7 @@ def check_forgetting_folder(args, outdir: Path) -> None:
     if not args.resume_run or not (outdir / "results.json").exists() or not saved_path.exists():
         return
     saved = read_json(saved_path)
-    given = json.loads(json.dumps(vars(args), default=str))
+    given = flags_as_json(args)
     differing = sorted(k for k in given.keys() | saved.keys()
                        if not k.startswith(RESUME_MAY_CHANGE_PREFIXES) and k not in RESUME_MAY_CHANGE
                        and given.get(k) != saved.get(k))
@@ -164,5 +169,5 @@ def settings_from_args(args, outdir: Path, device: torch.device, model_args: Dic
     return RunSettings(outdir=outdir, batch_size=args.batch_size,
                        test_batch_size=args.test_batch_size or 5 * args.batch_size, device=device,
                        amp=use_bf16(args.precision, device), seed=args.seed, optim=optim_from_args(args),
-                       model_args=model_args, config=json.loads(json.dumps(vars(args), default=str)), **protocol)
+                       model_args=model_args, config=flags_as_json(args), **protocol)
 
