@@ -19,6 +19,7 @@ from timm.optim import list_optimizers
 
 import baselines  # noqa: F401  (registers every module in baselines/)
 import gs_lora  # noqa: F401  (registers GS-LoRA and GS-LoRA++)
+from audit.settings import AuditSettings
 from backbone import BACKBONES
 from baselines.common import add_shared_arguments
 from data import DATA_MODES
@@ -27,7 +28,8 @@ from head import HEADS
 
 SELECTION_RULES = ("val", "test", "last")
 DEFAULT_DATA_ROOTS = {"casia100": "./data/faces_webface_112x112_sub100_train_test", "imagenet100": "./data/imagenet100"}
-PATH_FLAGS = ("resume", "data_root", "cache_dir", "outdir", "config", "imagenet900_root", "pretrained_file")
+PATH_FLAGS = ("resume", "data_root", "cache_dir", "outdir", "config", "imagenet900_root", "pretrained_file",
+              "audit_oracle")
 
 # The original picked a method with one switch each; these map to --method values.
 LEGACY_SWITCHES = {"--l2": "l2", "--ewc": "ewc", "--MAS": "mas", "--Lwf": "lwf", "--Der": "der",
@@ -177,7 +179,9 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 def add_optim_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("optimisation (timm factories)")
     g.add_argument("-e", "--epochs", type=at_least(1), default=125, help="epochs per task (an epoch = a remain pass)")
-    g.add_argument("-b", "--batch_size", type=at_least(1), default=256, help="training batch, per remain/forget side")
+    g.add_argument("-b", "--batch_size", type=at_least(1), default=256,
+                   help="training batch, per remain/forget side; under torchrun the global batch, split over the "
+                        "processes")
     g.add_argument("--opt", type=timm_optimizer, default="adamw", help="timm optimizer name")
     g.add_argument("--opt-eps", dest="opt_eps", type=at_least(0.0), default=1e-8, help="optimizer epsilon")
     g.add_argument("--opt-betas", dest="opt_betas", type=float, nargs="+", default=None, help="optimizer betas")
@@ -213,10 +217,53 @@ def add_forgetting_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--steps_per_task", type=at_least(1), default=None,
                    help="end every task after exactly this many optimizer steps, whatever a method calls an epoch "
                         "(equal budgets across methods); the cosine schedule then runs over the steps")
+    g.add_argument("--early_stop", type=at_least(1), default=None, metavar="K",
+                   help="end a task early once the selection H has not improved for K evaluations (every "
+                        "--eval_every steps) and the method's forgetting goal is met (GS-LoRA: the forget hinge is "
+                        "zero at the last step); the best weights are still the ones kept. Off by default, as in the "
+                        "papers")
+    g.add_argument("--no_retain", action="store_true",
+                   help="forget without retain data: no remain training image is loaded, the remain loss terms "
+                        "drop out and an epoch is a pass over the forget data (--selection val still scores the "
+                        "remain classes' validation images; --selection last uses none); methods that need remain "
+                        "images refuse it")
     g.add_argument("--method", default=None, type=str.lower, choices=METHODS.names(),
                    help="forgetting method (default gs_lora, or the one an original switch such as --ewc names)")
     g.add_argument("--resume_run", action="store_true",
                    help="continue the run in --outdir after its last finished task (its flags must match)")
+
+
+def add_audit_args(parser: argparse.ArgumentParser) -> None:
+    """The audits of what was forgotten (audit/): off by default, so the papers' protocol is unchanged."""
+    g = parser.add_argument_group("audits of forgetting (audit/; README 'Audits')")
+    default = AuditSettings()
+    g.add_argument("--audit", action="store_true",
+                   help="audit every task's final model: membership inference on the forget set, a kNN probe on the "
+                        "embeddings, TAR at FAR 1e-3 and relearn attacks; stored under 'audit' in results.json")
+    g.add_argument("--audit_k", type=at_least(1), nargs="+", default=list(default.ks),
+                   help="relearn attacks: training images per forgotten class the attacker fine-tunes on")
+    g.add_argument("--audit_steps", type=at_least(1), default=default.steps,
+                   help="optimizer steps of every relearn attack")
+    g.add_argument("--audit_lr", type=at_least(0.0), default=default.lr,
+                   help="AdamW learning rate of the whole-model attack")
+    g.add_argument("--audit_prompt_lr", type=at_least(0.0), default=default.prompt_lr,
+                   help="AdamW learning rate of the prompt-only attack (learned input tokens, weights frozen)")
+    g.add_argument("--audit_prompts", type=at_least(1), default=default.prompts,
+                   help="learned tokens of the prompt-only attack")
+    g.add_argument("--audit_images", type=at_least(1), default=default.images,
+                   help="images per class in every set an audit looks at (members, non-members, forget set, pairs)")
+    g.add_argument("--audit_batch", type=at_least(1), default=default.batch, help="images per relearn-attack step")
+    g.add_argument("--audit_oracle", default=None, metavar="RUN_DIR",
+                   help="a finished Retrain run of the same plan: its models are audited alike, and the relearn gap "
+                        "(our recovery minus its recovery) is reported")
+
+
+def check_audit_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Audit flags that do nothing without --audit, or an oracle folder that is not there, are parser errors."""
+    if not args.audit and (args.audit_oracle or getattr(args, "audit_out", None)):
+        parser.error("--audit_oracle and --audit_out need --audit")
+    if args.audit_oracle and not Path(args.audit_oracle).is_dir():
+        parser.error(f"--audit_oracle {args.audit_oracle} is not a folder; pass a finished Retrain run folder")
 
 
 def add_ignored_args(group: argparse._ArgumentGroup, flags: Tuple[Tuple[Tuple[str, ...], object, str], ...]) -> None:
@@ -260,6 +307,7 @@ def build_parser(description: str, forgetting: bool = True) -> argparse.Argument
         g.add_argument("--overwrite", action="store_true", help="pre-train into an --outdir that already holds files")
     if forgetting:
         add_forgetting_args(parser)
+        add_audit_args(parser)
         add_shared_arguments(parser)
         for method in METHODS.unique():
             method.add_arguments(parser)
@@ -361,6 +409,13 @@ def _check_protocol(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if args.selection == "val" and args.val_ratio <= 0:
         parser.error("--selection val needs a validation split, but --val_ratio 0 leaves it empty; pass --val_ratio "
                      "> 0 (e.g. 0.1), or --selection test (the original's rule) or --selection last")
+    if args.early_stop and args.selection == "last":
+        parser.error("--early_stop watches the selection H, which --selection last never evaluates; pass --selection "
+                     "val (or test)")
+    check_audit_args(parser, args)
+    refusal = METHODS.get(args.method).no_retain_refusal
+    if args.no_retain and refusal:
+        parser.error(f"--method {args.method} cannot run with --no_retain: {refusal}")
 
 
 def parse_args(description: str, forgetting: bool = True, argv: Optional[List[str]] = None,
@@ -395,4 +450,10 @@ def parse_eval_args(description: str, argv: Optional[List[str]] = None) -> argpa
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to evaluate")
     parser.add_argument("--test_batch_size", type=at_least(1), default=256, help="evaluation batch")
     parser.add_argument("--log_level", default="INFO", help="logging level")
-    return parser.parse_args(argv)
+    add_audit_args(parser)
+    parser.add_argument("--audit_out", default=None, metavar="DIR",
+                        help="write each audited run's results.json into DIR/<run folder name>/ instead of the run "
+                             "folder (the run's own results.json is left as it is)")
+    args = parser.parse_args(argv)
+    check_audit_args(parser, args)
+    return args

@@ -50,10 +50,14 @@ def prototype_kl(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tens
                     log_target=True)
 
 
-def prototype_loss(kl_forget: torch.Tensor, kl_remain: torch.Tensor, w_forget: float, w_remain: float,
+def prototype_loss(kl_forget: torch.Tensor, kl_remain: Optional[torch.Tensor], w_forget: float, w_remain: float,
                    bound: float) -> Dict[str, torch.Tensor]:
-    """w_f * ReLU(BND_pro - KL_f) (forget features pushed from their prototypes) and w_r * KL_r (remain pulled)."""
-    return {"prototype_forget": w_forget * F.relu(bound - kl_forget), "prototype_remain": w_remain * kl_remain}
+    """w_f * ReLU(BND_pro - KL_f) (forget features pushed from their prototypes) and w_r * KL_r (remain pulled);
+    the second term is absent without remain features (``kl_remain`` None, ``--no_retain``)."""
+    terms = {"prototype_forget": w_forget * F.relu(bound - kl_forget)}
+    if kl_remain is not None:
+        terms["prototype_remain"] = w_remain * kl_remain
+    return terms
 
 
 # The defaults of the original's continual parser; the constructor and the flags share them (one source).
@@ -70,6 +74,7 @@ class GSLoRA(Method):
     """GS-LoRA; with ``prototype=True`` GS-LoRA++."""
 
     name = "gs_lora"
+    no_retain_refusal = None  # the forget hinge, group lasso and forget prototype hinge need no remain image
     presets = {"paper": "--lr 1e-2 --lora_rank 8 --BND 105 --alpha 1e-4",
                "cpu": "--lr 1e-2 --lora_rank 8 --BND 30 --cl_beta_list 0.2 0.2 0.2 0.2 --alpha 1e-3",
                "smoke": "-e 6 --lr 1e-2 --lora_rank 4 --BND 15 --beta 0.5 --alpha 1e-3"}
@@ -126,6 +131,9 @@ class GSLoRA(Method):
                 parser.error(f"--{flag} has {len(values)} values for {args.num_tasks} tasks; give one per task")
         if args.lora_rank < 1:
             parser.error(f"{cls.name} needs --lora_rank >= 1")
+        if args.no_retain and args.pro_r_weight > 0:
+            parser.error("--pro_r_weight pulls remain features to their prototypes, but --no_retain loads no remain "
+                         "image; drop one of them")
 
     @classmethod
     def from_args(cls, model: nn.Module, args) -> "GSLoRA":
@@ -162,18 +170,24 @@ class GSLoRA(Method):
         return self.small_beta if self.beta_decay and epoch >= 50 else self.task_beta
 
     def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
+        """The named terms of L and their total; without a remain batch (``--no_retain``) the remain CE and the
+        remain prototype pull are absent, while the forget hinge, the group lasso and the forget prototype hinge
+        stay."""
         logits_r, logits_f, emb_r, emb_f = forward_pair(self.model, remain, forget)
-        ce_r = F.cross_entropy(logits_r.float(), remain[1])
         ce_f = F.cross_entropy(logits_f.float(), forget[1])
-        losses = {"remain": ce_r, "forget_ce": ce_f.detach(),
-                  "forget": self.beta_at(step.epoch) * bounded_forget_loss(ce_f, self.bound),
-                  "structure": self.alpha_at(step.epoch) * group_lasso(lora_groups(self.model.backbone))}
+        losses = {} if remain is None else {"remain": F.cross_entropy(logits_r.float(), remain[1])}
+        losses.update(forget_ce=ce_f.detach(), forget=self.beta_at(step.epoch) * bounded_forget_loss(ce_f, self.bound),
+                      structure=self.alpha_at(step.epoch) * group_lasso(lora_groups(self.model.backbone)))
         if self.prototype:
             kl_f = prototype_kl(emb_f.float(), self.prototypes[forget[1]])
-            kl_r = prototype_kl(emb_r.float(), self.prototypes[remain[1]])
+            kl_r = None if remain is None else prototype_kl(emb_r.float(), self.prototypes[remain[1]])
             losses.update(prototype_loss(kl_f, kl_r, self.task_w_f, self.pro_r_weight, self.bound_pro))
         losses["total"] = sum(v for k, v in losses.items() if k != "forget_ce")
         return losses
+
+    def forget_goal_met(self, losses: Dict[str, float]) -> bool:
+        """The forget hinge is satisfied: the forget images' cross entropy has reached the bound BND."""
+        return losses["forget_ce"] >= self.bound
 
     def end_task(self, ctx: TaskContext) -> Dict[str, object]:
         """Logs the per-block group norms, keeps the low-rank factors, merges the LoRA into the weights."""

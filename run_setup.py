@@ -12,6 +12,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
+from audit.settings import audit_settings_from_args
 from data import RunData, build_data, dataset_classes, resolve_root
 from data.folders import stream_image_folder
 from data.imagenet import imagenet_rows, imagenet_transform
@@ -20,6 +21,8 @@ from engine.forgetting import check_run_folder
 from engine.optim import OptimConfig
 from engine.settings import RunSettings
 from model import Classifier, build_model, load_model_weights, pretrained_weights
+from util import distributed
+from util.allocator import keep_freed_memory
 from util.checkpoint import load_checkpoint
 from util.device import resolve_device, use_bf16
 from util.errors import UserError
@@ -32,23 +35,31 @@ log = logging.getLogger(__name__)
 # defines the protocol or the method and must match the run's config.json.
 RESUME_MAY_CHANGE = {"config", "device", "workers_id", "num_workers", "outdir", "resume_run", "precision",
                      "no_tensorboard", "log_level", "test_batch_size", "one_stage"}
-RESUME_MAY_CHANGE_PREFIXES = ("ignored_", "switch_")
+RESUME_MAY_CHANGE_PREFIXES = ("ignored_", "switch_", "audit")  # audits measure a run, they do not define it
 
 
 def run_main(main: Callable[[], object], interrupted: str = "finished tasks are saved; rerun with --resume_run "
                                                           "to continue") -> None:
-    """Runs an entry point; a user mistake prints one line (no traceback) and exits with status 2.
+    """Runs an entry point (big tensors served from a heap that is kept: util/allocator.py); a user mistake prints
+    one line (no traceback) and exits with status 2.
 
-    ``interrupted`` is what Ctrl-C prints: what was kept and how to go on.
+    ``interrupted`` is what Ctrl-C prints: what was kept and how to go on. Under torchrun the lines of processes
+    other than the main one name their rank, and a process whose peer stopped says so in one line (exit 1).
     """
+    keep_freed_memory()
     try:
         main()
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {distributed.process_tag()}{err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print(f"interrupted: {interrupted}", file=sys.stderr)
+        print(f"interrupted: {distributed.process_tag()}{interrupted}", file=sys.stderr)
         sys.exit(130)
+    except distributed.CollectiveFailed as err:
+        print(f"error: {distributed.process_tag()}{err}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        distributed.close_distributed()
 
 
 def flags_as_json(args) -> Dict[str, object]:
@@ -57,12 +68,14 @@ def flags_as_json(args) -> Dict[str, object]:
 
 
 def setup(args) -> torch.device:
-    """Logging to stderr, seeds and the device; nothing is written to disk yet (a refused call leaves no trace)."""
+    """The device (under torchrun: joins the launch's process group, each process on its own GPU), logging to
+    stderr and seeds; nothing is written to disk yet (a refused call leaves no trace)."""
+    device = distributed.init_distributed(resolve_device(args.device))
     setup_logging(args.log_level)
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
-    return resolve_device(args.device)
+    return device
 
 
 def make_folder(path: Path, flag: str) -> Path:
@@ -79,7 +92,11 @@ def make_folder(path: Path, flag: str) -> Path:
 
 
 def begin_run(args, outdir: Path) -> None:
-    """Called once every check has passed: creates the run folder, logs to its run.log, writes config.json."""
+    """Called once every check has passed: creates the run folder, logs to its run.log, writes config.json. Under
+    torchrun only the main process writes, once every process has passed its checks of the folder."""
+    distributed.barrier()
+    if not distributed.is_main_process():
+        return
     make_folder(outdir, "--outdir")
     setup_logging(args.log_level, outdir)
     write_json(outdir / "config.json", flags_as_json(args))
@@ -95,9 +112,10 @@ def check_forgetting_folder(args, outdir: Path) -> None:
         return
     saved = read_json(saved_path)
     given = flags_as_json(args)
+    # A switch added after the run was made (absent from its config.json) was off in it.
     differing = sorted(k for k in given.keys() | saved.keys()
                        if not k.startswith(RESUME_MAY_CHANGE_PREFIXES) and k not in RESUME_MAY_CHANGE
-                       and given.get(k) != saved.get(k))
+                       and given.get(k) != saved.get(k, False if given.get(k) is False else None))
     if differing:
         shown = ", ".join(f"--{k} {saved.get(k)!r} -> {given.get(k)!r}" for k in differing[:4])
         more = " ..." if len(differing) > 4 else ""
@@ -135,7 +153,9 @@ def model_from_args(args, classes: List[str]) -> Tuple[Classifier, Dict[str, obj
 def model_and_data_from_args(args) -> Tuple[Classifier, Dict[str, object], RunData]:
     """Builds the model for the dataset's classes and reads the dataset at the model's input size (with
     --imagenet900_root, also the outside classes and the -r file's full head that scores them)."""
-    root = resolve_root(args.data_mode, args.data_root, args.cache_dir, args.synthetic_seed)
+    # Under torchrun one process generates the synthetic faces before the others look for them.
+    root = distributed.in_turn(lambda: resolve_root(args.data_mode, args.data_root, args.cache_dir,
+                                                    args.synthetic_seed))
     model, model_args, full_head = model_from_args(args, dataset_classes(args.data_mode, root))
     data = build_data(root, model.backbone.image_size, val_ratio=args.val_ratio, seed=args.seed,
                       workers=args.num_workers, data_mode=args.data_mode)
@@ -165,9 +185,10 @@ def optim_from_args(args) -> OptimConfig:
 def settings_from_args(args, outdir: Path, device: torch.device, model_args: Dict[str, object]) -> RunSettings:
     """Pre-training parses no forgetting flags; RunSettings' defaults stand in for them."""
     protocol = {k: getattr(args, k) for k in ("data_ratio", "few_shot", "few_shot_num", "selection", "eval_every",
-                                              "steps_per_task") if hasattr(args, k)}
+                                              "steps_per_task", "early_stop", "no_retain") if hasattr(args, k)}
     return RunSettings(outdir=outdir, batch_size=args.batch_size,
                        test_batch_size=args.test_batch_size or 5 * args.batch_size, device=device,
                        amp=use_bf16(args.precision, device), seed=args.seed, optim=optim_from_args(args),
-                       model_args=model_args, config=flags_as_json(args), **protocol)
+                       model_args=model_args, config=flags_as_json(args), audit=audit_settings_from_args(args),
+                       **protocol)
 

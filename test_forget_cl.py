@@ -1,12 +1,16 @@
 """Re-evaluate the saved task checkpoints of one or more runs and print the paper-style table.
 
     python test_forget_cl.py --run_dir runs/quickstart/gs_lora runs/quickstart/gs_lora_pp
+    python test_forget_cl.py --run_dir runs/compare/* --audit --audit_oracle runs/compare/retrain --audit_out DIR
 
 Each task's checkpoint is loaded into a model without LoRA (merged weights only), so nothing is applied twice.
 Every metric is recomputed from the checkpoints (before-values of task i from the checkpoint of task i-1, or the
 run's -r checkpoint for task 0) and compared with the run's results.json; cost columns come from results.json.
-Writes table.csv and table.md into each run folder (and the combined table with --table_dir).
+Writes table.csv and table.md into each run folder (and the combined table with --table_dir). --audit audits every
+task's checkpoint (README 'Audits'), adds the audits to results.json (or to a copy under --audit_out), prints and
+writes the audit table (audit.md, audit.csv).
 """
+import argparse
 import functools
 import logging
 import math
@@ -15,20 +19,22 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from audit.finished import audit_finished_run
+from audit.settings import audit_settings_from_args
 from config import parse_eval_args
-from data import build_data, resolve_root
+from data import RunData, build_data, resolve_root
 from data.task_plan import Task
 from engine.evaluation import OutsideClasses, evaluate, outside_accuracy
 from engine.forgetting import with_outside
 from model import build_model, load_model_weights, pretrained_weights
-from run_setup import outside_classes, run_main
+from run_setup import outside_classes, run_main, settings_from_args
 from util.checkpoint import load_checkpoint
 from util.device import resolve_device, use_bf16
 from util.errors import UserError
 from util.files import read_json
 from util.metrics import task_metrics
 from util.run_log import setup_logging
-from util.table import build_table, csv_table, format_table, markdown_table
+from util.table import build_audit_table, build_table, format_table, write_tables
 
 log = logging.getLogger("test_forget_cl")
 
@@ -58,41 +64,38 @@ def counts_of(path: Path, data, model_args: Dict, device: torch.device, batch_si
 
 def difference(fresh, saved) -> float:
     """Accuracy points between a recomputed and a saved metric; a value present on one side only never agrees."""
-    if fresh is None or saved is None:
-        return 0.0 if fresh is saved else math.inf
-    return abs(fresh - saved)
+    return abs(fresh - saved) if fresh is not None and saved is not None else 0.0 if fresh is saved else math.inf
 
 
-def saved_plan(results: Dict, results_path: Path) -> List[Task]:
-    """The task plan the run trained with, as written into its results.json."""
-    if "plan" not in results:
-        raise UserError(f"{results_path} has no task plan (written by an older version); rerun the forgetting run")
-    return [Task(t["task"], t["remain"], t["forget"], t["old"], t["missing"]) for t in results["plan"]]
-
-
-def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Tuple[Dict, float]:
-    """Recomputes a run's per-task metrics from its checkpoints.
-
-    Returns results.json's content with the recomputed metrics, and the largest difference to the saved ones
-    (accuracy points).
-    """
+def open_run(run_dir: Path) -> Tuple[Dict, List[Task], Dict, RunData]:
+    """A run's results.json, its task plan (as trained), its model arguments (from the task 0 checkpoint) and data."""
     results_path = run_dir / "results.json"
     if not results_path.is_file():
         raise UserError(f"{results_path} not found: is {run_dir} a run folder of train_own_forget_cl.py?")
     results = read_json(results_path)
+    if "plan" not in results:
+        raise UserError(f"{results_path} has no task plan (written by an older version); rerun the forgetting run")
     cfg = results["config"]
-    tasks = saved_plan(results, results_path)
-    first = load_checkpoint(run_dir / "task-level" / "Backbone_task_0.pth")
+    model_args = load_checkpoint(run_dir / "task-level" / "Backbone_task_0.pth")["model_args"]
     root = resolve_root(cfg["data_mode"], cfg["data_root"], cfg["cache_dir"], cfg["synthetic_seed"])
-    data = cached_data(root, first["model_args"]["image_size"], cfg["val_ratio"], cfg["seed"], cfg["data_mode"],
+    data = cached_data(root, model_args["image_size"], cfg["val_ratio"], cfg["seed"], cfg["data_mode"],
                        cfg.get("num_workers", 4))
+    tasks = [Task(t["task"], t["remain"], t["forget"], t["old"], t["missing"]) for t in results["plan"]]
+    return results, tasks, model_args, data
+
+
+def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Tuple[Dict, float]:
+    """Recomputes a run's per-task metrics from its checkpoints; returns results.json's content with them, and the
+    largest difference to the saved ones (accuracy points)."""
+    results, tasks, model_args, data = open_run(run_dir)
+    cfg = results["config"]
     bf16 = use_bf16(cfg.get("precision", "auto"), device)  # the run's own precision, so the numbers agree
     outside = None
     if cfg.get("imagenet900_root"):  # the same outside set and full head as the run
         full_head = pretrained_weights(load_checkpoint(cfg["resume"])["model"], data.test.classes)[1]
-        outside = outside_classes(Path(cfg["imagenet900_root"]), full_head, first["model_args"]["image_size"],
+        outside = outside_classes(Path(cfg["imagenet900_root"]), full_head, model_args["image_size"],
                                   cfg.get("num_workers", 4), cfg["resume"])
-    evaluate_file = functools.partial(counts_of, data=data, model_args=first["model_args"], device=device,
+    evaluate_file = functools.partial(counts_of, data=data, model_args=model_args, device=device,
                                       batch_size=batch_size, bf16=bf16, outside=outside)
     before = evaluate_file(Path(cfg["resume"])) if cfg.get("resume") else None
     worst = 0.0
@@ -109,27 +112,32 @@ def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Tuple[Di
     return results, worst
 
 
+def add_audits(run_dir: Path, results: Dict, device: torch.device, args) -> Path:
+    """Audits a run's tasks; writes its results.json with them into its folder or --audit_out/<run>/ (returned)."""
+    _, tasks, model_args, data = open_run(run_dir)  # the data is decoded once (cached)
+    settings = settings_from_args(argparse.Namespace(**results["config"]), run_dir, device, model_args)
+    settings.test_batch_size, settings.audit = args.test_batch_size, audit_settings_from_args(args)
+    return audit_finished_run(run_dir, results, data, tasks, settings,
+                              Path(args.audit_out) / run_dir.name if args.audit_out else run_dir)
+
+
 def main() -> None:
     args = parse_eval_args(__doc__.splitlines()[0])
     setup_logging(args.log_level)
     device = resolve_device(args.device)
-    runs, differing = {}, []
-    for run_dir in args.run_dir:
-        runs[Path(run_dir).name], worst = reevaluate(Path(run_dir), device, args.test_batch_size)
-        (log.warning if worst > TOLERANCE else log.info)(
-            "%s: largest difference to results.json %.4f points", run_dir, worst)
-        if worst > TOLERANCE:
-            differing.append(f"{run_dir} ({worst:.2f} points)")
-    for run_dir, (name, results) in zip(args.run_dir, runs.items()):
-        single = build_table([(name, results)])
-        (Path(run_dir) / "table.csv").write_text(csv_table(single))
-        (Path(run_dir) / "table.md").write_text(markdown_table(single))
-    table = build_table(list(runs.items()))
+    runs, folders, differing = {}, {}, []
+    for run_dir in map(Path, args.run_dir):
+        runs[run_dir.name], worst = reevaluate(run_dir, device, args.test_batch_size)
+        log.log(logging.WARNING if worst > TOLERANCE else logging.INFO,
+                "%s: largest difference to results.json %.4f points", run_dir, worst)
+        differing += [f"{run_dir} ({worst:.2f} points)"] if worst > TOLERANCE else []
+        folders[run_dir.name] = add_audits(run_dir, runs[run_dir.name], device, args) if args.audit else run_dir
+    for name, results in runs.items():
+        write_tables(folders[name], [(name, results)])
     if args.table_dir:
-        Path(args.table_dir).mkdir(parents=True, exist_ok=True)
-        (Path(args.table_dir) / "table.csv").write_text(csv_table(table))
-        (Path(args.table_dir) / "table.md").write_text(markdown_table(table))
-    print(format_table(table))
+        write_tables(Path(args.table_dir), list(runs.items()))
+    for table in (build_table(list(runs.items())), build_audit_table(list(runs.items()))):
+        print("" if table is None else f"{format_table(table)}\n")
     if differing:
         raise UserError(f"re-evaluated metrics differ from results.json by more than {TOLERANCE} points: "
                         f"{', '.join(differing)}")

@@ -9,11 +9,13 @@ that change nothing here (--decay-epochs, --lora_pos ...) are accepted; config.p
 """
 import json
 from pathlib import Path
+from typing import Dict
 
 from config import parse_args
 from engine.evaluation import test_report
 from engine.pretraining import pretrain
 from run_setup import begin_run, make_folder, model_and_data_from_args, run_main, settings_from_args, setup
+from util.distributed import is_main_process
 from util.errors import UserError
 from util.run_log import RunLog
 
@@ -48,13 +50,19 @@ def main() -> None:
     if args.eval_only:
         report = test_report(model, data.test, settings.test_batch_size, device, settings.amp)
         written = report_path(args)
-        make_folder(written.parent, "--outdir")
     else:
         begin_run(args, outdir)
         run_log = RunLog(outdir, tensorboard=not args.no_tensorboard)
         report = pretrain(model, data, settings, run_log, outdir / "best.pth")
         run_log.close()
         written = outdir / "test_accuracy.json"
+    if is_main_process():  # under torchrun every process has the report; one writes and prints it
+        write_report(report, written)
+
+
+def write_report(report: Dict[str, object], written: Path) -> None:
+    """Writes the test report as JSON and prints the overall accuracies."""
+    make_folder(written.parent, "--outdir")
     written.write_text(json.dumps(report, indent=2))
     for convention in ("original", "plain"):
         print(f"test accuracy ({convention} convention): {report[f'test_acc_{convention}']:.2f}%")

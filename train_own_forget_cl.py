@@ -12,6 +12,7 @@ from data.task_plan import plan_tasks
 from engine.forgetting import run_forgetting
 from engine.method import METHODS
 from run_setup import begin_run, check_forgetting_folder, model_and_data_from_args, run_main, settings_from_args, setup
+from util.distributed import is_main_process
 from util.run_log import RunLog
 from util.table import format_table
 
@@ -40,7 +41,8 @@ def forget(single_step: bool = False) -> None:
     results = run_forgetting(method, data, tasks, settings_from_args(args, outdir, device, model_args), run_log,
                              resume=args.resume_run)
     run_log.close()
-    print(format_table({args.method: results}))
+    if is_main_process():
+        print(format_table({args.method: results}))
 
 
 if __name__ == "__main__":

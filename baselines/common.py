@@ -70,6 +70,10 @@ class TeacherMethod(FineTuneMethod):
     (reference Sec. 3.5). A subclass gives its remain terms in ``teacher_terms``.
     """
 
+    no_retain_refusal = ("its teacher terms on remain images are all that guards the remembered classes; without "
+                         "them it is plain wrong-label fine-tuning (l2 without --replay adds a pull to earlier "
+                         "weights)")
+
     def __init__(self, model: nn.Module, **shared):
         super().__init__(model, **shared)
         self.teacher = frozen_copy(model)

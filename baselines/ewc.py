@@ -35,6 +35,7 @@ class EWC(L2):
                "cpu": "--lr 1e-3 --ewc_lambda 10 --replay",
                "smoke": "-e 3 --lr 3e-3 --ewc_lambda 1 --replay"}
     weight_flag = "ewc_lambda"
+    no_retain_refusal = "its Fisher importance is measured on remain images (l2 runs without them)"
 
     def importance(self, ctx: TaskContext, params: List[nn.Parameter]) -> List[torch.Tensor]:
         return fisher_importance(self.model, params, ctx.loader(ctx.remain_idx, "importance"), ctx.device,

@@ -74,6 +74,7 @@ class L2(FineTuneMethod):
                "cpu": "--lr 1e-3 --l2_lambda 0.1 --replay",
                "smoke": "-e 3 --lr 3e-3 --l2_lambda 1 --replay"}
     weight_flag = "l2_lambda"
+    no_retain_refusal = None  # without --replay its steps see forget images only
 
     def __init__(self, model: nn.Module, penalty_weight: float = 0.1, replay: bool = False, online: bool = False,
                  **shared):
@@ -92,6 +93,12 @@ class L2(FineTuneMethod):
     def from_args(cls, model: nn.Module, args) -> "L2":
         return cls(model, penalty_weight=getattr(args, cls.weight_flag), replay=args.replay, online=args.online,
                    **cls.shared_kwargs(args))
+
+    @classmethod
+    def check_arguments(cls, parser, args) -> None:
+        if args.no_retain and args.replay:
+            parser.error(f"--method {cls.name} --replay trains on remain images, which --no_retain does not load; "
+                         f"drop --replay")
 
     def importance(self, ctx: TaskContext, params: List[nn.Parameter]) -> List[torch.Tensor]:
         """Omega of a new term; L2 weighs every parameter equally."""

@@ -54,6 +54,7 @@ class LIRF(FineTuneMethod):
     """LIRF; trains the lower half of the backbone and the deposit; reports the lower half as trainable."""
 
     name = "lirf"
+    no_retain_refusal = None  # only its remain CE needs remain images; its remain-class KL is on forget images
     presets = {"paper": "--lr 1e-4",
                "cpu": "--lr 1e-3",
                "smoke": "-e 3 --lr 3e-3"}
@@ -93,13 +94,19 @@ class LIRF(FineTuneMethod):
         self.forget_cols = torch.tensor(ctx.task.forget, device=ctx.device)
 
     def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
-        a, temp, n = self.alpha, self.temperature, remain[0].shape[0]
+        """The terms of L; without a remain batch (``--no_retain``) the remain CE is absent and the rest, all on
+        forget images (the remain-class KL included), stays."""
+        a, temp = self.alpha, self.temperature
         # The frozen upper half runs without dropout, as the original's frozen 'up' model in eval mode. Set at every
         # step: the engine's evaluations put the whole model back in train mode.
         self.model.backbone.blocks[self.split:].eval()
         wrong = self.relabel(forget[1])
-        tokens = self.model.backbone.tokens(torch.cat([remain[0], forget[0]]), self.split)
-        logits = upper_logits(self.model, tokens, torch.cat([remain[1], wrong]), self.split).float()
+        images, labels = forget[0], wrong
+        if remain is not None:
+            images, labels = torch.cat([remain[0], images]), torch.cat([remain[1], labels])
+        n = len(images) - len(wrong)
+        tokens = self.model.backbone.tokens(images, self.split)
+        logits = upper_logits(self.model, tokens, labels, self.split).float()
         s, s_tokens = logits[n:], tokens[n:]
         with torch.no_grad():
             t_tokens = self.teacher.backbone.tokens(forget[0], self.split)
@@ -112,8 +119,9 @@ class LIRF(FineTuneMethod):
             "remain_kl": REMAIN_KL_WEIGHT * a * distillation_kl(s[:, r], t[:, r], temp),
             "deposit": DEPOSIT_WEIGHT * (a * distillation_kl(d[:, f], t[:, f], temp)
                                          + (1 - a) * F.cross_entropy(d, wrong)),
-            "remain_ce": REMAIN_CE_WEIGHT * F.cross_entropy(logits[:n], remain[1]),
         }
+        if remain is not None:
+            losses["remain_ce"] = REMAIN_CE_WEIGHT * F.cross_entropy(logits[:n], remain[1])
         losses["total"] = sum(losses.values())
         return losses
 

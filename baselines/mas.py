@@ -38,6 +38,7 @@ class MAS(L2):
                "cpu": "--lr 1e-3 --mas_lambda 0.005 --replay",
                "smoke": "-e 3 --lr 3e-3 --mas_lambda 1 --replay"}
     weight_flag = "mas_lambda"
+    no_retain_refusal = "its output-sensitivity importance is measured on remain images (l2 runs without them)"
 
     def importance(self, ctx: TaskContext, params: List[nn.Parameter]) -> List[torch.Tensor]:
         return mas_importance(self.model, params, ctx.loader(ctx.remain_idx, "importance"), ctx.device,

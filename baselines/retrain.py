@@ -29,6 +29,7 @@ class Retrain(Method):
     """Re-initialises the model at every task and trains all of it, head included, on remain data."""
 
     name = "retrain"
+    no_retain_refusal = "it trains on remain images only"
     presets = {"paper": "--lr 3e-4 --warmup-epochs 5",
                "cpu": "--lr 3e-3 --warmup-epochs 1",
                "smoke": "-e 10 --lr 1e-2"}

@@ -49,6 +49,8 @@ class SCRUB(FineTuneMethod):
                "cpu": "--opt adam --sgda_learning_rate 1e-3 --sgda_smoothing 0 --SCRUB_superepoch 1",
                "smoke": "--opt adam --sgda_learning_rate 1e-3 --sgda_gamma 1 --SCRUB_superepoch 1 --selection last"}
     default_smoothing = 0.0
+    no_retain_refusal = ("its min steps on remain images are all that guards the remembered classes; max steps "
+                         "alone push the whole model away from the teacher")
 
     def __init__(self, model: nn.Module, smoothing: Optional[float] = None, gamma: float = 0.99,
                  kd_alpha: float = 0.001, temperature: float = 2.0, superepochs: int = 10, optimizer: str = "adam",

@@ -195,12 +195,19 @@ class BatchLoader:
 
     Shuffling uses a generator seeded from (seed, tag) and the pass number, so runs are reproducible and each
     pass is a new permutation.
+
+    ``shard`` = (rank, world size) makes it the loader of one process of a torchrun launch: every process draws the
+    same global batches of ``batch_size`` and keeps its part of each (parts differ by at most one image), so the
+    processes together see what one process sees. A last batch smaller than the world size is left out.
     """
 
     def __init__(self, data: Images, indices: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0,
-                 tag: str = "", drop_last: bool = False):
+                 tag: str = "", drop_last: bool = False, shard: Tuple[int, int] = (0, 1)):
         if len(indices) == 0:
             raise UserError(f"no training images for '{tag}': check the class split and subset flags")
+        if shard[1] > min(batch_size, len(indices)):
+            raise UserError(f"'{tag}' has batches of {min(batch_size, len(indices))} image(s), too few to share "
+                            f"among {shard[1]} processes: raise --batch_size or the subset, or start fewer processes")
         self.data = data
         self.indices = indices
         self.batch_size = batch_size
@@ -208,18 +215,20 @@ class BatchLoader:
         self.seed = seed
         self.tag = tag
         self.drop_last = drop_last
+        self.shard = shard
         self.passes = 0
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.indices), self.batch_size)
-        return full + (0 if self.drop_last or not rest else 1)
+        return full + (0 if self.drop_last or rest < max(1, self.shard[1]) else 1)
 
     def __iter__(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
         order = self.indices
         if self.shuffle:
             order = order[torch.randperm(len(order), generator=seeded_generator(self.seed, self.tag, self.passes))]
         self.passes += 1
-        yield from self.data.batches([order[start:start + self.batch_size]
+        rank, world = self.shard
+        yield from self.data.batches([order[start:start + self.batch_size].tensor_split(world)[rank]
                                       for start in range(0, len(self) * self.batch_size, self.batch_size)])
 
 

@@ -6,4 +6,5 @@ evaluation.py   evaluation passes (per-class counts in both accuracy conventions
 settings.py     the run-level settings shared by pre-training and forgetting
 forgetting.py   the task -> epoch -> batch loop of continual forgetting, selection, results and resume
 pretraining.py  supervised pre-training with validation-split selection
+undo.py         undoing a GS-LoRA task: its saved LoRA update subtracted from a run's weights
 """

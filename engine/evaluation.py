@@ -1,17 +1,19 @@
 """Evaluation passes: per-class correct counts in both accuracy conventions, class-mean embeddings, test reports.
 
 Each pass runs in eval mode (dropout off, LoRA folded into the weights) and puts the model back in the mode it
-found it in.
+found it in. Under torchrun the counting passes (``evaluate``, ``outside_accuracy``) are split over the processes
+and their counts summed, so every process must call them and every process gets the single-process counts.
 """
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Iterable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from data.folders import BatchLoader, ImageTensors, StreamedImages
+from data.folders import BatchLoader, Images, ImageTensors, StreamedImages
 from util.device import autocast
+from util.distributed import all_reduce_sum, shard_indices
 from util.metrics import ClassCounts, count_correct
 
 
@@ -23,7 +25,7 @@ def evaluate(model: nn.Module, data: ImageTensors, indices: torch.Tensor, batch_
     model.eval()
     num_classes = len(data.classes)
     totals = {k: torch.zeros(num_classes, dtype=torch.int64) for k in ("total", "plain", "original")}
-    for images, labels in BatchLoader(data, indices, batch_size):
+    for images, labels in share_of_pass(data, indices, batch_size):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         with autocast(device, amp):
             plain = model.head.plain_logits(model.backbone(images))
@@ -31,7 +33,18 @@ def evaluate(model: nn.Module, data: ImageTensors, indices: torch.Tensor, batch_
         for key, value in count_correct(plain.float(), margin, labels, num_classes).items():
             totals[key] += value.cpu()
     model.train(was_training)
+    totals = {k: all_reduce_sum(v) for k, v in totals.items()}
     return ClassCounts(totals.pop("total"), totals)
+
+
+def share_of_pass(data: Images, indices: torch.Tensor, batch_size: int) -> Iterable:
+    """Batches of this process's share of an evaluation pass over ``data[indices]`` (all of it without torchrun;
+    none when a process has no share, with fewer images than processes). The caller sums its counts over the
+    processes, which gives every process the counts of the whole pass."""
+    mine = shard_indices(indices)
+    if len(mine) == 0 and len(indices) > 0:
+        return ()
+    return BatchLoader(data, mine, batch_size)
 
 
 @torch.no_grad()
@@ -75,14 +88,14 @@ def outside_accuracy(model: nn.Module, outside: OutsideClasses, batch_size: int,
     was_training = model.training
     model.eval()
     weight, bias = outside.weight.to(device), outside.bias.to(device)
-    correct = 0
-    for images, labels in BatchLoader(outside.images, torch.arange(len(outside.images)), batch_size):
+    correct = torch.zeros((), dtype=torch.int64)
+    for images, labels in share_of_pass(outside.images, torch.arange(len(outside.images)), batch_size):
         with autocast(device, amp):
             emb = model.backbone(images.to(device, non_blocking=True))
         predicted = F.linear(emb.float(), weight, bias).argmax(1).cpu()
-        correct += int((predicted == outside.rows[labels]).sum())
+        correct += (predicted == outside.rows[labels]).sum()
     model.train(was_training)
-    return 100.0 * correct / len(outside.images)
+    return 100.0 * int(all_reduce_sum(correct)) / len(outside.images)
 
 
 def test_report(model: nn.Module, test: ImageTensors, batch_size: int, device: torch.device,

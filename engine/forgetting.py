@@ -8,7 +8,7 @@ import itertools
 import logging
 import math
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 import torch
 import torch.nn as nn
@@ -24,6 +24,7 @@ from engine.settings import RunSettings
 from model import load_model_weights
 from util.checkpoint import load_checkpoint, load_file, save_checkpoint
 from util.cost import CostMeter, trainable_summary
+from util.distributed import broadcast_from_main, is_main_process, mean_over_processes, progress_off, seed_per_process
 from util.errors import UserError, check_finite
 from util.files import read_json, write_json
 from util.metrics import ClassCounts, h_mean, task_metrics
@@ -32,20 +33,25 @@ log = logging.getLogger(__name__)
 
 
 def task_subsets(data, task: Task, settings: RunSettings) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The remain and forget training images a method may use in ``task`` (data-ratio or few-shot subsets)."""
-    picked = []
-    for name, classes in (("remain", task.remain), ("forget", task.forget)):
+    """The remain and forget training images a method may use in ``task`` (data-ratio or few-shot subsets); with
+    ``no_retain`` no remain image at all."""
+    picked = {"remain": torch.empty(0, dtype=torch.long)}
+    sides = (("forget", task.forget),) if settings.no_retain else (("remain", task.remain), ("forget", task.forget))
+    for name, classes in sides:
         pool = subset_indices(data.train, classes, data.train_idx)
         if settings.few_shot:
-            picked.append(few_shot_subset(pool, data.train.targets, settings.few_shot_num, settings.seed,
-                                          task.index, name))
+            picked[name] = few_shot_subset(pool, data.train.targets, settings.few_shot_num, settings.seed,
+                                           task.index, name)
         else:
-            picked.append(ratio_subset(pool, settings.data_ratio, settings.seed, task.index, name))
-    return picked[0], picked[1]
+            picked[name] = ratio_subset(pool, settings.data_ratio, settings.seed, task.index, name)
+    return picked["remain"], picked["forget"]
 
 
 class Selector:
-    """Keeps the trainable weights with the best H on the selection split ('val' or 'test'), or the last ones."""
+    """Keeps the trainable weights with the best H on the selection split ('val' or 'test'), or the last ones.
+
+    ``stale`` counts the evaluations since H last improved: ``--early_stop K`` ends a task once it reaches K.
+    """
 
     def __init__(self, method: Method, data, task: Task, settings: RunSettings):
         self.method, self.task, self.settings = method, task, settings
@@ -54,6 +60,7 @@ class Selector:
         self.indices = subset_indices(self.split, task.remain + task.forget, pool)
         self.acc_f_before = self._counts().accuracy(task.forget) if settings.selection != "last" else None
         self.best_score, self.best, self.at = -math.inf, None, None
+        self.stale, self.stopped_early = 0, False
 
     def _counts(self) -> ClassCounts:
         s = self.settings
@@ -66,6 +73,9 @@ class Selector:
         if score is not None and score > self.best_score:
             self.best_score, self.best = score, self.method.snapshot()
             self.at = {"epoch": step.epoch, "iteration": step.iteration}
+            self.stale = 0
+        else:
+            self.stale += 1
         return {"acc_f": acc_f, "acc_r": acc_r, "h_mean": score}
 
     def finish(self, step: StepInfo) -> Dict[str, object]:
@@ -79,7 +89,18 @@ class Selector:
             return {"rule": "last", "wanted": self.settings.selection, "epoch": step.epoch,
                     "iteration": step.iteration}
         self.method.restore(self.best)
-        return {"rule": self.settings.selection, "h_mean": self.best_score, **self.at}
+        stopped = {"stopped_early": self.stopped_early} if self.settings.early_stop else {}
+        return {"rule": self.settings.selection, "h_mean": self.best_score, **self.at, **stopped}
+
+    def should_stop(self, losses: Dict[str, torch.Tensor]) -> bool:
+        """``--early_stop K``: H has not improved for K evaluations and the method's forgetting goal is met by the
+        last step's losses (averaged over processes under torchrun, so that all stop together)."""
+        patience = self.settings.early_stop
+        if not patience or self.stale < patience:
+            return False
+        met = self.method.forget_goal_met(mean_over_processes({k: float(v.detach()) for k, v in losses.items()}))
+        self.stopped_early = met
+        return met
 
 
 def epochs_of_task(method: Method, ctx: TaskContext, settings: RunSettings):
@@ -87,19 +108,30 @@ def epochs_of_task(method: Method, ctx: TaskContext, settings: RunSettings):
     return itertools.count() if settings.steps_per_task else range(method.num_epochs(ctx))
 
 
+def task_loaders(ctx: TaskContext) -> Dict[str, Iterator]:
+    """A one-pass and an endless loader ('<side>_cycle') of each side the task has: forget, and remain unless
+    ``--no_retain`` (then a method that reached for remain data would fail at once instead of training on it)."""
+    sides = ("forget",) if ctx.no_retain else ("remain", "forget")
+    loaders = {side: ctx.loader(getattr(ctx, f"{side}_idx"), side, sharded=True) for side in sides}
+    loaders.update({f"{side}_cycle": cycle(loaders[side]) for side in sides})
+    return loaders
+
+
 def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: RunSettings, run_log
                ) -> Tuple[Dict[str, object], int]:
     """The epoch and batch loop of one task; returns how the kept weights were selected and the steps taken.
 
     With ``steps_per_task`` the task ends after exactly that many optimizer steps, whatever a method calls an
-    epoch, so every method gets the same budget.
+    epoch, so every method gets the same budget; ``early_stop`` may end it sooner (``Selector.should_stop``).
     """
     method.begin_task(ctx)
+    broadcast_from_main(method.optimized_parameters())  # torchrun: every process starts from the same weights
+    seed_per_process()
     _, scheduler = method.build_optimizer(ctx)
-    loaders = {"remain": ctx.loader(ctx.remain_idx, "remain"), "forget": ctx.loader(ctx.forget_idx, "forget")}
-    loaders.update(remain_cycle=cycle(loaders["remain"]), forget_cycle=cycle(loaders["forget"]))
+    loaders = task_loaders(ctx)
     step, index = StepInfo(ctx.task.index, 0, 0), ctx.task.index
-    progress = tqdm(desc=f"task {index}", unit="step", total=settings.steps_per_task, disable=None, leave=False)
+    progress = tqdm(desc=f"task {index}", unit="step", total=settings.steps_per_task,
+                    disable=progress_off(), leave=False)
     for epoch in epochs_of_task(method, ctx, settings):
         step.epoch = epoch
         scheduler.step(epoch)
@@ -107,15 +139,16 @@ def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: R
         run_log.write(f"task{index}/train", epoch, {"lr": method.optimizer.param_groups[0]["lr"], **means},
                       task=index)
         progress.set_postfix(epoch=epoch, loss=f"{means.get('total', float('nan')):.3f}")
-        if step.iteration == settings.steps_per_task or not means:  # budget spent, or a method with nothing to do
-            break
+        if step.iteration == settings.steps_per_task or not means or selector.stopped_early:
+            break  # budget spent, a method with nothing to do, or early stopping
     progress.close()
     return selector.finish(step), step.iteration
 
 
 def train_epoch(method: Method, ctx: TaskContext, loaders, scheduler, step: StepInfo, selector: Selector,
                 settings: RunSettings, run_log, progress) -> Dict[str, float]:
-    """One epoch of method steps (stopping early at ``steps_per_task``); returns the mean of each loss term."""
+    """One epoch of method steps (stopping at ``steps_per_task`` or by early stopping); returns the mean of each
+    loss term."""
     sums: Dict[str, float] = {}
     counts: Dict[str, int] = {}
     for remain, forget in method.batches(ctx, loaders):
@@ -130,9 +163,11 @@ def train_epoch(method: Method, ctx: TaskContext, loaders, scheduler, step: Step
         if settings.selection != "last" and step.iteration % settings.eval_every == 0:
             run_log.write(f"task{step.task}/{settings.selection}", step.iteration, selector.consider(step),
                           task=step.task)
+            if selector.should_stop(losses):
+                break
         if step.iteration == settings.steps_per_task:
             break
-    return {k: v / counts[k] for k, v in sums.items()}
+    return mean_over_processes({k: v / counts[k] for k, v in sums.items()})
 
 
 def seed_task(seed: int, index: int) -> None:
@@ -150,7 +185,7 @@ def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -
     outside_before = outside_metrics(model, data, s)
     remain_idx, forget_idx = task_subsets(data, task, s)
     ctx = TaskContext(task, data.train, remain_idx, forget_idx, s.batch_size, s.device, s.amp, s.seed,
-                      data.num_classes, s.optim.epochs, s.optim, steps=s.steps_per_task)
+                      data.num_classes, s.optim.epochs, s.optim, steps=s.steps_per_task, no_retain=s.no_retain)
     meter = CostMeter(s.device)
     meter.start()
     selector = Selector(method, data, task, s)
@@ -166,6 +201,9 @@ def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -
              "plain": with_outside(task_metrics(before, after, *classes, "plain"), outside_before, outside_after),
              "selection": selection, "optimizer_steps": steps,
              **trainable, **meter.stop(), **extras}
+    if s.audit:  # imported here: the audits sit above the engine and pull in scikit-learn
+        from audit.run import audit_task
+        entry["audit"] = audit_task(model, data, task, remain_idx, forget_idx, s)
     run_log.write("test", task.index, {**{k: v for k, v in entry.items() if isinstance(v, float)},
                                        **{f"group_norm_{b}": v for b, v in enumerate(entry.get("group_norms", []))}},
                   task=task.index)
@@ -190,7 +228,10 @@ def with_outside(metrics: Dict[str, object], before, after) -> Dict[str, object]
 
 def save_task(method: Method, settings: RunSettings, index: int,
               artifacts: Dict[str, Dict[str, torch.Tensor]]) -> None:
-    """The task's merged weights as a plain state dict, the method's state, and extra artifacts (LoRA delta)."""
+    """The task's merged weights as a plain state dict, the method's state, and extra artifacts (LoRA delta); only
+    the main process writes."""
+    if not is_main_process():
+        return
     folder = settings.task_dir
     save_checkpoint(folder / f"Backbone_task_{index}.pth", model=without_lora(method.model.state_dict()),
                     model_args=settings.model_args, config=settings.config, task=index)
@@ -245,7 +286,7 @@ def run_forgetting(method: Method, data, tasks: List[Task], settings: RunSetting
     """
     results_path = settings.outdir / "results.json"
     results = {"method": method.name, "selection": settings.selection, "config": settings.config,
-               "plan": plan_record(tasks), "tasks": []}
+               "no_retain": settings.no_retain, "plan": plan_record(tasks), "tasks": []}
     check_run_folder(settings.outdir, resume)
     if results_path.exists():
         results.update(resume_state(method, settings, results_path, run_log))
@@ -254,7 +295,8 @@ def run_forgetting(method: Method, data, tasks: List[Task], settings: RunSetting
     for task in tasks[len(results["tasks"]):]:
         entry = run_task(method, data, task, settings, run_log)
         results["tasks"].append(entry)
-        write_json(results_path, results)
+        if is_main_process():
+            write_json(results_path, results)
         log.info("task %d: Acc_f %.2f  Acc_r %.2f  H %.2f  (%.0f s)", task.index, entry["acc_f"], entry["acc_r"],
                  entry["h_mean"], entry["wall_time_s"])
     return results

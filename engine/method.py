@@ -14,6 +14,7 @@ from data.folders import BatchLoader, ImageTensors
 from data.task_plan import Task
 from engine.optim import OptimConfig, create_optimizer_and_scheduler
 from util.device import autocast
+from util.distributed import average_gradients, shard
 from util.registry import Registry
 
 METHODS = Registry("method")
@@ -36,12 +37,16 @@ class TaskContext:
     epochs: int
     optim: OptimConfig
     steps: Optional[int] = None  # --steps_per_task: the task ends after this many optimizer steps
+    no_retain: bool = False  # --no_retain: remain_idx is empty and the loaders hold no remain side
     artifacts: Dict[str, Dict[str, torch.Tensor]] = field(default_factory=dict)
 
-    def loader(self, indices: torch.Tensor, tag: str, shuffle: bool = True,
-               batch_size: Optional[int] = None) -> BatchLoader:
+    def loader(self, indices: torch.Tensor, tag: str, shuffle: bool = True, batch_size: Optional[int] = None,
+               sharded: bool = False) -> BatchLoader:
+        """Batches of ``train[indices]``. ``sharded``: this process's part of every batch under torchrun (the
+        engine's training loaders); unsharded, every process sees all of them (a method's own passes, such as EWC's
+        importance, then give the same result everywhere)."""
         return BatchLoader(self.train, indices, batch_size or self.batch_size, shuffle=shuffle, seed=self.seed,
-                           tag=f"task{self.task.index}-{tag}")
+                           tag=f"task{self.task.index}-{tag}", shard=shard() if sharded else (0, 1))
 
     def to_device(self, batch: Optional[Batch]) -> Optional[Batch]:
         """Moves an (images, labels) batch to the device; None (a step without that side) stays None."""
@@ -67,15 +72,22 @@ class Method:
     restored and tested (merge LoRA, update importance); what it returns goes into the task's results.
     ``trainable_parameters()`` names what the optimizer updates and what is counted as trainable; the weights
     selected during a task are snapshots of exactly these. ``state_dict``/``load_state_dict`` carry what must
-    survive between tasks (importance terms, teachers) so that a run can resume.
+    survive between tasks (importance terms, teachers) so that a run can resume. Under torchrun each process
+    trains on its part of every batch: a method that overrides ``training_step`` calls
+    ``util.distributed.average_gradients`` between backward and every optimizer step, as the default does.
 
     ``presets`` holds the method's flag values for the shell scripts and tests, one string of flags per setting:
     'paper' (the original's continual face scripts), 'cpu' (the CPU-sized comparison) and 'smoke' (a tiny model on
     tiny data, where the method must act within a few epochs). ``scripts/method_flags.py`` prints them.
+
+    ``no_retain_refusal`` says why the method cannot forget without remain training images (``--no_retain``), and
+    the parser refuses the combination with that reason; ``None`` declares that it can: its steps then get
+    (None, forget) pairs and the loaders hold only the forget side.
     """
 
     name = "method"
     presets: Dict[str, str] = {}
+    no_retain_refusal: Optional[str] = "it does not declare a loss for forget images alone"
 
     def __init__(self, model: nn.Module):
         self.model = model
@@ -135,8 +147,13 @@ class Method:
         """One epoch of (remain, forget) pairs: a pass over the remain data, forget batches cycled.
 
         ``loaders`` holds 'remain' and 'forget' (one pass each) and 'remain_cycle' and 'forget_cycle' (endless).
-        A method may yield None for a side it does not use in a step.
+        A method may yield None for a side it does not use in a step. With ``--no_retain`` only the forget side
+        exists and an epoch is one pass over the forget data, each pair (None, forget).
         """
+        if ctx.no_retain:
+            for forget in loaders["forget"]:
+                yield None, forget
+            return
         for remain in loaders["remain"]:
             yield remain, next(loaders["forget_cycle"])
 
@@ -148,8 +165,14 @@ class Method:
             losses = self.compute_loss(remain, forget, step)
         self.optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
+        average_gradients(self.optimized_parameters())  # torchrun: every process takes the same step
         self.optimizer.step()
         return losses
+
+    def forget_goal_met(self, losses: Dict[str, float]) -> bool:
+        """Whether a step's losses show the forgetting target reached, one condition of ``--early_stop``. A method
+        without an explicit target (most baselines) leaves the decision to the selection H alone."""
+        return True
 
     def end_task(self, ctx: TaskContext) -> Dict[str, object]:
         return {}
@@ -170,16 +193,24 @@ class Method:
 
 
 def wrong_labels(labels: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
-    """A uniformly drawn label different from each true one, among all ``num_classes`` classes (reproducible)."""
-    offsets = torch.randint(1, num_classes, labels.shape, generator=generator).to(labels.device)
+    """A uniformly drawn label different from each true one, among all ``num_classes`` classes (reproducible).
+
+    Under torchrun every process holds the same generator; each takes its own row of a (world size, B) draw, so
+    the parts of a batch get independent labels (one process draws the same numbers as a plain (B,) draw)."""
+    rank, world = shard()
+    offsets = torch.randint(1, num_classes, (world, *labels.shape), generator=generator)[rank].to(labels.device)
     return (labels + offsets) % num_classes
 
 
-def forward_pair(model: nn.Module, remain: Batch, forget: Batch) -> Tuple[torch.Tensor, ...]:
+def forward_pair(model: nn.Module, remain: Optional[Batch], forget: Batch) -> Tuple[Optional[torch.Tensor], ...]:
     """One forward pass over remain and forget images together (dropout is per sample, so this equals two passes).
 
-    Returns the remain and forget margin logits and embeddings: (logits_r, logits_f, emb_r, emb_f).
+    Returns the remain and forget margin logits and embeddings: (logits_r, logits_f, emb_r, emb_f); without a
+    remain batch (``--no_retain``) the forget images alone, and None for the remain outputs.
     """
+    if remain is None:
+        logits, emb = model(*forget)
+        return None, logits, None, emb
     n = remain[0].shape[0]
     logits, emb = model(torch.cat([remain[0], forget[0]]), torch.cat([remain[1], forget[1]]))
     return logits[:n], logits[n:], emb[:n], emb[n:]

@@ -14,6 +14,15 @@ from engine.settings import RunSettings
 from model import load_model_weights
 from util.checkpoint import load_checkpoint, save_checkpoint
 from util.device import autocast
+from util.distributed import (
+    all_reduce_sum,
+    average_gradients,
+    broadcast_from_main,
+    is_main_process,
+    progress_off,
+    seed_per_process,
+    shard,
+)
 from util.errors import check_finite
 
 
@@ -31,27 +40,33 @@ def train_supervised_epoch(model: nn.Module, loader: BatchLoader, optimizer: tor
         check_finite({"ce": loss}, where)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(model.parameters())  # torchrun: every process takes the same step
         optimizer.step()
         loss_sum += float(loss.detach()) * len(labels)
         correct += int((logits.argmax(1) == labels).sum())
         seen += len(labels)
         if on_step is not None:
             on_step({"loss": float(loss.detach())})
+    # Under torchrun each process saw its part of the epoch; the sums over the processes are the epoch's.
+    loss_sum, correct, seen = all_reduce_sum(torch.tensor([loss_sum, correct, seen], dtype=torch.float64)).tolist()
     return {"loss": loss_sum / seen, "train_acc": 100.0 * correct / seen}
 
 
 def pretrain(model: nn.Module, data, settings: RunSettings, run_log, checkpoint_path: Path) -> Dict[str, object]:
     """Supervised training on all classes; keeps the epoch with the best validation accuracy (original convention).
 
-    Returns the selected epoch, its validation accuracy and the test accuracy overall and per class.
+    Returns the selected epoch, its validation accuracy and the test accuracy overall and per class. Under torchrun
+    every process trains on its part of each batch and only the main process writes the checkpoint.
     """
+    broadcast_from_main(model.state_dict().values())  # every process starts from the same weights
+    seed_per_process()
     epochs = settings.optim.epochs
     optimizer, scheduler = create_optimizer_and_scheduler(model.parameters(), settings.optim, epochs)
     loader = BatchLoader(data.train, data.train_idx, settings.batch_size, shuffle=True, seed=settings.seed,
-                         tag="pretrain")
+                         tag="pretrain", shard=shard())
     every_class = range(data.num_classes)
     best = {"val_acc": -1.0}
-    for epoch in tqdm(range(epochs), desc="pre-training", unit="epoch", disable=None):
+    for epoch in tqdm(range(epochs), desc="pre-training", unit="epoch", disable=progress_off()):
         scheduler.step(epoch)
         stats = train_supervised_epoch(model, loader, optimizer, settings.device, settings.amp, f"epoch {epoch}")
         val = evaluate(model, data.train, data.val_idx, settings.test_batch_size, settings.device, settings.amp)
@@ -60,7 +75,10 @@ def pretrain(model: nn.Module, data, settings: RunSettings, run_log, checkpoint_
                                           "val_acc_plain": val.accuracy(every_class, "plain")})
         if val_acc > best["val_acc"]:
             best = {"epoch": epoch, "val_acc": val_acc}
-            save_checkpoint(checkpoint_path, model=model.state_dict(), model_args=settings.model_args,
-                            config=settings.config, epoch=epoch)
-    load_model_weights(model, load_checkpoint(checkpoint_path)["model"])
+            if is_main_process():
+                save_checkpoint(checkpoint_path, model=model.state_dict(), model_args=settings.model_args,
+                                config=settings.config, epoch=epoch)
+    if is_main_process():
+        load_model_weights(model, load_checkpoint(checkpoint_path)["model"])
+    broadcast_from_main(model.state_dict().values())  # the selected weights, without reading the main's file
     return {**best, **test_report(model, data.test, settings.test_batch_size, settings.device, settings.amp)}

@@ -1,11 +1,14 @@
 """The run-level settings that pre-training and the forgetting task loop share (built from flags in run_setup.py)."""
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, Optional
 
 import torch
 
 from engine.optim import OptimConfig
+
+if TYPE_CHECKING:  # the audits sit above the engine; the task loop only passes their settings on
+    from audit.settings import AuditSettings
 
 
 @dataclass
@@ -25,6 +28,9 @@ class RunSettings:
     selection: str = "val"
     eval_every: int = 100
     steps_per_task: Optional[int] = None
+    early_stop: Optional[int] = None  # evaluations without a better H after which a task may end
+    no_retain: bool = False  # --no_retain: methods train on forget images only (no remain training images)
+    audit: Optional["AuditSettings"] = None  # --audit: audit every task's final model (audit/run.py)
     model_args: Dict[str, object] = field(default_factory=dict)
     config: Dict[str, object] = field(default_factory=dict)
 

@@ -9,6 +9,9 @@ TASKS=(--num_of_first_cls 80 --per_forget_cls 20 --num_tasks 4 -b 48 --warmup-ep
 source scripts/presets.sh
 load_presets cpu
 
+# Audits of what was forgotten (README 'Audits'): off here (the quick start), on in compare.sh and casia_cpu.sh.
+AUDIT=()
+
 # The synthetic-faces protocol of quickstart.sh and compare.sh: one pre-trained model, shared by both.
 SYNTHETIC_PRETRAINED=runs/quickstart/pretrain/best.pth
 SYNTHETIC_PRETRAIN=(-d synthetic "${MODEL[@]}" -e 15 -b 64 --lr 1e-3 --warmup-epochs 1)
@@ -24,17 +27,21 @@ ensure_pretrained() {
 
 # run_methods OUTDIR METHOD...: each method's continual run into OUTDIR/METHOD (resumable), their re-evaluation,
 # then one table (table.md, table.csv) and three plots (group_norms.png, accuracy.png, cost.png) in OUTDIR.
-# Reads the array FORGET (data, checkpoint and protocol flags).
+# Reads the array FORGET (data, checkpoint and protocol flags) and AUDIT: with audits on, the re-evaluation also
+# audits tasks that lack an audit (runs finished before) and compares every audit with OUTDIR/retrain, the oracle,
+# when that run is there; OUTDIR then also gets audit.md and audit.csv.
 run_methods() {
   local out=$1 runs=()
   shift
   for method in "$@"; do
     check_method "$method" || return 2
     # shellcheck disable=SC2086
-    python train_own_forget_cl.py "${FORGET[@]}" --method "$method" ${METHOD_FLAGS[$method]} --outdir "$out/$method" \
-      --resume_run
+    python train_own_forget_cl.py "${FORGET[@]}" "${AUDIT[@]}" --method "$method" ${METHOD_FLAGS[$method]} \
+      --outdir "$out/$method" --resume_run
     runs+=("$out/$method")
   done
-  python test_forget_cl.py --run_dir "${runs[@]}"
+  local oracle=()
+  [ ${#AUDIT[@]} -gt 0 ] && [ -f "$out/retrain/results.json" ] && oracle=(--audit_oracle "$out/retrain")
+  python test_forget_cl.py --run_dir "${runs[@]}" "${AUDIT[@]}" "${oracle[@]}"
   python scripts/make_table.py "${runs[@]}" --out "$out"
 }

@@ -7,8 +7,10 @@ Runs of one setting (continual or single-step, full data or few-shot, with or wi
 set) form one table; given runs of several settings, each gets its own files (table_<setting>.md ...). Rows are
 methods (one row gathers a method's single-step runs over 100-5 ... 100-90), columns the papers' "a-b" settings.
 Every H is recomputed from Acc_r and the drop in Acc_f; a cell that disagrees is marked with * and listed under the
-Markdown table. The plots: group_norms.png (GS-LoRA's per-block LoRA norms, task by block), accuracy.png (Acc_r and
-Acc_f per task, one line per method) and cost.png (H against trainable parameters and against wall time).
+Markdown table. Runs made with --audit also get the audit table (audit.md, audit.csv: one row per method and
+setting, see README 'Audits'). The plots: group_norms.png (GS-LoRA's per-block LoRA norms, task by block),
+accuracy.png (Acc_r and Acc_f per task, one line per method) and cost.png (H against trainable parameters and against
+wall time).
 """
 import argparse
 import sys
@@ -19,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from util.errors import UserError  # noqa: E402
 from util.files import read_json  # noqa: E402
-from util.table import DISPLAY_NAMES, Run, build_table, csv_table, markdown_table  # noqa: E402
+from util.table import DISPLAY_NAMES, Run, build_audit_table, build_table, markdown_table, write_tables  # noqa: E402
 
 
 def setting_of(results: Dict) -> str:
@@ -50,19 +52,18 @@ def load_runs(run_dirs: List[str]) -> Dict[str, List[Run]]:
 
 
 def write_outputs(runs: List[Run], out: Path, suffix: str, convention: str, plots: bool) -> List[Path]:
-    """The table as Markdown and CSV, and the three plots, into ``out``; returns the written paths."""
-    table = build_table(runs, convention)
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / f"table{suffix}.md", out / f"table{suffix}.csv"]
-    written[0].write_text(markdown_table(table))
-    written[1].write_text(csv_table(table))
+    """The table (and the audit table when the runs hold audits) as Markdown and CSV, and the three plots, into
+    ``out``; prints the tables; returns the written paths."""
+    written = write_tables(out, runs, suffix, convention)
     if plots:
         from util.plots import plot_accuracy, plot_cost, plot_group_norms
 
         written += [p for p in (plot_group_norms(runs, out / f"group_norms{suffix}.png"),
                                 plot_accuracy(runs, out / f"accuracy{suffix}.png", convention),
                                 plot_cost(runs, out / f"cost{suffix}.png", convention)) if p is not None]
-    print(markdown_table(table))
+    for table in (build_table(runs, convention), build_audit_table(runs)):
+        if table is not None:
+            print(markdown_table(table))
     return written
 
 

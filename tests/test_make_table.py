@@ -67,3 +67,19 @@ def test_a_folder_without_results_is_one_error_line(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_table.py"), str(tmp_path)],
                           capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith("error:") and "results.json not found" in done.stderr
+
+
+def test_runs_with_audits_also_get_the_audit_table(tmp_path):
+    plan = [{"task": 0, "remain": list(range(80)), "forget": list(range(20)), "old": [], "missing": []}]
+    audit = {"membership": {"classifier": {"member_rate": 12.5}}, "relearn": {"model": {"1": 30.0}}}
+    for name, extra in (("gs_lora", {"audit": audit}), ("ewc", {})):
+        task = {"task": 0, "h_mean": 50.0, "acc_r": 60.0, "acc_f": 1.0, "acc_f_before": 45.0, **extra}
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps({"method": name, "plan": plan, "tasks": [task],
+                                                                  "config": {"data_mode": "synthetic"}}))
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_table.py"), str(tmp_path / "gs_lora"),
+                           str(tmp_path / "ewc"), "--out", str(tmp_path / "out"), "--no_plots"],
+                          capture_output=True, text=True, check=True)
+    rows = list(csv.reader((tmp_path / "out" / "audit.csv").open()))
+    assert rows == [["Method", "Setting", "MIA %", "Relearn k=1"], ["GS-LoRA", "100-20", "12.50", "30.00"]]
+    assert "| GS-LoRA | 100-20 | 12.50 | 30.00 |" in done.stdout and (tmp_path / "out" / "audit.md").is_file()

@@ -20,6 +20,8 @@ def test_h_mean_reproduces_table_3_gs_lora_100_20_cell():
     (0.0, 50.0, 50.0, 0.0),  # nothing retained and nothing forgotten: 0, not a division by zero
     (0.0, 80.0, 0.0, 0.0),  # everything forgotten but nothing retained
     (90.0, 60.0, 60.0, 0.0),  # retained but nothing forgotten
+    (4.0, 10.0, 14.5, 0.0),  # Acc_f rose by 4.5: the raw formula gives 2*4*(-4.5)/(-0.5) = 72
+    (50.0, 10.0, 20.0, 0.0),  # Acc_f rose by 10: the raw formula gives -25
     (None, 60.0, 0.0, None),
     (90.0, None, 0.0, None),
     (90.0, 60.0, None, None),

@@ -2,7 +2,7 @@
 single-step runs of one method gathered into one row, and every H cell checked against Acc_r and the drop in Acc_f."""
 import pytest
 
-from util.table import H_TOLERANCE, build_table, markdown_table, recompute_h
+from util.table import H_TOLERANCE, build_audit_table, build_table, markdown_table, recompute_h
 
 
 def plan(index: int, remain: int, forget: int, missing: int = 0) -> dict:
@@ -28,6 +28,7 @@ def continual(h_first=None) -> dict:
 def test_h_is_twice_acc_r_times_drop_over_their_sum():
     assert recompute_h(60.0, 65.0, 1.5) == pytest.approx(2 * 60.0 * 63.5 / 123.5)
     assert recompute_h(0.0, 10.0, 10.0) == 0.0
+    assert recompute_h(4.0, 10.0, 14.5) == 0.0  # Acc_f rose: nothing forgotten (the raw formula gives 72)
     assert recompute_h(None, 10.0, 1.0) is None
 
 
@@ -61,3 +62,29 @@ def test_single_step_runs_of_one_method_share_a_row_and_missing_classes_count_as
     assert header[5] == "100-10 H"
     assert ewc[0] == "EWC" and lwf[0] == "LwF" and ewc[4] == "40.00"
     assert ewc[-3] == "480"  # steps of both single-step runs
+
+
+def audited(member_rate: float, recovery: float, oracle_recovery=None) -> dict:
+    audit = {"membership": {"classifier": {"member_rate": member_rate}, "loss_threshold": {"member_rate": 2.0}},
+             "probe": {"acc_f": 40.0, "acc_r": 60.0},
+             "verification": {"forget": {"tar": 5.0}, "retain": {"tar": None}},
+             "relearn": {"before": 0.5, "model": {"25": recovery + 5, "5": recovery}, "prompt": {"5": 1.0, "25": 1.5}}}
+    if oracle_recovery is not None:
+        audit["oracle"] = {"membership": {"classifier": {"member_rate": 3.0}}}
+        audit["gap"] = {"model": {"5": recovery - oracle_recovery}, "prompt": {"5": 0.25}}
+    return audit
+
+
+def test_audit_table_has_a_row_per_audited_task_and_only_the_columns_with_values():
+    plain = continual()
+    assert build_audit_table([("GS-LoRA", plain)]) is None
+    ours = continual()
+    ours["tasks"][0]["audit"] = audited(0.5, 60.0, oracle_recovery=20.0)
+    ours["tasks"][1]["audit"] = audited(1.5, 30.0)
+    header, first, second = build_audit_table([("GS-LoRA", ours), ("EWC", plain)]).rows
+    assert header == ["Method", "Setting", "MIA %", "MIA oracle %", "Loss MIA %", "kNN Acc_f", "kNN Acc_r", "TAR_f",
+                      "Acc_f", "Relearn k=5", "Relearn k=25", "Prompt k=5", "Prompt k=25", "Relearn gap k=5",
+                      "Prompt gap k=5"]  # k in numeric order; no TAR_r nor oracle kNN/TAR values anywhere
+    assert first == ["GS-LoRA", "100-20", "0.50", "3.00", "2.00", "40.00", "60.00", "5.00", "0.50", "60.00", "65.00",
+                     "1.00", "1.50", "40.00", "0.25"]
+    assert second[:4] == ["GS-LoRA", "80-20", "1.50", "-"] and second[-2:] == ["-", "-"]

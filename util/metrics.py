@@ -42,10 +42,15 @@ def count_correct(plain_logits: torch.Tensor, margin_logits: torch.Tensor, label
 
 
 def h_mean(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Optional[float]) -> Optional[float]:
-    """H = 2 * Acc_r * drop / (Acc_r + drop), drop = Acc_f(before) - Acc_f(after); 0 when both are 0."""
+    """H = 2 * Acc_r * drop / (Acc_r + drop), drop = Acc_f(before) - Acc_f(after); 0 when both are 0.
+
+    A model whose forget accuracy rose has forgotten nothing: its drop counts as 0, so H is 0. The original used
+    the negative drop, which makes H negative, or large and positive once drop < -Acc_r (Acc_r 4, drop -4.5 gives
+    H 72), and such a model could win the original's best-H selection.
+    """
     if acc_r is None or acc_f_before is None or acc_f is None:
         return None
-    drop = acc_f_before - acc_f
+    drop = max(acc_f_before - acc_f, 0.0)  # a negative drop is no forgetting (fixed: see the docstring)
     denominator = acc_r + drop
     return 0.0 if denominator == 0 else 2.0 * acc_r * drop / denominator
 

@@ -5,8 +5,10 @@
 * ``plot_accuracy``: Acc_r and Acc_f per setting (task), one line per method, the pre-trained model dashed.
 * ``plot_cost``: mean H over the settings against the tunable parameters (%) and against the wall time: the cost
   picture.
+* ``plot_sweep``: one flag of a sweep (scripts/sweep.py): H, Acc_r and Acc_f against the flag's value, on the
+  validation and the test split, with the H* bound; it takes the sweep's lines instead of runs.
 
-Each function takes the table's runs, (row name, results.json content) pairs, and returns the written path, or
+Each other function takes the table's runs, (row name, results.json content) pairs, and returns the written path, or
 None when the runs hold nothing to draw (no GS-LoRA run for the heat map).
 """
 from pathlib import Path
@@ -125,6 +127,60 @@ def plot_cost(runs: Sequence[Run], path: Path, convention: str = "original") -> 
         ax.set_title(title)
         ax.margins(x=0.15, y=0.1)  # room for the method names
         ax.grid(alpha=0.3)
+    return _save(fig, plt, path)
+
+
+SWEEP_SPLITS = (("val", "validation split (what selection sees)"), ("test", "test split"))
+SWEEP_PANELS = (("h_mean", "H", "bound", "H* bound"), ("acc_r", "Acc_r", "acc_r_before", "before the task"),
+                ("acc_f", "Acc_f", None, None))
+
+
+def _sweep_axis(values: Sequence[str]):
+    """Positions for a flag's values: the numbers themselves (log scale when they span 20x or more and are
+    positive), else one slot per value in order."""
+    try:
+        numbers = [float(v) for v in values]
+    except ValueError:
+        slots = list(dict.fromkeys(values))
+        return [slots.index(v) for v in values], slots, False
+    log_scale = min(numbers) > 0 and max(numbers) >= 20 * min(numbers)
+    return numbers, None, log_scale
+
+
+def plot_sweep(option: str, lines, path: Path, title: str) -> Path:
+    """One flag of a sweep (``option``, as written: '--BND', '-e'): H, Acc_r and Acc_f against its value (columns),
+    on the validation split and the test split (rows); H* and Acc_r before the task dashed, in their line's colour.
+
+    ``lines``: {line label: [(value, {'val': summary, 'test': summary}), ...]} as ``util.sweep.curves`` builds.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 3, figsize=(11.5, 5.8), constrained_layout=True, squeeze=False)
+    all_values = [v for points in lines.values() for v, _ in points]
+    _, slots, log_scale = _sweep_axis(all_values)
+    for row, (split, split_title) in zip(axes, SWEEP_SPLITS):
+        for ax, (key, name, reference, reference_name) in zip(row, SWEEP_PANELS):
+            for index, (label, points) in enumerate(lines.items()):
+                x = _sweep_axis([v for v, _ in points])[0] if slots is None else [slots.index(v) for v, _ in points]
+                style = _style(plt, index)
+                y = [task.get(split, {}).get(key) for _, task in points]
+                ax.plot(x, [float("nan") if v is None else v for v in y], label=label, **style)
+                if reference:
+                    ref = [task.get(split, {}).get(reference) for _, task in points]
+                    ax.plot(x, [float("nan") if v is None else v for v in ref], "--", color=style["color"],
+                            label=f"{label}: {reference_name}")
+            if slots is not None:
+                ax.set_xticks(range(len(slots)), slots)
+            elif log_scale:
+                ax.set_xscale("log")
+            ax.set_xlabel(option)
+            ax.set_ylabel(f"{name} (%)")
+            if key == "acc_f":  # from 0, so that a change of hundredths does not fill the panel
+                ax.set_ylim(bottom=0)
+            ax.set_title(f"{name}, {split_title}", fontsize=10)
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    axes[0][1].legend(fontsize=7)
+    fig.suptitle(title)
     return _save(fig, plt, path)
 
 

@@ -9,11 +9,16 @@ import os
 from pathlib import Path
 from typing import Dict, Optional
 
+from util.distributed import is_main_process
+
 log = logging.getLogger(__name__)
 
 
 def setup_logging(level: str = "INFO", outdir: Optional[Path] = None) -> None:
-    """Messages to stderr and, with an outdir, to ``outdir/run.log``."""
+    """Messages to stderr and, with an outdir, to ``outdir/run.log``; under torchrun the main process logs and the
+    others report errors only."""
+    if not is_main_process():
+        level, outdir = "ERROR", None
     handlers = [logging.StreamHandler()]
     if outdir is not None:
         outdir.mkdir(parents=True, exist_ok=True)
@@ -31,9 +36,11 @@ def _task_of(line: str) -> float:
 
 
 class RunLog:
-    """Appends records to ``log.jsonl`` and mirrors numeric fields to TensorBoard as ``prefix/name``."""
+    """Appends records to ``log.jsonl`` and mirrors numeric fields to TensorBoard as ``prefix/name``; under torchrun
+    only the main process writes (the others' records are dropped)."""
 
     def __init__(self, outdir: Optional[Path], tensorboard: bool = True):
+        outdir = outdir if is_main_process() else None
         self.path = None if outdir is None else Path(outdir) / "log.jsonl"
         self.writer = None
         if outdir is not None and tensorboard:

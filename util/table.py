@@ -8,12 +8,13 @@ model's accuracies comes first, and every row ends with its cost: tunable parame
 time summed over its runs, and peak memory.
 
 H is recomputed from each row's Acc_r and its drop in Acc_f (Eq. of the papers' metric section):
-H = 2 Acc_r drop / (Acc_r + drop), drop = Acc_f before the step - Acc_f after. A cell whose printed H disagrees by
+H = 2 Acc_r drop / (Acc_r + drop), drop = Acc_f before the step - Acc_f after, and H = 0 when drop <= 0. A cell whose printed H disagrees by
 more than ``H_TOLERANCE`` points is flagged with ``*`` and listed under the Markdown table.
 """
 import csv
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 METRICS = (("h_mean", "H"), ("acc_r", "Acc_r"), ("acc_f", "Acc_f"), ("acc_o", "Acc_o"), ("acc_m", "Acc_m"))
@@ -24,6 +25,19 @@ H_TOLERANCE = 0.06
 DISPLAY_NAMES = {"gs_lora": "GS-LoRA", "gs_lora_pp": "GS-LoRA++", "l2": "L2", "ewc": "EWC", "mas": "MAS",
                  "lwf": "LwF", "der": "DER", "der_pp": "DER++", "fdr": "FDR", "scrub": "SCRUB", "scrub_s": "SCRUB-S",
                  "lirf": "LIRF", "retrain": "Retrain"}
+
+# The audit table (audit/, README 'Audits'): (header, path in a task's "audit" entry), then per relearn size k the
+# recovered Acc_f of both attack budgets and their gaps to the oracle (header + " k=K", path + (K,)).
+AUDIT_COLUMNS = (("MIA %", ("membership", "classifier", "member_rate")),
+                 ("MIA oracle %", ("oracle", "membership", "classifier", "member_rate")),
+                 ("Loss MIA %", ("membership", "loss_threshold", "member_rate")),
+                 ("Loss MIA oracle %", ("oracle", "membership", "loss_threshold", "member_rate")),
+                 ("kNN Acc_f", ("probe", "acc_f")), ("kNN Acc_f oracle", ("oracle", "probe", "acc_f")),
+                 ("kNN Acc_r", ("probe", "acc_r")), ("TAR_f", ("verification", "forget", "tar")),
+                 ("TAR_f oracle", ("oracle", "verification", "forget", "tar")),
+                 ("TAR_r", ("verification", "retain", "tar")), ("Acc_f", ("relearn", "before")))
+RELEARN_COLUMNS = (("Relearn", ("relearn", "model")), ("Prompt", ("relearn", "prompt")),
+                   ("Relearn gap", ("gap", "model")), ("Prompt gap", ("gap", "prompt")))
 
 Run = Tuple[str, Dict]  # (row name, the content of a results.json)
 Runs = Union[Sequence[Run], Dict[str, Dict]]  # a dict maps row names to results
@@ -55,7 +69,9 @@ def recompute_h(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Op
     if acc_r is None or acc_f_before is None or acc_f is None:
         return None
     drop = acc_f_before - acc_f
-    return 0.0 if acc_r + drop == 0 else 2 * acc_r * drop / (acc_r + drop)
+    if drop <= 0:  # Acc_f did not fall: nothing forgotten, H = 0 (the fixed rule; the original let H go negative)
+        return 0.0
+    return 2 * acc_r * drop / (acc_r + drop)
 
 
 def setting_label(plan: Optional[Dict], index: int) -> str:
@@ -136,6 +152,38 @@ def build_table(runs: Sequence[Run], convention: str = "original") -> Table:
     return table
 
 
+def _dig(tree, path: Tuple[str, ...]):
+    """The value at ``path`` in nested dicts, or None where the path ends early."""
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def _audit_columns(audits: List[Dict]) -> List[Tuple[str, Tuple[str, ...]]]:
+    """The audit columns that hold a value in some row, the relearn sizes k in increasing order."""
+    ks = sorted({int(k) for a in audits for k in (_dig(a, ("relearn", "model")) or {})})
+    columns = list(AUDIT_COLUMNS) + [(f"{label} k={k}", path + (str(k),)) for label, path in RELEARN_COLUMNS
+                                     for k in ks]
+    return [c for c in columns if any(_dig(a, c[1]) is not None for a in audits)]
+
+
+def build_audit_table(runs: Runs) -> Optional[Table]:
+    """One row per run and setting that holds an audit, one column per audit number (percent, plain convention);
+    None when no task of the runs was audited."""
+    cells = []
+    for name, results in (runs.items() if isinstance(runs, dict) else runs):
+        plan = {p["task"]: p for p in results.get("plan", [])}
+        cells += [(name, setting_label(plan.get(t["task"]), t["task"]), t["audit"])
+                  for t in results["tasks"] if t.get("audit")]
+    if not cells:
+        return None
+    columns = _audit_columns([audit for _, _, audit in cells])
+    rows = [[name, setting] + [_fmt(_dig(audit, path)) for _, path in columns] for name, setting, audit in cells]
+    return Table([["Method", "Setting"] + [header for header, _ in columns]] + rows, convention="plain")
+
+
 def _as_table(table: Union[Table, Runs]) -> Table:
     if isinstance(table, Table):
         return table
@@ -168,3 +216,16 @@ def csv_table(table: Union[Table, Runs]) -> str:
     out = io.StringIO()
     csv.writer(out).writerows(table.rows)
     return out.getvalue()
+
+
+def write_tables(folder: Path, runs: Sequence[Run], suffix: str = "", convention: str = "original") -> List[Path]:
+    """The result table (``table<suffix>``) and, when the runs hold audits, the audit table (``audit<suffix>``), as
+    Markdown and CSV into ``folder``; returns the written paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, table in (("table", build_table(runs, convention)), ("audit", build_audit_table(runs))):
+        if table is not None:
+            written += [folder / f"{name}{suffix}.md", folder / f"{name}{suffix}.csv"]
+            written[-2].write_text(markdown_table(table))
+            written[-1].write_text(csv_table(table))
+    return written

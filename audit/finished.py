@@ -1,0 +1,41 @@
+"""Audits of a finished run from its saved task checkpoints (``test_forget_cl.py --audit``), without retraining."""
+import logging
+from pathlib import Path
+from typing import Dict, List
+
+from audit.run import attach_oracle, audit_checkpoint
+from data.task_plan import Task
+from engine.forgetting import task_subsets
+from engine.settings import RunSettings
+from util.files import read_json, write_json
+
+log = logging.getLogger(__name__)
+
+
+def audit_finished_run(run_dir: Path, results: Dict, data, tasks: List[Task], settings: RunSettings,
+                       out_dir: Path) -> Path:
+    """Adds to every task entry of ``results`` an audit made with ``settings.audit`` (kept when the entry holds one
+    made with the same settings, else computed from the task's checkpoint in ``run_dir``) and the oracle's numbers,
+    then writes ``run_dir``'s results.json with them as ``out_dir/results.json``; returns ``out_dir``."""
+    record = settings.audit.record(settings.seed)
+    for entry in results["tasks"]:
+        task = tasks[entry["task"]]
+        remain_idx, forget_idx = task_subsets(data, task, settings)
+        audit = entry.get("audit")
+        if audit is None or audit.get("settings") != record:
+            audit = audit_checkpoint(run_dir / "task-level" / f"Backbone_task_{task.index}.pth", data, task,
+                                     remain_idx, forget_idx, settings)
+            log.info("%s task %d: audit in %.1f s", run_dir, task.index, audit["seconds"])
+        entry["audit"] = attach_oracle(audit, data, task, remain_idx, forget_idx, settings)
+    write_audits(run_dir, results, out_dir)
+    return out_dir
+
+
+def write_audits(run_dir: Path, results: Dict, out_dir: Path) -> None:
+    """Writes ``run_dir``'s results.json with the audits of ``results`` added and nothing else changed (a
+    re-evaluation's recomputed metrics stay out) as ``out_dir/results.json``."""
+    saved = read_json(run_dir / "results.json")
+    for entry, audited in zip(saved["tasks"], results["tasks"]):
+        entry["audit"] = audited["audit"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "results.json", saved)

@@ -1,0 +1,40 @@
+"""Learned input tokens for the prompt-only attacker (visual prompt tuning, Jia et al. 2022, its shallow variant).
+
+A few tokens are inserted after the class token, before the first block, while every weight of the model stays
+frozen. What such an attacker recovers was still in the weights (residual knowledge): it cannot teach the model
+anything new, unlike the whole-model attacker, whose recovery also measures how fast the model relearns.
+The tokens enter through a forward pre-hook on the first block, so every backbone with ``blocks`` (the Face
+Transformer, torchvision's and timm's ViTs) takes them and checkpoint keys stay as they are.
+"""
+import contextlib
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+
+class PromptTokens(nn.Module):
+    """``count`` tokens of width ``dim``, drawn from N(0, 0.02^2) with ``generator`` (reproducible)."""
+
+    def __init__(self, count: int, dim: int, generator: torch.Generator):
+        super().__init__()
+        self.tokens = nn.Parameter(0.02 * torch.randn(1, count, dim, generator=generator))
+
+    def insert(self, module: nn.Module, args: tuple) -> tuple:
+        """Forward pre-hook: the first block's input (B, T, dim) becomes (B, T + count, dim), class token first."""
+        x = args[0]
+        prompts = self.tokens.to(x.dtype).expand(x.shape[0], -1, -1)
+        return (torch.cat([x[:, :1], prompts, x[:, 1:]], dim=1),) + tuple(args[1:])
+
+
+@contextlib.contextmanager
+def prompted(backbone: nn.Module, prompts: Optional[PromptTokens]):
+    """Within the block, ``backbone`` runs with ``prompts`` inserted (no change for None); afterwards without."""
+    if prompts is None:
+        yield
+        return
+    handle = backbone.blocks[0].register_forward_pre_hook(prompts.insert)
+    try:
+        yield
+    finally:
+        handle.remove()

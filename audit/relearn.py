@@ -1,0 +1,87 @@
+"""The relearn attack: how much of the forgotten classes' accuracy comes back after a little fine-tuning?
+
+A copy of the model is fine-tuned with cross-entropy on k training images of each forgotten class for a fixed number
+of AdamW steps, and Acc_f (plain convention, percent) is measured on the forgotten classes' test images. Two
+attacker budgets: the whole model (every weight, head included), and prompt-only (a few learned input tokens, every
+weight frozen; see prompts.py). Recovery far above the oracle's (a model that never learned the classes, attacked
+alike) means the knowledge was hidden, not removed.
+The attack is reproducible without touching the global random state: the copy runs in eval mode (no dropout),
+batches come from a seeded loader and the prompt tokens from a seeded generator.
+"""
+import copy
+from typing import Dict, List
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from audit.prompts import PromptTokens, prompted
+from audit.samples import per_class_sample
+from data.folders import BatchLoader, Images, cycle, subset_indices
+from data.subsets import seeded_generator
+from data.task_plan import Task
+from engine.evaluation import evaluate
+from engine.settings import RunSettings
+from util.device import autocast
+
+BUDGETS = ("model", "prompt")
+
+
+def fine_tune(model: nn.Module, params: List[nn.Parameter], images: Images, indices: torch.Tensor, steps: int,
+              lr: float, batch: int, seed: int, tag: str, device: torch.device, amp: bool = False) -> None:
+    """``steps`` AdamW steps (no weight decay) of cross-entropy on the training loss's logits (margin heads apply
+    their margin) over ``images[indices]``, in batches of up to ``batch`` drawn by a loader seeded with (seed, tag)."""
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    batches = cycle(BatchLoader(images, indices, min(batch, len(indices)), shuffle=True, seed=seed, tag=tag))
+    for _ in range(steps):
+        x, y = (t.to(device) for t in next(batches))
+        with autocast(device, amp):
+            logits, _ = model(x, y)
+        loss = F.cross_entropy(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+
+def forget_accuracy(model: nn.Module, data, eval_idx: torch.Tensor, task: Task, settings: RunSettings) -> float:
+    """Acc_f in the plain convention (argmax of the logits: what an attacker reads) over ``data.test[eval_idx]``."""
+    counts = evaluate(model, data.test, eval_idx, settings.test_batch_size, settings.device, settings.amp)
+    return counts.accuracy(task.forget, "plain")
+
+
+def attack(model: nn.Module, budget: str, data, shots: torch.Tensor, eval_idx: torch.Tensor, task: Task,
+           settings: RunSettings, tag: str) -> float:
+    """Acc_f after fine-tuning a copy of ``model`` on ``data.train[shots]`` with the ``budget``'s parameters ('model':
+    every weight; 'prompt': new prompt tokens only). ``model`` itself is never changed."""
+    cfg = settings.audit
+    attacker = copy.deepcopy(model).eval()
+    for p in attacker.parameters():
+        p.requires_grad_(budget == "model")
+    prompts = None
+    if budget == "prompt":
+        generator = seeded_generator(settings.seed, tag)
+        prompts = PromptTokens(cfg.prompts, attacker.backbone.embed_dim, generator).to(settings.device)
+    params = list(prompts.parameters()) if prompts else list(attacker.parameters())
+    with prompted(attacker.backbone, prompts):
+        fine_tune(attacker, params, data.train, shots, cfg.steps, cfg.prompt_lr if prompts else cfg.lr, cfg.batch,
+                  settings.seed, tag, settings.device, settings.amp)
+        return forget_accuracy(attacker, data, eval_idx, task, settings)
+
+
+def relearn_attacks(model: nn.Module, data, task: Task, eval_idx: torch.Tensor, settings: RunSettings
+                    ) -> Dict[str, object]:
+    """Acc_f before any attack ('before') and after each budget's attack with each k ({budget: {str(k): Acc_f}}).
+
+    The k images of a class are drawn from its training images (validation split excluded) as the first k of one
+    seeded permutation, so smaller sets are inside larger ones; a class with fewer than k images gives all it has.
+    """
+    pool = subset_indices(data.train, task.forget, data.train_idx)
+    result: Dict[str, object] = {"before": forget_accuracy(model, data, eval_idx, task, settings)}
+    for budget in BUDGETS:
+        result[budget] = {}
+        for k in settings.audit.ks:
+            shots = per_class_sample(pool, data.train.targets, k,
+                                     seeded_generator(settings.seed, "audit", task.index, "relearn"))
+            result[budget][str(k)] = attack(model, budget, data, shots, eval_idx, task, settings,
+                                            f"audit-task{task.index}-{budget}-k{k}")
+    return result

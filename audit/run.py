@@ -1,0 +1,119 @@
+"""All audits of one model and task: what a task's entry of results.json holds under "audit".
+
+Called by the task loop after each task (``--audit``) with the task's final weights, and for finished runs
+(finished.py, ``test_forget_cl.py --audit``) with the task's saved checkpoint. Both audit a fresh model built from
+the merged weights, as the checkpoint holds them, so the two give the same numbers and the run's own model is never
+touched.
+"""
+import copy
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Dict, Tuple
+
+import torch
+import torch.nn as nn
+
+from audit.membership import attack_features, classifier_attack, loss_threshold_attack
+from audit.oracle import oracle_audit, with_oracle
+from audit.probe import knn_accuracy
+from audit.relearn import relearn_attacks
+from audit.samples import model_outputs, per_class_sample
+from audit.settings import FAR
+from audit.verification import verification
+from backbone.lora import without_lora
+from data.folders import subset_indices
+from data.subsets import seeded_generator
+from data.task_plan import Task
+from engine.settings import RunSettings
+from model import build_model, load_model_weights
+from util.checkpoint import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+# Audits of saved checkpoints made in this process, by (file, task, settings): see audit_checkpoint.
+_CHECKPOINT_AUDITS: Dict[Tuple[str, int, str], Dict[str, object]] = {}
+
+
+def audit_sets(data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor, settings: RunSettings):
+    """The four sets an audit looks at, {name: (images, indices)}, each capped per class with its own generator.
+
+    members: retained classes' training images the model was trained on (the task's remain subset, which every
+    method and the Retrain oracle trained on; with --no_retain, the remain classes' training split, which
+    pre-training saw); non_members: retained classes' test images; forget_train: the task's forget subset;
+    forget_test: the forgotten classes' test images.
+    """
+    members = remain_idx if len(remain_idx) else subset_indices(data.train, task.remain, data.train_idx)
+    pools = {"members": (data.train, members), "non_members": (data.test, subset_indices(data.test, task.remain)),
+             "forget_train": (data.train, forget_idx),
+             "forget_test": (data.test, subset_indices(data.test, task.forget))}
+    return {name: (images, per_class_sample(idx, images.targets, settings.audit.images,
+                                            seeded_generator(settings.seed, "audit", task.index, name)))
+            for name, (images, idx) in pools.items()}
+
+
+def audit_model(model: nn.Module, data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor,
+                settings: RunSettings) -> Dict[str, object]:
+    """Membership inference, the embedding probe, verification and the relearn attacks of ``model`` (see each
+    module); accuracies and rates in percent."""
+    sets = audit_sets(data, task, remain_idx, forget_idx, settings)
+    out = {name: model_outputs(model, images, idx, settings.test_batch_size, settings.device, settings.amp)
+           for name, (images, idx) in sets.items()}
+    features = {name: attack_features(logits, labels) for name, (logits, _, labels) in out.items()}
+    losses = {name: f[:, 2] for name, f in features.items()}
+    fit = (torch.cat([out["members"][1], out["forget_train"][1]]), torch.cat([out["members"][2],
+                                                                              out["forget_train"][2]]))
+    return {
+        "membership": {
+            "classifier": classifier_attack(features["members"], features["non_members"], features["forget_train"]),
+            "loss_threshold": loss_threshold_attack(losses["members"], losses["non_members"],
+                                                    losses["forget_train"])},
+        "probe": {"acc_f": knn_accuracy(*fit, *out["forget_test"][1:]),
+                  "acc_r": knn_accuracy(*fit, *out["non_members"][1:])},
+        "verification": {"forget": verification(*out["forget_test"][1:], FAR),
+                         "retain": verification(*out["non_members"][1:], FAR)},
+        "relearn": relearn_attacks(model, data, task, sets["forget_test"][1], settings),
+    }
+
+
+def audit_weights(state: Dict[str, torch.Tensor], model_args: Dict, data, task: Task, remain_idx: torch.Tensor,
+                  forget_idx: torch.Tensor, settings: RunSettings) -> Dict[str, object]:
+    """The audit of merged weights ``state``, loaded into a fresh model, with its settings and its time (s)."""
+    start = time.perf_counter()
+    model = build_model(**model_args)
+    load_model_weights(model, state, "audited weights")
+    result = audit_model(model.to(settings.device), data, task, remain_idx, forget_idx, settings)
+    return {"settings": settings.audit.record(settings.seed), **result, "seconds": time.perf_counter() - start}
+
+
+def audit_checkpoint(path: Path, data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor,
+                     settings: RunSettings) -> Dict[str, object]:
+    """The audit of a saved task checkpoint, computed once per process for a file, task and settings: an oracle
+    shared by several audited runs, or audited itself in the same call, costs one audit."""
+    key = (str(Path(path).resolve()), task.index, json.dumps(settings.audit.record(settings.seed), sort_keys=True))
+    if key not in _CHECKPOINT_AUDITS:
+        checkpoint = load_checkpoint(path)
+        _CHECKPOINT_AUDITS[key] = audit_weights(checkpoint["model"], checkpoint.get("model_args", settings.model_args),
+                                                data, task, remain_idx, forget_idx, settings)
+    return copy.deepcopy(_CHECKPOINT_AUDITS[key])
+
+
+def attach_oracle(audit: Dict, data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor,
+                  settings: RunSettings) -> Dict[str, object]:
+    """``audit`` with the numbers of the ``--audit_oracle`` run and the relearn gap to it (unchanged without one)."""
+    if not settings.audit.oracle:
+        return audit
+    oracle_dir = Path(settings.audit.oracle)
+    oracle = oracle_audit(oracle_dir, task, audit["settings"], settings.config,
+                          lambda path: audit_checkpoint(path, data, task, remain_idx, forget_idx, settings))
+    return with_oracle(audit, oracle, oracle_dir)
+
+
+def audit_task(model: nn.Module, data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor,
+               settings: RunSettings) -> Dict[str, object]:
+    """The audit of a task's final model (its merged weights, as saved), with the oracle's when one is named."""
+    audit = audit_weights(without_lora(model.state_dict()), settings.model_args, data, task, remain_idx, forget_idx,
+                          settings)
+    log.info("task %d: audit in %.1f s", task.index, audit["seconds"])
+    return attach_oracle(audit, data, task, remain_idx, forget_idx, settings)

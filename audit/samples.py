@@ -1,0 +1,42 @@
+"""The images an audit looks at, capped per class and drawn reproducibly, and the model's outputs on them.
+
+Capping every set at a few images per class keeps an audit at seconds on the CPU; each set has its own seeded
+generator, so an audit of the same model and task always looks at the same images.
+"""
+from typing import Tuple
+
+import torch
+import torch.nn as nn
+
+from data.folders import BatchLoader, Images
+from util.device import autocast
+
+
+def per_class_sample(indices: torch.Tensor, targets: torch.Tensor, cap: int, generator: torch.Generator
+                     ) -> torch.Tensor:
+    """Up to ``cap`` of ``indices`` per class, in class order, drawn with ``generator``.
+
+    Drawn as the first ``cap`` of one permutation per class, so the same generator seed gives nested sets for
+    growing caps (the relearn attack's k = 1 image is among its k = 5).
+    """
+    labels = targets[indices]
+    chosen = [indices[labels == c][torch.randperm(int((labels == c).sum()), generator=generator)[:cap]]
+              for c in labels.unique().tolist()]
+    return torch.cat(chosen) if chosen else indices[:0]
+
+
+@torch.no_grad()
+def model_outputs(model: nn.Module, images: Images, indices: torch.Tensor, batch_size: int, device: torch.device,
+                  amp: bool = False) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Plain logits (N, C), embeddings (N, D) and labels (N,) of ``images[indices]``, in eval mode, on the CPU."""
+    was_training = model.training
+    model.eval()
+    logits, embeddings, labels = [], [], []
+    for batch, target in BatchLoader(images, indices, batch_size):
+        with autocast(device, amp):
+            emb = model.backbone(batch.to(device))
+            logits.append(model.head.plain_logits(emb).float().cpu())
+        embeddings.append(emb.float().cpu())
+        labels.append(target)
+    model.train(was_training)
+    return torch.cat(logits), torch.cat(embeddings), torch.cat(labels)

@@ -1,0 +1,115 @@
+"""Undoing a forgetting request of a GS-LoRA run: subtract a task's saved low-rank update from the run's weights.
+
+When task T ends, GS-LoRA folds its LoRA into the weights, W_T = W_{T-1} + s B_T A_T (s = alpha / rank), and saves
+the factors (``task-level/lora_delta_task_T.pth``). Subtracting s B_T A_T from the run's final weights gives back
+the model from before T exactly (up to float rounding) when T is the last task. For an earlier task the later
+updates stay, and they were learned on a model that had already forgotten T's classes: the result is the sum
+W_{T-1} + later updates, which no run produced, so it is an approximation.
+"""
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import torch
+
+from backbone.lora import without_lora
+from engine.evaluation import evaluate
+from model import build_model, load_model_weights, pretrained_weights
+from util.checkpoint import load_checkpoint, load_file
+from util.errors import UserError
+from util.files import read_json
+
+State = Dict[str, torch.Tensor]
+
+
+def lora_update(factors: State, scaling: float) -> State:
+    """The weight update of every LoRA layer, {'<layer>.weight': scaling * B @ A} (out x in), from the factors
+    {'<layer>.lora_A': A (rank x in), '<layer>.lora_B': B (out x rank)}, computed as the merge computed it."""
+    layers = sorted({key.rsplit(".", 1)[0] for key in factors})
+    return {f"{layer}.weight": (factors[f"{layer}.lora_B"] @ factors[f"{layer}.lora_A"]) * scaling
+            for layer in layers}
+
+
+def subtract_update(state: State, update: State) -> State:
+    """``state`` with ``update`` subtracted from the weights it names (the other entries are shared, not copied)."""
+    missing = sorted(set(update) - set(state))
+    if missing:
+        raise UserError(f"the LoRA delta names weights the checkpoint lacks ({', '.join(missing[:3])}); the delta "
+                        f"and the checkpoint come from different models")
+    return {key: value - update[key].to(value.dtype) if key in update else value for key, value in state.items()}
+
+
+def finished_tasks(run_dir: Path) -> Tuple[Dict, int]:
+    """The run's results.json and its number of finished tasks; a folder that is not a run is a UserError."""
+    path = run_dir / "results.json"
+    if not path.is_file():
+        raise UserError(f"{path} not found: is {run_dir} a run folder of train_own_forget_cl.py?")
+    results = read_json(path)
+    done = len(results.get("tasks", []))
+    if done == 0:
+        raise UserError(f"{run_dir} has no finished task yet; nothing to undo")
+    return results, done
+
+
+def delta_path(run_dir: Path, task: int) -> Path:
+    return run_dir / "task-level" / f"lora_delta_task_{task}.pth"
+
+
+def undo_task(run_dir: Path, task: int) -> Dict[str, object]:
+    """The run's final model with ``task``'s LoRA update subtracted, as checkpoint content (``model``,
+    ``model_args``, ``config`` and ``undo``: which task was undone, from which run, and whether the result is exact).
+
+    Raises UserError for a task the run has not finished and for a run that saved no LoRA update (a method that
+    trains the weights themselves).
+    """
+    results, done = finished_tasks(run_dir)
+    if not 0 <= task < done:
+        raise UserError(f"task {task} is not a finished task of {run_dir} (its finished tasks: 0-{done - 1})")
+    if not delta_path(run_dir, task).is_file():
+        raise UserError(f"{run_dir} (method {results.get('method')}) saved no LoRA update for task {task} "
+                        f"({delta_path(run_dir, task)} is missing); only GS-LoRA and GS-LoRA++ runs can be undone")
+    delta = load_file(delta_path(run_dir, task))
+    final = load_checkpoint(run_dir / "task-level" / f"Backbone_task_{done - 1}.pth")
+    state = subtract_update(final["model"], lora_update(delta["factors"], float(delta["scaling"])))
+    return {"model": state, "model_args": final.get("model_args", {}), "config": final.get("config", {}),
+            "undo": {"run_dir": str(run_dir.resolve()), "task": task, "final_task": done - 1,
+                     "exact": task == done - 1}}
+
+
+def relative_distance(state: State, reference: State) -> float:
+    """||W - W_ref||_F / ||W_ref||_F over every floating-point tensor of the two state dicts (same keys)."""
+    keys = [k for k, v in reference.items() if v.is_floating_point()]
+    diff = torch.sqrt(sum((state[k].double() - reference[k].double()).pow(2).sum() for k in keys))
+    norm = torch.sqrt(sum(reference[k].double().pow(2).sum() for k in keys))
+    return float(diff / norm)
+
+
+def saved_models(run_dir: Path, done: int) -> List[Tuple[str, State]]:
+    """('after task i', merged weights) of every finished task, in order."""
+    return [(f"after task {i}", load_checkpoint(run_dir / "task-level" / f"Backbone_task_{i}.pth")["model"])
+            for i in range(done)]
+
+
+def pretrained_state(path: str, model_args: Dict[str, object], classes: List[str]) -> State:
+    """The run's -r weights in the run's key names and head size (an original or torchvision file converted, an
+    ImageNet head cut to ``classes``), so that they compare with the saved task weights."""
+    model = build_model(**model_args)
+    load_model_weights(model, pretrained_weights(load_checkpoint(path)["model"], classes)[0], path)
+    return without_lora(model.state_dict())
+
+
+def class_sets(results: Dict, undone: int) -> Dict[str, List[int]]:
+    """The class sets of a run's report: the classes each finished task forgot, and those still remembered."""
+    plan, done = results["plan"], len(results["tasks"])
+    sets = {f"forgotten in task {t}{' (undone)' if t == undone else ''}": plan[t]["forget"] for t in range(done)}
+    sets["remembered"] = plan[done - 1]["remain"]
+    return sets
+
+
+def class_set_accuracies(state: State, model_args: Dict[str, object], test_data, sets: Dict[str, List[int]],
+                         device: torch.device, batch_size: int, amp: bool = False,
+                         convention: str = "original") -> Dict[str, float]:
+    """Test accuracy (percent) of the merged weights ``state`` on each class set."""
+    model = build_model(**model_args)
+    load_model_weights(model, state)
+    counts = evaluate(model.to(device), test_data, torch.arange(len(test_data)), batch_size, device, amp)
+    return {name: counts.accuracy(classes, convention) for name, classes in sets.items()}

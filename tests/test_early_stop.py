@@ -1,0 +1,78 @@
+"""--early_stop K: a task ends once the selection H has not improved for K evaluations and the forgetting goal is
+met; the best weights are still the ones kept, and the results say where the task stopped."""
+import pytest
+import torch
+from conftest import NUM_CLASSES, tiny_settings, tiny_tasks
+from test_selection import counts_at
+
+from config import parse_args
+from engine.forgetting import Selector, run_forgetting
+from engine.method import StepInfo
+from gs_lora import GSLoRA
+from model import build_model
+from util.run_log import RunLog
+
+LOSSES = {"forget_ce": torch.tensor(31.0), "total": torch.tensor(1.0)}
+
+
+def selector_seeing(h_values, tiny_data, model, tmp_path, monkeypatch, patience=2, bound=30.0):
+    """A selector whose evaluations give H = h_values in turn (Acc_f 100 before, so H = Acc_r = 100 - Acc_f)."""
+    task = tiny_tasks()[0]
+    evaluations = iter([counts_at(100, 90, task)] + [counts_at(100 - h, h, task) for h in h_values])
+    monkeypatch.setattr(Selector, "_counts", lambda self: next(evaluations))
+    method = GSLoRA(model, rank=4, bound=bound)
+    return Selector(method, tiny_data, task, tiny_settings(tmp_path, early_stop=patience))
+
+
+def test_stops_after_k_evaluations_without_a_better_h(tiny_data, pretrained_model, tmp_path, monkeypatch):
+    """H = 40, 70, 60, 70, 50 with K = 2: stale counts 0, 0, 1, 2 (equal is not better), so the fourth
+    evaluation stops the task, not the third."""
+    selector = selector_seeing([40, 70, 60, 70, 50], tiny_data, pretrained_model, tmp_path, monkeypatch)
+    decisions = []
+    for iteration in (5, 10, 15, 20):
+        selector.consider(StepInfo(0, 0, iteration))
+        decisions.append(selector.should_stop(LOSSES))
+    assert decisions == [False, False, False, True]
+    assert selector.finish(StepInfo(0, 0, 20))["stopped_early"] is True
+
+
+def test_does_not_stop_while_the_forget_hinge_is_unmet(tiny_data, pretrained_model, tmp_path, monkeypatch):
+    """The patience is spent, but the last step's forget cross entropy (29.5) is still below BND = 30."""
+    selector = selector_seeing([70, 60, 50, 40], tiny_data, pretrained_model, tmp_path, monkeypatch)
+    unmet = {**LOSSES, "forget_ce": torch.tensor(29.5)}
+    for iteration in (5, 10, 15):
+        selector.consider(StepInfo(0, 0, iteration))
+        assert not selector.should_stop(unmet)
+    assert selector.should_stop(LOSSES)
+
+
+def test_gs_lora_goal_is_the_forget_hinge(pretrained_model):
+    method = GSLoRA(pretrained_model, rank=4, bound=12.5)
+    assert not method.forget_goal_met({"forget_ce": 12.49})
+    assert method.forget_goal_met({"forget_ce": 12.5})
+
+
+def run_gs_lora(tiny_data, state, outdir, **settings_kw):
+    model = build_model("vit_face_tiny", "cosface", NUM_CLASSES)
+    model.load_state_dict(state)
+    method = GSLoRA(model, rank=4, bound=2.0, beta=0.5, alpha=1e-3)
+    settings = tiny_settings(outdir, epochs=8, lr=3e-2, selection="val", **settings_kw)
+    settings.eval_every = 2
+    return run_forgetting(method, tiny_data, tiny_tasks(1), settings, RunLog(None))["tasks"][0]
+
+
+def test_a_run_ends_its_task_sooner_and_records_it(tiny_data, pretrained_state, tmp_path):
+    """On the tiny data the hinge (BND 2) is met within a few steps; with K = 1 the task ends well inside the
+    8-epoch budget, which the run without the flag spends in full."""
+    full = run_gs_lora(tiny_data, pretrained_state, tmp_path / "full")
+    early = run_gs_lora(tiny_data, pretrained_state, tmp_path / "early", early_stop=1)
+    assert "stopped_early" not in full["selection"]
+    assert early["selection"]["stopped_early"] is True
+    assert early["optimizer_steps"] < full["optimizer_steps"]
+    assert early["selection"]["iteration"] <= early["optimizer_steps"]
+
+
+def test_early_stop_needs_an_evaluated_selection(capsys):
+    with pytest.raises(SystemExit):
+        parse_args("t", argv=["--method", "gs_lora", "--early_stop", "3", "--selection", "last"])
+    assert "--selection last never evaluates" in capsys.readouterr().err

@@ -1,0 +1,103 @@
+"""Undo a forgetting request: a GS-LoRA run's final model with one task's LoRA update subtracted.
+
+    python undo_forget.py --run_dir runs/compare/gs_lora --task 3      # exact: the model from before task 3
+    python undo_forget.py --run_dir runs/compare/gs_lora --task 1      # approximate: tasks 0, 2, 3 kept
+
+Writes a checkpoint like Backbone_task_N.pth (default RUN/undo/Backbone_without_task_T.pth; an existing file is
+refused) and, unless --no_eval, prints and writes next to it (.json) the test accuracy on every class set of the run
+for three models: the one from before task T, the run's final one and the undone one; and the weight distance from
+the undone model to every model the run saved. ``train_own.py --eval_only -r FILE`` tests the file like any other.
+"""
+import logging
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+
+from config import OneLineParser, at_least
+from data import build_data, resolve_root
+from engine import undo
+from run_setup import make_folder, run_main
+from util.checkpoint import save_checkpoint
+from util.device import resolve_device, use_bf16
+from util.errors import UserError
+from util.files import write_json
+from util.run_log import setup_logging
+
+log = logging.getLogger("undo_forget")
+
+
+def parse_undo_args(argv: Optional[List[str]] = None):
+    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run_dir", required=True,
+                        help="a GS-LoRA or GS-LoRA++ run folder (results.json, task-level/)")
+    parser.add_argument("--task", type=at_least(0), required=True, help="index of the finished task to undo")
+    parser.add_argument("--out", default=None,
+                        help="checkpoint to write (default RUN/undo/Backbone_without_task_T.pth); never overwritten")
+    parser.add_argument("--no_eval", action="store_true", help="only write the checkpoint; no test evaluation")
+    parser.add_argument("--convention", default="original", choices=["original", "plain"],
+                        help="accuracy convention of the report (see the README's Metrics)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to evaluate")
+    parser.add_argument("--test_batch_size", type=at_least(1), default=256, help="evaluation batch")
+    parser.add_argument("--log_level", default="INFO", help="logging level")
+    return parser.parse_args(argv)
+
+
+def evaluate_undo(run_dir: Path, content: Dict, device: torch.device, batch_size: int, convention: str) -> Dict:
+    """Accuracy per class set of the model before the undone task, the final model and the undone one, and the
+    relative weight distance from the undone model to the pre-trained model and every saved task model."""
+    results, done = undo.finished_tasks(run_dir)
+    cfg, model_args, task = results["config"], content["model_args"], content["undo"]["task"]
+    root = resolve_root(cfg["data_mode"], cfg["data_root"], cfg["cache_dir"], cfg["synthetic_seed"])
+    data = build_data(root, model_args["image_size"], cfg["val_ratio"], cfg["seed"], cfg.get("num_workers", 4),
+                      cfg["data_mode"])
+    saved = undo.saved_models(run_dir, done)
+    pretrained = undo.pretrained_state(cfg["resume"], model_args, data.test.classes) if cfg.get("resume") else None
+    before = saved[task - 1][1] if task else pretrained  # a run started without -r has no pre-trained file
+    exact = ([("pre-trained", pretrained)] if pretrained is not None else []) + saved
+    models = ([(f"before task {task}", before)] if before is not None else []) + [
+        (f"final (after task {done - 1})", saved[-1][1]), (f"task {task} undone", content["model"])]
+    sets = undo.class_sets(results, task)
+    amp = use_bf16(cfg.get("precision", "auto"), device)
+    accuracy = {name: undo.class_set_accuracies(state, model_args, data.test, sets, device, batch_size, amp, convention)
+                for name, state in models}
+    distance = {name: undo.relative_distance(content["model"], state) for name, state in exact}
+    return {"run_dir": str(run_dir), "task": task, "exact": content["undo"]["exact"], "convention": convention,
+            "accuracy": accuracy, "weight_distance": distance}
+
+
+def format_report(report: Dict) -> str:
+    """The accuracy table (class sets x models) and the weight distances, nearest model marked."""
+    models = list(report["accuracy"])
+    width = max(len(name) for name in next(iter(report["accuracy"].values()))) + 2
+    lines = [f"Acc ({report['convention']} convention, %)".ljust(width) + "".join(f"{m:>24}" for m in models)]
+    for name in next(iter(report["accuracy"].values())):
+        lines.append(name.ljust(width) + "".join(f"{report['accuracy'][m][name]:>24.2f}" for m in models))
+    nearest = min(report["weight_distance"], key=report["weight_distance"].get)
+    lines.append("weight distance ||W_undone - W||_F / ||W||_F:")
+    lines += [f"  {name:<22}{value:.3e}{'  <- nearest' if name == nearest else ''}"
+              for name, value in report["weight_distance"].items()]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_undo_args(argv)
+    setup_logging(args.log_level)
+    run_dir = Path(args.run_dir)
+    out = Path(args.out) if args.out else run_dir / "undo" / f"Backbone_without_task_{args.task}.pth"
+    if out.exists():
+        raise UserError(f"{out} exists; pass another --out or remove it (nothing is overwritten)")
+    content = undo.undo_task(run_dir, args.task)
+    make_folder(out.parent, "--out")
+    save_checkpoint(out, **content)
+    kind = "exact" if content["undo"]["exact"] else "approximate: later tasks' updates kept"
+    print(f"wrote {out}: the final model of {run_dir} without task {args.task} ({kind})")
+    if args.no_eval:
+        return
+    report = evaluate_undo(run_dir, content, resolve_device(args.device), args.test_batch_size, args.convention)
+    write_json(out.with_suffix(".json"), report)
+    print(format_report(report))
+
+
+if __name__ == "__main__":
+    run_main(main, interrupted="the undone checkpoint, if written, is complete")
