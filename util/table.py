@@ -8,8 +8,9 @@ model's accuracies comes first, and every row ends with its cost: tunable parame
 time summed over its runs, and peak memory.
 
 H is recomputed from each row's Acc_r and its drop in Acc_f (Eq. of the papers' metric section):
-H = 2 Acc_r drop / (Acc_r + drop), drop = Acc_f before the step - Acc_f after, and H = 0 when drop <= 0. A cell whose printed H disagrees by
-more than ``H_TOLERANCE`` points is flagged with ``*`` and listed under the Markdown table.
+H = 2 Acc_r drop / (Acc_r + drop), drop = Acc_f before the step - Acc_f after, and H = 0 when drop <= 0. A cell
+whose printed H disagrees by more than ``H_TOLERANCE`` points is flagged with ``*`` and listed under the Markdown
+table.
 """
 import csv
 import io
