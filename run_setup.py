@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 # Flags that may differ when a run is resumed: where and how fast it runs, and what it logs. Every other flag
 # defines the protocol or the method and must match the run's config.json.
 RESUME_MAY_CHANGE = {"config", "device", "workers_id", "num_workers", "outdir", "resume_run", "precision",
-                     "no_tensorboard", "log_level", "test_batch_size", "one_stage"}
+                     "no_tensorboard", "log_level", "test_batch_size", "one_stage",
+                     "validation_seed"}  # derived from -r, which must match
 RESUME_MAY_CHANGE_PREFIXES = ("ignored_", "switch_", "audit")  # audits measure a run, they do not define it
 
 
@@ -123,11 +124,12 @@ def check_forgetting_folder(args, outdir: Path) -> None:
                         f"run's own flags or use a new --outdir")
 
 
-def model_from_args(args, classes: List[str]) -> Tuple[Classifier, Dict[str, object], Optional[Dict]]:
+def model_from_args(args, classes: List[str]) -> Tuple[Classifier, Dict[str, object], Optional[Dict], Dict]:
     """Builds the model for the dataset's ``classes``; with ``-r`` its saved model arguments are the defaults and its
     weights are loaded (a torchvision ViT file is converted and its ImageNet head cut to the classes).
 
-    Returns the model, its arguments and the full ImageNet head of the ``-r`` file (None for other files).
+    Returns the model, its arguments, the full ImageNet head of the ``-r`` file (None for other files) and the flags
+    the ``-r`` file was made with (empty when it holds none).
     """
     num_classes = len(classes)
     checkpoint = load_checkpoint(args.resume) if args.resume else {}
@@ -147,7 +149,21 @@ def model_from_args(args, classes: List[str]) -> Tuple[Classifier, Dict[str, obj
         state, full_head = pretrained_weights(checkpoint["model"], classes)
         load_model_weights(model, state, f"checkpoint {args.resume}")
         log.info("loaded %s", args.resume)
-    return model, model_args, full_head
+    return model, model_args, full_head, checkpoint.get("config") or {}
+
+
+def validation_seed(args, made_with: Dict) -> int:
+    """The seed that carves the validation split: the one the ``-r`` model's own split was carved with, so that
+    selection scores images that model never trained on whatever class order ``--seed`` draws; ``--seed`` for a
+    model from elsewhere. (Carving with ``--seed`` let another seed's validation split hold the pre-training's
+    training images.) The value is stored as ``validation_seed`` in config.json and in every checkpoint."""
+    seed = made_with.get("validation_seed", made_with.get("seed"))
+    if seed is None:
+        return args.seed
+    if made_with.get("val_ratio", args.val_ratio) < args.val_ratio:
+        log.warning("--val_ratio %s is larger than the %s the -r model held out: part of the validation split are "
+                    "images it trained on", args.val_ratio, made_with["val_ratio"])
+    return seed
 
 
 def model_and_data_from_args(args) -> Tuple[Classifier, Dict[str, object], RunData]:
@@ -156,8 +172,9 @@ def model_and_data_from_args(args) -> Tuple[Classifier, Dict[str, object], RunDa
     # Under torchrun one process generates the synthetic faces before the others look for them.
     root = distributed.in_turn(lambda: resolve_root(args.data_mode, args.data_root, args.cache_dir,
                                                     args.synthetic_seed))
-    model, model_args, full_head = model_from_args(args, dataset_classes(args.data_mode, root))
-    data = build_data(root, model.backbone.image_size, val_ratio=args.val_ratio, seed=args.seed,
+    model, model_args, full_head, made_with = model_from_args(args, dataset_classes(args.data_mode, root))
+    args.validation_seed = validation_seed(args, made_with)
+    data = build_data(root, model.backbone.image_size, val_ratio=args.val_ratio, seed=args.validation_seed,
                       workers=args.num_workers, data_mode=args.data_mode)
     if getattr(args, "imagenet900_root", None):
         data.outside = outside_classes(Path(args.imagenet900_root), full_head, model.backbone.image_size,

@@ -78,8 +78,8 @@ def open_run(run_dir: Path) -> Tuple[Dict, List[Task], Dict, RunData]:
     cfg = results["config"]
     model_args = load_checkpoint(run_dir / "task-level" / "Backbone_task_0.pth")["model_args"]
     root = resolve_root(cfg["data_mode"], cfg["data_root"], cfg["cache_dir"], cfg["synthetic_seed"])
-    data = cached_data(root, model_args["image_size"], cfg["val_ratio"], cfg["seed"], cfg["data_mode"],
-                       cfg.get("num_workers", 4))
+    data = cached_data(root, model_args["image_size"], cfg["val_ratio"], cfg.get("validation_seed", cfg["seed"]),
+                       cfg["data_mode"], cfg.get("num_workers", 4))
     tasks = [Task(t["task"], t["remain"], t["forget"], t["old"], t["missing"]) for t in results["plan"]]
     return results, tasks, model_args, data
 

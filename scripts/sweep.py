@@ -136,7 +136,7 @@ def validation_metrics(folder: Path, results: Dict) -> List[Dict]:
     cfg, task_dir = results["config"], folder / "task-level"
     model_args = load_checkpoint(task_dir / "Backbone_task_0.pth")["model_args"]
     data_key = (cfg["data_mode"], cfg["data_root"], cfg["cache_dir"], cfg["synthetic_seed"], model_args["image_size"],
-                cfg["val_ratio"], cfg["seed"])
+                cfg["val_ratio"], cfg.get("validation_seed", cfg["seed"]))
     device = resolve_device(cfg.get("device", "auto"))
     where = (data_key, tuple(sorted(model_args.items())), str(device), use_bf16(cfg.get("precision", "auto"), device))
     before, tasks = validation_counts(Path(cfg["resume"]), *where), []
