@@ -273,7 +273,7 @@ def main() -> None:
     args = parser.parse_args()
     keep_freed_memory()
     device = resolve_device(args.device)
-    results = []
+    results, made_by = [], provenance(args)
     for config in args.configs:
         amp = use_bf16(args.precision, device)
         if config == "vit_b16":
@@ -281,7 +281,7 @@ def main() -> None:
         else:
             results.append(bench(config, Path(args.data_root), device, args.steps, args.eval_images, amp))
         report(results[-1])
-        write_results(Path(args.json), results, args)
+        write_results(Path(args.json), {**made_by, "results": results})
 
 
 def provenance(args) -> dict:
@@ -302,10 +302,10 @@ def provenance(args) -> dict:
             "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "args": vars(args)}
 
 
-def write_results(path: Path, results: list, args) -> None:
+def write_results(path: Path, figures: dict) -> None:
     """Rewritten after every configuration, so a run cut short keeps what it measured."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**provenance(args), "results": results}, indent=2))
+    path.write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":
