@@ -6,6 +6,11 @@ four 16-bit uniforms, the mask is kept as booleans, and the same mask scales the
 with probability round(p * 65536) / 65536 (within 8e-6 of p) and survivors are scaled by the inverse of the keep
 probability actually used, so the output stays unbiased. Masks come from PyTorch's default CPU generator, so
 ``torch.manual_seed`` reproduces them, independently of the thread count. Other devices use ``F.dropout``.
+
+The mask is applied in one pass over memory (``addcmul``: 0 + scale * x * mask), and ``add_dropped`` folds the
+residual connection that follows most dropouts of a Transformer into that same pass (x + scale * y * mask). On
+these 2-core machines an elementwise pass over a (48 x 197 x 2048) activation costs as much as 1 % of a training
+step, so passes saved are time saved. Both give the same floats as masking, scaling and adding one after another.
 """
 import torch
 import torch.nn as nn
@@ -27,6 +32,11 @@ def keep_mask(shape: torch.Size, p: float) -> torch.Tensor:
     return (uniforms >= -(_LEVELS // 2) + dropped_levels(p)).view(shape)
 
 
+def _masked_scale(x: torch.Tensor, mask: torch.Tensor, scale: float, base=None) -> torch.Tensor:
+    """base + scale * x * mask in one pass (base 0 when None)."""
+    return torch.addcmul(x.new_zeros(()) if base is None else base, x, mask, value=scale)
+
+
 class _MaskedScale(torch.autograd.Function):
     """y = x * mask * scale; the backward applies the same boolean mask (1 byte per element)."""
 
@@ -34,12 +44,28 @@ class _MaskedScale(torch.autograd.Function):
     def forward(ctx, x, mask, scale):
         ctx.save_for_backward(mask)
         ctx.scale = scale
-        return torch.where(mask, x * scale, 0.0)
+        return _masked_scale(x, mask, scale)
 
     @staticmethod
     def backward(ctx, grad):
         (mask,) = ctx.saved_tensors
-        return torch.where(mask, grad * ctx.scale, 0.0), None, None
+        return _masked_scale(grad, mask, ctx.scale), None, None
+
+
+class _AddMaskedScale(torch.autograd.Function):
+    """out = residual + x * mask * scale; the residual's gradient passes through unchanged."""
+
+    @staticmethod
+    def forward(ctx, residual, x, mask, scale):
+        ctx.save_for_backward(mask)
+        ctx.scale = scale
+        return _masked_scale(x, mask, scale, base=residual)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        grad_x = _masked_scale(grad, mask, ctx.scale) if ctx.needs_input_grad[1] else None
+        return grad, grad_x, None, None
 
 
 class FastDropout(nn.Dropout):
@@ -48,9 +74,24 @@ class FastDropout(nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        if x.device.type != "cpu" or self.p >= 1.0 or self.inplace:
+        if not self._cheap_mask_applies(x):
             return F.dropout(x, self.p, True, self.inplace)
-        return _MaskedScale.apply(x, keep_mask(x.shape, self.p), _LEVELS / (_LEVELS - dropped_levels(self.p)))
+        return _MaskedScale.apply(x, keep_mask(x.shape, self.p), self._scale())
+
+    def _cheap_mask_applies(self, x: torch.Tensor) -> bool:
+        return x.device.type == "cpu" and self.p < 1.0 and not self.inplace
+
+    def _scale(self) -> float:
+        return _LEVELS / (_LEVELS - dropped_levels(self.p))
+
+
+def add_dropped(residual: torch.Tensor, x: torch.Tensor, dropout: nn.Module) -> torch.Tensor:
+    """residual + dropout(x): one pass over memory when ``dropout`` is a training ``FastDropout`` on the CPU, the
+    same mask draw (and the same floats) as adding ``dropout(x)``."""
+    if (isinstance(dropout, FastDropout) and dropout.training and dropout.p > 0.0
+            and dropout._cheap_mask_applies(x) and residual.shape == x.shape):
+        return _AddMaskedScale.apply(residual, x, keep_mask(x.shape, dropout.p), dropout._scale())
+    return residual + dropout(x)
 
 
 def use_fast_dropout(module: nn.Module) -> nn.Module:

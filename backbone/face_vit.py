@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import Mlp
 
-from backbone.dropout import use_fast_dropout
+from backbone.dropout import add_dropped, use_fast_dropout
 from backbone.registry import BACKBONES
 from util.errors import UserError
 
@@ -38,9 +38,10 @@ def attention(qkv: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention without a qkv bias (as the original)."""
+    """Multi-head self-attention without a qkv bias (as the original); its output dropout is applied by the block,
+    fused with the residual connection."""
 
-    def __init__(self, dim: int, heads: int, dim_head: int, dropout: float):
+    def __init__(self, dim: int, heads: int, dim_head: int):
         super().__init__()
         inner = heads * dim_head
         self.heads = heads
@@ -48,27 +49,32 @@ class Attention(nn.Module):
         self.scale = dim ** -0.5  # the original scales by the model width: kept for checkpoint parity
         self.qkv = nn.Linear(dim, 3 * inner, bias=False)
         self.proj = nn.Linear(inner, dim)
-        self.proj_drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
         qkv = self.qkv(x).view(b, n, 3, self.heads, self.dim_head)
-        return self.proj_drop(self.proj(attention(qkv, self.scale)))
+        return self.proj(attention(qkv, self.scale))
 
 
 class Block(nn.Module):
-    """x + Attn(LN(x)), then x + FFN(LN(x))."""
+    """x + Drop(Attn(LN(x))), then x + Drop(FFN(LN(x))); the FFN drops after its activation as well.
+
+    The two dropouts before the residual additions live here rather than at the end of the attention and of the
+    FFN, so that each is applied and added in one pass (``add_dropped``); the masks are drawn in the same order.
+    """
 
     def __init__(self, dim: int, heads: int, dim_head: int, mlp_dim: int, dropout: float):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads, dim_head, dropout)
+        self.attn = Attention(dim, heads, dim_head)
+        self.attn_drop = nn.Dropout(dropout)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, mlp_dim, act_layer=nn.GELU, drop=dropout)
+        self.mlp = Mlp(dim, mlp_dim, act_layer=nn.GELU, drop=(dropout, 0.0))
+        self.mlp_drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        x = add_dropped(x, self.attn(self.norm1(x)), self.attn_drop)
+        return add_dropped(x, self.mlp(self.norm2(x)), self.mlp_drop)
 
 
 class FaceViT(nn.Module):

@@ -1,8 +1,9 @@
-"""The CPU dropout: drop rate, exact survivor scale, gradient through the same mask, reproducibility."""
+"""The CPU dropout: drop rate, exact survivor scale, gradient through the same mask, reproducibility, and the
+residual addition fused with it."""
 import torch
 import torch.nn as nn
 
-from backbone.dropout import FastDropout, keep_mask, use_fast_dropout
+from backbone.dropout import FastDropout, add_dropped, keep_mask, use_fast_dropout
 from model import build_model
 
 P = 0.1
@@ -58,3 +59,29 @@ def test_face_vit_uses_the_fast_dropout_everywhere():
     dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     assert dropouts and all(type(m) is FastDropout for m in dropouts)
     assert use_fast_dropout(nn.Sequential(nn.Dropout(0.3)))[0].p == 0.3
+
+
+def test_add_dropped_equals_adding_the_dropout_output_with_the_same_mask_and_gradients():
+    residual = torch.randn(6, 5, 40, requires_grad=True)
+    x = torch.randn(6, 5, 40, requires_grad=True)
+    upstream = torch.randn(6, 5, 40)
+    drop = FastDropout(P).train()
+    torch.manual_seed(3)
+    fused = add_dropped(residual, x, drop)
+    (fused * upstream).sum().backward()
+    grads = residual.grad.clone(), x.grad.clone()
+    residual.grad = x.grad = None
+    torch.manual_seed(3)
+    keep = keep_mask(x.shape, P)  # the draw the fused path makes
+    torch.testing.assert_close(fused, residual + torch.where(keep, x * SCALE, 0.0), rtol=0, atol=0)
+    torch.manual_seed(3)
+    (((residual + drop(x)) * upstream).sum()).backward()
+    assert torch.equal(grads[0], upstream)  # the residual's gradient passes through unchanged
+    assert torch.equal(grads[1], torch.where(keep, upstream * SCALE, 0.0))
+    assert torch.equal(grads[1], x.grad)
+
+
+def test_add_dropped_outside_cpu_training_is_a_plain_sum():
+    residual, x = torch.randn(3, 8), torch.randn(3, 8)
+    for drop in (FastDropout(P).eval(), FastDropout(0.0).train(), nn.Identity()):
+        assert torch.equal(add_dropped(residual, x, drop), residual + x)

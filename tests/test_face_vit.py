@@ -72,7 +72,7 @@ def test_patchify_matches_rearrange_order_computed_by_indexing():
 def test_attention_scales_by_model_width_not_head_width():
     torch.manual_seed(0)
     dim, heads, dim_head = 8, 2, 3  # attention width 6 differs from the model width 8
-    attn = Attention(dim, heads, dim_head, dropout=0.0).eval()
+    attn = Attention(dim, heads, dim_head).eval()
     x = torch.randn(2, 5, dim)
 
     def manual(scale):
