@@ -7,10 +7,11 @@ with probability round(p * 65536) / 65536 (within 8e-6 of p) and survivors are s
 probability actually used, so the output stays unbiased. Masks come from PyTorch's default CPU generator, so
 ``torch.manual_seed`` reproduces them, independently of the thread count. Other devices use ``F.dropout``.
 
-The mask is applied in one pass over memory (``addcmul``: 0 + scale * x * mask), and ``add_dropped`` folds the
-residual connection that follows most dropouts of a Transformer into that same pass (x + scale * y * mask). On
-these 2-core machines an elementwise pass over a (48 x 197 x 2048) activation costs as much as 1 % of a training
-step, so passes saved are time saved. Both give the same floats as masking, scaling and adding one after another.
+The mask is applied as one product of float tensors (``addcmul``: 0 + scale * x * mask), and ``add_dropped`` folds
+the residual connection that follows most dropouts of a Transformer into that same product (x + scale * y * mask).
+On these 2-core machines one elementwise pass over a (48 x 197 x 2048) activation costs 15-35 ms, about 0.3 % of a
+full fine-tuning step, and a dropout used to take four of them plus the addition. Both give the same floats as
+masking, scaling and adding one after another.
 """
 import torch
 import torch.nn as nn
@@ -33,8 +34,11 @@ def keep_mask(shape: torch.Size, p: float) -> torch.Tensor:
 
 
 def _masked_scale(x: torch.Tensor, mask: torch.Tensor, scale: float, base=None) -> torch.Tensor:
-    """base + scale * x * mask in one pass (base 0 when None)."""
-    return torch.addcmul(x.new_zeros(()) if base is None else base, x, mask, value=scale)
+    """base + scale * x * mask (base 0 when None). The boolean mask is first turned into 0/1 numbers of x's dtype:
+    a product with a bool operand converts it anyway (and ``where`` does not vectorise), while a product of two
+    float tensors does; the mask stays boolean in memory between the forward and the backward."""
+    keep = mask.view(torch.uint8).to(x.dtype)
+    return torch.addcmul(x.new_zeros(()) if base is None else base, x, keep, value=scale)
 
 
 class _MaskedScale(torch.autograd.Function):
