@@ -102,8 +102,8 @@ def stages(args, out: Path, device: torch.device) -> Dict[str, Callable[[], Dict
             ["train_own_forget_cl.py", *data, *model, "-r", str(checkpoint), "--num_of_first_cls", "80",
              "--per_forget_cls", "20", "--num_tasks", "1", "-b", "48", "--warmup-epochs", "0", *GS_LORA_PP, *forget,
              "--outdir", str(out / "forget"), "--no_tensorboard"], out / "forget.log"),
-        "benchmark fp32": lambda: run_script([*speed, "--precision", "fp32", "--json", str(out / "speed_fp32.json")],
-                                             out / "speed_fp32.log"),
+        "benchmark fp32": lambda: run_script([*speed, "--precision", "fp32", "--side_by_side",
+                                              "--json", str(out / "speed_fp32.json")], out / "speed_fp32.log"),
         "benchmark bf16": lambda: run_script([*speed, "--precision", "bf16", "--json", str(out / "speed_bf16.json")],
                                              out / "speed_bf16.log"),
     }
@@ -128,6 +128,9 @@ def benchmark_rows(out: Path) -> List[str]:
                     f"{r['ft_step_s']:.3f} s  per-image ratio {per_image:.2f}  evaluation pass {r['eval_s']:.1f} s")
             if "protocol_h" in r:
                 line += f"  task 0 {r['task0_h']:.2f} h, Table 3 protocol {r['protocol_h']:.2f} h"
+            if "original_graph_gs_step_s" in r:
+                line += (f"  vs the original's graph: GS-LoRA++ {r['gs_step_s'] / r['original_graph_gs_step_s']:.2f}x, "
+                         f"fine-tuning {r['ft_step_s'] / r['original_graph_ft_step_s']:.2f}x")
             rows.append(line)
     return rows
 

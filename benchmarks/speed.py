@@ -9,7 +9,9 @@ at the 'reduced' (56 px, width 256) and optionally the 'full' (112 px, width 512
   * task 0 under the original's settings (100 epochs, an 8,984-image test evaluation every 100 steps),
     extrapolated from the measured step and evaluation times as the reference does, and the whole 4-task protocol
     of Table 3 the same way (each task's remain images shrink with its remain classes: 80, 60, 40, 20);
-and prints ratios against the original's figures. Not a test: numbers depend on the machine, so quote ratios.
+and prints ratios against the original's figures. With --side_by_side it also times the original's compute graph
+(benchmarks/original_graph.py) on the same batches, step for step alternating with ours, which gives ratios that
+do not depend on the machine or its load. Not a test: numbers depend on the machine, so quote ratios.
 Every run also writes its figures, the commit, torch's version and the machine to a JSON file (--json).
 The 'tiny' configuration (vit_face_tiny, 16 px) has no reference: it checks the benchmark's own path in seconds
 (scripts/gpu_check.sh --dry-run).
@@ -21,6 +23,7 @@ fine-tuning step per image, an evaluation pass over ImageNet100's 5,000 test ima
 the loader never starves the device. Without --imagenet_root it streams generated 500 x 375 JPEGs.
 
     python benchmarks/speed.py --configs reduced full --steps 5 --json runs/benchmarks/speed.json
+    python benchmarks/speed.py --configs full --steps 5 --eval_images 960 --side_by_side
     python benchmarks/speed.py --configs vit_b16 --precision bf16 --steps 5 --num_workers 8 --imagenet_root DIR
 """
 import argparse
@@ -37,6 +40,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import original_graph  # noqa: E402
 from config import parse_args  # noqa: E402
 from data.class_order import class_order  # noqa: E402
 from data.folders import BatchLoader, ImageTensors, load_image_folder, subset_indices  # noqa: E402
@@ -65,18 +69,34 @@ EPOCHS, EVAL_EVERY = 100, 100
 EVAL_BATCH = 240
 
 
-def timed_steps(method, ctx, remain_loader, forget_loader, steps: int, device) -> list:
-    """Runs steps+1 training steps (the first is a warm-up) and returns the step times in seconds."""
-    times = []
+def timed_steps(method, ctx, remain_loader, forget_loader, steps: int, device, reference=None) -> dict:
+    """Step times in seconds of ``method`` ('ours') and, when given, of ``reference`` (a function of the remain and
+    forget batches: the original's graph), after one warm-up round. Both take the same batches, in an order that
+    alternates between rounds, so that a slow moment of the machine is shared rather than charged to one of them."""
+    steppers = {"ours": lambda remain, forget, i: method.training_step(remain, forget, StepInfo(0, 0, i))}
+    if reference is not None:
+        steppers["original"] = lambda remain, forget, i: reference(remain, forget)
+    times = {name: [] for name in steppers}
     pairs = zip(iter_forever(remain_loader), iter_forever(forget_loader))
     for i, (remain, forget) in zip(range(steps + 1), pairs):
         remain, forget = ctx.to_device(remain), ctx.to_device(forget)
-        start = time.perf_counter()
-        method.training_step(remain, forget, StepInfo(0, 0, i))
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return times[1:]
+        for name in sorted(steppers, reverse=bool(i % 2)):
+            start = time.perf_counter()
+            steppers[name](remain, forget, i)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+    return {name: values[1:] for name, values in times.items()}
+
+
+def original_graph_like(model) -> original_graph.FaceTransformer:
+    """The original's graph at our model's sizes (benchmarks/original_graph.py), on the same device."""
+    backbone = model.backbone
+    block = backbone.blocks[0]
+    return original_graph.FaceTransformer(
+        backbone.image_size, backbone.embed_dim, block.mlp.fc1.out_features, depth=len(backbone.blocks),
+        heads=block.attn.heads, dim_head=block.attn.dim_head, patch_size=backbone.patch_size,
+        num_classes=model.head.weight.shape[0]).to(next(model.parameters()).device)
 
 
 def gemm_gflops(device: torch.device, dtype: torch.dtype, size: int = 1024, repeats: int = 20) -> float:
@@ -103,7 +123,8 @@ def method_for(name: str, net: str, argv: list, model):
     return METHODS.get(name).from_args(model, args)
 
 
-def bench(config: str, root: Path, device: torch.device, steps: int, eval_images: int, amp: bool) -> dict:
+def bench(config: str, root: Path, device: torch.device, steps: int, eval_images: int, amp: bool,
+          side_by_side: bool = False) -> dict:
     net = NETS[config]
     model = build_model(net, "cosface", 100).to(device)
     size = model.backbone.image_size
@@ -123,9 +144,12 @@ def bench(config: str, root: Path, device: torch.device, steps: int, eval_images
     gs.begin_task(ctx)
     out["prototypes_s"] = time.perf_counter() - start
     gs.build_optimizer(ctx)
-    times = timed_steps(gs, ctx, ctx.loader(remain, "r"), ctx.loader(forget, "f"), steps, device)
-    out.update(gs_step_s=statistics.median(times), gs_peak_mb=meter.stop()["peak_memory_mb"])
+    reference = original_graph.gs_lora_pp_step(original_graph_like(model)) if side_by_side else None
+    times = timed_steps(gs, ctx, ctx.loader(remain, "r"), ctx.loader(forget, "f"), steps, device, reference)
+    out.update(gs_step_s=statistics.median(times["ours"]), gs_peak_mb=meter.stop()["peak_memory_mb"])
     out["gs_img_per_s"] = 96 / out["gs_step_s"]
+    if side_by_side:
+        out["original_graph_gs_step_s"] = statistics.median(times["original"])
 
     full_model = build_model(net, "cosface", 100).to(device)
     meter.start()
@@ -133,10 +157,13 @@ def bench(config: str, root: Path, device: torch.device, steps: int, eval_images
     ft.begin_task(TaskContext(**{**ctx.__dict__, "batch_size": 24}))
     ft.build_optimizer(ctx)
     half = dict(batch_size=24)
+    reference = original_graph.fine_tuning_step(original_graph_like(full_model)) if side_by_side else None
     times = timed_steps(ft, ctx, BatchLoader(train, remain, **half, shuffle=True, tag="r"),
-                        BatchLoader(train, forget, **half, shuffle=True, tag="f"), steps, device)
-    out.update(ft_step_s=statistics.median(times), ft_peak_mb=meter.stop()["peak_memory_mb"])
+                        BatchLoader(train, forget, **half, shuffle=True, tag="f"), steps, device, reference)
+    out.update(ft_step_s=statistics.median(times["ours"]), ft_peak_mb=meter.stop()["peak_memory_mb"])
     out["ft_img_per_s"] = 48 / out["ft_step_s"]
+    if side_by_side:
+        out["original_graph_ft_step_s"] = statistics.median(times["original"])
 
     n_eval = min(max(eval_images, EVAL_BATCH), len(test))
     batch_times = []  # one evaluate() call per batch of 240, so that a noisy moment moves one batch, not the pass
@@ -204,9 +231,10 @@ def bench_vit_b16(root, device: torch.device, steps: int, amp: bool, batch: int,
         meter.start()
         method.begin_task(ctx)  # GS-LoRA++: fresh LoRA and prototypes of the remain images
         method.build_optimizer(ctx)
-        times = timed_steps(method, ctx, ctx.loader(remain, "r"), ctx.loader(forget, "f"), steps, device)
-        out.update({f"{key}_step_s": statistics.median(times), f"{key}_peak_mb": meter.stop()["peak_memory_mb"],
-                    f"{key}_img_per_s": 2 * side / statistics.median(times)})
+        step_s = statistics.median(timed_steps(method, ctx, ctx.loader(remain, "r"), ctx.loader(forget, "f"), steps,
+                                               device)["ours"])
+        out.update({f"{key}_step_s": step_s, f"{key}_peak_mb": meter.stop()["peak_memory_mb"],
+                    f"{key}_img_per_s": 2 * side / step_s})
     eval_batch = min(EVAL_BATCH, 5 * batch)  # the engine's default test batch is 5 x --batch_size
     test = ImageTensors(torch.zeros(eval_batch, 3, 224, 224, dtype=torch.uint8), torch.arange(eval_batch) % 100,
                         [str(c) for c in range(100)])
@@ -249,6 +277,13 @@ def report(result: dict) -> None:
             line += f"{ref[key]:9.3f}{unit}{result[key] / ref[key]:10.2f}x"
         print(line)
     print(f"GS-LoRA step / full fine-tuning step, per image: {per_image:.2f} (original 0.86-1.11, target <= 0.80)")
+    if "original_graph_gs_step_s" in result:
+        graph_gs, graph_ft = result["original_graph_gs_step_s"], result["original_graph_ft_step_s"]
+        print(f"side by side with the original's graph (benchmarks/original_graph.py), same batches, alternating: "
+              f"GS-LoRA++ step {result['gs_step_s']:.3f} s vs {graph_gs:.3f} s "
+              f"({result['gs_step_s'] / graph_gs:.2f}x), "
+              f"fine-tuning step {result['ft_step_s']:.3f} s vs {graph_ft:.3f} s "
+              f"({result['ft_step_s'] / graph_ft:.2f}x); its per-image ratio {(graph_gs / 96) / (graph_ft / 48):.2f}")
     print(f"machine: fp32 1024^3 matrix product {result['gemm_gflops_before']:.0f} GFLOP/s before, "
           f"{result['gemm_gflops_after']:.0f} after (lower on a busy machine)")
     print(f"throughput: GS-LoRA {result['gs_img_per_s']:.1f} img/s, full fine-tuning {result['ft_img_per_s']:.1f} "
@@ -264,6 +299,9 @@ def main() -> None:
     parser.add_argument("--imagenet_root", default=None, help="vit_b16: ImageNet100 folder for the data path "
                                                               "(default: generated 500 x 375 JPEGs)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement (after one warm-up)")
+    parser.add_argument("--side_by_side", action="store_true",
+                        help="reduced/full/tiny: time the original's graph (benchmarks/original_graph.py) on the same "
+                             "batches, alternating step by step with ours (peak memory then counts both models)")
     parser.add_argument("--eval_images", type=int, default=8984, help="time the batches of this many test images")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
@@ -279,7 +317,8 @@ def main() -> None:
         if config == "vit_b16":
             results.append(bench_vit_b16(args.imagenet_root, device, args.steps, amp, args.batch, args.num_workers))
         else:
-            results.append(bench(config, Path(args.data_root), device, args.steps, args.eval_images, amp))
+            results.append(bench(config, Path(args.data_root), device, args.steps, args.eval_images, amp,
+                                 args.side_by_side))
         report(results[-1])
         write_results(Path(args.json), {**made_by, "results": results})
 

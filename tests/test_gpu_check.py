@@ -32,6 +32,8 @@ def test_gpu_check_dry_run_runs_every_stage(tmp_path):
     assert len(summary["benchmarks"]) == 2 and "Table 3 protocol" in summary["benchmarks"][0]
     speed = json.loads((out / "speed_fp32.json").read_text())
     assert speed["commit"] and speed["torch"] and speed["results"][0]["protocol_h"] > 0
+    assert speed["results"][0]["original_graph_gs_step_s"] > 0  # --side_by_side timed the original's graph
+    assert "vs the original's graph" in summary["benchmarks"][0]
     assert json.loads((out / "forget" / "results.json").read_text())["tasks"][0]["optimizer_steps"] == 2
 
 
