@@ -15,13 +15,13 @@ wall time).
 import argparse
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from util.errors import UserError  # noqa: E402
 from util.files import read_json  # noqa: E402
-from util.table import DISPLAY_NAMES, Run, build_audit_table, build_table, markdown_table, write_tables  # noqa: E402
+from util.table import DISPLAY_NAMES, Run, build_audit_table, build_table, markdown_table, setting_label, write_tables  # noqa: E402
 
 
 def setting_of(results: Dict) -> str:
@@ -36,19 +36,41 @@ def setting_of(results: Dict) -> str:
 
 
 def load_runs(run_dirs: List[str]) -> Dict[str, List[Run]]:
-    """{setting: [(method's display name, results)]} in the order the folders were given."""
-    groups: Dict[str, List[Run]] = {}
+    """{setting: [(row name, results)]} in the order the folders were given. The row name is the method's display
+    name; runs of one method that cover the same columns (the same method with other flags) are told apart by the
+    part of their folder paths that differs, e.g. 'GS-LoRA (full)' and 'GS-LoRA (k3)'."""
+    groups: Dict[str, List[Tuple[str, Path, Dict]]] = {}
     # A shell glob over a section's folder also matches the tables and plots written there: files are skipped.
-    for run_dir in [d for d in run_dirs if not Path(d).is_file()]:
-        path = Path(run_dir) / "results.json"
+    for run_dir in [Path(d) for d in run_dirs if not Path(d).is_file()]:
+        path = run_dir / "results.json"
         if not path.is_file():
             raise UserError(f"{path} not found: is {run_dir} a run folder of train_own_forget(_cl).py?")
         results = read_json(path)
-        name = DISPLAY_NAMES.get(results.get("method"), results.get("method") or Path(run_dir).name)
-        groups.setdefault(setting_of(results), []).append((name, results))
+        name = DISPLAY_NAMES.get(results.get("method"), results.get("method") or run_dir.name)
+        groups.setdefault(setting_of(results), []).append((name, run_dir.resolve(), results))
     if not groups:
         raise UserError("no run folders given (only files)")
-    return groups
+    return {setting: [(row_name(name, folder, runs), results) for name, folder, results in runs]
+            for setting, runs in groups.items()}
+
+
+def columns_of(results: Dict) -> set:
+    plan = {p.get("task"): p for p in results.get("plan", [])}
+    return {setting_label(plan.get(t["task"]), t["task"]) for t in results.get("tasks", [])}
+
+
+def row_name(name: str, folder: Path, runs: List[Tuple[str, Path, Dict]]) -> str:
+    """``name``, or ``name (where)`` when another run of that name fills some of the same columns; ``where`` is the
+    first folder component, from the top, in which this run's path differs from every such run's."""
+    mine = next(results for _, f, results in runs if f == folder)
+    rivals = [f for other, f, results in runs
+              if other == name and f != folder and columns_of(results) & columns_of(mine)]
+    if not rivals:
+        return name
+    for depth, part in enumerate(folder.parts):
+        if all(len(f.parts) <= depth or f.parts[depth] != part for f in rivals):
+            return f"{name} ({part})"
+    return f"{name} ({folder})"
 
 
 def write_outputs(runs: List[Run], out: Path, suffix: str, convention: str, plots: bool) -> List[Path]:

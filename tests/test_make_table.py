@@ -83,3 +83,31 @@ def test_runs_with_audits_also_get_the_audit_table(tmp_path):
     rows = list(csv.reader((tmp_path / "out" / "audit.csv").open()))
     assert rows == [["Method", "Setting", "MIA %", "Relearn k=1"], ["GS-LoRA", "100-20", "12.50", "30.00"]]
     assert "| GS-LoRA | 100-20 | 12.50 | 30.00 |" in done.stdout and (tmp_path / "out" / "audit.md").is_file()
+
+
+def test_runs_of_one_method_with_other_flags_get_their_own_rows(tmp_path):
+    def write(folder: Path, forget: int, acc_r: float):
+        plan = [{"task": 0, "remain": list(range(100 - forget)), "forget": list(range(forget)), "old": [],
+                 "missing": []}]
+        h = 2 * acc_r * 44.0 / (acc_r + 44.0)  # Acc_f falls from 45 to 1
+        task = {"task": 0, "h_mean": h, "acc_r": acc_r, "acc_f": 1.0, "acc_f_before": 45.0, "optimizer_steps": 10}
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps({"method": "gs_lora", "plan": plan, "tasks": [task],
+                                                         "config": {"data_mode": "synthetic"}}))
+    # Two runs of the same column (100-20) differ in their parent folder; single-step runs of other columns
+    # (100-5, 100-10) of one method still share a row.
+    write(tmp_path / "full" / "gs_lora", 20, 60.0)
+    write(tmp_path / "k3" / "gs_lora", 20, 50.0)
+    write(tmp_path / "s5" / "gs_lora", 5, 40.0)
+    write(tmp_path / "s10" / "gs_lora", 10, 45.0)
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_table.py"), str(tmp_path / "full" / "gs_lora"),
+                    str(tmp_path / "k3" / "gs_lora"), "--out", str(tmp_path / "a"), "--no_plots"],
+                   capture_output=True, text=True, check=True)
+    rows = list(csv.reader((tmp_path / "a" / "table.csv").open()))
+    assert [(r[0], r[1]) for r in rows[2:]] == [("GS-LoRA (full)", "50.77"), ("GS-LoRA (k3)", "46.81")]
+    assert [r[-3] for r in rows[2:]] == ["10", "10"]  # each row's own steps, not their sum
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_table.py"), str(tmp_path / "s5" / "gs_lora"),
+                    str(tmp_path / "s10" / "gs_lora"), "--out", str(tmp_path / "b"), "--no_plots"],
+                   capture_output=True, text=True, check=True)
+    rows = list(csv.reader((tmp_path / "b" / "table.csv").open()))
+    assert [r[0] for r in rows[2:]] == ["GS-LoRA"]

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Early stopping measured (README 'Early stopping'): GS-LoRA and GS-LoRA++ run once with the whole budget of steps
+# per task and once with --early_stop K, on the synthetic faces (compare.sh's protocol) or on CASIA-100 at 32 px
+# (casia_cpu.sh's, reusing its pre-trained model), then one table of the four runs.
+# The bound is lowered to one that the softmax head's forget cross entropy reaches (synthetic BND 5, CASIA BND 10,
+# the best single change of README 'Sensitivity'): at the presets' BND 30 the hinge is never met and the rule never
+# fires. The two runs of a method go in parallel, one thread each.
+# Usage: bash scripts/early_stop.sh synthetic|casia [STEPS_PER_TASK (960)] [K (3)]   (CASIA: DATA_ROOT=...)
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+source scripts/cpu_settings.sh
+data=${1:?usage: bash scripts/early_stop.sh synthetic|casia [STEPS_PER_TASK] [K]}
+steps=${2:-960}
+patience=${3:-3}
+case $data in
+  synthetic)
+    ensure_pretrained "$SYNTHETIC_PRETRAINED" "${SYNTHETIC_PRETRAIN[@]}"
+    FORGET=("${SYNTHETIC_FORGET[@]}")
+    bound=5 ;;
+  casia)
+    DATA=(-d casia100 --data_root "${DATA_ROOT:-./data/faces_webface_112x112_sub100_train_test}")
+    [ -f runs/casia_cpu/pretrain/best.pth ] || { echo "run scripts/casia_cpu.sh first: it pre-trains the model" >&2
+                                                 exit 2; }
+    FORGET=("${DATA[@]}" -r runs/casia_cpu/pretrain/best.pth "${TASKS[@]}" -e 5 --data_ratio 0.1)
+    bound=10 ;;
+  *) echo "unknown data set '$data'; choose synthetic or casia" >&2; exit 2 ;;
+esac
+out=runs/early_stop/$data
+export OMP_NUM_THREADS=1
+runs=()
+failed=0
+pids=()
+for method in gs_lora gs_lora_pp; do
+  for variant in full "k$patience"; do
+    extra=()
+    [ "$variant" = full ] || extra=(--early_stop "$patience")
+    mkdir -p "$out/$variant"
+    # shellcheck disable=SC2086
+    python train_own_forget_cl.py "${FORGET[@]}" --method "$method" ${METHOD_FLAGS[$method]} --BND "$bound" \
+      --steps_per_task "$steps" --eval_every 20 "${extra[@]}" --outdir "$out/$variant/$method" --resume_run \
+      --no_tensorboard > "$out/$variant/$method.log" 2>&1 &
+    pids+=($!)
+    runs+=("$out/$variant/$method")
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  pids=()
+done
+[ $failed = 0 ] || { echo "a run failed: see $out/*/*.log" >&2; exit 1; }
+python scripts/make_table.py "${runs[@]}" --out "$out"
