@@ -34,9 +34,9 @@ def keep_mask(shape: torch.Size, p: float) -> torch.Tensor:
 
 
 def _masked_scale(x: torch.Tensor, mask: torch.Tensor, scale: float, base=None) -> torch.Tensor:
-    """base + scale * x * mask (base 0 when None). The boolean mask is first turned into 0/1 numbers of x's dtype:
-    a product with a bool operand converts it anyway (and ``where`` does not vectorise), while a product of two
-    float tensors does; the mask stays boolean in memory between the forward and the backward."""
+    """base + scale * x * mask (base 0 when None). A product with a bool operand converts it to floats first and
+    ``where`` runs slower than a float product, so the mask becomes 0/1 numbers of x's dtype here, for this one
+    product; between the forward and the backward it stays boolean (1 byte per element)."""
     keep = mask.view(torch.uint8).to(x.dtype)
     return torch.addcmul(x.new_zeros(()) if base is None else base, x, keep, value=scale)
 

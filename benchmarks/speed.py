@@ -301,7 +301,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement (after one warm-up)")
     parser.add_argument("--side_by_side", action="store_true",
                         help="reduced/full/tiny: time the original's graph (benchmarks/original_graph.py) on the same "
-                             "batches, alternating step by step with ours (peak memory then counts both models)")
+                             "batches, alternating step by step with ours; it runs in fp32 as the original does, and "
+                             "peak memory then counts both models")
     parser.add_argument("--eval_images", type=int, default=8984, help="time the batches of this many test images")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
@@ -336,9 +337,21 @@ def provenance(args) -> dict:
 
     commit = git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain", "--untracked-files=no")
                                                    else "")
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or platform.machine()
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_name()
     return {"command": " ".join(sys.argv), "commit": commit, "torch": torch.__version__, "device_name": device,
             "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "args": vars(args)}
+
+
+def cpu_name() -> str:
+    """The CPU model as Linux names it ('Intel(R) Xeon(R) ...'); elsewhere what the platform module knows."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def write_results(path: Path, figures: dict) -> None:
