@@ -50,7 +50,7 @@ def load_runs(run_dirs: List[str]) -> Dict[str, List[Run]]:
         groups.setdefault(setting_of(results), []).append((name, run_dir.resolve(), results))
     if not groups:
         raise UserError("no run folders given (only files)")
-    return {setting: [(row_name(name, folder, runs), results) for name, folder, results in runs]
+    return {setting: [(row_name(name, folder, results, runs), results) for name, folder, results in runs]
             for setting, runs in groups.items()}
 
 
@@ -59,12 +59,11 @@ def columns_of(results: Dict) -> set:
     return {setting_label(plan.get(t["task"]), t["task"]) for t in results.get("tasks", [])}
 
 
-def row_name(name: str, folder: Path, runs: List[Tuple[str, Path, Dict]]) -> str:
+def row_name(name: str, folder: Path, results: Dict, runs: List[Tuple[str, Path, Dict]]) -> str:
     """``name``, or ``name (where)`` when another run of that name fills some of the same columns; ``where`` is the
     first folder component, from the top, in which this run's path differs from every such run's."""
-    mine = next(results for _, f, results in runs if f == folder)
-    rivals = [f for other, f, results in runs
-              if other == name and f != folder and columns_of(results) & columns_of(mine)]
+    rivals = [f for other, f, theirs in runs
+              if other == name and f != folder and columns_of(theirs) & columns_of(results)]
     if not rivals:
         return name
     for depth, part in enumerate(folder.parts):
