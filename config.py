@@ -453,7 +453,8 @@ def parse_eval_args(description: str, argv: Optional[List[str]] = None) -> argpa
     add_audit_args(parser)
     parser.add_argument("--audit_out", default=None, metavar="DIR",
                         help="write each audited run's results.json into DIR/<run folder name>/ instead of the run "
-                             "folder (the run's own results.json is left as it is)")
+                             "folder (the run's own results.json is left as it is); runs whose folders share a name "
+                             "get the part of their paths that differs, e.g. DIR/gs_lora_k3/")
     args = parser.parse_args(argv)
     check_audit_args(parser, args)
     return args

@@ -34,7 +34,7 @@ from util.errors import UserError
 from util.files import read_json
 from util.metrics import task_metrics
 from util.run_log import setup_logging
-from util.table import build_audit_table, build_table, format_table, write_tables
+from util.table import build_audit_table, build_table, distinct_row_names, format_table, write_tables
 
 log = logging.getLogger("test_forget_cl")
 
@@ -112,31 +112,36 @@ def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Tuple[Di
     return results, worst
 
 
-def add_audits(run_dir: Path, results: Dict, device: torch.device, args) -> Path:
-    """Audits a run's tasks; writes its results.json with them into its folder or --audit_out/<run>/ (returned)."""
+def add_audits(run_dir: Path, name: str, results: Dict, device: torch.device, args) -> Path:
+    """Audits a run's tasks; writes its results.json with them into its folder or --audit_out/<name>/ (returned;
+    a row name 'gs_lora (k3)' gives the folder 'gs_lora_k3')."""
     _, tasks, model_args, data = open_run(run_dir)  # the data is decoded once (cached)
     settings = settings_from_args(argparse.Namespace(**results["config"]), run_dir, device, model_args)
     settings.test_batch_size, settings.audit = args.test_batch_size, audit_settings_from_args(args)
-    return audit_finished_run(run_dir, results, data, tasks, settings,
-                              Path(args.audit_out) / run_dir.name if args.audit_out else run_dir)
+    out = Path(args.audit_out) / name.replace(" (", "_").rstrip(")") if args.audit_out else run_dir
+    return audit_finished_run(run_dir, results, data, tasks, settings, out)
 
 
 def main() -> None:
     args = parse_eval_args(__doc__.splitlines()[0])
     setup_logging(args.log_level)
     device = resolve_device(args.device)
-    runs, folders, differing = {}, {}, []
-    for run_dir in map(Path, args.run_dir):
-        runs[run_dir.name], worst = reevaluate(run_dir, device, args.test_batch_size)
+    run_dirs, reevaluated, differing = [Path(d) for d in args.run_dir], [], []
+    for run_dir in run_dirs:
+        results, worst = reevaluate(run_dir, device, args.test_batch_size)
+        reevaluated.append(results)
         log.log(logging.WARNING if worst > TOLERANCE else logging.INFO,
                 "%s: largest difference to results.json %.4f points", run_dir, worst)
         differing += [f"{run_dir} ({worst:.2f} points)"] if worst > TOLERANCE else []
-        folders[run_dir.name] = add_audits(run_dir, runs[run_dir.name], device, args) if args.audit else run_dir
-    for name, results in runs.items():
-        write_tables(folders[name], [(name, results)])
+    # Rows are named by folder; two folders of one name (runs/a/gs_lora, runs/b/gs_lora) get a row each.
+    names = distinct_row_names([(d.name, d.resolve(), r) for d, r in zip(run_dirs, reevaluated)])
+    runs = list(zip(names, reevaluated))
+    for run_dir, (name, results) in zip(run_dirs, runs):
+        folder = add_audits(run_dir, name, results, device, args) if args.audit else run_dir
+        write_tables(folder, [(name, results)])
     if args.table_dir:
-        write_tables(Path(args.table_dir), list(runs.items()))
-    for table in (build_table(list(runs.items())), build_audit_table(list(runs.items()))):
+        write_tables(Path(args.table_dir), runs)
+    for table in (build_table(runs), build_audit_table(runs)):
         print("" if table is None else f"{format_table(table)}\n")
     if differing:
         raise UserError(f"re-evaluated metrics differ from results.json by more than {TOLERANCE} points: "

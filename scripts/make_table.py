@@ -21,7 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from util.errors import UserError  # noqa: E402
 from util.files import read_json  # noqa: E402
-from util.table import DISPLAY_NAMES, Run, build_audit_table, build_table, markdown_table, setting_label, write_tables  # noqa: E402
+from util.table import (  # noqa: E402
+    DISPLAY_NAMES,
+    Run,
+    build_audit_table,
+    build_table,
+    distinct_row_names,
+    markdown_table,
+    write_tables,
+)
 
 
 def setting_of(results: Dict) -> str:
@@ -50,26 +58,8 @@ def load_runs(run_dirs: List[str]) -> Dict[str, List[Run]]:
         groups.setdefault(setting_of(results), []).append((name, run_dir.resolve(), results))
     if not groups:
         raise UserError("no run folders given (only files)")
-    return {setting: [(row_name(name, folder, results, runs), results) for name, folder, results in runs]
+    return {setting: list(zip(distinct_row_names(runs), (results for _, _, results in runs)))
             for setting, runs in groups.items()}
-
-
-def columns_of(results: Dict) -> set:
-    plan = {p.get("task"): p for p in results.get("plan", [])}
-    return {setting_label(plan.get(t["task"]), t["task"]) for t in results.get("tasks", [])}
-
-
-def row_name(name: str, folder: Path, results: Dict, runs: List[Tuple[str, Path, Dict]]) -> str:
-    """``name``, or ``name (where)`` when another run of that name fills some of the same columns; ``where`` is the
-    first folder component, from the top, in which this run's path differs from every such run's."""
-    rivals = [f for other, f, theirs in runs
-              if other == name and f != folder and columns_of(theirs) & columns_of(results)]
-    if not rivals:
-        return name
-    for depth, part in enumerate(folder.parts):
-        if all(len(f.parts) <= depth or f.parts[depth] != part for f in rivals):
-            return f"{name} ({part})"
-    return f"{name} ({folder})"
 
 
 def write_outputs(runs: List[Run], out: Path, suffix: str, convention: str, plots: bool) -> List[Path]:

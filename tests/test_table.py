@@ -1,8 +1,10 @@
 """The result table: settings named as in the papers, a Pre-train row, one row per method with the cost columns,
 single-step runs of one method gathered into one row, and every H cell checked against Acc_r and the drop in Acc_f."""
+from pathlib import Path
+
 import pytest
 
-from util.table import H_TOLERANCE, build_audit_table, build_table, markdown_table, recompute_h
+from util.table import H_TOLERANCE, build_audit_table, build_table, distinct_row_names, markdown_table, recompute_h
 
 
 def plan(index: int, remain: int, forget: int, missing: int = 0) -> dict:
@@ -88,3 +90,16 @@ def test_audit_table_has_a_row_per_audited_task_and_only_the_columns_with_values
     assert first == ["GS-LoRA", "100-20", "0.50", "3.00", "2.00", "40.00", "60.00", "5.00", "0.50", "60.00", "65.00",
                      "1.00", "1.50", "40.00", "0.25"]
     assert second[:4] == ["GS-LoRA", "80-20", "1.50", "-"] and second[-2:] == ["-", "-"]
+
+
+def test_runs_of_one_name_over_the_same_columns_are_named_by_the_folder_part_that_differs():
+    continual = {"plan": [plan(0, 80, 20), plan(1, 60, 20)], "tasks": [task(0, 60, 1, 45), task(1, 61, 1, 45)]}
+    single = {"plan": [plan(0, 95, 5)], "tasks": [task(0, 60, 1, 45)]}
+    runs = [("gs_lora", Path("/r/a/x/gs_lora"), continual), ("gs_lora", Path("/r/b/x/gs_lora"), continual),
+            ("gs_lora", Path("/r/b/y/gs_lora"), single), ("ewc", Path("/r/a/x/ewc"), continual)]
+    # The 100-5 run fills other columns: it keeps the shared name. /r/a/x and /r/b/x first differ at 'a' / 'b'.
+    assert distinct_row_names(runs) == ["gs_lora (a)", "gs_lora (b)", "gs_lora", "ewc"]
+    # A third run of the same columns: /r/b/x differs from /r/a/x at 'b' but shares 'b' with /r/b/z, and
+    # shares 'x' with /r/a/x; no single part tells it apart from both, so the whole path does.
+    third = runs[:2] + [("gs_lora", Path("/r/b/z/gs_lora"), continual)]
+    assert distinct_row_names(third) == ["gs_lora (a)", "gs_lora (/r/b/x/gs_lora)", "gs_lora (z)"]

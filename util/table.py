@@ -84,6 +84,27 @@ def setting_label(plan: Optional[Dict], index: int) -> str:
     return f"{known}-{len(plan['forget'])}"
 
 
+def columns_of(results: Dict) -> set:
+    """The settings ('a-b') a run's tasks fill."""
+    plan = {p.get("task"): p for p in results.get("plan", [])}
+    return {setting_label(plan.get(t["task"]), t["task"]) for t in results.get("tasks", [])}
+
+
+def distinct_row_names(runs: Sequence[Tuple[str, Path, Dict]]) -> List[str]:
+    """Row names for (name, run folder, results) triples: the name, or ``name (where)`` when another run of that
+    name fills some of the same columns (the same method with other flags), ``where`` being the first component of
+    the folder path, from the top, in which it differs from every such run's. Runs of one name over different
+    columns (single-step runs over 100-5 ... 100-90) keep the shared name, so they share a row."""
+    names = []
+    for name, folder, results in runs:
+        rivals = [f for other, f, theirs in runs
+                  if other == name and f != folder and columns_of(theirs) & columns_of(results)]
+        where = next((part for depth, part in enumerate(folder.parts)
+                      if all(len(f.parts) <= depth or f.parts[depth] != part for f in rivals)), str(folder))
+        names.append(f"{name} ({where})" if rivals else name)
+    return names
+
+
 def _metrics(task: Dict, convention: str) -> Dict:
     return task if convention == "original" else task.get("plain", {})
 
