@@ -16,6 +16,7 @@ from backbone.timm_vit import is_timm_name, timm_backbone
 from backbone.vit_b16 import convert_torchvision_checkpoint, is_torchvision_checkpoint
 from data.imagenet import imagenet_rows
 from head import HEADS
+from util.checkpoint import load_checkpoint
 from util.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -106,3 +107,13 @@ def load_model_weights(model: nn.Module, state_dict: Dict[str, torch.Tensor], so
         raise UserError(f"{source} does not fit the model ({'; '.join(parts)}); check --net, --vit_depth, "
                         f"--image_size and --head")
     model.load_state_dict(given, strict=False)
+
+
+def model_from_file(path, classes: List[str], model_args: Dict[str, object]) -> Classifier:
+    """The model a saved file holds, for the dataset's ``classes``: built with the file's own model arguments, or
+    ``model_args`` for a file without them (an original face checkpoint, a torchvision ViT file), and loaded with
+    its weights, converted and with an ImageNet head cut to ``classes``."""
+    checkpoint = load_checkpoint(path)
+    model = build_model(**checkpoint.get("model_args", model_args))
+    load_model_weights(model, pretrained_weights(checkpoint["model"], classes)[0], str(path))
+    return model

@@ -26,7 +26,7 @@ from data import RunData, build_data, resolve_root
 from data.task_plan import Task
 from engine.evaluation import OutsideClasses, evaluate, outside_accuracy
 from engine.forgetting import with_outside
-from model import build_model, load_model_weights, pretrained_weights
+from model import model_from_file, pretrained_weights
 from run_setup import outside_classes, run_main, settings_from_args
 from util.checkpoint import load_checkpoint
 from util.device import resolve_device, use_bf16
@@ -54,10 +54,7 @@ def counts_of(path: Path, data, model_args: Dict, device: torch.device, batch_si
 
     A file without model arguments (the run's -r: an original face checkpoint, a torchvision ViT-B/16 file) is built
     with the run's ``model_args`` and converted, its ImageNet head cut to the dataset's classes."""
-    checkpoint = load_checkpoint(path)
-    model = build_model(**checkpoint.get("model_args", model_args))
-    load_model_weights(model, pretrained_weights(checkpoint["model"], data.test.classes)[0], str(path))
-    model.to(device)
+    model = model_from_file(path, data.test.classes, model_args).to(device)
     accuracy = outside_accuracy(model, outside, batch_size, device, bf16) if outside else None
     return evaluate(model, data.test, torch.arange(len(data.test)), batch_size, device, bf16), accuracy
 

@@ -13,7 +13,7 @@ import torch
 
 from backbone.lora import without_lora
 from engine.evaluation import evaluate
-from model import build_model, load_model_weights, pretrained_weights
+from model import build_model, load_model_weights, model_from_file
 from util.checkpoint import load_checkpoint, load_file
 from util.errors import UserError
 from util.files import read_json
@@ -92,9 +92,7 @@ def saved_models(run_dir: Path, done: int) -> List[Tuple[str, State]]:
 def pretrained_state(path: str, model_args: Dict[str, object], classes: List[str]) -> State:
     """The run's -r weights in the run's key names and head size (an original or torchvision file converted, an
     ImageNet head cut to ``classes``), so that they compare with the saved task weights."""
-    model = build_model(**model_args)
-    load_model_weights(model, pretrained_weights(load_checkpoint(path)["model"], classes)[0], path)
-    return without_lora(model.state_dict())
+    return without_lora(model_from_file(path, classes, model_args).state_dict())
 
 
 def class_sets(results: Dict, undone: int) -> Dict[str, List[int]]:

@@ -28,7 +28,7 @@ from config import OneLineParser, at_least, build_parser, parse_args  # noqa: E4
 from data import build_data, resolve_root  # noqa: E402
 from engine.evaluation import evaluate  # noqa: E402
 from engine.method import METHODS  # noqa: E402
-from model import build_model, load_model_weights, pretrained_weights  # noqa: E402
+from model import model_from_file  # noqa: E402
 from run_setup import flags_as_json, run_main  # noqa: E402
 from util import sweep  # noqa: E402
 from util.checkpoint import load_checkpoint  # noqa: E402
@@ -120,9 +120,7 @@ def split_data(data_mode: str, data_root: str, cache_dir: str, synthetic_seed: i
 def validation_counts(path: Path, data_key: Tuple, model_key: Tuple, device_name: str, bf16: bool):
     """Per-class counts of a checkpoint on the validation split (cached: every point starts from the same -r)."""
     data = split_data(*data_key)
-    checkpoint = load_checkpoint(path)
-    model = build_model(**checkpoint.get("model_args", dict(model_key)))
-    load_model_weights(model, pretrained_weights(checkpoint["model"], data.train.classes)[0], str(path))
+    model = model_from_file(path, data.train.classes, dict(model_key))
     device = torch.device(device_name)
     return evaluate(model.to(device), data.train, data.val_idx, 256, device, bf16)
 
