@@ -32,12 +32,13 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gs_lora import GSLoRAPlusPlus  # noqa: E402
 from model import build_model  # noqa: E402
 from util.device import autocast  # noqa: E402
 
 PAPER_MODEL = ["-n", "VIT", "--vit_depth", "6", "-head", "CosFace"]
 TINY_MODEL = ["-n", "vit_face_tiny", "-head", "softmax"]
-GS_LORA_PP = ["--method", "gs_lora_pp", "--lr", "1e-2", "--lora_rank", "8", "--BND", "105", "--alpha", "1e-4"]
+GS_LORA_PP = ["--method", "gs_lora_pp", *GSLoRAPlusPlus.presets["paper"].split()]  # the paper scripts' flags
 
 
 def check_environment(device: torch.device, net: str) -> Dict[str, object]:
