@@ -3,14 +3,15 @@
     python undo_forget.py --run_dir runs/compare/gs_lora --task 3      # exact: the model from before task 3
     python undo_forget.py --run_dir runs/compare/gs_lora --task 1      # approximate: tasks 0, 2, 3 kept
 
-Writes a checkpoint like Backbone_task_N.pth (default RUN/undo/Backbone_without_task_T.pth; an existing file is
-refused) and, unless --no_eval, prints and writes next to it (.json) the test accuracy on every class set of the run
-for three models: the one from before task T, the run's final one and the undone one; and the weight distance from
-the undone model to every model the run saved. ``train_own.py --eval_only -r FILE`` tests the file like any other.
+Writes a checkpoint like Backbone_task_N.pth (default RUN/undo/Backbone_without_task_T.pth) and, unless --no_eval,
+prints and writes next to it (the same name ending in .json) the test accuracy on every class set of the run for
+three models: the one from before task T, the run's final one and the undone one; and the weight distance from
+the undone model to every model the run saved. An existing checkpoint or report is refused before anything is
+written, never overwritten. ``train_own.py --eval_only -r FILE`` tests the file like any other.
 """
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -33,7 +34,8 @@ def parse_undo_args(argv: Optional[List[str]] = None):
                         help="a GS-LoRA or GS-LoRA++ run folder (results.json, task-level/)")
     parser.add_argument("--task", type=at_least(0), required=True, help="index of the finished task to undo")
     parser.add_argument("--out", default=None,
-                        help="checkpoint to write (default RUN/undo/Backbone_without_task_T.pth); never overwritten")
+                        help="checkpoint to write (default RUN/undo/Backbone_without_task_T.pth; not .json, the "
+                             "report's ending); it and its report are never overwritten")
     parser.add_argument("--no_eval", action="store_true", help="only write the checkpoint; no test evaluation")
     parser.add_argument("--convention", default="original", choices=["original", "plain"],
                         help="accuracy convention of the report (see the README's Metrics)")
@@ -41,6 +43,23 @@ def parse_undo_args(argv: Optional[List[str]] = None):
     parser.add_argument("--test_batch_size", type=at_least(1), default=256, help="evaluation batch")
     parser.add_argument("--log_level", default="INFO", help="logging level")
     return parser.parse_args(argv)
+
+
+def output_paths(run_dir: Path, task: int, out: Optional[str], report: bool) -> Tuple[Path, Optional[Path]]:
+    """The checkpoint to write and, with ``report``, the report beside it (the checkpoint's name ending in .json).
+
+    Both are checked before anything is written: a report would otherwise overwrite a file of the same name, such
+    as the run's own results.json for ``--out RUN/results.pth``, or the checkpoint itself for ``--out model.json``.
+    """
+    checkpoint = Path(out) if out else run_dir / "undo" / f"Backbone_without_task_{task}.pth"
+    if checkpoint.suffix.lower() == ".json":
+        raise UserError(f"--out {checkpoint}: a checkpoint's report is its name ending in .json, here the "
+                        f"checkpoint itself; name the checkpoint .pth")
+    report_path = checkpoint.with_suffix(".json") if report else None
+    for path in (checkpoint, report_path):
+        if path is not None and path.exists():
+            raise UserError(f"{path} exists; pass another --out or remove it (nothing is overwritten)")
+    return checkpoint, report_path
 
 
 def evaluate_undo(run_dir: Path, content: Dict, device: torch.device, batch_size: int, convention: str) -> Dict:
@@ -84,9 +103,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_undo_args(argv)
     setup_logging(args.log_level)
     run_dir = Path(args.run_dir)
-    out = Path(args.out) if args.out else run_dir / "undo" / f"Backbone_without_task_{args.task}.pth"
-    if out.exists():
-        raise UserError(f"{out} exists; pass another --out or remove it (nothing is overwritten)")
+    out, report_path = output_paths(run_dir, args.task, args.out, report=not args.no_eval)
     content = undo.undo_task(run_dir, args.task)
     make_folder(out.parent, "--out")
     save_checkpoint(out, **content)
@@ -95,7 +112,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.no_eval:
         return
     report = evaluate_undo(run_dir, content, resolve_device(args.device), args.test_batch_size, args.convention)
-    write_json(out.with_suffix(".json"), report)
+    write_json(report_path, report)
     print(format_report(report))
 
 

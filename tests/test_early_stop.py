@@ -3,7 +3,7 @@ met; the best weights are still the ones kept, and the results say where the tas
 import pytest
 import torch
 from conftest import NUM_CLASSES, tiny_settings, tiny_tasks
-from test_selection import counts_at
+from test_selection import counts_at, record_weights
 
 from config import parse_args
 from engine.forgetting import Selector, run_forgetting
@@ -76,3 +76,27 @@ def test_early_stop_needs_an_evaluated_selection(capsys):
     with pytest.raises(SystemExit):
         parse_args("t", argv=["--method", "gs_lora", "--early_stop", "3", "--selection", "last"])
     assert "--selection last never evaluates" in capsys.readouterr().err
+
+
+def test_early_stopping_keeps_the_weights_of_the_best_evaluation_not_the_last(tiny_data, pretrained_state, tmp_path,
+                                                                             monkeypatch):
+    """H = 40, 70, 60, 50 at steps 5, 10, 15, 20 with K = 2 ends the task at step 20 (stale 1, then 2; BND 0 is met
+    at every step). The weights tested and merged are those after step 10 (H = 70), not those after step 20."""
+    task = tiny_tasks(1)[0]
+    # Before the task (Acc_f 100), the four evaluations, then the final one that Selector.finish makes (H = 30).
+    evaluations = iter([counts_at(100, 90, task)] + [counts_at(100 - h, h, task) for h in (40, 70, 60, 50, 30)])
+    monkeypatch.setattr(Selector, "_counts", lambda self: next(evaluations))
+    model = build_model("vit_face_tiny", "cosface", NUM_CLASSES)
+    model.load_state_dict(pretrained_state)
+    method = GSLoRA(model, rank=4, bound=0.0, beta=0.5, alpha=1e-3)
+    after_step, at_end = record_weights(method)
+    settings = tiny_settings(tmp_path, epochs=4, early_stop=2)  # 12 steps per epoch, evaluated every 5
+    entry = run_forgetting(method, tiny_data, [task], settings, RunLog(None))["tasks"][0]
+    assert entry["optimizer_steps"] == len(after_step) == 20
+    selection = entry["selection"]
+    assert (selection["rule"], selection["iteration"], selection["stopped_early"]) == ("val", 10, True)
+    assert selection["h_mean"] == pytest.approx(70.0)
+    assert not torch.equal(after_step[9][0], after_step[19][0])  # training moved the weights after step 10
+    for kept, best, last in zip(at_end, after_step[9], after_step[19]):
+        assert not torch.equal(kept, last), "the task kept the weights of its last step"
+        assert torch.equal(kept, best), "the task kept other weights than those of its best evaluation (step 10)"

@@ -27,6 +27,25 @@ def set_weights(method, seed: int):
     return [p.detach().clone() for p in method.trainable_parameters()]
 
 
+def record_weights(method):
+    """Makes ``method`` record its trainable weights after every training step and when its task ends (before LoRA
+    is merged: the weights the task keeps); returns the two lists it fills."""
+    after_step, at_end = [], []
+    train_step, end_task = method.training_step, method.end_task
+
+    def recording_step(*args):
+        losses = train_step(*args)
+        after_step.append([p.detach().clone() for p in method.trainable_parameters()])
+        return losses
+
+    def recording_end(ctx):
+        at_end.extend(p.detach().clone() for p in method.trainable_parameters())
+        return end_task(ctx)
+
+    method.training_step, method.end_task = recording_step, recording_end
+    return after_step, at_end
+
+
 def fake_accuracies(call: int):
     """(Acc_f, Acc_r) of the call-th evaluation: Acc_f 100 before (call 0), then H = 90 - call, falling."""
     h = max(90 - call, 1)
@@ -64,19 +83,7 @@ def test_last_selection_keeps_the_weights_of_the_last_step(tiny_data, pretrained
     calls = itertools.count()
     monkeypatch.setattr(Selector, "_counts", lambda self: counts_at(*fake_accuracies(next(calls)), tiny_tasks()[0]))
     method = GSLoRA(pretrained_model, rank=4, bound=15.0, beta=0.5, alpha=1e-3)
-    after_step, at_end = [], []
-    train_step, end_task = method.training_step, method.end_task
-
-    def recording_step(*args):
-        losses = train_step(*args)
-        after_step.append([p.detach().clone() for p in method.trainable_parameters()])
-        return losses
-
-    def recording_end(ctx):
-        at_end.extend(p.detach().clone() for p in method.trainable_parameters())
-        return end_task(ctx)
-
-    method.training_step, method.end_task = recording_step, recording_end
+    after_step, at_end = record_weights(method)
     results = run_forgetting(method, tiny_data, tiny_tasks(1), tiny_settings(tmp_path, selection="last"),
                              RunLog(None))
     assert results["tasks"][0]["selection"]["iteration"] == len(after_step)

@@ -152,3 +152,53 @@ def test_a_task_outside_the_run_is_one_error_line_and_writes_nothing(tiny_run, t
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == f"error: task 2 is not a finished task of {tiny_run} (its finished tasks: 0-1)\n"
     assert not out.parent.exists()
+
+
+def refused(argv, capsys) -> str:
+    """Runs undo_forget as its __main__ does; it must exit 2 with one 'error:' line, which is returned."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(lambda: undo_forget.main(argv))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
+    return err.strip()
+
+
+def files_under(folder) -> dict:
+    return {path.relative_to(folder): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.fixture
+def evaluable_run(tiny_run, tiny_data, tmp_path, monkeypatch):
+    """A copy of the tiny run that undo_forget can evaluate (its data are the in-memory tiny images)."""
+    monkeypatch.setattr(undo_forget, "resolve_root", lambda *args: None)
+    monkeypatch.setattr(undo_forget, "build_data", lambda *args: tiny_data)
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    return run
+
+
+def test_a_checkpoint_whose_report_would_be_the_runs_results_json_is_refused(evaluable_run, capsys):
+    """--out RUN/results.pth: the report beside it would be RUN/results.json, the run's own results."""
+    before = files_under(evaluable_run)
+    line = refused(["--run_dir", str(evaluable_run), "--task", "1", "--out", str(evaluable_run / "results.pth")],
+                   capsys)
+    assert f"{evaluable_run / 'results.json'} exists" in line
+    assert files_under(evaluable_run) == before  # nothing written, nothing changed
+
+
+def test_a_json_checkpoint_name_would_be_overwritten_by_its_report_and_is_refused(evaluable_run, tmp_path, capsys):
+    out = tmp_path / "out" / "model.json"
+    line = refused(["--run_dir", str(evaluable_run), "--task", "1", "--out", str(out)], capsys)
+    assert f"--out {out}" in line and ".json" in line
+    assert not out.parent.exists()
+
+
+def test_an_existing_report_is_refused_before_the_checkpoint_is_written(evaluable_run, tmp_path, capsys):
+    report = tmp_path / "undone.json"
+    report.write_text('{"kept": true}')
+    argv = ["--run_dir", str(evaluable_run), "--task", "1", "--out", str(tmp_path / "undone.pth")]
+    line = refused(argv, capsys)
+    assert f"{report} exists" in line
+    assert report.read_text() == '{"kept": true}' and not (tmp_path / "undone.pth").exists()
+    undo_forget.main([*argv, "--no_eval"])  # without a report to write, the file beside it does not matter
+    assert (tmp_path / "undone.pth").exists() and report.read_text() == '{"kept": true}'
