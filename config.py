@@ -254,8 +254,9 @@ def add_audit_args(parser: argparse.ArgumentParser) -> None:
                    help="images per class in every set an audit looks at (members, non-members, forget set, pairs)")
     g.add_argument("--audit_batch", type=at_least(1), default=default.batch, help="images per relearn-attack step")
     g.add_argument("--audit_oracle", default=None, metavar="RUN_DIR",
-                   help="a finished Retrain run of the same plan: its models are audited alike, and the relearn gap "
-                        "(our recovery minus its recovery) is reported")
+                   help="the oracle of the same plan: a folder made by train_oracle.py (per task a model pre-trained "
+                        "without the forgotten classes; the true oracle), or a finished Retrain run. It is audited "
+                        "alike, and the gaps (ours minus the oracle's) are reported")
 
 
 def check_audit_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -305,6 +306,9 @@ def build_parser(description: str, forgetting: bool = True) -> argparse.Argument
                        help="the original test script's flag (test/test_own.py --model CKPT): the same as "
                             "--eval_only -r CKPT")
         g.add_argument("--overwrite", action="store_true", help="pre-train into an --outdir that already holds files")
+        g.add_argument("--exclude_classes", nargs="+", default=None, metavar="NAME",
+                       help="class folder names (space- or comma-separated) to leave out of training and validation: "
+                            "a model that never saw them (train_oracle.py builds one per forgetting task)")
     if forgetting:
         add_forgetting_args(parser)
         add_audit_args(parser)
@@ -434,11 +438,34 @@ def parse_args(description: str, forgetting: bool = True, argv: Optional[List[st
         args.device = "cpu" if args.workers_id == "cpu" else "cuda"
     if not forgetting:
         _resolve_test_script_flag(parser, args)
+        if args.eval_only and args.exclude_classes:
+            parser.error("--exclude_classes changes what is trained; --eval_only trains nothing")
     _resolve_paths(args)
     if forgetting:
         _resolve_method(parser, args)
         _check_protocol(parser, args)
         METHODS.get(args.method).check_arguments(parser, args)
+    return args
+
+
+def parse_oracle_args(description: str, argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Flags of train_oracle.py: whose plan to follow, where to write, and where to run (the recipe is the -r
+    model's own)."""
+    parser = OneLineParser(description=description)
+    parser.add_argument("--run_dir", required=True,
+                        help="a forgetting run (its results.json holds the plan; its -r model the recipe)")
+    parser.add_argument("--outdir", default=None, help="the oracle folder (default: 'oracle' beside --run_dir)")
+    parser.add_argument("--resume_run", action="store_true", help="keep the finished tasks of --outdir, build the rest")
+    parser.add_argument("--data_root", default=None,
+                        help="where the recipe's dataset is now (default: the run's own --data_root)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
+    parser.add_argument("--num_workers", type=at_least(0), default=4, help="threads that decode the dataset")
+    parser.add_argument("--no_tensorboard", action="store_true", help="do not write TensorBoard events")
+    parser.add_argument("--log_level", default="INFO", help="logging level")
+    args = parser.parse_args(argv)
+    for flag in ("run_dir", "outdir", "data_root"):
+        if getattr(args, flag):
+            setattr(args, flag, str(Path(getattr(args, flag)).expanduser().resolve()))
     return args
 
 

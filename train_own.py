@@ -2,6 +2,7 @@
 
     python train_own.py -d synthetic -n vit_face_small -e 30 -b 128 --lr 1e-3 --outdir runs/pretrain
     python train_own.py -d casia100 --eval_only -r runs/pretrain/best.pth
+    python train_own.py -d synthetic -n vit_face_small ... --exclude_classes id_003,id_017   # never sees them
     python train_own.py -w 0 --batch_size 2 --lora_rank 0 --model CKPT   # the original test/test_own.py line
 
 The original pre-training and test command lines run unchanged: --model CKPT is --eval_only -r CKPT, and the flags
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Dict
 
 from config import parse_args
+from data import without_classes
+from data.class_names import class_indices, split_names
 from engine.evaluation import test_report
 from engine.pretraining import pretrain
 from run_setup import begin_run, make_folder, model_and_data_from_args, run_main, settings_from_args, setup
@@ -45,6 +48,9 @@ def main() -> None:
     if not args.eval_only:
         check_outdir(args, outdir)
     model, model_args, data = model_and_data_from_args(args)
+    if args.exclude_classes:
+        data = without_classes(data, class_indices(split_names(args.exclude_classes), data.train.classes,
+                                                   "--exclude_classes"))
     model.to(device)
     settings = settings_from_args(args, outdir, device, model_args)
     if args.eval_only:

@@ -1,10 +1,16 @@
-"""The oracle of the audits: a model trained without the forgotten classes, audited alike, and the gap to it.
+"""The oracle of the audits: a model that never saw the forgotten classes, audited alike, and the gaps to it.
 
-The oracle is a finished Retrain run of the same plan (``--audit_oracle RUN_DIR``): its task i model never saw the
-classes forgotten up to task i. Its numbers say what "never learned" looks like on every audit; the relearn gap,
-recovery of the audited model minus recovery of the oracle at the same k and budget, says how much of the recovery
-comes from residual knowledge rather than from learning the classes anew. Its audit is read from its results.json
-when it was made with the same settings, and otherwise computed from its saved task checkpoint.
+Two kinds of folder serve as ``--audit_oracle``:
+
+* ``oracle`` (train_oracle.py): per task, a model pre-trained from scratch with the -r model's own recipe on every
+  class but those forgotten up to the task. It is the true reference: what a model that never learned the classes
+  scores on every audit, at the quality of the pre-trained model.
+* ``retrain``: a finished Retrain run of the same plan. At a small budget it is a weak model, so its low numbers also
+  reflect features that never became good.
+
+The gaps (audited minus oracle, per audit: MIA, kNN Acc_f, TAR_f, relearn at every k) say how much more the audited
+model holds than one that never saw the classes. The oracle's audit is read from its results.json when it was made
+with the same settings and subsets, and otherwise computed from its saved task checkpoint.
 """
 import logging
 from pathlib import Path
@@ -14,22 +20,35 @@ from audit.relearn import BUDGETS
 from data.task_plan import Task
 from util.errors import UserError
 from util.files import read_json
+from util.table import dig
 
 log = logging.getLogger(__name__)
 
-# The oracle must have drawn the same subsets from the same data: its members are the images it trained on.
-MUST_MATCH = ("data_mode", "data_root", "synthetic_seed", "seed", "val_ratio", "data_ratio", "few_shot",
-              "few_shot_num")
+# Every oracle must have read the same data and carved the same validation split as the audited run (the split seed
+# names the pre-trained model it descends from).
+SAME_DATA = ("data_mode", "data_root", "synthetic_seed", "val_ratio", "validation_seed")
+# The subsets the audits draw members and forget images from; a Retrain oracle trained on them, so they must match.
+SAME_SUBSETS = ("seed", "data_ratio", "few_shot", "few_shot_num")
+KINDS = ("oracle", "retrain")
 NUMBERS = ("membership", "probe", "verification", "relearn")
+# The single-number gaps: (name in 'gap', path in an audit).
+GAPS = (("mia", ("membership", "classifier", "member_rate")), ("knn_acc_f", ("probe", "acc_f")),
+        ("tar_f", ("verification", "forget", "tar")))
 
 
 def check_oracle(results: Dict, oracle_dir: Path, config: Dict, task: Task) -> None:
-    """Refuses an oracle run that used other data or subsets, or forgot other classes in ``task``."""
+    """Refuses a folder that is no oracle, or one that used other data or subsets, or forgot other classes in
+    ``task``."""
+    kind = results.get("method")
+    if kind not in KINDS:
+        raise UserError(f"--audit_oracle {oracle_dir} is a {kind} run; pass a folder made by train_oracle.py or a "
+                        f"Retrain run")
     theirs = results.get("config", {})
-    differing = [k for k in MUST_MATCH if theirs.get(k) != config.get(k)]
+    keys = SAME_DATA + (SAME_SUBSETS if kind == "retrain" else ())
+    differing = [k for k in keys if theirs.get(k) != config.get(k)]
     if differing:
-        raise UserError(f"--audit_oracle {oracle_dir} was run with other {', '.join(differing)} than the audited run; "
-                        f"pass a Retrain run of the same data and protocol")
+        raise UserError(f"--audit_oracle {oracle_dir} was made with other {', '.join(differing)} than the audited "
+                        f"run; build the oracle of this run's plan (train_oracle.py --run_dir)")
     plan = {p["task"]: p for p in results.get("plan", [])}.get(task.index)
     if plan is not None and (plan["remain"] != task.remain or plan["forget"] != task.forget):
         raise UserError(f"--audit_oracle {oracle_dir} forgot other classes in task {task.index} than the audited run")
@@ -41,11 +60,13 @@ def oracle_audit(oracle_dir: Path, task: Task, record: Dict, config: Dict,
     by ``compute`` from its task checkpoint; None (with a warning) when it has not finished that task."""
     results_path = oracle_dir / "results.json"
     if not results_path.is_file():
-        raise UserError(f"--audit_oracle {oracle_dir} holds no results.json; pass a finished Retrain run folder")
+        raise UserError(f"--audit_oracle {oracle_dir} holds no results.json; pass a folder made by train_oracle.py "
+                        f"or a finished Retrain run")
     results = read_json(results_path)
     check_oracle(results, oracle_dir, config, task)
     stored = next((t.get("audit") for t in results.get("tasks", []) if t["task"] == task.index), None)
-    if stored is not None and stored.get("settings") == record:
+    same_subsets = all(results["config"].get(k) == config.get(k) for k in SAME_SUBSETS)
+    if stored is not None and stored.get("settings") == record and same_subsets:
         return stored
     checkpoint = oracle_dir / "task-level" / f"Backbone_task_{task.index}.pth"
     if checkpoint.is_file():
@@ -55,11 +76,17 @@ def oracle_audit(oracle_dir: Path, task: Task, record: Dict, config: Dict,
     return None
 
 
+def difference(ours: Optional[float], theirs: Optional[float]) -> Optional[float]:
+    return None if ours is None or theirs is None else ours - theirs
+
+
 def with_oracle(audit: Dict, oracle: Optional[Dict], oracle_dir: Path) -> Dict:
-    """``audit`` with the oracle's numbers under 'oracle' and the relearn gap under 'gap' ({budget: {k: ours -
-    oracle}}, accuracy points); without an oracle, ``audit`` without either."""
+    """``audit`` with the oracle's numbers under 'oracle' and the gaps under 'gap' (accuracy or rate points, ours
+    minus the oracle's: 'mia', 'knn_acc_f', 'tar_f', and per relearn budget {k: gap}); without an oracle, ``audit``
+    without either."""
     plain = {k: v for k, v in audit.items() if k not in ("oracle", "gap")}
     if oracle is None:
         return plain
     gap = {b: {k: audit["relearn"][b][k] - oracle["relearn"][b][k] for k in audit["relearn"][b]} for b in BUDGETS}
+    gap.update({name: difference(dig(audit, path), dig(oracle, path)) for name, path in GAPS})
     return {**plain, "oracle": {"run": str(oracle_dir), **{k: oracle[k] for k in NUMBERS}}, "gap": gap}

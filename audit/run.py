@@ -9,6 +9,7 @@ import copy
 import json
 import logging
 import time
+import zlib
 from pathlib import Path
 from typing import Dict, Tuple
 
@@ -32,8 +33,8 @@ from util.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 
-# Audits of saved checkpoints made in this process, by (file, task, settings): see audit_checkpoint.
-_CHECKPOINT_AUDITS: Dict[Tuple[str, int, str], Dict[str, object]] = {}
+# Audits of saved checkpoints made in this process, by (file, task, settings, subsets): see audit_checkpoint.
+_CHECKPOINT_AUDITS: Dict[Tuple[str, int, str, int], Dict[str, object]] = {}
 
 
 def audit_sets(data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor, settings: RunSettings):
@@ -89,9 +90,12 @@ def audit_weights(state: Dict[str, torch.Tensor], model_args: Dict, data, task: 
 
 def audit_checkpoint(path: Path, data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor,
                      settings: RunSettings) -> Dict[str, object]:
-    """The audit of a saved task checkpoint, computed once per process for a file, task and settings: an oracle
-    shared by several audited runs, or audited itself in the same call, costs one audit."""
-    key = (str(Path(path).resolve()), task.index, json.dumps(settings.audit.record(settings.seed), sort_keys=True))
+    """The audit of a saved task checkpoint, computed once per process for a file, task, settings and subsets
+    (members and forget images): an oracle shared by several audited runs, or audited itself in the same call,
+    costs one audit."""
+    subsets = zlib.crc32(remain_idx.numpy().tobytes() + b"|" + forget_idx.numpy().tobytes())
+    key = (str(Path(path).resolve()), task.index, json.dumps(settings.audit.record(settings.seed), sort_keys=True),
+           subsets)
     if key not in _CHECKPOINT_AUDITS:
         checkpoint = load_checkpoint(path)
         _CHECKPOINT_AUDITS[key] = audit_weights(checkpoint["model"], checkpoint.get("model_args", settings.model_args),

@@ -4,9 +4,10 @@ Modes: ``casia100`` (the papers' 100 CASIA-WebFace identities), ``imagefolder`` 
 under ``--data_root``), ``synthetic`` (built-in synthetic faces, generated once into ``--cache_dir``), all decoded
 into memory, and ``imagenet100`` (``train/`` + ``test/`` trees of wnid folders, streamed from disk).
 """
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Iterable, List, Optional, Union
 
 import torch
 
@@ -70,3 +71,17 @@ def build_data(root: Path, image_size: int, val_ratio: float = 0.1, seed: int = 
         train, test = (load_image_folder(root, split, image_size, workers) for split in ("train", "test"))
     train_idx, val_idx = train_val_split(train.targets, val_ratio, seed)
     return RunData(root, train, test, train_idx, val_idx)
+
+
+def without_classes(data: RunData, classes: Iterable[int]) -> RunData:
+    """``data`` with no training or validation image of ``classes``: what a model that must never see them trains
+    and selects on. The test split stays whole, so accuracy on those classes is still measured."""
+    dropped = torch.tensor(sorted(set(classes)), dtype=torch.long)
+
+    def kept(idx: torch.Tensor) -> torch.Tensor:
+        return idx[~torch.isin(data.train.targets[idx], dropped)]
+
+    left = dataclasses.replace(data, train_idx=kept(data.train_idx), val_idx=kept(data.val_idx))
+    if len(left.train_idx) == 0:
+        raise UserError("leaving those classes out leaves no training image")
+    return left

@@ -52,11 +52,14 @@ def train_supervised_epoch(model: nn.Module, loader: BatchLoader, optimizer: tor
     return {"loss": loss_sum / seen, "train_acc": 100.0 * correct / seen}
 
 
-def pretrain(model: nn.Module, data, settings: RunSettings, run_log, checkpoint_path: Path) -> Dict[str, object]:
-    """Supervised training on all classes; keeps the epoch with the best validation accuracy (original convention).
+def pretrain(model: nn.Module, data, settings: RunSettings, run_log, checkpoint_path: Path,
+             task: Optional[int] = None) -> Dict[str, object]:
+    """Supervised training on the classes of ``data.train_idx`` (every class, unless some were excluded: see
+    ``data.without_classes``); keeps the epoch with the best validation accuracy (original convention).
 
-    Returns the selected epoch, its validation accuracy and the test accuracy overall and per class. Under torchrun
-    every process trains on its part of each batch and only the main process writes the checkpoint.
+    Returns the selected epoch, its validation accuracy, the optimizer steps taken and the test accuracy overall and
+    per class. ``task`` tags the log records of an oracle's pre-training (train_oracle.py). Under torchrun every
+    process trains on its part of each batch and only the main process writes the checkpoint.
     """
     broadcast_from_main(model.state_dict().values())  # every process starts from the same weights
     seed_per_process()
@@ -66,13 +69,14 @@ def pretrain(model: nn.Module, data, settings: RunSettings, run_log, checkpoint_
                          tag="pretrain", shard=shard())
     every_class = range(data.num_classes)
     best = {"val_acc": -1.0}
+    prefix = "pretrain" if task is None else f"task{task}/pretrain"
     for epoch in tqdm(range(epochs), desc="pre-training", unit="epoch", disable=progress_off()):
         scheduler.step(epoch)
         stats = train_supervised_epoch(model, loader, optimizer, settings.device, settings.amp, f"epoch {epoch}")
         val = evaluate(model, data.train, data.val_idx, settings.test_batch_size, settings.device, settings.amp)
         val_acc = val.accuracy(every_class)
-        run_log.write("pretrain", epoch, {**stats, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
-                                          "val_acc_plain": val.accuracy(every_class, "plain")})
+        run_log.write(prefix, epoch, {**stats, "val_acc": val_acc, "lr": optimizer.param_groups[0]["lr"],
+                                      "val_acc_plain": val.accuracy(every_class, "plain")}, task=task)
         if val_acc > best["val_acc"]:
             best = {"epoch": epoch, "val_acc": val_acc}
             if is_main_process():
@@ -81,4 +85,5 @@ def pretrain(model: nn.Module, data, settings: RunSettings, run_log, checkpoint_
     if is_main_process():
         load_model_weights(model, load_checkpoint(checkpoint_path)["model"])
     broadcast_from_main(model.state_dict().values())  # the selected weights, without reading the main's file
-    return {**best, **test_report(model, data.test, settings.test_batch_size, settings.device, settings.amp)}
+    return {**best, "optimizer_steps": epochs * len(loader),
+            **test_report(model, data.test, settings.test_batch_size, settings.device, settings.amp)}

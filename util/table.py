@@ -25,7 +25,7 @@ H_TOLERANCE = 0.06
 # The papers' row names; a method missing here is shown by its registry name.
 DISPLAY_NAMES = {"gs_lora": "GS-LoRA", "gs_lora_pp": "GS-LoRA++", "l2": "L2", "ewc": "EWC", "mas": "MAS",
                  "lwf": "LwF", "der": "DER", "der_pp": "DER++", "fdr": "FDR", "scrub": "SCRUB", "scrub_s": "SCRUB-S",
-                 "lirf": "LIRF", "retrain": "Retrain"}
+                 "lirf": "LIRF", "retrain": "Retrain", "oracle": "Oracle"}
 
 # The audit table (audit/, README 'Audits'): (header, path in a task's "audit" entry), then per relearn size k the
 # recovered Acc_f of both attack budgets and their gaps to the oracle (header + " k=K", path + (K,)).
@@ -36,7 +36,10 @@ AUDIT_COLUMNS = (("MIA %", ("membership", "classifier", "member_rate")),
                  ("kNN Acc_f", ("probe", "acc_f")), ("kNN Acc_f oracle", ("oracle", "probe", "acc_f")),
                  ("kNN Acc_r", ("probe", "acc_r")), ("TAR_f", ("verification", "forget", "tar")),
                  ("TAR_f oracle", ("oracle", "verification", "forget", "tar")),
-                 ("TAR_r", ("verification", "retain", "tar")), ("Acc_f", ("relearn", "before")))
+                 ("TAR_r", ("verification", "retain", "tar")), ("Acc_f", ("relearn", "before")),
+                 ("MIA gap", ("gap", "mia")), ("kNN Acc_f gap", ("gap", "knn_acc_f")), ("TAR_f gap", ("gap", "tar_f")))
+# A gap (ours minus the oracle's) at most this large, in points, counts as reaching the oracle on that audit.
+NEAR_ORACLE = 5.0
 RELEARN_COLUMNS = (("Relearn", ("relearn", "model")), ("Prompt", ("relearn", "prompt")),
                    ("Relearn gap", ("gap", "model")), ("Prompt gap", ("gap", "prompt")))
 
@@ -55,10 +58,12 @@ class HFlag:
 
 @dataclass
 class Table:
-    """Rows of display strings: ``rows[0]`` is the header; ``flags`` lists the H cells marked with ``*``."""
+    """Rows of display strings: ``rows[0]`` is the header; ``flags`` lists the H cells marked with ``*``; ``notes``
+    are lines printed under the Markdown table."""
     rows: List[List[str]]
     flags: List[HFlag] = field(default_factory=list)
     convention: str = "original"
+    notes: List[str] = field(default_factory=list)
 
 
 def recompute_h(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Optional[float]) -> Optional[float]:
@@ -174,7 +179,7 @@ def build_table(runs: Sequence[Run], convention: str = "original") -> Table:
     return table
 
 
-def _dig(tree, path: Tuple[str, ...]):
+def dig(tree, path: Tuple[str, ...]):
     """The value at ``path`` in nested dicts, or None where the path ends early."""
     for key in path:
         if not isinstance(tree, dict) or key not in tree:
@@ -185,10 +190,10 @@ def _dig(tree, path: Tuple[str, ...]):
 
 def _audit_columns(audits: List[Dict]) -> List[Tuple[str, Tuple[str, ...]]]:
     """The audit columns that hold a value in some row, the relearn sizes k in increasing order."""
-    ks = sorted({int(k) for a in audits for k in (_dig(a, ("relearn", "model")) or {})})
+    ks = sorted({int(k) for a in audits for k in (dig(a, ("relearn", "model")) or {})})
     columns = list(AUDIT_COLUMNS) + [(f"{label} k={k}", path + (str(k),)) for label, path in RELEARN_COLUMNS
                                      for k in ks]
-    return [c for c in columns if any(_dig(a, c[1]) is not None for a in audits)]
+    return [c for c in columns if any(dig(a, c[1]) is not None for a in audits)]
 
 
 def build_audit_table(runs: Runs) -> Optional[Table]:
@@ -202,8 +207,27 @@ def build_audit_table(runs: Runs) -> Optional[Table]:
     if not cells:
         return None
     columns = _audit_columns([audit for _, _, audit in cells])
-    rows = [[name, setting] + [_fmt(_dig(audit, path)) for _, path in columns] for name, setting, audit in cells]
-    return Table([["Method", "Setting"] + [header for header, _ in columns]] + rows, convention="plain")
+    rows = [[name, setting] + [_fmt(dig(audit, path)) for _, path in columns] for name, setting, audit in cells]
+    return Table([["Method", "Setting"] + [header for header, _ in columns]] + rows, convention="plain",
+                 notes=near_oracle(cells, columns))
+
+
+def near_oracle(cells: List[Tuple[str, str, Dict]], columns: List[Tuple[str, Tuple[str, ...]]]) -> List[str]:
+    """Per gap column, the rows whose gap to the oracle is within ``NEAR_ORACLE`` points (either way) in every
+    setting that has one."""
+    lines = []
+    for header, path in columns:
+        if path[0] != "gap":
+            continue
+        within: Dict[str, bool] = {}
+        for name, _, audit in cells:
+            value = dig(audit, path)
+            if value is not None:
+                within[name] = within.get(name, True) and abs(value) <= NEAR_ORACLE
+        near = [name for name, ok in within.items() if ok]
+        lines.append(f"{header}: within {NEAR_ORACLE:g} points of the oracle in every setting: "
+                     f"{', '.join(near) or 'none'}")
+    return lines
 
 
 def _as_table(table: Union[Table, Runs]) -> Table:
@@ -226,6 +250,7 @@ def markdown_table(table: Union[Table, Runs]) -> str:
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
     lines.append(f"\nAccuracy convention: {table.convention}.")
+    lines += [f"* {note}" for note in table.notes]
     for flag in table.flags:
         lines.append(f"* {flag.row} {flag.setting}: H printed {flag.printed:.2f}, recomputed from Acc_r and the "
                      f"drop in Acc_f {flag.recomputed:.2f}")
