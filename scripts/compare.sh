@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every method (or the ones named) through the quick start's 4-task protocol on the synthetic faces, then one
 # table in the layout of the paper's Table 3 (H, Acc_r, Acc_f, Acc_o per task) with the cost columns, the audit
-# table (audit.md: membership inference, embedding probe, verification, relearn attacks against the Retrain run) and
-# three plots (group_norms.png, accuracy.png, cost.png) in runs/compare.
+# table (audit.md: membership inference, embedding probe, verification, relearn attacks against the true oracle,
+# built into runs/compare/oracle) and three plots (group_norms.png, accuracy.png, cost.png) in runs/compare.
 # Reuses the quick start's pre-trained model (runs the quick start's pre-training when it is missing).
 # Usage: bash scripts/compare.sh [method ...]      e.g. bash scripts/compare.sh gs_lora ewc der_pp
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"

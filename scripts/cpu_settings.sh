@@ -27,21 +27,25 @@ ensure_pretrained() {
 
 # run_methods OUTDIR METHOD...: each method's continual run into OUTDIR/METHOD (resumable), their re-evaluation,
 # then one table (table.md, table.csv) and three plots (group_norms.png, accuracy.png, cost.png) in OUTDIR.
-# Reads the array FORGET (data, checkpoint and protocol flags) and AUDIT: with audits on, the re-evaluation also
-# audits tasks that lack an audit (runs finished before) and compares every audit with OUTDIR/retrain, the oracle,
-# when that run is there; OUTDIR then also gets audit.md and audit.csv.
+# Reads the array FORGET (data, checkpoint and protocol flags) and AUDIT. With audits on, it also builds the true
+# oracle of the plan into OUTDIR/oracle (train_oracle.py: per task a model pre-trained without the forgotten classes;
+# resumable), adds it to the table and audits every run against it (audit.md, audit.csv).
 run_methods() {
-  local out=$1 runs=()
+  local out=$1 runs=() method
   shift
+  for method in "$@"; do check_method "$method" || return 2; done
   for method in "$@"; do
-    check_method "$method" || return 2
     # shellcheck disable=SC2086
     python train_own_forget_cl.py "${FORGET[@]}" "${AUDIT[@]}" --method "$method" ${METHOD_FLAGS[$method]} \
       --outdir "$out/$method" --resume_run
     runs+=("$out/$method")
   done
   local oracle=()
-  [ ${#AUDIT[@]} -gt 0 ] && [ -f "$out/retrain/results.json" ] && oracle=(--audit_oracle "$out/retrain")
+  if [ ${#AUDIT[@]} -gt 0 ]; then
+    python train_oracle.py --run_dir "${runs[0]}" --outdir "$out/oracle" --resume_run
+    runs+=("$out/oracle")
+    oracle=(--audit_oracle "$out/oracle")
+  fi
   python test_forget_cl.py --run_dir "${runs[@]}" "${AUDIT[@]}" "${oracle[@]}"
   python scripts/make_table.py "${runs[@]}" --out "$out"
 }

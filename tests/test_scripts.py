@@ -7,6 +7,7 @@ The sections run concurrently (after the shared tiny pre-training and its test),
 about as long as its longest section. Only Table 3's full-data section re-evaluates its runs from their checkpoints
 (REEVALUATE=0 elsewhere): the step is the same in every section and costs a data load.
 """
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -30,10 +31,13 @@ SECTIONS = {
     "table5": (["run_cl_forget_open.sh", "gs_lora", "lirf", "scrub_s"], "cl_open"),
     "single_step_open": (["run_forget_open.sh", "l2", "mas", "retrain"], "single_step_open"),
 }
-# compare.sh's last step (cpu_settings.sh's run_methods) on the smoke checkpoint: a table and three plots.
-COMPARE = ("source scripts/cpu_settings.sh && FORGET=(-d synthetic -r \"$CKPT\" --num_of_first_cls 80 "
-           "--per_forget_cls 20 --num_tasks 4 --steps_per_task 2 --eval_every 1000) && "
-           "run_methods \"$OUT_ROOT/compare\" gs_lora")
+# compare.sh's last step (cpu_settings.sh's run_methods) on the smoke checkpoint, with small audits: the runs, the
+# true oracle of their plan (train_oracle.py: four pre-trainings with the smoke recipe), a table, three plots and the
+# audit table against the oracle.
+RUN_METHODS = ("source scripts/cpu_settings.sh && FORGET=(-d synthetic -r \"$CKPT\" --num_of_first_cls 80 "
+               "--per_forget_cls 20 --num_tasks 4 --steps_per_task 2 --eval_every 1000) && "
+               "AUDIT=(--audit --audit_k 1 --audit_steps 1 --audit_images 2) && run_methods \"$OUT_ROOT/compare\" ")
+COMPARE = RUN_METHODS + "gs_lora"
 
 
 def smoke_env(out_root: Path) -> dict:
@@ -107,12 +111,22 @@ def test_section_runs_in_smoke_mode_and_writes_its_table_and_plots(smoke, sectio
     assert all((out / p).stat().st_size > 10_000 for p in plots)
 
 
-def test_compare_ends_with_a_table_and_three_plots(smoke):
+def test_compare_ends_with_a_table_three_plots_and_audits_against_the_true_oracle(smoke):
     out_root, done = smoke
     assert done["compare"].returncode == 0, done["compare"].stdout[-4000:]
-    assert "| GS-LoRA |" in done["compare"].stdout.split("wrote")[0]
-    for name in ("table.md", "table.csv", "group_norms.png", "accuracy.png", "cost.png"):
+    table = done["compare"].stdout.split("wrote")[0]
+    assert "| GS-LoRA |" in table and "| Oracle |" in table
+    for name in ("table.md", "table.csv", "group_norms.png", "accuracy.png", "cost.png", "audit.md", "audit.csv"):
         assert (out_root / "compare" / name).is_file(), name
+    oracle = json.loads((out_root / "compare" / "oracle" / "results.json").read_text())
+    run = json.loads((out_root / "compare" / "gs_lora" / "results.json").read_text())
+    assert oracle["method"] == "oracle" and oracle["plan"] == run["plan"] and len(oracle["tasks"]) == 4
+    audit = (out_root / "compare" / "audit.md").read_text()
+    assert "kNN Acc_f gap" in audit and "within 5 points of the oracle" in audit
+    # Every GS-LoRA task was audited against the oracle: the gaps are its numbers minus the oracle's.
+    for task in run["tasks"]:
+        gap, ours, theirs = task["audit"]["gap"], task["audit"]["probe"], task["audit"]["oracle"]["probe"]
+        assert gap["knn_acc_f"] == pytest.approx(ours["acc_f"] - theirs["acc_f"])
 
 
 def test_an_unknown_section_or_method_is_one_error_line(tmp_path):
@@ -121,3 +135,11 @@ def test_an_unknown_section_or_method_is_one_error_line(tmp_path):
         done = subprocess.run(["bash", f"scripts/{args[0]}", *args[1:]], cwd=ROOT, env=env, capture_output=True,
                               text=True)
         assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith(("unknown", "run_forget_open"))
+
+
+def test_every_method_name_is_checked_before_any_run_starts(tmp_path):
+    done = subprocess.run(["bash", "-c", RUN_METHODS + "gs_lora nosuch"], cwd=ROOT, env=smoke_env(tmp_path),
+                          capture_output=True, text=True)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("unknown method 'nosuch'; choose from:")
+    assert not (tmp_path / "compare").exists()
