@@ -93,7 +93,8 @@ def train_task_oracle(task: Task, data, recipe: argparse.Namespace, model_args: 
     """Pre-trains a fresh model (the recipe's initialisation seed) on every class but ``task``'s forgotten and old
     ones; returns it (its selected epoch loaded), the number of images it trained on and its cost."""
     classes = data.train.classes
-    excluded = sorted(set(task.forget + task.old + class_indices(split_names(recipe.exclude_classes or []), classes,
+    recipe_excluded = split_names(vars(recipe).get("exclude_classes") or [])  # older checkpoints lack the flag
+    excluded = sorted(set(task.forget + task.old + class_indices(recipe_excluded, classes,
                                                                  "the recipe's --exclude_classes")))
     flags = argparse.Namespace(**{**vars(recipe), "exclude_classes": [classes[c] for c in excluded]})
     settings = settings_from_args(flags, outdir, device, model_args)

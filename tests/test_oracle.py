@@ -60,6 +60,9 @@ def test_the_oracle_of_a_task_trains_and_selects_without_its_forgotten_and_old_c
     assert seen["task"] == 2 and seen["path"].name == "Backbone_task_2.pth"
     assert images == sum(int(tiny_data.train.targets[i]) in (0, 2, 3, 5) for i in tiny_data.train_idx.tolist())
     assert cost["optimizer_steps"] == 3 and cost["selection"] == {"rule": "val", "epoch": 1, "val_acc": 50.0}
+    del recipe.exclude_classes  # the recipe of a checkpoint made before the flag existed
+    train_oracle.train_task_oracle(task, tiny_data, recipe, model_args, torch.device("cpu"), tmp_path, None)
+    assert seen["train"] == {0, 2, 3, 5, 7}
 
 
 def test_resuming_refuses_the_oracle_of_another_plan_or_recipe(tmp_path):
