@@ -105,10 +105,11 @@ def audit_checkpoint(path: Path, data, task: Task, remain_idx: torch.Tensor, for
 
 def attach_oracle(audit: Dict, data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor,
                   settings: RunSettings) -> Dict[str, object]:
-    """``audit`` with the numbers of the ``--audit_oracle`` run and the relearn gap to it (unchanged without one)."""
-    if not settings.audit.oracle:
-        return audit
-    oracle_dir = Path(settings.audit.oracle)
+    """``audit`` with the numbers of the ``--audit_oracle`` run and the gaps to it; without an oracle, or for the
+    oracle's own audit (a gap of zero by construction), ``audit`` without either."""
+    oracle_dir = Path(settings.audit.oracle or settings.outdir)
+    if oracle_dir.resolve() == Path(settings.outdir).resolve():
+        return with_oracle(audit, None, oracle_dir)
     oracle = oracle_audit(oracle_dir, task, audit["settings"], settings.config,
                           lambda path: audit_checkpoint(path, data, task, remain_idx, forget_idx, settings))
     return with_oracle(audit, oracle, oracle_dir)

@@ -4,6 +4,7 @@ finished run from its checkpoint equals the one made during training, the --audi
 settings, bad audit input is one error line, and audit_model gives the kNN probe and the membership attacks the
 images they must see (traced through model outputs that name their image)."""
 import copy
+import dataclasses
 import json
 
 import pytest
@@ -50,7 +51,7 @@ def check_ranges(audit):
 
 
 def test_audits_are_stored_per_task_and_compared_with_the_oracle(pretrained_state, tiny_data, tmp_path):
-    oracle, _ = run_one_task("retrain", pretrained_state, tiny_data, tmp_path / "retrain")
+    oracle, oracle_settings = run_one_task("retrain", pretrained_state, tiny_data, tmp_path / "retrain")
     results, settings = run_one_task("gs_lora", pretrained_state, tiny_data, tmp_path / "gs_lora",
                                      oracle=str(tmp_path / "retrain"), rank=4, bound=15.0, beta=0.5)
     saved = json.loads((tmp_path / "gs_lora" / "results.json").read_text())
@@ -69,6 +70,14 @@ def test_audits_are_stored_per_task_and_compared_with_the_oracle(pretrained_stat
     keys = ("membership", "probe", "verification", "relearn", "oracle", "gap")
     assert {k: again[k] for k in keys} == {k: audit[k] for k in keys}
     assert json.loads((tmp_path / "gs_lora" / "results.json").read_text()) == saved  # the run's own file untouched
+
+    # The oracle's folder among the audited runs (test_forget_cl.py --run_dir runs/x/* --audit_oracle runs/x/oracle)
+    # is not compared with itself: its audit carries no gaps, so it is never listed as near the oracle.
+    own = dataclasses.replace(oracle_settings, audit=dataclasses.replace(oracle_settings.audit,
+                                                                         oracle=str(tmp_path / "retrain")))
+    audit_finished_run(tmp_path / "retrain", copy.deepcopy(oracle), tiny_data, tiny_tasks(1), own, tmp_path / "own")
+    own_audit = json.loads((tmp_path / "own" / "results.json").read_text())["tasks"][0]["audit"]
+    assert "gap" not in own_audit and "oracle" not in own_audit and own_audit["probe"] == theirs["probe"]
 
 
 def test_the_oracle_audit_is_read_when_made_alike_else_computed_from_its_checkpoint(tmp_path):
