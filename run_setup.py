@@ -26,7 +26,8 @@ from util.allocator import keep_freed_memory
 from util.checkpoint import load_checkpoint
 from util.device import resolve_device, use_bf16
 from util.errors import UserError
-from util.files import read_json, write_json
+from util.files import make_folder, read_json, write_json
+from util.run_lock import release_run_folders
 from util.run_log import setup_logging
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def run_main(main: Callable[[], object], interrupted: str = "finished tasks are 
         print(f"error: {distributed.process_tag()}{err}", file=sys.stderr)
         sys.exit(1)
     finally:
+        release_run_folders()
         distributed.close_distributed()
 
 
@@ -77,19 +79,6 @@ def setup(args) -> torch.device:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     return device
-
-
-def make_folder(path: Path, flag: str) -> Path:
-    """Creates ``path`` (and parents); an invalid or unwritable path is a one-line error naming the flag."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write_test"
-        probe.touch()
-        probe.unlink()
-    except OSError as err:
-        raise UserError(f"{flag} {path} cannot be used as a folder ({err.strerror or err}); pass a writable "
-                        f"folder") from None
-    return path
 
 
 def begin_run(args, outdir: Path) -> None:

@@ -20,6 +20,7 @@ from engine.pretraining import pretrain
 from run_setup import begin_run, make_folder, model_and_data_from_args, run_main, settings_from_args, setup
 from util.distributed import is_main_process
 from util.errors import UserError
+from util.run_lock import LOCK_NAME, lock_run_folder
 from util.run_log import RunLog
 
 INTERRUPTED = "best.pth holds the best epoch so far; pre-training does not resume, rerun with --overwrite"
@@ -33,8 +34,9 @@ def report_path(args) -> Path:
 
 
 def check_outdir(args, outdir: Path) -> None:
-    """Pre-training into a folder that holds files replaces them only with --overwrite."""
-    if outdir.is_dir() and any(outdir.iterdir()) and not args.overwrite:
+    """Pre-training into a folder that holds files replaces them only with --overwrite. The caller holds the folder's
+    lock, so no other run can fill it between this check and the first write."""
+    if outdir.is_dir() and any(p.name != LOCK_NAME for p in outdir.iterdir()) and not args.overwrite:
         raise UserError(f"{outdir} is not empty (a pre-trained model may be there); pass --overwrite to replace it, "
                         f"or another --outdir")
 
@@ -46,6 +48,7 @@ def main() -> None:
     device = setup(args)
     outdir = report_path(args).parent if args.eval_only else Path(args.outdir or "runs/pretrain")
     if not args.eval_only:
+        lock_run_folder(outdir)
         check_outdir(args, outdir)
     model, model_args, data = model_and_data_from_args(args)
     if args.exclude_classes:

@@ -13,6 +13,7 @@ from engine.forgetting import run_forgetting
 from engine.method import METHODS
 from run_setup import begin_run, check_forgetting_folder, model_and_data_from_args, run_main, settings_from_args, setup
 from util.distributed import is_main_process
+from util.run_lock import lock_run_folder
 from util.run_log import RunLog
 from util.table import format_table
 
@@ -30,6 +31,7 @@ def forget(single_step: bool = False) -> None:
     args = forgetting_args(single_step)
     device = setup(args)
     outdir = Path(args.outdir or f"runs/{args.method}")
+    lock_run_folder(outdir)
     check_forgetting_folder(args, outdir)
     model, model_args, data = model_and_data_from_args(args)
     tasks = plan_tasks(class_order(data.num_classes, args.seed), args.num_of_first_cls, args.per_forget_cls,

@@ -1,8 +1,9 @@
 """JSON files of a run folder: atomic writes, and reads whose failures are one-line user errors."""
 import json
 import os
+import tempfile
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 from util.errors import UserError
 
@@ -20,3 +21,26 @@ def read_json(path: Path) -> Dict:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
         raise UserError(f"cannot read {path} ({err.__class__.__name__}); restore it, or rerun what wrote it") from None
+
+
+def unwritable_reason(folder: Path) -> Optional[str]:
+    """None when a file can be made in the existing ``folder``, else why not (the OS's words). A probe file, not
+    ``os.access``: a read-only mount or a full disk refuses even root."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return None
+    except OSError as err:
+        return err.strerror or str(err)
+
+
+def make_folder(path: Path, flag: str) -> Path:
+    """Creates ``path`` (and parents); an invalid or unwritable path is a one-line error naming the flag."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{flag} {path} cannot be used as a folder ({err.strerror or err}); pass a writable "
+                        f"folder") from None
+    reason = unwritable_reason(path)
+    if reason:
+        raise UserError(f"{flag} {path} cannot be used as a folder ({reason}); pass a writable folder")
+    return path
