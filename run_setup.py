@@ -95,21 +95,35 @@ def begin_run(args, outdir: Path) -> None:
 
 def check_forgetting_folder(args, outdir: Path) -> None:
     """Refuses an existing run without --resume_run, and a resume whose protocol or method flags differ from the
-    run's config.json."""
-    saved_path = outdir / "config.json"
+    run's config.json or from the config its results.json was written with (results copied in from another run),
+    or whose config.json is gone (nothing would vouch for the finished tasks' flags). The task plan is checked once
+    the data is known (``engine.forgetting.check_resumed_plan``)."""
     check_run_folder(outdir, args.resume_run)
-    if not args.resume_run or not (outdir / "results.json").exists() or not saved_path.exists():
+    results_path, config_path = outdir / "results.json", outdir / "config.json"
+    if not args.resume_run or not results_path.exists():
         return
-    saved = read_json(saved_path)
+    if not config_path.is_file():
+        raise UserError(f"{config_path} is missing, so --resume_run cannot check that {results_path} was made with "
+                        f"these flags; restore it, or start anew in another --outdir")
     given = flags_as_json(args)
-    # A switch added after the run was made (absent from its config.json) was off in it.
+    refuse_other_flags(read_json(config_path), given, str(config_path))
+    saved = read_json(results_path).get("config")
+    if saved is None:
+        raise UserError(f"{results_path} holds no config (written by an older version): --resume_run cannot check "
+                        f"it; start anew in another --outdir")
+    refuse_other_flags(saved, given, f"the config in {results_path}")
+
+
+def refuse_other_flags(saved: Dict[str, object], given: Dict[str, object], where: str) -> None:
+    """A UserError listing the protocol and method flags of ``saved`` (read from ``where``) that ``given`` changes."""
+    # A switch added after the run was made (absent from its config) was off in it.
     differing = sorted(k for k in given.keys() | saved.keys()
                        if not k.startswith(RESUME_MAY_CHANGE_PREFIXES) and k not in RESUME_MAY_CHANGE
                        and given.get(k) != saved.get(k, False if given.get(k) is False else None))
     if differing:
         shown = ", ".join(f"--{k} {saved.get(k)!r} -> {given.get(k)!r}" for k in differing[:4])
         more = " ..." if len(differing) > 4 else ""
-        raise UserError(f"--resume_run with flags that differ from {saved_path}: {shown}{more}; resume with the "
+        raise UserError(f"--resume_run with flags that differ from {where}: {shown}{more}; resume with the "
                         f"run's own flags or use a new --outdir")
 
 

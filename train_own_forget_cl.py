@@ -9,7 +9,7 @@ from typing import List, Optional
 from config import parse_args
 from data.class_order import class_order
 from data.task_plan import plan_tasks
-from engine.forgetting import run_forgetting
+from engine.forgetting import check_resumed_plan, run_forgetting
 from engine.method import METHODS
 from run_setup import begin_run, check_forgetting_folder, model_and_data_from_args, run_main, settings_from_args, setup
 from util.distributed import is_main_process
@@ -36,6 +36,7 @@ def forget(single_step: bool = False) -> None:
     model, model_args, data = model_and_data_from_args(args)
     tasks = plan_tasks(class_order(data.num_classes, args.seed), args.num_of_first_cls, args.per_forget_cls,
                        args.num_tasks, args.open_cls_num, single_step_layout=single_step)
+    check_resumed_plan(outdir, tasks)  # before begin_run writes anything
     model.to(device)
     method = METHODS.get(args.method).from_args(model, args)
     begin_run(args, outdir)

@@ -262,6 +262,15 @@ def check_run_folder(outdir: Path, resume: bool) -> None:
                             f"start anew in another --outdir")
 
 
+def check_resumed_plan(outdir: Path, tasks: List[Task]) -> None:
+    """A resumed run continues the task plan its finished tasks were trained on (results.json's ``plan``), or is
+    refused: another plan (another dataset, class order or split) would mix two protocols in one table."""
+    results_path = outdir / "results.json"
+    if results_path.exists() and read_json(results_path).get("plan") != plan_record(tasks):
+        raise UserError(f"{results_path} was trained on another task plan than these flags and data give; resume "
+                        f"with the run's own flags and data, or use a new --outdir")
+
+
 def resume_state(method: Method, settings: RunSettings, results_path: Path, run_log) -> Dict:
     """Loads the finished tasks' results, weights and method state of an interrupted run; drops the log records of
     the task that was cut short, so curves are not doubled."""
@@ -288,6 +297,7 @@ def run_forgetting(method: Method, data, tasks: List[Task], settings: RunSetting
     results = {"method": method.name, "selection": settings.selection, "config": settings.config,
                "no_retain": settings.no_retain, "plan": plan_record(tasks), "tasks": []}
     check_run_folder(settings.outdir, resume)
+    check_resumed_plan(settings.outdir, tasks)
     if results_path.exists():
         results.update(resume_state(method, settings, results_path, run_log))
     if "pretrained" not in results:
