@@ -5,6 +5,7 @@ This is the one adapter from the flag namespace to the explicit keywords the res
 import json
 import logging
 import random
+import signal
 import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -26,7 +27,7 @@ from util.allocator import keep_freed_memory
 from util.checkpoint import load_checkpoint
 from util.device import resolve_device, use_bf16
 from util.errors import UserError
-from util.files import make_folder, read_json, write_json
+from util.files import fixable_cause, make_folder, read_json, user_os_error, write_json
 from util.run_lock import release_run_folders
 from util.run_log import setup_logging
 
@@ -40,27 +41,49 @@ RESUME_MAY_CHANGE = {"config", "device", "workers_id", "num_workers", "outdir", 
 RESUME_MAY_CHANGE_PREFIXES = ("ignored_", "switch_", "audit")  # audits measure a run, they do not define it
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a job scheduler's stop), raised where the run is so that it ends as Ctrl-C does: temporary
+    files removed, finished tasks kept, one line."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+def _stop(kind: str, message: object, status: int) -> None:
+    """Prints ``kind: message`` as one line (naming the rank under torchrun) and exits with ``status``."""
+    print(f"{kind}: {distributed.process_tag()}{message}", file=sys.stderr)
+    sys.exit(status)
+
+
 def run_main(main: Callable[[], object], interrupted: str = "finished tasks are saved; rerun with --resume_run "
                                                           "to continue") -> None:
     """Runs an entry point (big tensors served from a heap that is kept: util/allocator.py); a user mistake prints
-    one line (no traceback) and exits with status 2.
+    one line (no traceback) and exits with status 2. So does a full disk, a read-only or forbidden folder, a path
+    too long or a symlink loop, wherever the OS reports it (util/files.py USER_FIXABLE).
 
-    ``interrupted`` is what Ctrl-C prints: what was kept and how to go on. Under torchrun the lines of processes
-    other than the main one name their rank, and a process whose peer stopped says so in one line (exit 1).
+    ``interrupted`` is what Ctrl-C and SIGTERM print: what was kept and how to go on. Under torchrun the lines of
+    processes other than the main one name their rank, and a process whose peer stopped says so in one line (exit 1).
     """
     keep_freed_memory()
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         main()
     except UserError as err:
-        print(f"error: {distributed.process_tag()}{err}", file=sys.stderr)
-        sys.exit(2)
+        _stop("error", err, 2)
+    except Terminated:
+        _stop("terminated", interrupted, 128 + signal.SIGTERM)
     except KeyboardInterrupt:
-        print(f"interrupted: {distributed.process_tag()}{interrupted}", file=sys.stderr)
-        sys.exit(130)
+        _stop("interrupted", interrupted, 130)
     except distributed.CollectiveFailed as err:
-        print(f"error: {distributed.process_tag()}{err}", file=sys.stderr)
-        sys.exit(1)
+        _stop("error", err, 1)
+    except Exception as err:  # an OSError the user fixes, even wrapped (util/files.py fixable_cause): one line
+        cause = fixable_cause(err)
+        if cause is None:
+            raise
+        _stop("error", user_os_error(cause), 2)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         release_run_folders()
         distributed.close_distributed()
 

@@ -169,4 +169,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, "re-evaluation stopped; the tables written so far are complete, rerun the same command for all")

@@ -8,7 +8,6 @@
 The original pre-training and test command lines run unchanged: --model CKPT is --eval_only -r CKPT, and the flags
 that change nothing here (--decay-epochs, --lora_pos ...) are accepted; config.py documents each.
 """
-import json
 from pathlib import Path
 from typing import Dict
 
@@ -20,6 +19,7 @@ from engine.pretraining import pretrain
 from run_setup import begin_run, make_folder, model_and_data_from_args, run_main, settings_from_args, setup
 from util.distributed import is_main_process
 from util.errors import UserError
+from util.files import write_json
 from util.run_lock import LOCK_NAME, lock_run_folder
 from util.run_log import RunLog
 
@@ -72,7 +72,7 @@ def main() -> None:
 def write_report(report: Dict[str, object], written: Path) -> None:
     """Writes the test report as JSON and prints the overall accuracies."""
     make_folder(written.parent, "--outdir")
-    written.write_text(json.dumps(report, indent=2))
+    write_json(written, report)
     for convention in ("original", "plain"):
         print(f"test accuracy ({convention} convention): {report[f'test_acc_{convention}']:.2f}%")
     print(f"per-class accuracies: {written}")

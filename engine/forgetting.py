@@ -271,9 +271,8 @@ def check_resumed_plan(outdir: Path, tasks: List[Task]) -> None:
                         f"with the run's own flags and data, or use a new --outdir")
 
 
-def resume_state(method: Method, settings: RunSettings, results_path: Path, run_log) -> Dict:
-    """Loads the finished tasks' results, weights and method state of an interrupted run; drops the log records of
-    the task that was cut short, so curves are not doubled."""
+def resume_state(method: Method, settings: RunSettings, results_path: Path) -> Dict:
+    """Loads the finished tasks' results, weights and method state of an interrupted run."""
     saved = read_json(results_path)
     done = len(saved.get("tasks", []))
     if done:
@@ -282,7 +281,6 @@ def resume_state(method: Method, settings: RunSettings, results_path: Path, run_
                            f"task {last} checkpoint")
         method.load_state_dict(load_file(folder / f"method_task_{last}.pth"))
         log.info("resuming after task %d", last)
-    run_log.drop_tasks_from(done)
     return {k: v for k, v in saved.items() if k in ("tasks", "pretrained")}
 
 
@@ -299,7 +297,9 @@ def run_forgetting(method: Method, data, tasks: List[Task], settings: RunSetting
     check_run_folder(settings.outdir, resume)
     check_resumed_plan(settings.outdir, tasks)
     if results_path.exists():
-        results.update(resume_state(method, settings, results_path, run_log))
+        results.update(resume_state(method, settings, results_path))
+    # The records of a task cut short (task 0 too, killed before results.json existed), so curves are not doubled.
+    run_log.drop_tasks_from(len(results["tasks"]))
     if "pretrained" not in results:
         results["pretrained"] = pretrained_accuracies(method.model, data, tasks, settings)
     for task in tasks[len(results["tasks"]):]:

@@ -1,18 +1,68 @@
-"""JSON files of a run folder: atomic writes, and reads whose failures are one-line user errors."""
+"""Files of a run folder: atomic writes, folder creation, and reads whose failures are one-line user errors.
+
+A write that fails (disk full, read-only or forbidden folder, a name too long) removes its temporary file and, for
+the causes a user fixes, becomes a UserError: one line naming the file, no traceback, nothing half-written left.
+"""
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, Optional
+from typing import BinaryIO, Callable, Dict, Optional
 
 from util.errors import UserError
 
+# OSError numbers whose cause is the user's disk, folder or path, with what to do about each.
+USER_FIXABLE = {
+    errno.ENOSPC: "free some space or pass a folder on another disk",
+    errno.EDQUOT: "free some space or pass a folder on another disk",
+    errno.EROFS: "pass a writable folder",
+    errno.EACCES: "pass a folder you may write to",
+    errno.EPERM: "pass a folder you may write to",
+    errno.ENAMETOOLONG: "use a shorter path (at most 255 characters per name, 4096 in all)",
+    errno.ELOOP: "the path runs through a symlink loop; fix or remove the link",
+}
+
+
+def user_os_error(err: OSError, path=None) -> UserError:
+    """The one-line UserError of an OSError whose errno is in USER_FIXABLE (the caller checks)."""
+    where = path or err.filename or "a file"
+    return UserError(f"cannot use {where} ({err.strerror or err}); {USER_FIXABLE[err.errno]}")
+
+
+def fixable_cause(err: BaseException) -> Optional[OSError]:
+    """The OSError with a USER_FIXABLE errno that ``err`` is or arose from, if any. (torch.save's zip writer turns
+    the OSError of a full disk into a RuntimeError raised while handling it.)"""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in USER_FIXABLE:
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Calls ``write`` on a temporary file beside ``path``, then renames it over ``path``: a crash mid-write never
+    corrupts what was there, and a failed or interrupted write leaves no temporary file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException as err:  # Ctrl-C and SIGTERM too
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # the temporary file could not even be made
+        cause = fixable_cause(err)
+        if cause is not None:
+            raise user_os_error(cause, path) from None
+        raise
+
 
 def write_json(path: Path, content: Dict) -> None:
-    """Atomic JSON write (temporary file + rename): a crash mid-write never corrupts what was there."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(content, indent=2))
-    os.replace(tmp, path)
+    """Atomic JSON write (see ``atomic_write``)."""
+    atomic_write(path, lambda fh: fh.write(json.dumps(content, indent=2).encode()))
 
 
 def read_json(path: Path) -> Dict:
