@@ -161,7 +161,8 @@ def plain_env(**values) -> dict:
 def test_paper_scripts_check_every_method_name_before_any_run(tmp_path, args, refusal):
     """gs_lora would run (here: fail on the missing data) before 'nosuch' was refused."""
     (tmp_path / "ckpt.pth").write_bytes(b"never read")
-    env = plain_env(CKPT=str(tmp_path / "ckpt.pth"), DATA_ROOT=str(tmp_path / "no_data"), OUT_ROOT=str(tmp_path / "out"))
+    env = plain_env(CKPT=str(tmp_path / "ckpt.pth"), DATA_ROOT=str(tmp_path / "no_data"),
+                    OUT_ROOT=str(tmp_path / "out"))
     done = subprocess.run(["bash", f"scripts/{args[0]}", *args[1:]], cwd=ROOT, env=env, capture_output=True, text=True)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(refusal), done.stderr[-2000:]
