@@ -11,6 +11,7 @@ Value ranges are checked by the flags' types (so YAML values are checked too), a
 ``error: ...`` (exit status 2), the form every user mistake takes.
 """
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -88,6 +89,8 @@ def at_least(minimum):
 
     def number(text: str):
         value = kind(text)
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}")
         return value
@@ -385,7 +388,25 @@ def _resolve_method(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         args.method = "gs_lora_pp" if args.prototype else "gs_lora"
 
 
-def _resolve_paths(args: argparse.Namespace) -> None:
+def _check_finite(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuses a NaN or infinite value of any number flag: it passes every range check (nan < 0 is false) and would
+    only show as a diverged loss after the data is read and the run folder written."""
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        for number in value if isinstance(value, list) else [value]:
+            if isinstance(number, float) and not math.isfinite(number):
+                parser.error(f"argument {'/'.join(action.option_strings)}: must be a finite number, got {number}")
+
+
+def _absolute(parser: argparse.ArgumentParser, flag: str, value: str) -> str:
+    """``value`` as an absolute path with symlinks resolved; a symlink loop is a parser error naming the flag."""
+    try:
+        return str(Path(value).expanduser().resolve())
+    except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError for a loop, later versions OSError
+        parser.error(f"argument --{flag}: {value} is a symlink loop")
+
+
+def _resolve_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Stores path flags as absolute paths, so a run's config.json still finds them from another directory; an
     unset --data_root is the data mode's default folder."""
     if getattr(args, "data_root", "") is None:
@@ -393,7 +414,7 @@ def _resolve_paths(args: argparse.Namespace) -> None:
     for flag in PATH_FLAGS:
         value = getattr(args, flag, None)
         if value:
-            setattr(args, flag, str(Path(value).expanduser().resolve()))
+            setattr(args, flag, _absolute(parser, flag, value))
 
 
 def _resolve_test_script_flag(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -440,7 +461,8 @@ def parse_args(description: str, forgetting: bool = True, argv: Optional[List[st
         _resolve_test_script_flag(parser, args)
         if args.eval_only and args.exclude_classes:
             parser.error("--exclude_classes changes what is trained; --eval_only trains nothing")
-    _resolve_paths(args)
+    _check_finite(parser, args)
+    _resolve_paths(parser, args)
     if forgetting:
         _resolve_method(parser, args)
         _check_protocol(parser, args)
@@ -465,7 +487,7 @@ def parse_oracle_args(description: str, argv: Optional[List[str]] = None) -> arg
     args = parser.parse_args(argv)
     for flag in ("run_dir", "outdir", "data_root"):
         if getattr(args, flag):
-            setattr(args, flag, str(Path(getattr(args, flag)).expanduser().resolve()))
+            setattr(args, flag, _absolute(parser, flag, getattr(args, flag)))
     return args
 
 
@@ -483,5 +505,6 @@ def parse_eval_args(description: str, argv: Optional[List[str]] = None) -> argpa
                              "folder (the run's own results.json is left as it is); runs whose folders share a name "
                              "get the part of their paths that differs, e.g. DIR/gs_lora_k3/")
     args = parser.parse_args(argv)
+    _check_finite(parser, args)
     check_audit_args(parser, args)
     return args

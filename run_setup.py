@@ -5,6 +5,7 @@ This is the one adapter from the flag namespace to the explicit keywords the res
 import json
 import logging
 import random
+import signal
 import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -26,7 +27,8 @@ from util.allocator import keep_freed_memory
 from util.checkpoint import load_checkpoint
 from util.device import resolve_device, use_bf16
 from util.errors import UserError
-from util.files import read_json, write_json
+from util.files import fixable_cause, make_folder, read_json, user_os_error, write_json
+from util.run_lock import release_run_folders
 from util.run_log import setup_logging
 
 log = logging.getLogger(__name__)
@@ -39,27 +41,50 @@ RESUME_MAY_CHANGE = {"config", "device", "workers_id", "num_workers", "outdir", 
 RESUME_MAY_CHANGE_PREFIXES = ("ignored_", "switch_", "audit")  # audits measure a run, they do not define it
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a job scheduler's stop), raised where the run is so that it ends as Ctrl-C does: temporary
+    files removed, finished tasks kept, one line."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+def _stop(kind: str, message: object, status: int) -> None:
+    """Prints ``kind: message`` as one line (naming the rank under torchrun) and exits with ``status``."""
+    print(f"{kind}: {distributed.process_tag()}{message}", file=sys.stderr)
+    sys.exit(status)
+
+
 def run_main(main: Callable[[], object], interrupted: str = "finished tasks are saved; rerun with --resume_run "
                                                           "to continue") -> None:
     """Runs an entry point (big tensors served from a heap that is kept: util/allocator.py); a user mistake prints
-    one line (no traceback) and exits with status 2.
+    one line (no traceback) and exits with status 2. So does a full disk, a read-only or forbidden folder, a path
+    too long or a symlink loop, wherever the OS reports it (util/files.py USER_FIXABLE).
 
-    ``interrupted`` is what Ctrl-C prints: what was kept and how to go on. Under torchrun the lines of processes
-    other than the main one name their rank, and a process whose peer stopped says so in one line (exit 1).
+    ``interrupted`` is what Ctrl-C and SIGTERM print: what was kept and how to go on. Under torchrun the lines of
+    processes other than the main one name their rank, and a process whose peer stopped says so in one line (exit 1).
     """
     keep_freed_memory()
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         main()
     except UserError as err:
-        print(f"error: {distributed.process_tag()}{err}", file=sys.stderr)
-        sys.exit(2)
+        _stop("error", err, 2)
+    except Terminated:
+        _stop("terminated", interrupted, 128 + signal.SIGTERM)
     except KeyboardInterrupt:
-        print(f"interrupted: {distributed.process_tag()}{interrupted}", file=sys.stderr)
-        sys.exit(130)
+        _stop("interrupted", interrupted, 130)
     except distributed.CollectiveFailed as err:
-        print(f"error: {distributed.process_tag()}{err}", file=sys.stderr)
-        sys.exit(1)
+        _stop("error", err, 1)
+    except Exception as err:  # an OSError the user fixes, even wrapped (util/files.py fixable_cause): one line
+        cause = fixable_cause(err)
+        if cause is None:
+            raise
+        _stop("error", user_os_error(cause), 2)
     finally:
+        signal.signal(signal.SIGTERM, previous)
+        release_run_folders()
         distributed.close_distributed()
 
 
@@ -79,19 +104,6 @@ def setup(args) -> torch.device:
     return device
 
 
-def make_folder(path: Path, flag: str) -> Path:
-    """Creates ``path`` (and parents); an invalid or unwritable path is a one-line error naming the flag."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write_test"
-        probe.touch()
-        probe.unlink()
-    except OSError as err:
-        raise UserError(f"{flag} {path} cannot be used as a folder ({err.strerror or err}); pass a writable "
-                        f"folder") from None
-    return path
-
-
 def begin_run(args, outdir: Path) -> None:
     """Called once every check has passed: creates the run folder, logs to its run.log, writes config.json. Under
     torchrun only the main process writes, once every process has passed its checks of the folder."""
@@ -106,21 +118,35 @@ def begin_run(args, outdir: Path) -> None:
 
 def check_forgetting_folder(args, outdir: Path) -> None:
     """Refuses an existing run without --resume_run, and a resume whose protocol or method flags differ from the
-    run's config.json."""
-    saved_path = outdir / "config.json"
+    run's config.json or from the config its results.json was written with (results copied in from another run),
+    or whose config.json is gone (nothing would vouch for the finished tasks' flags). The task plan is checked once
+    the data is known (``engine.forgetting.check_resumed_plan``)."""
     check_run_folder(outdir, args.resume_run)
-    if not args.resume_run or not (outdir / "results.json").exists() or not saved_path.exists():
+    results_path, config_path = outdir / "results.json", outdir / "config.json"
+    if not args.resume_run or not results_path.exists():
         return
-    saved = read_json(saved_path)
+    if not config_path.is_file():
+        raise UserError(f"{config_path} is missing, so --resume_run cannot check that {results_path} was made with "
+                        f"these flags; restore it, or start anew in another --outdir")
     given = flags_as_json(args)
-    # A switch added after the run was made (absent from its config.json) was off in it.
+    refuse_other_flags(read_json(config_path), given, str(config_path))
+    saved = read_json(results_path).get("config")
+    if saved is None:
+        raise UserError(f"{results_path} holds no config (written by an older version): --resume_run cannot check "
+                        f"it; start anew in another --outdir")
+    refuse_other_flags(saved, given, f"the config in {results_path}")
+
+
+def refuse_other_flags(saved: Dict[str, object], given: Dict[str, object], where: str) -> None:
+    """A UserError listing the protocol and method flags of ``saved`` (read from ``where``) that ``given`` changes."""
+    # A switch added after the run was made (absent from its config) was off in it.
     differing = sorted(k for k in given.keys() | saved.keys()
                        if not k.startswith(RESUME_MAY_CHANGE_PREFIXES) and k not in RESUME_MAY_CHANGE
                        and given.get(k) != saved.get(k, False if given.get(k) is False else None))
     if differing:
         shown = ", ".join(f"--{k} {saved.get(k)!r} -> {given.get(k)!r}" for k in differing[:4])
         more = " ..." if len(differing) > 4 else ""
-        raise UserError(f"--resume_run with flags that differ from {saved_path}: {shown}{more}; resume with the "
+        raise UserError(f"--resume_run with flags that differ from {where}: {shown}{more}; resume with the "
                         f"run's own flags or use a new --outdir")
 
 

@@ -31,8 +31,9 @@ from run_setup import outside_classes, run_main, settings_from_args
 from util.checkpoint import load_checkpoint
 from util.device import resolve_device, use_bf16
 from util.errors import UserError
-from util.files import read_json
+from util.files import read_json, unwritable_reason
 from util.metrics import task_metrics
+from util.run_lock import lock_run_folder
 from util.run_log import setup_logging
 from util.table import build_audit_table, build_table, distinct_row_names, format_table, write_tables
 
@@ -119,11 +120,32 @@ def add_audits(run_dir: Path, name: str, results: Dict, device: torch.device, ar
     return audit_finished_run(run_dir, results, data, tasks, settings, out)
 
 
+def lock_run_folders(run_dirs: List[Path], args) -> List[bool]:
+    """Takes the lock of every run folder this call writes into (its tables; its results.json with --audit and no
+    --audit_out), so that no run still writes it. Returns, per folder, whether it gets its own tables: a read-only
+    one does not when --table_dir holds them (and --audit_out the audits); else it is a one-line error."""
+    in_place = args.audit and not args.audit_out
+    own_tables = []
+    for run_dir in run_dirs:
+        reason = unwritable_reason(run_dir) if run_dir.is_dir() else None  # a missing folder: open_run says so
+        if reason is None:
+            lock_run_folder(run_dir, "--run_dir")
+        elif not args.table_dir or in_place:
+            raise UserError(f"cannot write the tables into {run_dir} ({reason}); pass --table_dir DIR (with --audit, "
+                            f"also --audit_out DIR) to write them elsewhere")
+        else:
+            log.warning("%s is not writable (%s): its table is only in --table_dir %s", run_dir, reason,
+                        args.table_dir)
+        own_tables.append(reason is None)
+    return own_tables
+
+
 def main() -> None:
     args = parse_eval_args(__doc__.splitlines()[0])
     setup_logging(args.log_level)
     device = resolve_device(args.device)
     run_dirs, reevaluated, differing = [Path(d) for d in args.run_dir], [], []
+    own_tables = lock_run_folders(run_dirs, args)
     for run_dir in run_dirs:
         results, worst = reevaluate(run_dir, device, args.test_batch_size)
         reevaluated.append(results)
@@ -133,9 +155,10 @@ def main() -> None:
     # Rows are named by folder; two folders of one name (runs/a/gs_lora, runs/b/gs_lora) get a row each.
     names = distinct_row_names([(d.name, d.resolve(), r) for d, r in zip(run_dirs, reevaluated)])
     runs = list(zip(names, reevaluated))
-    for run_dir, (name, results) in zip(run_dirs, runs):
+    for run_dir, own, (name, results) in zip(run_dirs, own_tables, runs):
         folder = add_audits(run_dir, name, results, device, args) if args.audit else run_dir
-        write_tables(folder, [(name, results)])
+        if own or folder != run_dir:
+            write_tables(folder, [(name, results)])
     if args.table_dir:
         write_tables(Path(args.table_dir), runs)
     for table in (build_table(runs), build_audit_table(runs)):
@@ -146,4 +169,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, "re-evaluation stopped; the tables written so far are complete, rerun the same command for all")

@@ -31,6 +31,7 @@ from util.device import resolve_device, use_bf16
 from util.errors import UserError
 from util.files import read_json, write_json
 from util.metrics import ClassCounts, task_metrics
+from util.run_lock import lock_run_folder
 from util.run_log import RunLog, setup_logging
 
 log = logging.getLogger("train_oracle")
@@ -126,6 +127,7 @@ def main() -> None:
     run_dir = Path(args.run_dir)
     args.outdir = args.outdir or str(run_dir.parent / "oracle")
     outdir = Path(args.outdir)
+    lock_run_folder(outdir)
     run = read_run(run_dir)
     recipe, model_args = read_recipe(run["config"]["resume"], run["config"])
     config = oracle_config(recipe, run["config"], args)

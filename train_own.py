@@ -8,7 +8,6 @@
 The original pre-training and test command lines run unchanged: --model CKPT is --eval_only -r CKPT, and the flags
 that change nothing here (--decay-epochs, --lora_pos ...) are accepted; config.py documents each.
 """
-import json
 from pathlib import Path
 from typing import Dict
 
@@ -20,6 +19,8 @@ from engine.pretraining import pretrain
 from run_setup import begin_run, make_folder, model_and_data_from_args, run_main, settings_from_args, setup
 from util.distributed import is_main_process
 from util.errors import UserError
+from util.files import write_json
+from util.run_lock import LOCK_NAME, lock_run_folder
 from util.run_log import RunLog
 
 INTERRUPTED = "best.pth holds the best epoch so far; pre-training does not resume, rerun with --overwrite"
@@ -33,8 +34,9 @@ def report_path(args) -> Path:
 
 
 def check_outdir(args, outdir: Path) -> None:
-    """Pre-training into a folder that holds files replaces them only with --overwrite."""
-    if outdir.is_dir() and any(outdir.iterdir()) and not args.overwrite:
+    """Pre-training into a folder that holds files replaces them only with --overwrite. The caller holds the folder's
+    lock, so no other run can fill it between this check and the first write."""
+    if outdir.is_dir() and any(p.name != LOCK_NAME for p in outdir.iterdir()) and not args.overwrite:
         raise UserError(f"{outdir} is not empty (a pre-trained model may be there); pass --overwrite to replace it, "
                         f"or another --outdir")
 
@@ -46,6 +48,7 @@ def main() -> None:
     device = setup(args)
     outdir = report_path(args).parent if args.eval_only else Path(args.outdir or "runs/pretrain")
     if not args.eval_only:
+        lock_run_folder(outdir)
         check_outdir(args, outdir)
     model, model_args, data = model_and_data_from_args(args)
     if args.exclude_classes:
@@ -69,7 +72,7 @@ def main() -> None:
 def write_report(report: Dict[str, object], written: Path) -> None:
     """Writes the test report as JSON and prints the overall accuracies."""
     make_folder(written.parent, "--outdir")
-    written.write_text(json.dumps(report, indent=2))
+    write_json(written, report)
     for convention in ("original", "plain"):
         print(f"test accuracy ({convention} convention): {report[f'test_acc_{convention}']:.2f}%")
     print(f"per-class accuracies: {written}")

@@ -9,10 +9,11 @@ from typing import List, Optional
 from config import parse_args
 from data.class_order import class_order
 from data.task_plan import plan_tasks
-from engine.forgetting import run_forgetting
+from engine.forgetting import check_resumed_plan, run_forgetting
 from engine.method import METHODS
 from run_setup import begin_run, check_forgetting_folder, model_and_data_from_args, run_main, settings_from_args, setup
 from util.distributed import is_main_process
+from util.run_lock import lock_run_folder
 from util.run_log import RunLog
 from util.table import format_table
 
@@ -30,10 +31,12 @@ def forget(single_step: bool = False) -> None:
     args = forgetting_args(single_step)
     device = setup(args)
     outdir = Path(args.outdir or f"runs/{args.method}")
+    lock_run_folder(outdir)
     check_forgetting_folder(args, outdir)
     model, model_args, data = model_and_data_from_args(args)
     tasks = plan_tasks(class_order(data.num_classes, args.seed), args.num_of_first_cls, args.per_forget_cls,
                        args.num_tasks, args.open_cls_num, single_step_layout=single_step)
+    check_resumed_plan(outdir, tasks)  # before begin_run writes anything
     model.to(device)
     method = METHODS.get(args.method).from_args(model, args)
     begin_run(args, outdir)

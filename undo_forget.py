@@ -23,6 +23,7 @@ from util.checkpoint import save_checkpoint
 from util.device import resolve_device, use_bf16
 from util.errors import UserError
 from util.files import write_json
+from util.run_lock import lock_run_folder
 from util.run_log import setup_logging
 
 log = logging.getLogger("undo_forget")
@@ -56,6 +57,7 @@ def output_paths(run_dir: Path, task: int, out: Optional[str], report: bool) -> 
         raise UserError(f"--out {checkpoint}: a checkpoint's report is its name ending in .json, here the "
                         f"checkpoint itself; name the checkpoint .pth")
     report_path = checkpoint.with_suffix(".json") if report else None
+    lock_run_folder(checkpoint.parent, "--out")  # two undos into one folder must not both find the names free
     for path in (checkpoint, report_path):
         if path is not None and path.exists():
             raise UserError(f"{path} exists; pass another --out or remove it (nothing is overwritten)")

@@ -23,6 +23,8 @@ from util.errors import UserError
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+# PIL modes of 16-bit samples (a 16-bit grayscale PNG opens as one of these). convert("RGB") clips them to 255.
+SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 
 
 @dataclass
@@ -95,9 +97,19 @@ def _visible(path: Path) -> bool:
     return not path.name.startswith(".")
 
 
+def _resolvable(path: Path) -> Path:
+    """``path``, unless it is a symlink loop or points to nothing: then a UserError naming it. Such an entry is
+    neither a folder nor a file, so the listing of class folders would drop it, and a class with it, silently. (An
+    image file that is a broken link fails to decode, which already names it.)"""
+    if path.is_symlink() and not path.exists():
+        raise UserError(f"{path} is a symlink loop or points to nothing: fix or remove the link")
+    return path
+
+
 def _class_dirs(split_dir: Path) -> List[Path]:
     """The class folders of a split, sorted by name, which makes a folder's position its label."""
-    return sorted((d for d in split_dir.iterdir() if d.is_dir() and _visible(d)), key=lambda d: d.name)
+    return sorted((d for d in map(_resolvable, split_dir.iterdir()) if d.is_dir() and _visible(d)),
+                  key=lambda d: d.name)
 
 
 def _image_files(class_dir: Path) -> List[Path]:
@@ -136,11 +148,25 @@ def _open_rgb(path: Path) -> Image.Image:
     try:
         with Image.open(path) as img:
             img.load()  # PIL reads lazily: a truncated JPEG opens fine and only fails on the pixel data
-            return img.convert("RGB")
+            return _to_rgb(img, path)
     except (OSError, SyntaxError, ValueError) as err:
         # PIL's unidentified-format message repeats the path; the short reason keeps the line readable.
         reason = "not an image format PIL reads" if isinstance(err, UnidentifiedImageError) else err
         raise UserError(f"cannot decode image {path} ({reason}): remove or replace it") from err
+
+
+def _to_rgb(img: Image.Image, path: Path) -> Image.Image:
+    """An 8-bit RGB copy of ``img``. 16-bit samples are scaled to the nearest 8-bit value (v / 257, rounded: 0 -> 0,
+    65535 -> 255), as an 8-bit export of the same picture would hold; a mode of no fixed range (32-bit float) is
+    refused rather than guessed."""
+    if img.mode in SIXTEEN_BIT_MODES:
+        values = np.asarray(img, dtype=np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise UserError(f"image {path} holds {img.mode} values outside 0-65535; convert it to 8 or 16 bits")
+        return Image.fromarray(((values + 128) // 257).astype(np.uint8), "L").convert("RGB")
+    if img.mode == "F":
+        raise UserError(f"image {path} has PIL mode F (32-bit float, no fixed range); convert it to 8 or 16 bits")
+    return img.convert("RGB")
 
 
 def _decode(path: Path, size: int) -> np.ndarray:

@@ -262,9 +262,17 @@ def check_run_folder(outdir: Path, resume: bool) -> None:
                             f"start anew in another --outdir")
 
 
-def resume_state(method: Method, settings: RunSettings, results_path: Path, run_log) -> Dict:
-    """Loads the finished tasks' results, weights and method state of an interrupted run; drops the log records of
-    the task that was cut short, so curves are not doubled."""
+def check_resumed_plan(outdir: Path, tasks: List[Task]) -> None:
+    """A resumed run continues the task plan its finished tasks were trained on (results.json's ``plan``), or is
+    refused: another plan (another dataset, class order or split) would mix two protocols in one table."""
+    results_path = outdir / "results.json"
+    if results_path.exists() and read_json(results_path).get("plan") != plan_record(tasks):
+        raise UserError(f"{results_path} was trained on another task plan than these flags and data give; resume "
+                        f"with the run's own flags and data, or use a new --outdir")
+
+
+def resume_state(method: Method, settings: RunSettings, results_path: Path) -> Dict:
+    """Loads the finished tasks' results, weights and method state of an interrupted run."""
     saved = read_json(results_path)
     done = len(saved.get("tasks", []))
     if done:
@@ -273,7 +281,6 @@ def resume_state(method: Method, settings: RunSettings, results_path: Path, run_
                            f"task {last} checkpoint")
         method.load_state_dict(load_file(folder / f"method_task_{last}.pth"))
         log.info("resuming after task %d", last)
-    run_log.drop_tasks_from(done)
     return {k: v for k, v in saved.items() if k in ("tasks", "pretrained")}
 
 
@@ -288,8 +295,11 @@ def run_forgetting(method: Method, data, tasks: List[Task], settings: RunSetting
     results = {"method": method.name, "selection": settings.selection, "config": settings.config,
                "no_retain": settings.no_retain, "plan": plan_record(tasks), "tasks": []}
     check_run_folder(settings.outdir, resume)
+    check_resumed_plan(settings.outdir, tasks)
     if results_path.exists():
-        results.update(resume_state(method, settings, results_path, run_log))
+        results.update(resume_state(method, settings, results_path))
+    # The records of a task cut short (task 0 too, killed before results.json existed), so curves are not doubled.
+    run_log.drop_tasks_from(len(results["tasks"]))
     if "pretrained" not in results:
         results["pretrained"] = pretrained_accuracies(method.model, data, tasks, settings)
     for task in tasks[len(results["tasks"]):]:

@@ -33,7 +33,7 @@ ensure_pretrained() {
 run_methods() {
   local out=$1 runs=() method
   shift
-  for method in "$@"; do check_method "$method" || return 2; done
+  check_methods "$@" || return 2
   for method in "$@"; do
     # shellcheck disable=SC2086
     python train_own_forget_cl.py "${FORGET[@]}" "${AUDIT[@]}" --method "$method" ${METHOD_FLAGS[$method]} \

@@ -33,6 +33,7 @@ else
   SMOKE_FLAGS=()
   PRESET=paper
 fi
+CKPT_GIVEN=${CKPT:+1}  # smoke mode pre-trains a missing default checkpoint, never one that CKPT names
 CKPT=${CKPT:-$OUT_ROOT/pretrain/best.pth}
 # Every forgetting run of the papers: 100 epochs per task, cosine to 1e-5, no warm-up (the original's values).
 FORGET_COMMON=(-e 100 --min-lr 1e-5 --warmup-epochs 0)
@@ -40,9 +41,10 @@ FORGET_COMMON=(-e 100 --min-lr 1e-5 --warmup-epochs 0)
 # The method sections call load_presets "$PRESET" (METHOD_FLAGS, ALL_METHODS); it costs a Python start.
 source scripts/presets.sh
 
-# need_checkpoint: stops with one line when CKPT is missing (with SMOKE=1 the tiny pre-training makes it first).
+# need_checkpoint: stops with one line when CKPT is missing (with SMOKE=1 and no CKPT given, the tiny pre-training
+# makes the default one first).
 need_checkpoint() {
-  if [ "${SMOKE:-0}" = 1 ] && [ ! -f "$CKPT" ]; then
+  if [ "${SMOKE:-0}" = 1 ] && [ -z "$CKPT_GIVEN" ] && [ ! -f "$CKPT" ]; then
     python train_own.py "${DATA[@]}" "${MODEL[@]}" "${PRETRAIN[@]}" --outdir "$(dirname "$CKPT")"
   fi
   [ -f "$CKPT" ] || { echo "no checkpoint at $CKPT: run scripts/run_sub.sh or set CKPT" >&2; exit 2; }
@@ -53,7 +55,6 @@ need_checkpoint() {
 forget_run() {
   local entry=$1 outdir=$2 method=$3
   shift 3
-  check_method "$method" || exit 2
   # shellcheck disable=SC2086
   python "$entry" "${DATA[@]}" "${MODEL[@]}" -r "$CKPT" "${FORGET_COMMON[@]}" --method "$method" \
     ${METHOD_FLAGS[$method]} "$@" "${SMOKE_FLAGS[@]}" --outdir "$outdir" --resume_run

@@ -14,3 +14,9 @@ load_presets() {
 check_method() {
   [ -n "${METHOD_FLAGS[$1]+set}" ] || { echo "unknown method '$1'; choose from: ${ALL_METHODS[*]}" >&2; return 2; }
 }
+
+# check_methods NAME...: check_method for every name, so that a typo is refused before any run starts.
+check_methods() {
+  local method
+  for method in "$@"; do check_method "$method" || return 2; done
+}

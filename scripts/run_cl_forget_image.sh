@@ -29,6 +29,12 @@ declare -A IMAGENET_FLAGS=(
 )
 ORDER=(gs_lora gs_lora_pp l2 ewc mas lwf der der_pp fdr scrub scrub_s retrain)
 load_presets smoke  # fills ALL_METHODS for check_method; in smoke mode also the flags
+[ $# -gt 0 ] || set -- "${ORDER[@]}"
+check_methods "$@" || exit 2
+for method in "$@"; do  # every name, before any run
+  [ -n "${IMAGENET_FLAGS[$method]+set}" ] || { echo "no ImageNet100 values for $method: choose from ${ORDER[*]}" >&2
+                                               exit 2; }
+done
 if [ "${SMOKE:-0}" = 1 ]; then
   OUT_ROOT=${OUT_ROOT:-runs/smoke}
   gen=$OUT_ROOT/generated_imagenet
@@ -47,13 +53,9 @@ else
 fi
 MISSING=()
 [ -z "${IMAGENET900_ROOT:-}" ] || MISSING=(--imagenet900_root "$IMAGENET900_ROOT")
-[ $# -gt 0 ] || set -- "${ORDER[@]}"
 out=$OUT_ROOT/cl_image
 runs=()
 for method in "$@"; do
-  check_method "$method" || exit 2
-  [ -n "${IMAGENET_FLAGS[$method]+set}" ] || { echo "no ImageNet100 values for $method: choose from ${ORDER[*]}" >&2
-                                               exit 2; }
   # Flag order: data, setting, the common schedule, the method's values, smoke overrides (a later flag wins).
   # shellcheck disable=SC2086
   python train_own_forget_cl.py -d imagenet100 --data_root "$DATA_ROOT" -r "$CKPT" "${MISSING[@]}" \

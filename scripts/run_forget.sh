@@ -30,8 +30,9 @@ section_flags() {
   esac
 }
 load_presets "$PRESET"
-need_checkpoint
 [ $# -gt 0 ] || set -- "${ALL_METHODS[@]}"
+check_methods "$@" || exit 2
+need_checkpoint
 out=$OUT_ROOT/single_step/$SECTION
 runs=()
 for method in "$@"; do

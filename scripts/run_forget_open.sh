@@ -17,12 +17,13 @@ section_flags() {
   esac
 }
 load_presets "$PRESET"
-need_checkpoint
 [ $# -gt 0 ] || set -- gs_lora l2 ewc mas retrain
+for method in "$@"; do section_flags "$method" > /dev/null || exit 2; done  # every name, before any run
+need_checkpoint
 out=$OUT_ROOT/single_step_open
 runs=()
 for method in "$@"; do
-  flags=$(section_flags "$method") || exit 2
+  flags=$(section_flags "$method")
   # shellcheck disable=SC2086
   forget_run train_own_forget.py "$out/$method" "$method" --num_of_first_cls 70 --per_forget_cls 30 \
     --open_cls_num 40 --data_ratio 0.1 -b 48 $flags

@@ -49,10 +49,11 @@ def truncated_jpeg() -> bytes:
     return buffer.getvalue()[:len(buffer.getvalue()) // 2]
 
 
-def tiny_checkpoint(path: Path, depth: int = 2) -> Path:
-    model = build_model("vit_face_tiny", "cosface", 2, depth=depth)
-    save_checkpoint(path, model=model.state_dict(),
-                    model_args=dict(net="vit_face_tiny", head="cosface", num_classes=2, depth=depth, image_size=16))
+def tiny_checkpoint(path: Path, depth: int = 2, num_classes: int = 2) -> Path:
+    model = build_model("vit_face_tiny", "cosface", num_classes, depth=depth)
+    save_checkpoint(path, model=model.state_dict(), model_args=dict(net="vit_face_tiny", head="cosface",
+                                                                    num_classes=num_classes, depth=depth,
+                                                                    image_size=16))
     return path
 
 

@@ -1,4 +1,8 @@
 """The one save and load path: round trip, checkpoints that do not fit, bare and original-format state dicts."""
+import contextlib
+import errno
+import os
+
 import pytest
 import torch
 
@@ -95,3 +99,23 @@ def test_unreadable_or_absent_files_are_user_errors(tmp_path):
     junk.write_text("not a checkpoint")
     with pytest.raises(UserError, match="cannot read checkpoint"):
         load_checkpoint(junk)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_failed_save_is_one_line_and_leaves_no_temporary_file(tmp_path, monkeypatch, code):
+    """A disk that fills up (or turns read-only) halfway through a save: a UserError naming the file, no .tmp left,
+    and the checkpoint that was there is intact."""
+    path = tmp_path / "best.pth"
+    save_checkpoint(path, model={"w": torch.zeros(2)})
+    before = path.read_bytes()
+
+    def failing_save(content, file):
+        with (open(file, "wb") if isinstance(file, (str, os.PathLike)) else contextlib.nullcontext(file)) as fh:
+            fh.write(b"partial")
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(UserError, match=f"cannot use {path} \\({os.strerror(code)}\\); ") as err:
+        save_checkpoint(path, model={"w": torch.ones(2)})
+    assert "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pth"] and path.read_bytes() == before

@@ -142,3 +142,24 @@ def test_original_test_script_names_are_aliases():
     assert args.eval_only and args.resume.endswith("m.pth")
     assert (args.net, args.vit_depth) == ("vit_face_small", 3)
     assert not parse_args("x", forgetting=False, argv=["-r", "m.pth"]).eval_only  # -r alone starts from a checkpoint
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("flag", ["--lr", "--alpha", "--val_ratio"])
+def test_non_finite_number_is_refused_at_parse_time(capsys, flag, value):
+    """Checked by the parser, before any data is read or any file written."""
+    with pytest.raises(SystemExit) as exit_:
+        parse_args("x", argv=[f"{flag}={value}"])  # "=": argparse reads a lone -inf as a flag
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: argument {flag}") and "finite" in lines[0], lines
+
+
+def test_data_root_symlink_loop_is_one_parser_error_line(capsys, tmp_path):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(SystemExit) as exit_:
+        parse_args("x", argv=["-d", "imagefolder", "--data_root", str(loop)])
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"error: argument --data_root: {loop} is a symlink loop"], lines

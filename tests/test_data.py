@@ -228,3 +228,46 @@ def test_batch_loader_covers_each_index_once_per_pass_and_reshuffles():
     assert torch.cat([y for _, y in ordered]).tolist() == indices[:8].tolist()
     with pytest.raises(UserError):
         BatchLoader(data, torch.tensor([], dtype=torch.int64), batch_size=4)
+
+
+def one_class_split(root, split: str = "train"):
+    folder = root / split / "a"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def test_16_bit_grayscale_png_is_scaled_to_8_bits_not_saturated(tmp_path):
+    """PIL opens a 16-bit grayscale PNG as mode I;16; plain convert('RGB') clips every value above 255 to 255."""
+    values = np.array([[0, 128, 257, 1000], [30000, 32896, 65278, 65535]] * 2, dtype=np.uint16)
+    Image.fromarray(values).save(one_class_split(tmp_path) / "deep.png")
+    with Image.open(tmp_path / "train" / "a" / "deep.png") as img:
+        assert img.mode.startswith("I")  # the case under test
+    pixels = folders._decode(tmp_path / "train" / "a" / "deep.png", 4)
+    expected = np.floor(values / 257 + 0.5).astype(np.uint8)  # nearest 8-bit value: 65535 -> 255, 32896 -> 128
+    assert pixels.dtype == np.uint8 and pixels.shape == (4, 4, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(pixels[..., channel], expected[:4])
+
+
+def test_float_image_mode_is_refused_in_one_line(tmp_path, monkeypatch):
+    """A mode-F image (32-bit float: no fixed range) cannot be mapped to 8 bits without guessing."""
+    path = one_class_split(tmp_path) / "float.png"
+    Image.fromarray(np.zeros((4, 4), dtype=np.uint8)).save(path)
+    real_open = Image.open
+    monkeypatch.setattr(folders.Image, "open", lambda p: real_open(p).convert("F"))
+    with pytest.raises(UserError, match=r"float.png has PIL mode F .*convert it to 8 or 16 bits") as err:
+        folders._decode(path, 4)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["loop", "dangling"])
+def test_class_folder_that_is_a_broken_symlink_names_it(tmp_path, kind):
+    """A class folder that is a symlink loop (or points nowhere) is an error, not a silently missing class."""
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            (tmp_path / split / name).mkdir(parents=True)
+            Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(tmp_path / split / name / "0.png")
+    link = tmp_path / "train" / "c"
+    link.symlink_to(link if kind == "loop" else tmp_path / "nowhere")
+    with pytest.raises(UserError, match=f"{link} is a symlink loop or points to nothing"):
+        class_folders(tmp_path)

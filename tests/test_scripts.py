@@ -143,3 +143,47 @@ def test_every_method_name_is_checked_before_any_run_starts(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("unknown method 'nosuch'; choose from:")
     assert not (tmp_path / "compare").exists()
+
+
+def plain_env(**values) -> dict:
+    """The environment of a script run outside smoke mode, with ``values`` set (SMOKE and paths unset first)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SMOKE", "CKPT", "DATA_ROOT", "OUT_ROOT", "CACHE_DIR")}
+    return {**env, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **values}
+
+
+@pytest.mark.parametrize("args, refusal", [
+    (["run_forget.sh", "full", "gs_lora", "nosuch"], "unknown method 'nosuch'; choose from:"),
+    (["run_cl_forget.sh", "full", "gs_lora", "nosuch"], "unknown method 'nosuch'; choose from:"),
+    (["run_cl_forget_open.sh", "gs_lora", "nosuch"], "unknown method 'nosuch'; choose from:"),
+    (["run_forget_open.sh", "gs_lora", "nosuch"], "run_forget_open.sh has no values for 'nosuch'"),
+    (["run_cl_forget_image.sh", "gs_lora", "nosuch"], "unknown method 'nosuch'; choose from:"),
+], ids=lambda a: a[0] if isinstance(a, list) else "")
+def test_paper_scripts_check_every_method_name_before_any_run(tmp_path, args, refusal):
+    """gs_lora would run (here: fail on the missing data) before 'nosuch' was refused."""
+    (tmp_path / "ckpt.pth").write_bytes(b"never read")
+    env = plain_env(CKPT=str(tmp_path / "ckpt.pth"), DATA_ROOT=str(tmp_path / "no_data"),
+                    OUT_ROOT=str(tmp_path / "out"))
+    done = subprocess.run(["bash", f"scripts/{args[0]}", *args[1:]], cwd=ROOT, env=env, capture_output=True, text=True)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(refusal), done.stderr[-2000:]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("variable, value, shown", [("CKPT", "rel/model.pth", "rel/model.pth"),
+                                                     ("OUT_ROOT", "rel_out", "rel_out/pretrain/best.pth")])
+def test_relative_paths_are_the_callers(tmp_path, variable, value, shown):
+    """A relative CKPT or OUT_ROOT names a path under the folder the script is called from, not the repository."""
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "run_cl_forget.sh"), "full", "gs_lora"], cwd=tmp_path,
+                          env=plain_env(**{variable: value}), capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1].startswith(f"no checkpoint at {tmp_path / shown}:"), done.stderr
+
+
+def test_smoke_mode_does_not_replace_a_named_checkpoint_that_is_missing(tmp_path):
+    """With SMOKE=1 a missing default checkpoint is pre-trained; a missing one that CKPT names is an error (a fresh
+    model used in its place would give other numbers silently)."""
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "run_cl_forget.sh"), "full", "gs_lora"], cwd=tmp_path,
+                          env=plain_env(SMOKE="1", CKPT="rel/model.pth"), capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"no checkpoint at {tmp_path / 'rel' / 'model.pth'}: run scripts/run_sub.sh or set CKPT"], done.stderr
+    assert list(tmp_path.iterdir()) == []

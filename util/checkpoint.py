@@ -6,22 +6,22 @@ A checkpoint is a dict of plain tensors and primitives (loadable with ``weights_
 (``task``, ``epoch``, ``method`` state). A bare state dict (such as the original repository's) is wrapped as
 ``model``; ``model.load_model_weights`` converts the original's key names.
 """
-import os
 from pathlib import Path
 from typing import Any, Dict, Union
 
 import torch
 
 from util.errors import UserError
+from util.files import atomic_write
 
 
 def save_checkpoint(path: Union[str, Path], **content: Any) -> None:
-    """Writes atomically (temporary file + rename), so an interrupted save never leaves a truncated file."""
+    """Writes atomically (``util.files.atomic_write``): an interrupted or failed save (disk full) never leaves a
+    truncated file, and a full disk is one line. torch.save gets a Python file, whose write errors are OSErrors with
+    their errno (given a path, torch's own writer reports them as a generic RuntimeError)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(content, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: torch.save(content, fh))
 
 
 def load_file(path: Union[str, Path]) -> Dict[str, Any]:

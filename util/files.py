@@ -1,17 +1,68 @@
-"""JSON files of a run folder: atomic writes, and reads whose failures are one-line user errors."""
+"""Files of a run folder: atomic writes, folder creation, and reads whose failures are one-line user errors.
+
+A write that fails (disk full, read-only or forbidden folder, a name too long) removes its temporary file and, for
+the causes a user fixes, becomes a UserError: one line naming the file, no traceback, nothing half-written left.
+"""
+import errno
 import json
 import os
+import tempfile
 from pathlib import Path
-from typing import Dict
+from typing import BinaryIO, Callable, Dict, Optional
 
 from util.errors import UserError
 
+# OSError numbers whose cause is the user's disk, folder or path, with what to do about each.
+USER_FIXABLE = {
+    errno.ENOSPC: "free some space or pass a folder on another disk",
+    errno.EDQUOT: "free some space or pass a folder on another disk",
+    errno.EROFS: "pass a writable folder",
+    errno.EACCES: "pass a folder you may write to",
+    errno.EPERM: "pass a folder you may write to",
+    errno.ENAMETOOLONG: "use a shorter path (at most 255 characters per name, 4096 in all)",
+    errno.ELOOP: "the path runs through a symlink loop; fix or remove the link",
+}
+
+
+def user_os_error(err: OSError, path=None) -> UserError:
+    """The one-line UserError of an OSError whose errno is in USER_FIXABLE (the caller checks)."""
+    where = path or err.filename or "a file"
+    return UserError(f"cannot use {where} ({err.strerror or err}); {USER_FIXABLE[err.errno]}")
+
+
+def fixable_cause(err: BaseException) -> Optional[OSError]:
+    """The OSError with a USER_FIXABLE errno that ``err`` is or arose from, if any. (torch.save's zip writer turns
+    the OSError of a full disk into a RuntimeError raised while handling it.)"""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in USER_FIXABLE:
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Calls ``write`` on a temporary file beside ``path``, then renames it over ``path``: a crash mid-write never
+    corrupts what was there, and a failed or interrupted write leaves no temporary file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException as err:  # Ctrl-C and SIGTERM too
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # the temporary file could not even be made
+        cause = fixable_cause(err)
+        if cause is not None:
+            raise user_os_error(cause, path) from None
+        raise
+
 
 def write_json(path: Path, content: Dict) -> None:
-    """Atomic JSON write (temporary file + rename): a crash mid-write never corrupts what was there."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(content, indent=2))
-    os.replace(tmp, path)
+    """Atomic JSON write (see ``atomic_write``)."""
+    atomic_write(path, lambda fh: fh.write(json.dumps(content, indent=2).encode()))
 
 
 def read_json(path: Path) -> Dict:
@@ -20,3 +71,26 @@ def read_json(path: Path) -> Dict:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
         raise UserError(f"cannot read {path} ({err.__class__.__name__}); restore it, or rerun what wrote it") from None
+
+
+def unwritable_reason(folder: Path) -> Optional[str]:
+    """None when a file can be made in the existing ``folder``, else why not (the OS's words). A probe file, not
+    ``os.access``: a read-only mount or a full disk refuses even root."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return None
+    except OSError as err:
+        return err.strerror or str(err)
+
+
+def make_folder(path: Path, flag: str) -> Path:
+    """Creates ``path`` (and parents); an invalid or unwritable path is a one-line error naming the flag."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{flag} {path} cannot be used as a folder ({err.strerror or err}); pass a writable "
+                        f"folder") from None
+    reason = unwritable_reason(path)
+    if reason:
+        raise UserError(f"{flag} {path} cannot be used as a folder ({reason}); pass a writable folder")
+    return path

@@ -5,11 +5,11 @@ TensorBoard is imported lazily: when it is missing the run goes on with a warnin
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Dict, Optional
 
 from util.distributed import is_main_process
+from util.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +23,21 @@ def setup_logging(level: str = "INFO", outdir: Optional[Path] = None) -> None:
     if outdir is not None:
         outdir.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(outdir / "run.log"))
+        # A record run.log cannot take (disk full) is dropped: logging would print a traceback per record, burying
+        # the one error line that the failing write of a result gives.
+        logging.raiseExceptions = False
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=handlers, force=True,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
-def _task_of(line: str) -> float:
-    """The task a log line belongs to (-1: none); a line cut short by a kill counts as the interrupted task's."""
+def _task_of(line: bytes) -> float:
+    """The task a log line belongs to (-1: none); a line cut short by a kill (or garbled: not UTF-8, not JSON) counts
+    as the interrupted task's."""
     try:
-        return json.loads(line).get("task", -1)
-    except ValueError:
+        record = json.loads(line)
+    except ValueError:  # UnicodeDecodeError included
         return math.inf
+    return record.get("task", -1) if isinstance(record, dict) else math.inf
 
 
 class RunLog:
@@ -65,10 +70,8 @@ class RunLog:
         """Removes the records of tasks ``first`` and later (a task cut short before a resume), atomically."""
         if self.path is None or not self.path.exists():
             return
-        kept = [line for line in self.path.read_text().splitlines() if _task_of(line) < first]
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, self.path)
+        kept = [line for line in self.path.read_bytes().splitlines() if _task_of(line) < first]
+        atomic_write(self.path, lambda fh: fh.write(b"".join(line + b"\n" for line in kept)))
 
     def close(self) -> None:
         if self.writer is not None:

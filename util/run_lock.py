@@ -1,0 +1,83 @@
+"""One process per run folder: an exclusive ``flock`` on ``<folder>/.lock``, held for the life of the process.
+
+Two runs writing one folder mix their files silently (config.json of one, checkpoints of the other, a doubled
+log), so every entry point that writes a run folder takes its lock before reading or writing anything in it. The
+lock file holds the pid of its holder, which the refused run names. The kernel drops a ``flock`` when its process
+dies, however it dies, so a lock file left by a killed run is stale by construction and is simply locked again.
+On a normal exit the file is removed (and the folders this process made, when it left them empty), so a refused
+or failed call leaves no trace. Under torchrun the main process, the one that writes, holds the lock.
+"""
+import atexit
+import errno
+import fcntl
+import os
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+from util.distributed import is_main_process
+from util.errors import UserError
+from util.files import make_folder
+
+LOCK_NAME = ".lock"
+
+_held: Dict[Path, Tuple[int, List[Path]]] = {}  # folder -> (lock file descriptor, the folders locking created)
+
+
+def lock_run_folder(folder: Path, flag: str = "--outdir") -> None:
+    """Takes ``folder``'s lock (creating the folder; ``flag`` names it in errors) until the entry point ends.
+
+    Raises UserError naming the holder's pid when another live process holds it. Taking a lock this process
+    already holds does nothing.
+    """
+    folder = Path(folder).absolute()
+    if folder in _held or not is_main_process():
+        return
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    make_folder(folder, flag)
+    path = folder / LOCK_NAME
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise UserError(f"{folder} is in use by another run (pid {_holder(path)}); wait for it to end, or pass "
+                            f"another {flag}") from None
+        if _same_file(fd, path):  # else the holder removed the file between our open and our lock: try again
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _held[folder] = (fd, created)
+
+
+def _holder(path: Path) -> str:
+    try:
+        return path.read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
+@atexit.register
+def release_run_folders() -> None:
+    """Releases every lock this process holds: ``run_setup.run_main`` calls it when an entry point ends, atexit
+    otherwise. Each lock file is removed while still locked (so no other process can come to hold a removed file),
+    then the folders its locking created, while empty."""
+    for folder, (fd, created) in list(_held.items()):
+        del _held[folder]
+        try:
+            (folder / LOCK_NAME).unlink()
+            for made in created:
+                made.rmdir()
+        except OSError:
+            pass  # the folder holds the run's files, or is gone: nothing more to tidy
+        os.close(fd)
