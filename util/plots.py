@@ -151,7 +151,7 @@ def plot_sweep(option: str, lines, path: Path, title: str) -> Path:
     """One flag of a sweep (``option``, as written: '--BND', '-e'): H, Acc_r and Acc_f against its value (columns),
     on the validation split and the test split (rows); H* and Acc_r before the task dashed, in their line's colour.
 
-    ``lines``: {line label: [(value, {'val': summary, 'test': summary}), ...]} as ``scripts/sweep.py``'s ``curves`` builds.
+    ``lines``: {line label: [(value, {'val': summary, 'test': summary}), ...]} as ``curves`` (scripts/sweep.py) builds.
     """
     plt = _pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(11.5, 5.8), constrained_layout=True, squeeze=False)
