@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from data.folders import BatchLoader, Images
-from util.device import autocast
+from util.device import autocast, in_eval_mode
 
 
 def per_class_sample(indices: torch.Tensor, targets: torch.Tensor, cap: int, generator: torch.Generator
@@ -26,11 +26,10 @@ def per_class_sample(indices: torch.Tensor, targets: torch.Tensor, cap: int, gen
 
 
 @torch.no_grad()
+@in_eval_mode
 def model_outputs(model: nn.Module, images: Images, indices: torch.Tensor, batch_size: int, device: torch.device,
                   amp: bool = False) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Plain logits (N, C), embeddings (N, D) and labels (N,) of ``images[indices]``, in eval mode, on the CPU."""
-    was_training = model.training
-    model.eval()
     logits, embeddings, labels = [], [], []
     for batch, target in BatchLoader(images, indices, batch_size):
         with autocast(device, amp):
@@ -38,5 +37,4 @@ def model_outputs(model: nn.Module, images: Images, indices: torch.Tensor, batch
             logits.append(model.head.plain_logits(emb).float().cpu())
         embeddings.append(emb.float().cpu())
         labels.append(target)
-    model.train(was_training)
     return torch.cat(logits), torch.cat(embeddings), torch.cat(labels)

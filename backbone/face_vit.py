@@ -5,7 +5,6 @@ face embedding. Two details are kept from the original so that its released chec
 the attention scale is ``dim ** -0.5`` (model width, not head width) and the attention width is ``heads * dim_head``
 independently of the model width. The feed-forward network is timm's ``Mlp``; LoRA finds it by that type.
 """
-import re
 from typing import Dict, Optional
 
 import torch
@@ -15,6 +14,7 @@ from timm.layers import Mlp
 
 from backbone.dropout import add_dropped, use_fast_dropout
 from backbone.registry import BACKBONES
+from util.checkpoint import rename_keys
 from util.errors import UserError
 
 
@@ -78,17 +78,8 @@ class Block(nn.Module):
 
 
 class FaceViT(nn.Module):
-    """Face Transformer: images in [0, 1] of shape (B, 3, S, S) -> embeddings (B, dim).
-
-    Args:
-        image_size: input side S in pixels; must be a multiple of ``patch_size``.
-        patch_size: side of the non-overlapping square patches.
-        dim: token width, also the embedding size.
-        depth: number of Transformer blocks.
-        heads, dim_head: attention heads and their width.
-        mlp_dim: hidden width of the feed-forward network.
-        dropout, emb_dropout: dropout in blocks and after adding position embeddings.
-    """
+    """Face Transformer: images in [0, 1] of shape (B, 3, S, S) -> embeddings (B, dim), S a multiple of the patch
+    size; ``dropout`` acts in the blocks, ``emb_dropout`` after adding the position embeddings."""
 
     def __init__(self, image_size: int = 112, patch_size: int = 8, dim: int = 512, depth: int = 6, heads: int = 8,
                  dim_head: int = 64, mlp_dim: int = 2048, dropout: float = 0.1, emb_dropout: float = 0.1,
@@ -162,17 +153,8 @@ def convert_original_checkpoint(state_dict: Dict[str, torch.Tensor]) -> Dict[str
     Its LoRA factors are dropped: its checkpoints already hold merged weights, and loading the factors as well
     would apply the low-rank update twice (bug 11 of the reference).
     """
-    converted = {}
-    for key, value in state_dict.items():
-        key = key.removeprefix("module.")
-        if "lora_" in key:
-            continue
-        for pattern, replacement in _ORIGINAL_KEYS:
-            key, hits = re.subn(pattern, replacement, key)
-            if hits:
-                break
-        converted[key] = value
-    return converted
+    kept = {key.removeprefix("module."): value for key, value in state_dict.items() if "lora_" not in key}
+    return rename_keys(kept, _ORIGINAL_KEYS)
 
 
 def _face_vit(defaults: dict, **overrides) -> FaceViT:

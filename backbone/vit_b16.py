@@ -9,7 +9,6 @@ after the encoder's final LayerNorm (768-d for ViT-B/16). Weights come from a lo
 Inputs are ImageNet-normalised images (data/imagenet.py).
 """
 import logging
-import re
 from typing import Dict, List, Optional
 
 import torch
@@ -17,24 +16,16 @@ import torch.nn as nn
 from torchvision.models.vision_transformer import VisionTransformer
 
 from backbone.registry import BACKBONES
+from util.checkpoint import rename_keys
 from util.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
 class TorchvisionViT(nn.Module):
-    """torchvision's VisionTransformer without its classifier: images (B, 3, S, S) -> class-token embedding (B, dim).
-
-    Its head is always the linear softmax head of its weight file (``head_type``): plain CE, as the original.
-
-    Args:
-        image_size: input side S in pixels (a multiple of ``patch_size``).
-        patch_size: side of the square patches (a strided convolution).
-        dim: token width, also the embedding size.
-        depth: number of encoder blocks.
-        heads: attention heads.
-        mlp_dim: hidden width of the feed-forward network.
-    """
+    """torchvision's VisionTransformer without its classifier: images (B, 3, S, S) -> class-token embedding (B, dim),
+    S a multiple of the patch size (a strided convolution). Its head is always the linear softmax head of its
+    weight file (``head_type``): plain CE, as the original."""
 
     head_type = "softmax"
 
@@ -93,14 +84,7 @@ def convert_torchvision_checkpoint(state_dict: Dict[str, torch.Tensor]) -> Dict[
     The 1000-way classifier becomes ``head.weight``/``head.bias`` with all its rows; ``model.fit_head_rows`` cuts
     it to the run's classes.
     """
-    converted = {}
-    for key, value in state_dict.items():
-        for pattern, replacement in _TORCHVISION_KEYS:
-            key, hits = re.subn(pattern, replacement, key)
-            if hits:
-                break
-        converted[key] = value
-    return converted
+    return rename_keys(state_dict, _TORCHVISION_KEYS)
 
 
 def _fixed_size(name: str, depth: Optional[int], image_size: Optional[int], defaults: dict) -> dict:

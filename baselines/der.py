@@ -33,9 +33,7 @@ class DER(TeacherMethod):
     """Wrong-label fine-tuning on forget data, pulling remain embeddings to the pre-trained model's."""
 
     name = "der"
-    presets = {"paper": "--lr 1e-3 --DER_lambda 0.01",
-               "cpu": "--lr 1e-3 --DER_lambda 0.01",
-               "smoke": "-e 4 --lr 3e-3"}
+    presets = {"paper": "--lr 1e-3 --DER_lambda 0.01", "cpu": "--lr 1e-3 --DER_lambda 0.01", "smoke": "-e 4 --lr 3e-3"}
 
     def __init__(self, model: nn.Module, drift_weight: float = 0.1, **shared):
         super().__init__(model, **shared)

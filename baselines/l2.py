@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from baselines.common import FineTuneMethod
 from engine.method import METHODS, StepInfo, TaskContext, forward_pair
+from util.device import in_eval_mode
 
 Term = Dict[str, List[torch.Tensor]]
 
@@ -37,9 +38,10 @@ def weighted_penalty(params: List[torch.Tensor], terms: List[Term]) -> torch.Ten
     return total
 
 
+@in_eval_mode
 def gradient_importance(model: nn.Module, params: List[nn.Parameter], batches: Iterable, objective: Callable,
                         contribution: Callable, device: torch.device, autocast: Callable) -> List[torch.Tensor]:
-    """(1/nb) sum_b contribution(d objective_b / d theta, |b|), with the model in eval mode.
+    """(1/nb) sum_b contribution(d objective_b / d theta, |b|), in eval mode.
 
     Args:
         objective: maps (margin logits (B, C) float, labels (B,)) to the scalar to differentiate.
@@ -48,8 +50,6 @@ def gradient_importance(model: nn.Module, params: List[nn.Parameter], batches: I
     Returns:
         One importance tensor per parameter (detached, shaped like it).
     """
-    was_training = model.training
-    model.eval()
     sums = [torch.zeros_like(p) for p in params]
     num_batches = 0
     for images, labels in batches:
@@ -61,7 +61,6 @@ def gradient_importance(model: nn.Module, params: List[nn.Parameter], batches: I
             if grad is not None:
                 total.add_(contribution(grad, len(labels)))
         num_batches += 1
-    model.train(was_training)
     return [s / max(1, num_batches) for s in sums]
 
 

@@ -55,9 +55,7 @@ class LIRF(FineTuneMethod):
 
     name = "lirf"
     no_retain_refusal = None  # only its remain CE needs remain images; its remain-class KL is on forget images
-    presets = {"paper": "--lr 1e-4",
-               "cpu": "--lr 1e-3",
-               "smoke": "-e 3 --lr 3e-3"}
+    presets = {"paper": "--lr 1e-4", "cpu": "--lr 1e-3", "smoke": "-e 3 --lr 3e-3"}
 
     def __init__(self, model: nn.Module, temperature: float = 10.0, alpha: float = 0.1, seed: int = 1337):
         super().__init__(model, seed=seed)

@@ -30,9 +30,7 @@ class Retrain(Method):
 
     name = "retrain"
     no_retain_refusal = "it trains on remain images only"
-    presets = {"paper": "--lr 3e-4 --warmup-epochs 5",
-               "cpu": "--lr 3e-3 --warmup-epochs 1",
-               "smoke": "-e 10 --lr 1e-2"}
+    presets = {"paper": "--lr 3e-4 --warmup-epochs 5", "cpu": "--lr 3e-3 --warmup-epochs 1", "smoke": "-e 10 --lr 1e-2"}
 
     def __init__(self, model: nn.Module, seed: int = 1337):
         super().__init__(model)

@@ -32,6 +32,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.speed import per_image_ratio  # noqa: E402
 from gs_lora import GSLoRAPlusPlus  # noqa: E402
 from model import build_model  # noqa: E402
 from util.device import autocast  # noqa: E402
@@ -122,11 +123,10 @@ def benchmark_rows(out: Path) -> List[str]:
     for name in ("speed_fp32.json", "speed_bf16.json", "speed_vit.json"):
         path = out / name
         for r in json.loads(path.read_text())["results"] if path.exists() else []:
-            side = r.get("batch", 48)
-            per_image = (r["gs_step_s"] / (2 * side)) / (r["ft_step_s"] / side)
             line = (f"{r['config']:8s} {'bf16' if r['bf16'] else 'fp32'}  GS-LoRA++ step {r['gs_step_s']:.3f} s "
                     f"({r['gs_img_per_s']:.0f} img/s, peak {r['gs_peak_mb']:.0f} MB)  fine-tuning step "
-                    f"{r['ft_step_s']:.3f} s  per-image ratio {per_image:.2f}  evaluation pass {r['eval_s']:.1f} s")
+                    f"{r['ft_step_s']:.3f} s  per-image ratio {per_image_ratio(r):.2f}  evaluation pass "
+                    f"{r['eval_s']:.1f} s")
             if "protocol_h" in r:
                 line += f"  task 0 {r['task0_h']:.2f} h, Table 3 protocol {r['protocol_h']:.2f} h"
             if "original_graph_gs_step_s" in r:

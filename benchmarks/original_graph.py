@@ -1,20 +1,13 @@
 """The original implementation's compute graph, restated from reference/original-behaviour.md (1.1, 2.3, 2.4), so
 that ``benchmarks/speed.py --side_by_side`` can time it and our code in one process, on the same batches.
 
-This is not the original's code. It performs the same operations in the same order as the original:
-- the Face Transformer as Residual(PreNorm(f)) blocks;
-- attention as two einsums with a separate softmax;
-- ``nn.Dropout`` after the embedding, the attention output, the GELU and the FFN;
-- loralib-style LoRA on the FFN linears: x W^T + b + (x A^T) B^T * scaling;
-- the CosFace head built from a one-hot matrix.
-Both kinds of step are modelled:
-- a GS-LoRA++ step: two forward passes (remain, forget), the hinge, group-lasso and prototype terms of 2.4, and
-  AdamW on the LoRA factors;
-- a full fine-tuning step (L2): one pass over 48 images, with the quadratic pull and AdamW on every backbone
-  weight.
-The losses are computed the same way; next to the passes they cost almost nothing. Timing both in one process
-turns machine speed and load into a common factor, so their ratio carries over to other machines, which a
-comparison against figures measured elsewhere does not.
+Not the original's code, but its operations in its order: Residual(PreNorm(f)) blocks, attention as two einsums
+with a separate softmax, ``nn.Dropout`` after the embedding, the attention output, the GELU and the FFN,
+loralib-style LoRA on the FFN linears (x W^T + b + (x A^T) B^T * scaling) and a CosFace head built from a one-hot
+matrix. Its steps: GS-LoRA++ (two forward passes, the hinge, group-lasso and prototype terms of 2.4, AdamW on the
+LoRA factors) and full fine-tuning (L2: one pass over 48 images, the quadratic pull, AdamW on every backbone
+weight). Timing both codes in one process turns machine speed and load into a common factor, so their ratio
+carries over to other machines, which a comparison against figures measured elsewhere does not.
 """
 from typing import Callable, List
 

@@ -1,26 +1,15 @@
 """Speed benchmark against the original implementation's measured figures (reference/original-speed.md).
 
-Measures, on real CASIA-100 task-0 batches of the 4-task protocol (80 remain / 20 forget classes, 10 % subsets),
-at the 'reduced' (56 px, width 256) and optionally the 'full' (112 px, width 512) configuration:
-  * a GS-LoRA++ training step (48 remain + 48 forget images): median time, images/s, peak memory;
-  * a full fine-tuning step (L2, 48 images, all but the head trainable);
-  * one evaluation pass over the 8,984 test images (batch 240; the median batch time times 8,984 / 240) and the
-    prototype computation;
-  * task 0 under the original's settings (100 epochs, an 8,984-image test evaluation every 100 steps),
-    extrapolated from the measured step and evaluation times as the reference does, and the whole 4-task protocol
-    of Table 3 the same way (each task's remain images shrink with its remain classes: 80, 60, 40, 20);
-and prints ratios against the original's figures. With --side_by_side it also times the original's compute graph
-(benchmarks/original_graph.py) on the same batches, step for step alternating with ours, which gives ratios that
-do not depend on the machine or its load. Not a test: numbers depend on the machine, so quote ratios.
-Every run also writes its figures, the commit, torch's version and the machine to a JSON file (--json).
-The 'tiny' configuration (vit_face_tiny, 16 px) has no reference: it checks the benchmark's own path in seconds
-(scripts/gpu_check.sh --dry-run).
-
-The 'vit_b16' configuration (ImageNet100, torchvision's ViT-B/16 at 224 px, random weights: only time is measured)
-has no original figure; it times a GS-LoRA++ step (--batch remain + --batch forget images) against a full
-fine-tuning step per image, an evaluation pass over ImageNet100's 5,000 test images, and the streamed data path
-(images/s that --num_workers processes decode and transform), which must exceed the training step's images/s so
-the loader never starves the device. Without --imagenet_root it streams generated 500 x 375 JPEGs.
+On real CASIA-100 task-0 batches of the 4-task protocol (80 remain / 20 forget classes, 10 % subsets), at the
+'reduced' (56 px, width 256) and optionally the 'full' (112 px, width 512) configuration: a GS-LoRA++ step (48 + 48
+images), a full fine-tuning step (L2, 48 images), an evaluation pass over the 8,984 test images and the prototypes,
+then task 0 and Table 3's 4-task protocol under the original's settings, extrapolated as the reference does; printed
+as ratios against the original's figures. --side_by_side also times the original's compute graph
+(benchmarks/original_graph.py) on the same batches, alternating step by step with ours: ratios that do not depend on
+the machine or its load. 'tiny' (16 px) has no reference and checks the path in seconds; 'vit_b16' (ImageNet100's
+ViT-B/16, random weights) times its steps, evaluation pass and the streamed data path, which must outpace the step's
+images/s. Numbers depend on the machine, so quote ratios; every run writes its figures, the commit, torch and the
+machine to --json. docs/speed.md explains each figure.
 
     python benchmarks/speed.py --configs reduced full --steps 5 --json runs/benchmarks/speed.json
     python benchmarks/speed.py --configs full --steps 5 --eval_images 960 --side_by_side
@@ -35,6 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Tuple
 
 import torch
 
@@ -69,6 +59,15 @@ EPOCHS, EVAL_EVERY = 100, 100
 EVAL_BATCH = 240
 
 
+def seconds(fn, device: torch.device) -> float:
+    """Wall time of one call of ``fn``, the device synchronised before the clock stops."""
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def timed_steps(method, ctx, remain_loader, forget_loader, steps: int, device, reference=None) -> dict:
     """Step times in seconds of ``method`` ('ours') and, when given, of ``reference`` (a function of the remain and
     forget batches: the original's graph), after one warm-up round. Both take the same batches, in an order that
@@ -81,12 +80,32 @@ def timed_steps(method, ctx, remain_loader, forget_loader, steps: int, device, r
     for i, (remain, forget) in zip(range(steps + 1), pairs):
         remain, forget = ctx.to_device(remain), ctx.to_device(forget)
         for name in sorted(steppers, reverse=bool(i % 2)):
-            start = time.perf_counter()
-            steppers[name](remain, forget, i)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(seconds(lambda: steppers[name](remain, forget, i), device))
     return {name: values[1:] for name, values in times.items()}
+
+
+def step_figures(key: str, method, ctx, loaders, steps: int, device, meter: CostMeter, images: int,
+                 reference=None, begin_ctx=None) -> Tuple[dict, float]:
+    """Begins the task (timed: GS-LoRA++ computes its prototypes there), builds the optimizer and times the steps
+    of a method built since ``meter.start()``; ``reference`` builds the original graph's step to alternate with.
+    Returns the median step time, peak memory and images/s under ``key``, and the seconds of ``begin_task``."""
+    begun = seconds(lambda: method.begin_task(begin_ctx or ctx), device)
+    method.build_optimizer(ctx)
+    times = timed_steps(method, ctx, *loaders, steps, device, reference() if reference else None)
+    step_s = statistics.median(times["ours"])
+    out = {f"{key}_step_s": step_s, f"{key}_peak_mb": meter.stop()["peak_memory_mb"],
+           f"{key}_img_per_s": images / step_s}
+    if reference:
+        out[f"original_graph_{key}_step_s"] = statistics.median(times["original"])
+    return out, begun
+
+
+def eval_seconds(model, images: ImageTensors, starts, batch: int, device, amp: bool, total: int) -> float:
+    """An evaluation pass over ``total`` images: the median time of one ``evaluate`` call per batch of ``batch``
+    images from each of ``starts``, so that a noisy moment moves one batch, not the pass."""
+    times = [seconds(lambda: evaluate(model, images, torch.arange(s, s + batch), batch, device, amp), device)
+             for s in starts]
+    return statistics.median(times) * total / batch
 
 
 def original_graph_like(model) -> original_graph.FaceTransformer:
@@ -103,13 +122,7 @@ def gemm_gflops(device: torch.device, dtype: torch.dtype, size: int = 1024, repe
     """Median throughput of a square matrix product: how fast this machine is right now, printed beside the
     results so that a run on a busy machine shows as one."""
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    times = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+    times = [seconds(lambda: a @ b, device) for _ in range(repeats + 1)]
     return 2 * size ** 3 / statistics.median(times[1:]) / 1e9
 
 
@@ -140,39 +153,24 @@ def bench(config: str, root: Path, device: torch.device, steps: int, eval_images
     meter = CostMeter(device)
     meter.start()
     gs = method_for("gs_lora_pp", net, ["--lora_rank", "8", "--BND", "105", "--pro_f_weight", "0.01"], model)
-    start = time.perf_counter()
-    gs.begin_task(ctx)
-    out["prototypes_s"] = time.perf_counter() - start
-    gs.build_optimizer(ctx)
-    reference = original_graph.gs_lora_pp_step(original_graph_like(model)) if side_by_side else None
-    times = timed_steps(gs, ctx, ctx.loader(remain, "r"), ctx.loader(forget, "f"), steps, device, reference)
-    out.update(gs_step_s=statistics.median(times["ours"]), gs_peak_mb=meter.stop()["peak_memory_mb"])
-    out["gs_img_per_s"] = 96 / out["gs_step_s"]
-    if side_by_side:
-        out["original_graph_gs_step_s"] = statistics.median(times["original"])
+    reference = (lambda: original_graph.gs_lora_pp_step(original_graph_like(model))) if side_by_side else None
+    figures, out["prototypes_s"] = step_figures("gs", gs, ctx, (ctx.loader(remain, "r"), ctx.loader(forget, "f")),
+                                                steps, device, meter, 96, reference)
+    out.update(figures)
 
     full_model = build_model(net, "cosface", 100).to(device)
     meter.start()
     ft = method_for("l2", net, ["--l2_lambda", "0.1", "--replay"], full_model)
-    ft.begin_task(TaskContext(**{**ctx.__dict__, "batch_size": 24}))
-    ft.build_optimizer(ctx)
-    half = dict(batch_size=24)
-    reference = original_graph.fine_tuning_step(original_graph_like(full_model)) if side_by_side else None
-    times = timed_steps(ft, ctx, BatchLoader(train, remain, **half, shuffle=True, tag="r"),
-                        BatchLoader(train, forget, **half, shuffle=True, tag="f"), steps, device, reference)
-    out.update(ft_step_s=statistics.median(times["ours"]), ft_peak_mb=meter.stop()["peak_memory_mb"])
-    out["ft_img_per_s"] = 48 / out["ft_step_s"]
-    if side_by_side:
-        out["original_graph_ft_step_s"] = statistics.median(times["original"])
+    reference = (lambda: original_graph.fine_tuning_step(original_graph_like(full_model))) if side_by_side else None
+    loaders = [BatchLoader(train, side, batch_size=24, shuffle=True, tag=tag) for side, tag in ((remain, "r"),
+                                                                                                (forget, "f"))]
+    out.update(step_figures("ft", ft, ctx, loaders, steps, device, meter, 48, reference,
+                            begin_ctx=TaskContext(**{**ctx.__dict__, "batch_size": 24}))[0])
 
     n_eval = min(max(eval_images, EVAL_BATCH), len(test))
-    batch_times = []  # one evaluate() call per batch of 240, so that a noisy moment moves one batch, not the pass
-    for start in range(0, n_eval - EVAL_BATCH + 1, EVAL_BATCH):
-        begin = time.perf_counter()
-        evaluate(gs.model, test, torch.arange(start, start + EVAL_BATCH), EVAL_BATCH, device, amp)
-        batch_times.append(time.perf_counter() - begin)
-    out["eval_s"] = statistics.median(batch_times) * len(test) / EVAL_BATCH
-    out["eval_batches_timed"] = len(batch_times)
+    starts = range(0, n_eval - EVAL_BATCH + 1, EVAL_BATCH)
+    out["eval_s"] = eval_seconds(gs.model, test, starts, EVAL_BATCH, device, amp, len(test))
+    out["eval_batches_timed"] = len(starts)
     out["gemm_gflops_after"] = gemm_gflops(device, torch.float32)
     out["task0_h"], out["protocol_h"] = (protocol_hours(out, classes) for classes in
                                          (PROTOCOL_REMAIN_CLASSES[:1], PROTOCOL_REMAIN_CLASSES))
@@ -183,11 +181,11 @@ def protocol_hours(result: dict, remain_classes) -> float:
     """Hours of the tasks with these remain-class counts under the original's settings: 100 epochs of
     ceil(remain images / 48) GS-LoRA++ steps, an evaluation pass every 100 steps and the prototypes, per task. The
     remain images are task 0's 2,797 scaled by the remain classes (the classes hold about as many images each)."""
-    seconds = 0.0
+    total = 0.0
     for classes in remain_classes:
         steps = EPOCHS * -(-round(REMAIN_IMAGES * classes / 80) // 48)
-        seconds += steps * result["gs_step_s"] + steps // EVAL_EVERY * result["eval_s"] + result["prototypes_s"]
-    return seconds / 3600
+        total += steps * result["gs_step_s"] + steps // EVAL_EVERY * result["eval_s"] + result["prototypes_s"]
+    return total / 3600
 
 
 def streamed_train(root, workers: int):
@@ -228,27 +226,24 @@ def bench_vit_b16(root, device: torch.device, steps: int, amp: bool, batch: int,
         ctx = TaskContext(task, images, remain, forget, side, device, amp, 1337, 100, EPOCHS,
                           OptimConfig(lr=1e-2, epochs=EPOCHS, warmup_epochs=0))
         method = method_for(name, "vit_b16", flags, build_model("vit_b16", "softmax", 100).to(device))
-        meter.start()
-        method.begin_task(ctx)  # GS-LoRA++: fresh LoRA and prototypes of the remain images
-        method.build_optimizer(ctx)
-        step_s = statistics.median(timed_steps(method, ctx, ctx.loader(remain, "r"), ctx.loader(forget, "f"), steps,
-                                               device)["ours"])
-        out.update({f"{key}_step_s": step_s, f"{key}_peak_mb": meter.stop()["peak_memory_mb"],
-                    f"{key}_img_per_s": 2 * side / step_s})
+        meter.start()  # the peak includes begin_task (GS-LoRA++: fresh LoRA and prototypes of the remain images)
+        out.update(step_figures(key, method, ctx, (ctx.loader(remain, "r"), ctx.loader(forget, "f")), steps, device,
+                                meter, 2 * side)[0])
     eval_batch = min(EVAL_BATCH, 5 * batch)  # the engine's default test batch is 5 x --batch_size
     test = ImageTensors(torch.zeros(eval_batch, 3, 224, 224, dtype=torch.uint8), torch.arange(eval_batch) % 100,
                         [str(c) for c in range(100)])
-    batch_times = []
-    for _ in range(3):
-        begin = time.perf_counter()
-        evaluate(method.model, test, torch.arange(eval_batch), eval_batch, device, amp)
-        batch_times.append(time.perf_counter() - begin)
-    out["eval_s"] = statistics.median(batch_times) * IMAGENET100_TEST / eval_batch
+    out["eval_s"] = eval_seconds(method.model, test, [0, 0, 0], eval_batch, device, amp, IMAGENET100_TEST)
     return out
 
 
+def per_image_ratio(result: dict) -> float:
+    """A GS-LoRA++ step's time per image over a full fine-tuning step's (2 x batch against batch images)."""
+    side = result.get("batch", 48)
+    return (result["gs_step_s"] / (2 * side)) / (result["ft_step_s"] / side)
+
+
 def report_vit_b16(result: dict) -> None:
-    per_image = (result["gs_step_s"] / (2 * result["batch"])) / (result["ft_step_s"] / result["batch"])
+    per_image = per_image_ratio(result)
     print(f"\n== vit_b16 (224 px) on {result['device']} (bf16 {result['bf16']}) ==")
     for key, label, count in (("gs", "GS-LoRA++ step", 2 * result["batch"]),
                               ("ft", "full fine-tuning step", result["batch"])):
@@ -265,7 +260,7 @@ def report(result: dict) -> None:
     if result["config"] == "vit_b16":
         return report_vit_b16(result)
     ref = ORIGINAL.get(result["config"], {})
-    per_image = (result["gs_step_s"] / 96) / (result["ft_step_s"] / 48)
+    per_image = per_image_ratio(result)
     print(f"\n== {result['config']} configuration on {result['device']} (bf16 {result['bf16']}) ==")
     rows = [("GS-LoRA++ step (96 images)", "gs_step_s", "s"), ("full fine-tuning step (48 images)", "ft_step_s", "s"),
             ("evaluation pass, 8,984 images", "eval_s", "s"), ("prototypes", "prototypes_s", "s"),

@@ -1,21 +1,14 @@
 """Built-in synthetic face identities, generated deterministically from a seed.
 
-The quick start must run on a fresh machine without downloading a face data set,
-so this module draws cartoon-like frontal faces with numpy: each identity has fixed
-parameters (face shape, skin tone, hair, eyes, brows, nose, mouth, ears, beard,
-glasses, mole) and every image varies them by pose, yaw, expression, lighting,
-background clutter, occasional occlusion, blur and noise. The ``variation`` knob
-scales all of that within-identity variation, so the difficulty can be tuned.
-
-The images are written once into a cache folder in ImageFolder layout::
-
-    <root>/train/id_000/000.png ...
-    <root>/test/id_000/000.png ...
-    <root>/meta.json   # the generation parameters, written last
-
-A folder whose ``meta.json`` is missing or different is regenerated. Pixels depend
-only on the arguments (and the numpy version's random streams), never on a global RNG;
-per-pixel maths uses only IEEE arithmetic and sqrt, so they match across machines.
+The quick start must run on a fresh machine without downloading a face data set, so this module draws cartoon-like
+frontal faces with numpy: each identity has fixed parameters (face shape, skin tone, hair, eyes, brows, nose, mouth,
+ears, beard, glasses, mole) and every image varies them by pose, yaw, expression, lighting, background clutter,
+occasional occlusion, blur and noise. The ``variation`` knob scales all of that within-identity variation, so the
+difficulty can be tuned. The images are written once into a cache folder in ImageFolder layout
+(``<root>/train/id_000/000.png``, ``<root>/test/...``, and ``<root>/meta.json``, the generation parameters, written
+last); a folder whose ``meta.json`` is missing or different is regenerated. Pixels depend only on the arguments (and
+the numpy version's random streams), never on a global RNG; per-pixel maths uses only IEEE arithmetic and sqrt, so
+they match across machines (tests/test_synthetic_faces.py pins the quick start's).
 """
 
 from __future__ import annotations
@@ -27,6 +20,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from PIL import Image
@@ -87,42 +81,13 @@ class IdentityParams:
     mole: tuple[float, float] | None
 
 
-@dataclass(frozen=True)
-class _View:
-    """Per-image pose, expression and photometric settings."""
-
-    roll: float
-    shift: tuple[float, float]
-    scale: float
-    yaw: float
-    smile: float
-    mouth_open: float
-    eye_open: float
-    brow_raise: float
-    gaze: tuple[float, float]
-    light_angle: float
-    light_strength: float
-    brightness: float
-    contrast: float
-    cast: tuple[float, float, float]
-    blur_sigma: float
-    noise_sigma: float
-
-
 def _colour(rgb: np.ndarray) -> Colour:
     r, g, b = np.clip(rgb, 0.0, 1.0).tolist()
     return (r, g, b)
 
 
 def sample_identity(rng: np.random.Generator) -> IdentityParams:
-    """Draw the fixed appearance parameters of one identity.
-
-    Args:
-        rng: Random generator; its state advances.
-
-    Returns:
-        The identity's parameters.
-    """
+    """Draw the fixed appearance parameters of one identity from ``rng`` (its state advances)."""
     skin = _LIGHT_SKIN + (_DARK_SKIN - _LIGHT_SKIN) * rng.random() + rng.normal(0.0, 0.03, 3)
     hair = np.array(_HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))]) + rng.normal(0.0, 0.04, 3)
     lip = skin + (_LIP_RED - skin) * rng.uniform(0.25, 0.7)
@@ -149,11 +114,11 @@ def sample_identity(rng: np.random.Generator) -> IdentityParams:
     )
 
 
-def _sample_view(rng: np.random.Generator, variation: float) -> _View:
-    """Draw the within-identity variation of one image, scaled by ``variation``."""
+def _sample_view(rng: np.random.Generator, variation: float) -> SimpleNamespace:
+    """The pose, expression and photometric settings of one image, their spread scaled by ``variation``."""
     s = variation
     blink = rng.random() < min(0.06 * s, 0.5)
-    return _View(
+    return SimpleNamespace(
         roll=math.radians(15.0 * s) * float(np.clip(rng.normal(0.0, 0.5), -1.0, 1.0)),
         shift=(float(rng.normal(0.0, 0.06 * s)), float(rng.normal(0.0, 0.06 * s))),
         scale=_FACE_SCALE * math.exp(float(np.clip(rng.normal(0.0, 0.1 * s), -0.3, 0.3))),
@@ -196,13 +161,6 @@ def _paint(img: np.ndarray, alpha: np.ndarray, colour: Colour | np.ndarray) -> N
     img += alpha * (np.asarray(colour, dtype=img.dtype)[:, None, None] - img)
 
 
-def _image_grid(image_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre coordinates in [-1, 1], x to the right and y downwards."""
-    c = ((np.arange(image_size) + 0.5) * (2.0 / image_size) - 1.0).astype(np.float32)
-    x, y = np.meshgrid(c, c)
-    return x, y
-
-
 def _background(rng: np.random.Generator, x: np.ndarray, y: np.ndarray,
                 variation: float) -> np.ndarray:
     """A channel-first random two-colour gradient with a few soft clutter shapes."""
@@ -231,7 +189,7 @@ def _face_dist(ident: IdentityParams, u: np.ndarray, v: np.ndarray) -> np.ndarra
     return (q - 1.0) * np.minimum(half_width, ident.face_height)
 
 
-def _draw_head(img: np.ndarray, ident: IdentityParams, view: _View, rng: np.random.Generator,
+def _draw_head(img: np.ndarray, ident: IdentityParams, view: SimpleNamespace, rng: np.random.Generator,
                coords: tuple[np.ndarray, np.ndarray], aa: float) -> np.ndarray:
     """Draw long hair, clothes, neck, ears and the face; return the face coverage."""
     u, v = coords
@@ -255,7 +213,7 @@ def _draw_head(img: np.ndarray, ident: IdentityParams, view: _View, rng: np.rand
     return face
 
 
-def _draw_eyes(img: np.ndarray, ident: IdentityParams, view: _View,
+def _draw_eyes(img: np.ndarray, ident: IdentityParams, view: SimpleNamespace,
                coords: tuple[np.ndarray, np.ndarray], aa: float) -> None:
     """Draw both eyes (sclera, iris, pupil, lid line) and eyebrows."""
     u, v = coords
@@ -279,7 +237,7 @@ def _draw_eyes(img: np.ndarray, ident: IdentityParams, view: _View,
         _paint(img, _coverage(brow, aa), brow_colour)
 
 
-def _draw_nose_and_mouth(img: np.ndarray, ident: IdentityParams, view: _View,
+def _draw_nose_and_mouth(img: np.ndarray, ident: IdentityParams, view: SimpleNamespace,
                          coords: tuple[np.ndarray, np.ndarray], aa: float) -> None:
     """Draw the nose (tip shading, nostrils), beard/moustache and the mouth."""
     u, v = coords
@@ -365,7 +323,7 @@ def _draw_occluder(img: np.ndarray, rng: np.random.Generator,
     _paint(img, _coverage(dist, aa), colour)
 
 
-def _apply_photometrics(img: np.ndarray, view: _View, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _apply_photometrics(img: np.ndarray, view: SimpleNamespace, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Directional shading, contrast, brightness and colour cast."""
     gain = 1.0 + view.light_strength * (math.cos(view.light_angle) * x
                                         + math.sin(view.light_angle) * y)
@@ -394,20 +352,12 @@ def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
 
 def render_face(identity: IdentityParams, rng: np.random.Generator, image_size: int,
                 variation: float) -> np.ndarray:
-    """Render one image of an identity with random within-identity variation.
-
-    Args:
-        identity: The identity's fixed parameters (see ``sample_identity``).
-        rng: Random generator for this image; its state advances.
-        image_size: Height and width in pixels.
-        variation: Scale of pose, expression, lighting, clutter, occlusion, blur and
-            noise variation; 0 gives a canonical frontal image on a random background.
-
-    Returns:
-        An ``image_size`` x ``image_size`` x 3 uint8 RGB array.
-    """
+    """One image of ``identity`` (see ``sample_identity``), its within-identity variation (pose, expression,
+    lighting, clutter, occlusion, blur, noise) drawn from ``rng`` (whose state advances) and scaled by ``variation``
+    (0: a canonical frontal face on a random background). Returns an (image_size, image_size, 3) uint8 RGB array."""
     view = _sample_view(rng, variation)
-    x, y = _image_grid(image_size)
+    centres = ((np.arange(image_size) + 0.5) * (2.0 / image_size) - 1.0).astype(np.float32)
+    x, y = np.meshgrid(centres, centres)  # pixel centres in [-1, 1], x to the right and y downwards
     img = _background(rng, x, y, variation)
     cos, sin = math.cos(view.roll), math.sin(view.roll)
     dx, dy = x - view.shift[0], y - view.shift[1] - _FACE_Y
@@ -438,42 +388,11 @@ def _rng(seed: int, identity: int, stream: int, index: int) -> np.random.Generat
     return np.random.Generator(np.random.PCG64(sequence))
 
 
-def _meta(num_identities: int, train_per_identity: int, test_per_identity: int,
-          image_size: int, seed: int, variation: float) -> dict:
-    """The generation parameters stored in (and compared against) meta.json."""
-    return {"generator_version": GENERATOR_VERSION, "num_identities": int(num_identities),
-            "train_per_identity": int(train_per_identity), "test_per_identity": int(test_per_identity),
-            "image_size": int(image_size), "seed": int(seed), "variation": float(variation)}
-
-
-def _validate(num_identities: int, train_per_identity: int, test_per_identity: int,
-              image_size: int, seed: int, variation: float) -> None:
-    """Raise ValueError for arguments that cannot produce a usable data set."""
-    if min(num_identities, train_per_identity, test_per_identity) < 1:
-        raise ValueError("num_identities, train_per_identity and test_per_identity must be >= 1")
-    if image_size < 8:
-        raise ValueError(f"image_size must be >= 8, got {image_size}")
-    if seed < 0 or variation < 0:
-        raise ValueError(f"seed and variation must be >= 0, got {seed} and {variation}")
-
-
 def synthetic_faces_root(cache_dir: str | os.PathLike, num_identities: int = 100,
                          train_per_identity: int = 80, test_per_identity: int = 20,
                          image_size: int = 64, seed: int = 0, variation: float = 1.0) -> Path:
-    """The folder for these parameters inside ``cache_dir``, without generating anything.
-
-    Args:
-        cache_dir: Folder that holds generated data sets.
-        num_identities: Number of identities (classes).
-        train_per_identity: Training images per identity.
-        test_per_identity: Test images per identity.
-        image_size: Image height and width in pixels.
-        seed: Non-negative seed of all randomness.
-        variation: Scale of within-identity variation.
-
-    Returns:
-        ``cache_dir / <name encoding all parameters>``.
-    """
+    """The folder inside ``cache_dir`` whose name encodes the arguments of ``ensure_synthetic_faces`` (nothing is
+    generated here)."""
     name = (f"synthetic_faces_g{GENERATOR_VERSION}_n{num_identities}_tr{train_per_identity}"
             f"_te{test_per_identity}_px{image_size}_seed{seed}_var{float(variation)!r}")
     return Path(cache_dir) / name
@@ -509,26 +428,31 @@ def ensure_synthetic_faces(cache_dir: str | os.PathLike, num_identities: int = 1
                            image_size: int = 64, seed: int = 0, variation: float = 1.0) -> Path:
     """Generate the data set unless an identical complete one is cached, and return its root.
 
-    A folder whose meta.json is missing (an interrupted generation) or differs is
-    deleted and regenerated; meta.json is written last, atomically.
+    A folder whose meta.json is missing (an interrupted generation) or differs is deleted and regenerated;
+    meta.json, the generation parameters, is written last, atomically.
 
     Args:
         cache_dir: Folder that holds generated data sets.
         num_identities: Number of identities (classes), folders ``id_000`` ...
-        train_per_identity: Training images per identity.
-        test_per_identity: Test images per identity.
-        image_size: Image height and width in pixels.
+        train_per_identity, test_per_identity: Training and test images per identity.
+        image_size: Image height and width in pixels (at least 8).
         seed: Non-negative seed of all randomness.
-        variation: Scale of within-identity variation (1.0 is the tuned default).
+        variation: Non-negative scale of within-identity variation (1.0 is the tuned default).
 
     Returns:
         The root folder holding ``train/`` and ``test/`` in ImageFolder layout.
     """
-    _validate(num_identities, train_per_identity, test_per_identity, image_size, seed, variation)
+    if min(num_identities, train_per_identity, test_per_identity) < 1:
+        raise ValueError("num_identities, train_per_identity and test_per_identity must be >= 1")
+    if image_size < 8:
+        raise ValueError(f"image_size must be >= 8, got {image_size}")
+    if seed < 0 or variation < 0:
+        raise ValueError(f"seed and variation must be >= 0, got {seed} and {variation}")
     root = synthetic_faces_root(cache_dir, num_identities, train_per_identity, test_per_identity,
                                 image_size, seed, variation)
-    meta = _meta(num_identities, train_per_identity, test_per_identity, image_size, seed,
-                 float(variation))
+    meta = {"generator_version": GENERATOR_VERSION, "num_identities": int(num_identities),
+            "train_per_identity": int(train_per_identity), "test_per_identity": int(test_per_identity),
+            "image_size": int(image_size), "seed": int(seed), "variation": float(variation)}
     if _read_meta(root) == meta:
         return root
     logger.info("Generating synthetic faces: %d identities x (%d train + %d test) at %d px in %s",

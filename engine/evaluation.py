@@ -12,17 +12,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data.folders import BatchLoader, Images, ImageTensors, StreamedImages
-from util.device import autocast
+from util.device import autocast, in_eval_mode
 from util.distributed import all_reduce_sum, shard_indices
 from util.metrics import ClassCounts, count_correct
 
 
 @torch.no_grad()
+@in_eval_mode
 def evaluate(model: nn.Module, data: ImageTensors, indices: torch.Tensor, batch_size: int, device: torch.device,
              amp: bool = False) -> ClassCounts:
     """Per-class correct counts under both accuracy conventions over ``data[indices]``, in one pass."""
-    was_training = model.training
-    model.eval()
     num_classes = len(data.classes)
     totals = {k: torch.zeros(num_classes, dtype=torch.int64) for k in ("total", "plain", "original")}
     for images, labels in share_of_pass(data, indices, batch_size):
@@ -32,7 +31,6 @@ def evaluate(model: nn.Module, data: ImageTensors, indices: torch.Tensor, batch_
         margin = model.head.apply_margin(plain.float(), labels)
         for key, value in count_correct(plain.float(), margin, labels, num_classes).items():
             totals[key] += value.cpu()
-    model.train(was_training)
     totals = {k: all_reduce_sum(v) for k, v in totals.items()}
     return ClassCounts(totals.pop("total"), totals)
 
@@ -48,11 +46,10 @@ def share_of_pass(data: Images, indices: torch.Tensor, batch_size: int) -> Itera
 
 
 @torch.no_grad()
+@in_eval_mode
 def class_mean_embeddings(model: nn.Module, data: ImageTensors, indices: torch.Tensor, batch_size: int,
                           device: torch.device, amp: bool = False) -> Dict[int, torch.Tensor]:
     """Mean embedding of every class present in ``data[indices]``, in eval mode (the GS-LoRA++ prototypes)."""
-    was_training = model.training
-    model.eval()
     sums: Dict[int, torch.Tensor] = {}
     counts: Dict[int, int] = {}
     for images, labels in BatchLoader(data, indices, batch_size):
@@ -62,7 +59,6 @@ def class_mean_embeddings(model: nn.Module, data: ImageTensors, indices: torch.T
             mask = labels == c
             sums[c] = sums.get(c, 0) + emb[mask].sum(0)
             counts[c] = counts.get(c, 0) + int(mask.sum())
-    model.train(was_training)
     return {c: sums[c] / counts[c] for c in sums}
 
 
@@ -81,12 +77,11 @@ class OutsideClasses:
 
 
 @torch.no_grad()
+@in_eval_mode
 def outside_accuracy(model: nn.Module, outside: OutsideClasses, batch_size: int, device: torch.device,
                      amp: bool = False) -> float:
     """Percent of ``outside``'s images whose argmax over the full head is their class: the model's backbone with
     the kept head instead of the run's cut one."""
-    was_training = model.training
-    model.eval()
     weight, bias = outside.weight.to(device), outside.bias.to(device)
     correct = torch.zeros((), dtype=torch.int64)
     for images, labels in share_of_pass(outside.images, torch.arange(len(outside.images)), batch_size):
@@ -94,7 +89,6 @@ def outside_accuracy(model: nn.Module, outside: OutsideClasses, batch_size: int,
             emb = model.backbone(images.to(device, non_blocking=True))
         predicted = F.linear(emb.float(), weight, bias).argmax(1).cpu()
         correct += (predicted == outside.rows[labels]).sum()
-    model.train(was_training)
     return 100.0 * int(all_reduce_sum(correct)) / len(outside.images)
 
 

@@ -1,4 +1,4 @@
-"""The sweep (scripts/sweep.py, util/sweep.py): the bound H*, command-line editing, the points of a sweep, its
+"""The sweep (scripts/sweep.py): the bound H*, command-line editing, the points of a sweep, its
 table and lines, and a 2-point sweep on a tiny image folder that a second call skips."""
 import importlib.util
 import json
@@ -12,7 +12,7 @@ from PIL import Image
 
 from engine.pretraining import pretrain
 from model import build_model
-from util import sweep
+from scripts import sweep
 from util.errors import UserError
 from util.run_log import RunLog
 

@@ -6,8 +6,9 @@ A checkpoint is a dict of plain tensors and primitives (loadable with ``weights_
 (``task``, ``epoch``, ``method`` state). A bare state dict (such as the original repository's) is wrapped as
 ``model``; ``model.load_model_weights`` converts the original's key names.
 """
+import re
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, Sequence, Tuple, Union
 
 import torch
 
@@ -46,3 +47,15 @@ def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
     if "model" not in content:
         content = {"model": content}
     return content
+
+
+def rename_keys(state_dict: Dict[str, Any], renames: Sequence[Tuple[str, str]]) -> Dict[str, Any]:
+    """``state_dict`` with each key renamed by the first (regex, replacement) of ``renames`` that matches it."""
+    renamed = {}
+    for key, value in state_dict.items():
+        for pattern, replacement in renames:
+            key, hits = re.subn(pattern, replacement, key)
+            if hits:
+                break
+        renamed[key] = value
+    return renamed

@@ -4,6 +4,7 @@ On CPUs with AVX512-BF16 or AMX, bf16 matrix products take about half the time o
 these machines' AMD EPYC for an evaluation pass), at bf16's rounding of activations; it is opt-in there.
 """
 import contextlib
+import functools
 
 import torch
 
@@ -28,3 +29,16 @@ def autocast(device: torch.device, enabled: bool):
     if enabled:
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def in_eval_mode(fn):
+    """Runs ``fn(model, ...)`` with the model in eval mode (dropout off) and puts it back in the mode it found."""
+    @functools.wraps(fn)
+    def wrapper(model, *args, **kwargs):
+        was_training = model.training
+        model.eval()
+        try:
+            return fn(model, *args, **kwargs)
+        finally:
+            model.train(was_training)
+    return wrapper

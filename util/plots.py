@@ -28,12 +28,6 @@ def _pyplot():
     return plt
 
 
-def _ticker():
-    import matplotlib.ticker
-
-    return matplotlib.ticker
-
-
 def plot_group_norms(runs: Sequence[Run], path: Path) -> Optional[Path]:
     """Heat map per GS-LoRA run: rows are tasks (settings), columns are transformer blocks."""
     settings, _, _, tasks_of = collect(runs)
@@ -102,6 +96,7 @@ def plot_cost(runs: Sequence[Run], path: Path, convention: str = "original") -> 
     """Mean H over the settings against tunable parameters (%, log scale) and against wall time (s)."""
     _, cells, _, tasks_of = collect(runs, convention)
     plt = _pyplot()
+    from matplotlib import ticker
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     for index, (name, row) in enumerate(cells.items()):
         hs = [t["h_mean"] for t in row.values() if t.get("h_mean") is not None]
@@ -117,9 +112,9 @@ def plot_cost(runs: Sequence[Run], path: Path, convention: str = "original") -> 
                 ax.annotate(name, (value, h), textcoords="offset points", xytext=(5, 3), fontsize=8)
     axes[0].set_xscale("log")
     # Plain percentages on the log axis; matplotlib's default minor labels (3x10^1 ...) overlap at this width.
-    axes[0].xaxis.set_major_locator(_ticker().FixedLocator([0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100]))
-    axes[0].xaxis.set_major_formatter(_ticker().FormatStrFormatter("%g"))
-    axes[0].xaxis.set_minor_formatter(_ticker().NullFormatter())
+    axes[0].xaxis.set_major_locator(ticker.FixedLocator([0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100]))
+    axes[0].xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    axes[0].xaxis.set_minor_formatter(ticker.NullFormatter())
     axes[0].set_xlabel("trainable parameters (% of the model, log scale)")
     axes[1].set_xlabel("wall time, all tasks (s)")
     for ax, title in ((axes[0], "H against trainable parameters"), (axes[1], "H against wall time")):
@@ -151,7 +146,7 @@ def plot_sweep(option: str, lines, path: Path, title: str) -> Path:
     """One flag of a sweep (``option``, as written: '--BND', '-e'): H, Acc_r and Acc_f against its value (columns),
     on the validation split and the test split (rows); H* and Acc_r before the task dashed, in their line's colour.
 
-    ``lines``: {line label: [(value, {'val': summary, 'test': summary}), ...]} as ``util.sweep.curves`` builds.
+    ``lines``: {line label: [(value, {'val': summary, 'test': summary}), ...]} as ``curves`` (scripts/sweep.py) builds.
     """
     plt = _pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(11.5, 5.8), constrained_layout=True, squeeze=False)
