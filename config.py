@@ -238,7 +238,7 @@ def add_forgetting_args(parser: argparse.ArgumentParser) -> None:
 
 def add_audit_args(parser: argparse.ArgumentParser) -> None:
     """The audits of what was forgotten (audit/): off by default, so the papers' protocol is unchanged."""
-    g = parser.add_argument_group("audits of forgetting (audit/; README 'Audits')")
+    g = parser.add_argument_group("audits of forgetting (audit/; docs/audits.md)")
     default = AuditSettings()
     g.add_argument("--audit", action="store_true",
                    help="audit every task's final model: membership inference on the forget set, a kNN probe on the "

@@ -7,7 +7,7 @@ Each task's checkpoint is loaded into a model without LoRA (merged weights only)
 Every metric is recomputed from the checkpoints (before-values of task i from the checkpoint of task i-1, or the
 run's -r checkpoint for task 0) and compared with the run's results.json; cost columns come from results.json.
 Writes table.csv and table.md into each run folder (and the combined table with --table_dir). --audit audits every
-task's checkpoint (README 'Audits'), adds the audits to results.json (or to a copy under --audit_out), prints and
+task's checkpoint (docs/audits.md), adds the audits to results.json (or to a copy under --audit_out), prints and
 writes the audit table (audit.md, audit.csv).
 """
 import argparse

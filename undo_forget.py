@@ -39,7 +39,7 @@ def parse_undo_args(argv: Optional[List[str]] = None):
                              "report's ending); it and its report are never overwritten")
     parser.add_argument("--no_eval", action="store_true", help="only write the checkpoint; no test evaluation")
     parser.add_argument("--convention", default="original", choices=["original", "plain"],
-                        help="accuracy convention of the report (see the README's Metrics)")
+                        help="accuracy convention of the report (see docs/forgetting.md, Metrics)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to evaluate")
     parser.add_argument("--test_batch_size", type=at_least(1), default=256, help="evaluation batch")
     parser.add_argument("--log_level", default="INFO", help="logging level")

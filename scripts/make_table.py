@@ -8,7 +8,7 @@ set) form one table; given runs of several settings, each gets its own files (ta
 methods (one row gathers a method's single-step runs over 100-5 ... 100-90), columns the papers' "a-b" settings.
 Every H is recomputed from Acc_r and the drop in Acc_f; a cell that disagrees is marked with * and listed under the
 Markdown table. Runs made with --audit also get the audit table (audit.md, audit.csv: one row per method and
-setting, see README 'Audits'). The plots: group_norms.png (GS-LoRA's per-block LoRA norms, task by block),
+setting, see docs/audits.md). The plots: group_norms.png (GS-LoRA's per-block LoRA norms, task by block),
 accuracy.png (Acc_r and Acc_f per task, one line per method) and cost.png (H against trainable parameters and against
 wall time).
 """

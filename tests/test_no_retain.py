@@ -3,7 +3,7 @@
 No remain training image is read (the remain loaders do not exist, and a spy on the image tensors sees none), the
 remain cross-entropy is absent while GS-LoRA's forget hinge, group lasso and forget prototype hinge keep their values
 (recomputed in float64 numpy), the results mark the setting, and the parser accepts or refuses each method as the
-README lists.
+docs/undo-and-retain-free.md lists.
 """
 import dataclasses
 from pathlib import Path
@@ -22,7 +22,7 @@ from engine.method import METHODS, Method, StepInfo, TaskContext
 from gs_lora import GSLoRA
 from util.run_log import RunLog
 
-RETAIN_FREE = ("gs_lora", "gs_lora_pp", "l2", "lirf")  # the README's decision; every other method refuses
+RETAIN_FREE = ("gs_lora", "gs_lora_pp", "l2", "lirf")  # the documented decision (docs/undo-and-retain-free.md); every other method refuses
 
 
 def no_retain_context(data, task) -> TaskContext:

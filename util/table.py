@@ -27,7 +27,7 @@ DISPLAY_NAMES = {"gs_lora": "GS-LoRA", "gs_lora_pp": "GS-LoRA++", "l2": "L2", "e
                  "lwf": "LwF", "der": "DER", "der_pp": "DER++", "fdr": "FDR", "scrub": "SCRUB", "scrub_s": "SCRUB-S",
                  "lirf": "LIRF", "retrain": "Retrain", "oracle": "Oracle"}
 
-# The audit table (audit/, README 'Audits'): (header, path in a task's "audit" entry), then per relearn size k the
+# The audit table (audit/, docs/audits.md): (header, path in a task's "audit" entry), then per relearn size k the
 # recovered Acc_f of both attack budgets and their gaps to the oracle (header + " k=K", path + (K,)).
 AUDIT_COLUMNS = (("MIA %", ("membership", "classifier", "member_rate")),
                  ("MIA oracle %", ("oracle", "membership", "classifier", "member_rate")),
