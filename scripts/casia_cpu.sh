@@ -9,6 +9,6 @@ DATA=(-d casia100 --data_root "${DATA_ROOT:-./data/faces_webface_112x112_sub100_
 OUT=runs/casia_cpu
 ensure_pretrained "$OUT/pretrain/best.pth" "${DATA[@]}" "${MODEL[@]}" -e 25 -b 128 --lr 1e-3 --warmup-epochs 1
 FORGET=("${DATA[@]}" -r "$OUT/pretrain/best.pth" "${TASKS[@]}" -e 5 --steps_per_task 270 --data_ratio 0.1 --eval_every 50)
-AUDIT=(--audit)  # README 'Audits'
+AUDIT=(--audit)  # docs/audits.md
 [ $# -gt 0 ] || set -- gs_lora gs_lora_pp ewc lwf der_pp scrub retrain
 run_methods "$OUT" "$@"

@@ -9,6 +9,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 source scripts/cpu_settings.sh
 ensure_pretrained "$SYNTHETIC_PRETRAINED" "${SYNTHETIC_PRETRAIN[@]}"
 FORGET=("${SYNTHETIC_FORGET[@]}")
-AUDIT=(--audit)  # README 'Audits': about 10 s of CPU per task and method
+AUDIT=(--audit)  # docs/audits.md: about 10 s of CPU per task and method
 [ $# -gt 0 ] || set -- "${ALL_METHODS[@]}"
 run_methods runs/compare "$@"

@@ -9,7 +9,7 @@ TASKS=(--num_of_first_cls 80 --per_forget_cls 20 --num_tasks 4 -b 48 --warmup-ep
 source scripts/presets.sh
 load_presets cpu
 
-# Audits of what was forgotten (README 'Audits'): off here (the quick start), on in compare.sh and casia_cpu.sh.
+# Audits of what was forgotten (docs/audits.md): off here (the quick start), on in compare.sh and casia_cpu.sh.
 AUDIT=()
 
 # The synthetic-faces protocol of quickstart.sh and compare.sh: one pre-trained model, shared by both.
