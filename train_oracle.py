@@ -132,6 +132,9 @@ def main() -> None:
     recipe, model_args = read_recipe(run["config"]["resume"], run["config"])
     config = oracle_config(recipe, run["config"], args)
     results = start_results(outdir, run, config, recipe, args.resume_run)
+    if len(results["tasks"]) == len(results["plan"]):  # the scripts call it on every rerun: no data load then
+        log.info("%s holds the oracle of every task of the plan: nothing to build", outdir)
+        return
     device = resolve_device(args.device)
     flags = argparse.Namespace(**{**recipe, "data_root": config["data_root"], "cache_dir": config["cache_dir"],
                                   "num_workers": args.num_workers, "device": args.device, "outdir": args.outdir})
