@@ -72,6 +72,11 @@ IGNORED_IN_FORGETTING = (
 )
 
 
+# The ignored flags' values that are what this code does anyway (the original's defaults and every script's): no
+# warning. In forgetting runs another value asks for an ablation that is not implemented: an error, never a no-op.
+HONOURED = {"lora_pos": "FFN", "grouping": "block"}
+
+
 class OneLineParser(argparse.ArgumentParser):
     """Prints a parser error as the single line ``error: ...`` and exits with status 2.
 
@@ -282,6 +287,19 @@ def add_ignored_args(group: argparse._ArgumentGroup, flags: Tuple[Tuple[Tuple[st
                                nargs=None if values == 1 else values, default=None, help=why)
 
 
+def report_ignored_args(parser: argparse.ArgumentParser, args: argparse.Namespace, forgetting: bool) -> None:
+    """One ``warning:`` line on stderr per ignored flag the command line sets, so an old script's flag never changes
+    nothing silently; an unimplemented LoRA position or grouping in a forgetting run is a parser error."""
+    for names, _, why in IGNORED_EVERYWHERE + (IGNORED_IN_FORGETTING if forgetting else ()):
+        name = names[0].strip("-").replace("-", "_")
+        value = getattr(args, f"ignored_{name}")
+        if value in (None, False) or str(value) == HONOURED.get(name):
+            continue
+        if forgetting and name in HONOURED:
+            parser.error(f"{names[0]} {value} is not implemented: {why}")
+        print(f"warning: {names[0]} is accepted for the original's command lines and ignored: {why}", file=sys.stderr)
+
+
 def add_compat_args(parser: argparse.ArgumentParser, forgetting: bool = True) -> None:
     """The original flags that change nothing here. Pre-training gets those of the original train/train_own.py;
     forgetting gets those of util/args.py and the single-step parsers, plus the original method switches."""
@@ -454,6 +472,7 @@ def parse_args(description: str, forgetting: bool = True, argv: Optional[List[st
     argv = sys.argv[1:] if argv is None else argv
     _apply_yaml_defaults(parser, argv)
     args = parser.parse_args(argv)
+    report_ignored_args(parser, args, forgetting)
     vars(args).update(fixed or {})
     if args.workers_id is not None and args.device == "auto":
         args.device = "cpu" if args.workers_id == "cpu" else "cuda"

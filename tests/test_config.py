@@ -132,9 +132,25 @@ def test_pre_training_accepts_only_the_original_pre_training_parsers_ignored_fla
     assert not {"--wandb_group", "--ema_decay", "--one_stage", "--ewc"} & set(ignored_flags(forgetting=False))
     args = parse_args("x", forgetting=False, argv=["--decay-epochs", "150", "--dr", "0.5", "--lr-noise", "0.4", "0.8"])
     assert args.ignored_decay_epochs == "150" and args.ignored_decay_rate == "0.5"
+    assert len(capsys.readouterr().err.splitlines()) == 3  # a warning per ignored flag set
     with pytest.raises(SystemExit):
         parse_args("x", forgetting=False, argv=["--wandb_group", "g"])  # the original train_own.py refused it too
     assert capsys.readouterr().err == "error: unrecognized arguments: --wandb_group g\n"
+
+
+def test_every_ignored_flag_that_is_set_prints_one_warning_and_an_unimplemented_ablation_is_refused(capsys):
+    parse_args("x", forgetting=False, argv=["--decay-epochs", "150", "--wandb_offline", "--lora_pos", "FFN"])
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(" is accepted")[0] for line in lines] == ["warning: --decay-epochs", "warning: --wandb_offline"]
+    assert "the cosine schedule has none" in lines[0]
+    parse_args("x", forgetting=False, argv=["--lora_pos", "Attention"])  # pre-training has no LoRA: a warning
+    assert capsys.readouterr().err.startswith("warning: --lora_pos is accepted")
+    parse_args("x", argv=["--grouping", "block", "--lora_pos", "FFN"])  # what this code does anyway: silent
+    assert capsys.readouterr().err == ""
+    for flag, value in (("--lora_pos", "Attention"), ("--grouping", "matrix")):
+        with pytest.raises(SystemExit):
+            parse_args("x", argv=[flag, value])
+        assert capsys.readouterr().err.startswith(f"error: {flag} {value} is not implemented: ")
 
 
 def test_original_test_script_names_are_aliases():
