@@ -11,6 +11,7 @@ Value ranges are checked by the flags' types (so YAML values are checked too), a
 ``error: ...`` (exit status 2), the form every user mistake takes.
 """
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ import gs_lora  # noqa: F401  (registers GS-LoRA and GS-LoRA++)
 from audit.settings import AuditSettings
 from backbone import BACKBONES
 from baselines.common import add_shared_arguments
+from data.class_names import split_names
 from data import DATA_MODES
 from engine.method import METHODS
 from head import HEADS
@@ -30,7 +32,9 @@ from head import HEADS
 SELECTION_RULES = ("val", "test", "last")
 DEFAULT_DATA_ROOTS = {"casia100": "./data/faces_webface_112x112_sub100_train_test", "imagenet100": "./data/imagenet100"}
 PATH_FLAGS = ("resume", "data_root", "cache_dir", "outdir", "config", "imagenet900_root", "pretrained_file",
-              "audit_oracle")
+              "audit_oracle", "plan_file")
+# The numbered task plan (data/task_plan.py plan_tasks) and its defaults; a plan by names replaces all four.
+NUMBERED_PLAN = {"num_of_first_cls": 90, "per_forget_cls": 10, "num_tasks": 9, "open_cls_num": 0}
 
 # The original picked a method with one switch each; these map to --method values.
 LEGACY_SWITCHES = {"--l2": "l2", "--ewc": "ewc", "--MAS": "mas", "--Lwf": "lwf", "--Der": "der",
@@ -205,12 +209,21 @@ def add_optim_args(parser: argparse.ArgumentParser) -> None:
 
 def add_forgetting_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("forgetting protocol")
-    g.add_argument("--num_of_first_cls", type=at_least(1), default=90,
-                   help="F: classes kept before the first task (task i forgets order[F-i*P : F-i*P+P])")
-    g.add_argument("--per_forget_cls", type=at_least(1), default=10, help="P: classes forgotten per task")
-    g.add_argument("--num_tasks", type=at_least(1), default=9, help="number of forgetting tasks (1 = single-step)")
-    g.add_argument("--open_cls_num", type=at_least(0), default=0,
-                   help="missing-class setting: remembered classes without training data (0 = off)")
+    g.add_argument("--num_of_first_cls", type=at_least(1), default=None,
+                   help="F: classes kept before the first task (task i forgets order[F-i*P : F-i*P+P]; default 90)")
+    g.add_argument("--per_forget_cls", type=at_least(1), default=None,
+                   help="P: classes forgotten per task (default 10)")
+    g.add_argument("--num_tasks", type=at_least(1), default=None,
+                   help="number of forgetting tasks (1 = single-step; default 9)")
+    g.add_argument("--open_cls_num", type=at_least(0), default=None,
+                   help="missing-class setting: remembered classes without training data (default 0 = off)")
+    g.add_argument("--forget_classes", nargs="+", default=None, metavar="NAME",
+                   help="forget these classes in one task, by class folder name (space- or comma-separated) instead "
+                        "of the seeded class order; every other class is remembered (docs/forgetting.md)")
+    g.add_argument("--plan", dest="plan_file", default=None, metavar="JSON",
+                   help='continual forgetting by names: a JSON file {"tasks": [[names], ...], "missing": [names]}, '
+                        "one list of class folder names per task (any sizes) and the remembered classes without "
+                        "training data; every other class is remembered (docs/forgetting.md)")
     g.add_argument("--imagenet900_root", "--missing_root", default=None,
                    help="ImageNet100's missing-class evaluation: a folder of <wnid>/<images> (ImageNet validation "
                         "images of the 900 classes outside ImageNet100), scored with the -r file's 1000-way head "
@@ -445,6 +458,61 @@ def _resolve_test_script_flag(parser: argparse.ArgumentParser, args: argparse.Na
     args.resume, args.eval_only = model, True
 
 
+def _read_plan(parser: argparse.ArgumentParser, path: str) -> Tuple[List[List[str]], List[str]]:
+    """The tasks (lists of class names) and the missing classes of a --plan file; a file that cannot be read, is
+    not JSON or has another shape is a parser error."""
+    shape = '{"tasks": [[names], ...], "missing": [names]}'
+    try:
+        plan = json.loads(Path(path).read_text())
+    except OSError as err:
+        parser.error(f"cannot read --plan {path} ({err.strerror or err})")
+    except json.JSONDecodeError as err:
+        parser.error(f"--plan {path} is not valid JSON ({err.msg} at line {err.lineno}); write {shape}")
+    if not isinstance(plan, dict) or "tasks" not in plan:
+        parser.error(f"--plan {path} is not {shape}")
+    unknown = sorted(set(plan) - {"tasks", "missing"})
+    if unknown:
+        parser.error(f"--plan {path}: unknown key {', '.join(unknown)}; the keys are tasks and missing")
+
+    def names(value) -> bool:
+        return isinstance(value, list) and all(isinstance(name, str) for name in value)
+
+    tasks, missing = plan["tasks"], plan.get("missing", [])
+    if not isinstance(tasks, list) or not tasks or not all(names(task) for task in tasks):
+        parser.error(f"--plan {path}: tasks must be a list of lists of class names, one list per task")
+    if not names(missing):
+        parser.error(f"--plan {path}: missing must be a list of class names")
+    return [split_names(task) for task in tasks], split_names(missing)
+
+
+def _resolve_plan(parser: argparse.ArgumentParser, args: argparse.Namespace, given: List[str],
+                  fixed_tasks: Optional[int]) -> None:
+    """Sets ``named_tasks`` (the class names of each task, or None for the seeded order) and ``named_missing``
+    from --forget_classes or --plan, which replace the numbered plan's flags (refused when ``given``) and set
+    --num_tasks and --open_cls_num to what they name; without them the numbered flags get their defaults.
+    ``fixed_tasks``: the task count an entry point fixes (single-step: 1)."""
+    flag = "--plan" if args.plan_file else "--forget_classes" if args.forget_classes else None
+    args.named_tasks = args.named_missing = None
+    if flag is None:
+        vars(args).update({k: v for k, v in NUMBERED_PLAN.items() if getattr(args, k) is None})
+        return
+    if args.plan_file and args.forget_classes:
+        parser.error("--forget_classes and --plan both name the classes to forget; pass one")
+    if given:
+        parser.error(f"{flag} names the classes to forget; drop --{', --'.join(given)} (they define the seeded "
+                     f"class order's plan)")
+    if args.plan_file:
+        args.named_tasks, args.named_missing = _read_plan(parser, args.plan_file)
+    else:
+        args.named_tasks, args.named_missing = [split_names(args.forget_classes)], []
+    if not all(args.named_tasks):
+        parser.error(f"{flag} names no class{' in one of its tasks' if args.plan_file else ''}")
+    if fixed_tasks is not None and len(args.named_tasks) != fixed_tasks:
+        parser.error(f"this entry point forgets in one task; --plan has {len(args.named_tasks)} (use "
+                     f"train_own_forget_cl.py)")
+    args.num_tasks, args.open_cls_num = len(args.named_tasks), len(args.named_missing)
+
+
 def _check_protocol(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.imagenet900_root and args.open_cls_num:
         parser.error("--imagenet900_root and --open_cls_num both define Acc_m (classes outside the run, remembered "
@@ -473,6 +541,7 @@ def parse_args(description: str, forgetting: bool = True, argv: Optional[List[st
     _apply_yaml_defaults(parser, argv)
     args = parser.parse_args(argv)
     report_ignored_args(parser, args, forgetting)
+    given = [k for k in NUMBERED_PLAN if getattr(args, k, None) is not None]  # on the command line or in YAML
     vars(args).update(fixed or {})
     if args.workers_id is not None and args.device == "auto":
         args.device = "cpu" if args.workers_id == "cpu" else "cuda"
@@ -483,6 +552,7 @@ def parse_args(description: str, forgetting: bool = True, argv: Optional[List[st
     _check_finite(parser, args)
     _resolve_paths(parser, args)
     if forgetting:
+        _resolve_plan(parser, args, given, (fixed or {}).get("num_tasks"))
         _resolve_method(parser, args)
         _check_protocol(parser, args)
         METHODS.get(args.method).check_arguments(parser, args)

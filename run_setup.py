@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 # defines the protocol or the method and must match the run's config.json.
 RESUME_MAY_CHANGE = {"config", "device", "workers_id", "num_workers", "outdir", "resume_run", "precision",
                      "no_tensorboard", "log_level", "test_batch_size", "one_stage",
-                     "validation_seed"}  # derived from -r, which must match
+                     "validation_seed",  # derived from -r, which must match
+                     "plan_file"}  # the names it held (named_tasks, named_missing) are compared instead
 RESUME_MAY_CHANGE_PREFIXES = ("ignored_", "switch_", "audit")  # audits measure a run, they do not define it
 
 

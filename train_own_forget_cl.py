@@ -2,13 +2,14 @@
 
     python train_own_forget_cl.py -d synthetic -r runs/pretrain/best.pth --num_of_first_cls 80 \
         --per_forget_cls 20 --num_tasks 4 --method gs_lora --cl_beta_list 0.2 0.25 0.25 0.2 ...
+    python train_own_forget_cl.py -d casia100 -r runs/pretrain/best.pth --plan plan.json ...   # tasks by name
 """
 from pathlib import Path
 from typing import List, Optional
 
 from config import parse_args
 from data.class_order import class_order
-from data.task_plan import plan_tasks
+from data.task_plan import named_tasks, plan_tasks
 from engine.forgetting import check_resumed_plan, run_forgetting
 from engine.method import METHODS
 from run_setup import begin_run, check_forgetting_folder, model_and_data_from_args, run_main, settings_from_args, setup
@@ -34,9 +35,13 @@ def forget(single_step: bool = False) -> None:
     lock_run_folder(outdir)
     check_forgetting_folder(args, outdir)
     model, model_args, data = model_and_data_from_args(args)
-    tasks = plan_tasks(class_order(data.num_classes, args.seed), args.num_of_first_cls, args.per_forget_cls,
-                       args.num_tasks, args.open_cls_num, single_step_layout=single_step)
-    check_resumed_plan(outdir, tasks)  # before begin_run writes anything
+    if args.named_tasks:
+        tasks = named_tasks(data.train.classes, args.named_tasks, args.named_missing,
+                            "--plan" if args.plan_file else "--forget_classes")
+    else:
+        tasks = plan_tasks(class_order(data.num_classes, args.seed), args.num_of_first_cls, args.per_forget_cls,
+                           args.num_tasks, args.open_cls_num, single_step_layout=single_step)
+    check_resumed_plan(outdir, tasks, data.train.classes)  # before begin_run writes anything
     model.to(device)
     method = METHODS.get(args.method).from_args(model, args)
     begin_run(args, outdir)

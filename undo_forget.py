@@ -2,6 +2,7 @@
 
     python undo_forget.py --run_dir runs/compare/gs_lora --task 3      # exact: the model from before task 3
     python undo_forget.py --run_dir runs/compare/gs_lora --task 1      # approximate: tasks 0, 2, 3 kept
+    python undo_forget.py --run_dir runs/named --forget_class 0000045  # the task whose request named 0000045
 
 Writes a checkpoint like Backbone_task_N.pth (default RUN/undo/Backbone_without_task_T.pth) and, unless --no_eval,
 prints and writes next to it (the same name ending in .json) the test accuracy on every class set of the run for
@@ -33,7 +34,10 @@ def parse_undo_args(argv: Optional[List[str]] = None):
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run_dir", required=True,
                         help="a GS-LoRA or GS-LoRA++ run folder (results.json, task-level/)")
-    parser.add_argument("--task", type=at_least(0), required=True, help="index of the finished task to undo")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task", type=at_least(0), help="index of the finished task to undo")
+    which.add_argument("--forget_class", metavar="NAME",
+                       help="undo the task that forgot this class (a class folder name, as in --forget_classes)")
     parser.add_argument("--out", default=None,
                         help="checkpoint to write (default RUN/undo/Backbone_without_task_T.pth; not .json, the "
                              "report's ending); it and its report are never overwritten")
@@ -105,12 +109,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_undo_args(argv)
     setup_logging(args.log_level)
     run_dir = Path(args.run_dir)
-    out, report_path = output_paths(run_dir, args.task, args.out, report=not args.no_eval)
-    content = undo.undo_task(run_dir, args.task)
+    task = args.task if args.forget_class is None else undo.task_that_forgot(run_dir, args.forget_class)
+    out, report_path = output_paths(run_dir, task, args.out, report=not args.no_eval)
+    content = undo.undo_task(run_dir, task)
     make_folder(out.parent, "--out")
     save_checkpoint(out, **content)
     kind = "exact" if content["undo"]["exact"] else "approximate: later tasks' updates kept"
-    print(f"wrote {out}: the final model of {run_dir} without task {args.task} ({kind})")
+    print(f"wrote {out}: the final model of {run_dir} without task {task} ({kind})")
     if args.no_eval:
         return
     report = evaluate_undo(run_dir, content, resolve_device(args.device), args.test_batch_size, args.convention)

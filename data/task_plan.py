@@ -6,9 +6,15 @@ forgets ``order[F - i*P : F - i*P + P]``, keeps ``order[:F - i*P]`` and has alre
 remembered classes have no training data: the continual layout takes them from the start of the order
 (``order[:O]``), the single-step layout from just before the forgotten classes (``order[F-O:F]``), as in the
 original scripts.
+
+A plan by names (``named_tasks``) lists the classes each task forgets, tasks of any size, and the missing classes.
+Every other class of the data set is remembered: task i keeps every class that neither it nor an earlier task forgot
+and that is not missing, so the plan needs no F, P or class order.
 """
 from dataclasses import dataclass
-from typing import List
+from typing import List, Sequence
+
+from data.class_names import class_indices
 
 from util.errors import UserError
 
@@ -45,4 +51,25 @@ def plan_tasks(order: List[int], num_first_cls: int, per_forget_cls: int, num_ta
             remain, missing = order[o:end], order[:o]
         old = order[end + p:] if i > 0 else []
         tasks.append(Task(i, list(remain), list(order[end:end + p]), list(old), list(missing)))
+    return tasks
+
+
+def named_tasks(classes: List[str], forget: Sequence[Sequence[str]], missing: Sequence[str], flag: str) -> List[Task]:
+    """The task list of a plan by names: task i forgets the classes named in ``forget[i]`` (folder names of
+    ``classes``, in the order named), ``missing`` are remembered without training data, and every other class not
+    yet forgotten is remembered. A name that is not a class, one named twice (across tasks or as missing too), an
+    empty task or a plan that leaves no remembered class is a UserError naming ``flag``."""
+    named = class_indices([name for task in forget for name in task] + list(missing), classes, flag)
+    missing_idx = named[len(named) - len(missing):]
+    tasks, start = [], 0
+    for i, names in enumerate(forget):
+        if not names:
+            raise UserError(f"{flag}: task {i} names no class to forget")
+        old, current = named[:start], named[start:start + len(names)]
+        start += len(names)
+        gone = set(named[:start] + missing_idx)
+        remain = [c for c in range(len(classes)) if c not in gone]
+        if not remain:
+            raise UserError(f"{flag}: task {i} leaves no remembered class with training data; forget fewer classes")
+        tasks.append(Task(i, remain, current, old, list(missing_idx)))
     return tasks

@@ -196,6 +196,7 @@ def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -
     extras = method.end_task(ctx)
     classes = (task.remain, task.forget, task.old, task.missing)
     entry = {"task": task.index, "num_remain": len(task.remain), "forget_classes": task.forget,
+             "forget_names": [data.train.classes[c] for c in task.forget],
              "train_images": {"remain": len(remain_idx), "forget": len(forget_idx)},
              **with_outside(task_metrics(before, after, *classes, "original"), outside_before, outside_after),
              "plain": with_outside(task_metrics(before, after, *classes, "plain"), outside_before, outside_after),
@@ -240,10 +241,11 @@ def save_task(method: Method, settings: RunSettings, index: int,
         save_checkpoint(folder / f"{name}_task_{index}.pth", **tensors)
 
 
-def plan_record(tasks: List[Task]) -> List[Dict[str, object]]:
-    """The task plan as written into results.json, so re-evaluation uses exactly the classes trained with."""
-    return [{"task": t.index, "remain": t.remain, "forget": t.forget, "old": t.old, "missing": t.missing}
-            for t in tasks]
+def plan_record(tasks: List[Task], classes: List[str]) -> List[Dict[str, object]]:
+    """The task plan as written into results.json, so re-evaluation uses exactly the classes trained with; the
+    forgotten classes also by name (``classes``: the class folder names), so a reader needs no data set."""
+    return [{"task": t.index, "remain": t.remain, "forget": t.forget, "old": t.old, "missing": t.missing,
+             "forget_names": [classes[c] for c in t.forget]} for t in tasks]
 
 
 def check_run_folder(outdir: Path, resume: bool) -> None:
@@ -262,11 +264,19 @@ def check_run_folder(outdir: Path, resume: bool) -> None:
                             f"start anew in another --outdir")
 
 
-def check_resumed_plan(outdir: Path, tasks: List[Task]) -> None:
-    """A resumed run continues the task plan its finished tasks were trained on (results.json's ``plan``), or is
-    refused: another plan (another dataset, class order or split) would mix two protocols in one table."""
+def check_resumed_plan(outdir: Path, tasks: List[Task], classes: List[str]) -> None:
+    """A resumed run continues the task plan its finished tasks were trained on (results.json's ``plan``: indices
+    and names of the forgotten classes, and its ``class_names``), or is refused: another plan (another dataset,
+    class order, split or named request) would mix two protocols in one table. A results.json written before names
+    were recorded is compared on what it holds."""
     results_path = outdir / "results.json"
-    if results_path.exists() and read_json(results_path).get("plan") != plan_record(tasks):
+    if not results_path.exists():
+        return
+    saved = read_json(results_path)
+    record = plan_record(tasks, classes)
+    comparable = [{k: v for k, v in new.items() if k in old} for old, new in zip(saved.get("plan") or [], record)]
+    if (len(saved.get("plan") or []) != len(record) or saved["plan"] != comparable
+            or saved.get("class_names", list(classes)) != list(classes)):
         raise UserError(f"{results_path} was trained on another task plan than these flags and data give; resume "
                         f"with the run's own flags and data, or use a new --outdir")
 
@@ -291,11 +301,12 @@ def run_forgetting(method: Method, data, tasks: List[Task], settings: RunSetting
     With ``resume`` the run continues after its last finished task, from that task's saved weights and method
     state; otherwise an existing results file in the run folder is an error (nothing is overwritten).
     """
-    results_path = settings.outdir / "results.json"
+    results_path, classes = settings.outdir / "results.json", list(data.train.classes)
     results = {"method": method.name, "selection": settings.selection, "config": settings.config,
-               "no_retain": settings.no_retain, "plan": plan_record(tasks), "tasks": []}
+               "no_retain": settings.no_retain, "class_names": classes, "plan": plan_record(tasks, classes),
+               "tasks": []}
     check_run_folder(settings.outdir, resume)
-    check_resumed_plan(settings.outdir, tasks)
+    check_resumed_plan(settings.outdir, tasks, classes)
     if results_path.exists():
         results.update(resume_state(method, settings, results_path))
     # The records of a task cut short (task 0 too, killed before results.json existed), so curves are not doubled.

@@ -12,6 +12,7 @@ from typing import Dict, List, Tuple
 import torch
 
 from backbone.lora import without_lora
+from data.class_names import class_indices
 from engine.evaluation import evaluate
 from model import build_model, load_model_weights, model_from_file
 from util.checkpoint import load_checkpoint, load_file
@@ -48,6 +49,21 @@ def finished_tasks(run_dir: Path) -> Tuple[Dict, int]:
     if done == 0:
         raise UserError(f"{run_dir} has no finished task yet; nothing to undo")
     return results, done
+
+
+def task_that_forgot(run_dir: Path, name: str) -> int:
+    """The task of the run in ``run_dir`` whose request named the class ``name`` (a class folder name): how a user
+    undoes a request by name. A name that is not a class of the run (the closest are listed) or that no task forgot,
+    and a results.json written before runs recorded class names, are UserErrors."""
+    results, _ = finished_tasks(run_dir)
+    if "class_names" not in results:
+        raise UserError(f"{run_dir / 'results.json'} holds no class names (written by an older version); pass --task")
+    label = class_indices([name], results["class_names"], "--forget_class")[0]
+    tasks = [entry["task"] for entry in results["plan"] if label in entry["forget"]]
+    if not tasks:
+        raise UserError(f"no task of {run_dir} forgot {name}; its tasks forgot "
+                        f"{'; '.join(', '.join(e.get('forget_names', [])) for e in results['plan'])}")
+    return tasks[0]
 
 
 def delta_path(run_dir: Path, task: int) -> Path:

@@ -73,3 +73,70 @@ def test_reevaluation_uses_the_saved_plan_of_a_one_task_continual_missing_class_
     recomputed, worst = reevaluate(tmp / "open", torch.device("cpu"), batch_size=32)
     assert worst < 1e-6
     assert recomputed["tasks"][0]["acc_m"] == pytest.approx(saved["tasks"][0]["acc_m"], abs=1e-9)
+
+
+@pytest.fixture(scope="module")
+def named_run(forgetting_run):
+    """Two tasks of different sizes named in a plan file: task 0 forgets class_5 and class_1, task 1 class_3."""
+    tmp, _ = forgetting_run
+    plan = tmp / "plan.json"
+    plan.write_text(json.dumps({"tasks": [["class_5", "class_1"], ["class_3"]]}))
+    args = named_run_args(tmp, plan)
+    return tmp, args, run("train_own_forget_cl.py", *args)
+
+
+def named_run_args(tmp, plan):
+    return ["-d", "imagefolder", "--data_root", str(tmp / "data"), "--log_level", "WARNING", "--val_ratio", "0.25",
+            "-r", str(tmp / "pre" / "best.pth"), "--plan", str(plan), "-e", "4", "-b", "8", "--lr", "1e-2",
+            "--data_ratio", "1", "--eval_every", "5", "--BND", "15", "--alpha", "1e-3", "--lora_rank", "4",
+            "--outdir", str(tmp / "named")]
+
+
+def test_forgetting_by_names_forgets_those_classes_and_names_them(named_run):
+    tmp, _, table = named_run
+    results = json.loads((tmp / "named" / "results.json").read_text())
+    plan = results["plan"]
+    assert [p["forget"] for p in plan] == [[5, 1], [3]] and [p["forget_names"] for p in plan] == [
+        ["class_5", "class_1"], ["class_3"]]
+    assert plan[0]["remain"] == [0, 2, 3, 4] and plan[1]["remain"] == [0, 2, 4] and plan[1]["old"] == [5, 1]
+    assert [t["forget_names"] for t in results["tasks"]] == [["class_5", "class_1"], ["class_3"]]
+    assert "6-2 (class_5, class_1) H" in table and "4-1 (class_3) H" in table
+
+
+def test_undo_by_class_name_undoes_the_task_that_forgot_it(named_run):
+    tmp, _, _ = named_run
+    out = run("undo_forget.py", "--run_dir", str(tmp / "named"), "--forget_class", "class_1", "--no_eval")
+    assert "without task 0" in out and (tmp / "named" / "undo" / "Backbone_without_task_0.pth").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--forget_class", "class_7"], "no class named 'class_7'; closest: "),
+    (["--forget_class", "class_0"], "no task of"),
+    (["--forget_class", "class_3", "--task", "1"], "argument --task: not allowed with argument --forget_class"),
+    ([], "one of the arguments --task --forget_class is required"),
+])
+def test_undo_by_a_bad_name_is_one_error_line(named_run, argv, message):
+    tmp, _, _ = named_run
+    done = run_entry_point("undo_forget.py", "--run_dir", str(tmp / "named"), "--no_eval", *argv, ok=False)
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert message in done.stderr
+
+
+def test_unknown_name_in_a_forgetting_run_is_one_error_line_with_the_closest_names(forgetting_run):
+    tmp, _ = forgetting_run
+    done = run_entry_point("train_own_forget.py", "-d", "imagefolder", "--data_root", str(tmp / "data"), "-r",
+                           str(tmp / "pre" / "best.pth"), "--forget_classes", "class_1,clas_2", "--outdir",
+                           str(tmp / "typo"), "--log_level", "WARNING", ok=False)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "error: --forget_classes: no class named 'clas_2'; closest: class_2" in done.stderr
+    assert not (tmp / "typo").exists()
+
+
+def test_resuming_a_named_run_with_another_plan_is_refused(named_run):
+    tmp, args, _ = named_run
+    plan = tmp / "plan.json"  # the same file, edited: its content is what counts
+    plan.write_text(json.dumps({"tasks": [["class_5", "class_1"], ["class_2"]]}))
+    before = (tmp / "named" / "results.json").read_bytes()
+    done = run_entry_point("train_own_forget_cl.py", *named_run_args(tmp, plan), "--resume_run", ok=False)
+    assert done.returncode == 2 and "error: --resume_run with flags that differ" in done.stderr, done.stderr
+    assert "class_2" in done.stderr and (tmp / "named" / "results.json").read_bytes() == before

@@ -179,3 +179,65 @@ def test_data_root_symlink_loop_is_one_parser_error_line(capsys, tmp_path):
     assert exit_.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [f"error: argument --data_root: {loop} is a symlink loop"], lines
+
+
+def plan_file(tmp_path, text: str) -> str:
+    path = tmp_path / "plan.json"
+    path.write_text(text)
+    return str(path)
+
+
+def test_forget_classes_is_one_named_task_and_the_random_order_stays_the_default():
+    args = parse_args("x", argv=["--forget_classes", "0000045,0000099", "0000102"])
+    assert args.named_tasks == [["0000045", "0000099", "0000102"]] and args.named_missing == []
+    assert args.num_tasks == 1 and args.open_cls_num == 0
+    plain = parse_args("x", argv=[])
+    assert plain.named_tasks is None
+    assert (plain.num_of_first_cls, plain.per_forget_cls, plain.num_tasks, plain.open_cls_num) == (90, 10, 9, 0)
+
+
+def test_plan_file_gives_named_tasks_of_any_size_and_the_missing_classes(tmp_path):
+    path = plan_file(tmp_path, '{"tasks": [["0000045", "0000099"], ["0000102"]], "missing": ["0000007"]}')
+    args = parse_args("x", argv=["--plan", path, "--cl_beta_list", "0.2", "0.3"])
+    assert args.named_tasks == [["0000045", "0000099"], ["0000102"]] and args.named_missing == ["0000007"]
+    assert args.num_tasks == 2 and args.open_cls_num == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--forget_classes", "a", "--num_tasks", "2"], "--forget_classes names the classes to forget; drop --num_tasks"),
+    (["--forget_classes", "a", "--per_forget_cls", "2"], "drop --per_forget_cls"),
+    (["--forget_classes", "a", "--open_cls_num", "1"], "drop --open_cls_num"),
+    (["--forget_classes", "a", "--num_of_first_cls", "80"], "drop --num_of_first_cls"),
+    (["--forget_classes", "a", "--plan", "p.json"], "--forget_classes and --plan"),
+    (["--forget_classes", ","], "--forget_classes names no class"),
+])
+def test_named_requests_refuse_the_numbered_plan_flags(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args("x", argv=argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert message in err
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"tasks": [["a"]', "is not valid JSON"),
+    ('[["a"]]', 'not {"tasks": [[names], ...], "missing": [names]}'),
+    ('{"tasks": [["a"]], "other": 1}', "unknown key other"),
+    ('{"tasks": ["a", "b"]}', "tasks must be a list of lists of class names"),
+    ('{"tasks": []}', "tasks must be a list of lists of class names"),
+    ('{"tasks": [["a"]], "missing": "b"}', "missing must be a list of class names"),
+])
+def test_bad_plan_file_is_one_error_line(tmp_path, text, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args("x", argv=["--plan", plan_file(tmp_path, text)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert message in err
+
+
+def test_single_step_refuses_a_plan_of_several_tasks(tmp_path, capsys):
+    path = plan_file(tmp_path, '{"tasks": [["a"], ["b"]]}')
+    with pytest.raises(SystemExit):
+        parse_args("x", argv=["--plan", path], fixed={"num_tasks": 1})
+    assert "forgets in one task; --plan has 2" in capsys.readouterr().err
+    assert parse_args("x", argv=["--forget_classes", "a"], fixed={"num_tasks": 1}).named_tasks == [["a"]]

@@ -13,7 +13,7 @@ from data.class_order import class_order
 from data.datasets import build_data
 from data.folders import BatchLoader, ImageTensors, class_folders, load_image_folder
 from data.subsets import few_shot_subset, ratio_subset, train_val_split
-from data.task_plan import plan_tasks
+from data.task_plan import named_tasks, plan_tasks
 from util.errors import UserError
 
 
@@ -64,6 +64,28 @@ def test_missing_classes_single_step_versus_continual_layout():
 def test_impossible_plans_raise_user_error(first, per, tasks, open_cls, single):
     with pytest.raises(UserError):
         plan_tasks(list(range(100)), first, per, tasks, open_cls_num=open_cls, single_step_layout=single)
+
+
+NAMES = ["0000007", "0000045", "0000099", "0000102", "0000230", "0000311"]
+
+
+def test_named_plan_forgets_the_named_classes_and_keeps_every_other_one():
+    tasks = named_tasks(NAMES, [["0000099", "0000045"], ["0000230"]], missing=["0000007"], flag="--plan")
+    assert [t.forget for t in tasks] == [[2, 1], [4]]  # in the order named, tasks of different sizes
+    assert tasks[0].remain == [3, 4, 5] and tasks[0].old == [] and tasks[0].missing == [0]
+    assert tasks[1].remain == [3, 5] and tasks[1].old == [2, 1] and tasks[1].missing == [0]
+
+
+@pytest.mark.parametrize("tasks, missing, message", [
+    ([["0000046"]], [], "no class named '0000046'; closest: 0000045"),  # a typo
+    ([["0000045"], ["0000099", "0000045"]], [], "names 0000045 more than once"),  # forgotten twice
+    ([["0000045"]], ["0000045"], "names 0000045 more than once"),  # forgotten and missing
+    ([["0000045"], []], [], "task 1 names no class"),
+    ([NAMES[:5]], NAMES[5:], "leaves no remembered class"),
+])
+def test_impossible_named_plans_raise_user_error(tasks, missing, message):
+    with pytest.raises(UserError, match=message):
+        named_tasks(NAMES, tasks, missing, flag="--plan")
 
 
 @pytest.fixture

@@ -103,3 +103,26 @@ def test_runs_of_one_name_over_the_same_columns_are_named_by_the_folder_part_tha
     # shares 'x' with /r/a/x; no single part tells it apart from both, so the whole path does.
     third = runs[:2] + [("gs_lora", Path("/r/b/z/gs_lora"), continual)]
     assert distinct_row_names(third) == ["gs_lora (a)", "gs_lora (/r/b/x/gs_lora)", "gs_lora (z)"]
+
+
+def named(results: dict, names: list) -> dict:
+    """``results`` as a run made by names (--forget_classes or --plan) whose tasks forgot ``names``."""
+    for entry, forgotten in zip(results["plan"], names):
+        entry["forget"], entry["forget_names"] = list(range(len(forgotten))), forgotten
+    return {**results, "config": {"named_tasks": names}}
+
+
+def test_a_run_by_names_labels_its_small_tasks_by_name_and_lists_the_others_under_the_table():
+    many = [f"{i:07d}" for i in range(20)]
+    results = named(continual(), [["0000045", "0000099"], many])
+    results["plan"][1]["remain"] = list(range(78))
+    table = build_table([("GS-LoRA", results)])
+    assert table.rows[0][1] == "82-2 (0000045, 0000099) H" and table.rows[0][4] == "98-20 H"
+    assert table.notes == [f"98-20 forgets {', '.join(many)}"]
+    assert f"* 98-20 forgets {', '.join(many)}" in markdown_table(table)
+    audit = {"probe": {"acc_f": 3.0}}
+    results["tasks"][0]["audit"] = audit
+    assert build_audit_table([("GS-LoRA", results)]).rows[1][:2] == ["GS-LoRA", "82-2 (0000045, 0000099)"]
+    by_order = continual()  # a run of the random order keeps the papers' labels, names or not
+    by_order["plan"][0]["forget_names"] = ["a"] * 20
+    assert build_table([("GS-LoRA", by_order)]).rows[0][1] == "100-20 H"

@@ -2,7 +2,9 @@
 
 Columns are settings named as in the papers, "a-b": a classes known before the step (remembered, missing and
 about-to-be-forgotten), b of them forgotten. A continual run gives one setting per task (100-20, 80-20, ...); a
-single-step run gives one (100-5); runs named alike (one method over the four single-step settings) share a row.
+single-step run gives one (100-5); a run made by names (--forget_classes, --plan) adds the names of a task that
+forgets at most ``NAMES_IN_LABEL`` classes ("100-2 (0000045, 0000099)") and lists larger tasks' names under the
+Markdown table; runs named alike (one method over the four single-step settings) share a row.
 Each setting shows H, Acc_r, Acc_f, Acc_o and Acc_m where any row has a value; a 'Pre-train' row of the starting
 model's accuracies comes first, and every row ends with its cost: tunable parameters (%), optimizer steps and wall
 time summed over its runs, and peak memory.
@@ -40,6 +42,8 @@ AUDIT_COLUMNS = (("MIA %", ("membership", "classifier", "member_rate")),
                  ("MIA gap", ("gap", "mia")), ("kNN Acc_f gap", ("gap", "knn_acc_f")), ("TAR_f gap", ("gap", "tar_f")))
 # A gap (ours minus the oracle's) at most this large, in points, counts as reaching the oracle on that audit.
 NEAR_ORACLE = 5.0
+# A task of a run made by names is labelled by its names up to this many classes; more are listed under the table.
+NAMES_IN_LABEL = 3
 RELEARN_COLUMNS = (("Relearn", ("relearn", "model")), ("Prompt", ("relearn", "prompt")),
                    ("Relearn gap", ("gap", "model")), ("Prompt gap", ("gap", "prompt")))
 
@@ -80,19 +84,47 @@ def recompute_h(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Op
     return 2 * acc_r * drop / (acc_r + drop)
 
 
-def setting_label(plan: Optional[Dict], index: int) -> str:
-    """'a-b' for a task of the saved plan (remain + missing + forget classes before it, forget after); 'T<i>'
-    when the results carry no plan."""
+def setting_label(plan: Optional[Dict], index: int, named: bool = False) -> str:
+    """'a-b' for a task of the saved plan (remain + missing + forget classes before it, forget after), followed by
+    the forgotten classes' names when ``named`` (the run was made by names) and they are few; 'T<i>' when the
+    results carry no plan."""
     if not plan:
         return f"T{index}"
     known = len(plan["remain"]) + len(plan.get("missing") or []) + len(plan["forget"])
-    return f"{known}-{len(plan['forget'])}"
+    names = plan.get("forget_names") if named else None
+    label = f"{known}-{len(plan['forget'])}"
+    return f"{label} ({', '.join(names)})" if names and len(names) <= NAMES_IN_LABEL else label
+
+
+def made_by_names(results: Dict) -> bool:
+    return bool((results.get("config") or {}).get("named_tasks"))
+
+
+def task_labels(results: Dict) -> Dict[int, str]:
+    """The setting label of each finished task of a run, by task index."""
+    plan, named = {p.get("task"): p for p in results.get("plan", [])}, made_by_names(results)
+    return {t["task"]: setting_label(plan.get(t["task"]), t["task"], named) for t in results.get("tasks", [])}
+
+
+def name_notes(runs: Runs) -> List[str]:
+    """'<setting> forgets <names>' for each task of a run made by names whose label could not hold its names."""
+    notes = []
+    for _, results in _pairs(runs):
+        for plan in results.get("plan", []) if made_by_names(results) else []:
+            names = plan.get("forget_names") or []
+            line = f"{setting_label(plan, plan['task'])} forgets {', '.join(names)}"
+            if len(names) > NAMES_IN_LABEL and line not in notes:
+                notes.append(line)
+    return notes
+
+
+def _pairs(runs: Runs) -> Sequence[Run]:
+    return list(runs.items()) if isinstance(runs, dict) else runs
 
 
 def columns_of(results: Dict) -> set:
     """The settings ('a-b') a run's tasks fill."""
-    plan = {p.get("task"): p for p in results.get("plan", [])}
-    return {setting_label(plan.get(t["task"]), t["task"]) for t in results.get("tasks", [])}
+    return set(task_labels(results).values())
 
 
 def distinct_row_names(runs: Sequence[Tuple[str, Path, Dict]]) -> List[str]:
@@ -125,11 +157,11 @@ def collect(runs: Runs, convention: str = "original"):
     {row: [tasks of every run of the row]}).
     """
     settings, cells, pretrained, tasks_of = [], {}, {}, {}
-    for name, results in (runs.items() if isinstance(runs, dict) else runs):
-        plan = {p["task"]: p for p in results.get("plan", [])}
+    for name, results in _pairs(runs):
+        labels = task_labels(results)
         before = results.get("pretrained", {}).get(convention, [])
         for task in results["tasks"]:
-            label = setting_label(plan.get(task["task"]), task["task"])
+            label = labels[task["task"]]
             if label not in settings:
                 settings.append(label)
             cells.setdefault(name, {})[label] = _metrics(task, convention)
@@ -160,7 +192,7 @@ def build_table(runs: Sequence[Run], convention: str = "original") -> Table:
     names = dict(METRICS)
     header = ["Method"] + [f"{s} {names[k]}" for s in settings for k in keys[s]] + list(COST_COLUMNS)
     pre = ["Pre-train"] + [_fmt(pretrained.get(s, {}).get(k)) for s in settings for k in keys[s]]
-    table = Table([header, pre + [""] * len(COST_COLUMNS)], convention=convention)
+    table = Table([header, pre + [""] * len(COST_COLUMNS)], convention=convention, notes=name_notes(runs))
     for name, row in cells.items():
         line = [name]
         for s in settings:
@@ -200,16 +232,15 @@ def build_audit_table(runs: Runs) -> Optional[Table]:
     """One row per run and setting that holds an audit, one column per audit number (percent, plain convention);
     None when no task of the runs was audited."""
     cells = []
-    for name, results in (runs.items() if isinstance(runs, dict) else runs):
-        plan = {p["task"]: p for p in results.get("plan", [])}
-        cells += [(name, setting_label(plan.get(t["task"]), t["task"]), t["audit"])
-                  for t in results["tasks"] if t.get("audit")]
+    for name, results in _pairs(runs):
+        labels = task_labels(results)
+        cells += [(name, labels[t["task"]], t["audit"]) for t in results["tasks"] if t.get("audit")]
     if not cells:
         return None
     columns = _audit_columns([audit for _, _, audit in cells])
     rows = [[name, setting] + [_fmt(dig(audit, path)) for _, path in columns] for name, setting, audit in cells]
     return Table([["Method", "Setting"] + [header for header, _ in columns]] + rows, convention="plain",
-                 notes=near_oracle(cells, columns))
+                 notes=near_oracle(cells, columns) + name_notes(runs))
 
 
 def near_oracle(cells: List[Tuple[str, str, Dict]], columns: List[Tuple[str, Tuple[str, ...]]]) -> List[str]:
