@@ -5,10 +5,16 @@ Each task trains a fresh LoRA on the FFN linears of every block, minimising (ref
     L = CE(z(x_r), y_r) + beta * ReLU(BND - CE(z(x_f), y_f))           data loss, hinge on the batch-mean CE
         + alpha * sum_g ||theta_g||_2                                    group lasso, one group per block
         + w_f * ReLU(BND_pro - KL_f) + w_r * KL_r                        GS-LoRA++ prototype loss
+        + w_kd * T^2 KL(t(x_f)[:, K] || z(x_f)[:, K])                    opt-in retain-free anchor (--retain_kd)
 
 and merges the LoRA into the frozen weights when the task ends (its low-rank factors are saved on their own).
 Prototypes are class-mean embeddings of the model at the start of each task, computed after the checkpoint is
 loaded; the original single-step script computed them on the randomly initialised network (its bug 1).
+
+The last term is ours, not the papers': t is the frozen model from the start of the task and K the classes still
+to be remembered (remain and missing). On forget images it keeps the logits of those classes as they were while the
+forget class is pushed down, so the remembered classes keep an anchor without any remain image (LIRF's remain-class
+KL, Ye et al. 2022); it is meant for --no_retain, where the remain CE is gone.
 """
 import math
 from typing import Dict, Iterable, List, Optional
@@ -17,9 +23,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from baselines.common import distillation_kl
 from backbone.lora import inject_lora, lora_groups, lora_layers, mark_only_lora_trainable, merge_lora, reset_lora
 from engine.evaluation import class_mean_embeddings
-from engine.method import METHODS, Method, StepInfo, TaskContext, forward_pair
+from engine.method import METHODS, Method, StepInfo, TaskContext, forward_pair, frozen_copy
 
 
 def bounded_forget_loss(ce_forget: torch.Tensor, bound: float) -> torch.Tensor:
@@ -62,7 +69,7 @@ def prototype_loss(kl_forget: torch.Tensor, kl_remain: Optional[torch.Tensor], w
 
 # The defaults of the original's continual parser; the constructor and the flags share them (one source).
 DEFAULTS = {"bound": 10.0, "beta": 0.03, "alpha": 0.1, "big_alpha": 1e-4, "alpha_epoch": 20, "small_beta": 1e-4,
-            "bound_pro": 18.0}
+            "bound_pro": 18.0, "retain_kd_T": 4.0}
 
 
 def _per_task(values: List[float], task: int, default: float) -> float:
@@ -85,7 +92,8 @@ class GSLoRA(Method):
                  big_alpha: float = DEFAULTS["big_alpha"], alpha_epoch: int = DEFAULTS["alpha_epoch"],
                  beta_decay: bool = False, small_beta: float = DEFAULTS["small_beta"], prototype: bool = False,
                  pro_f_weight: float = 0.0, pro_r_weight: float = 0.0, prof_list: Optional[List[float]] = None,
-                 bound_pro: float = DEFAULTS["bound_pro"]):
+                 bound_pro: float = DEFAULTS["bound_pro"], retain_kd: float = 0.0,
+                 retain_kd_T: float = DEFAULTS["retain_kd_T"]):
         super().__init__(model)
         self.rank, self.lora_alpha = rank, lora_alpha
         self.bound, self.beta, self.beta_list = bound, beta, beta_list or []
@@ -94,6 +102,7 @@ class GSLoRA(Method):
         self.prototype, self.pro_r_weight, self.bound_pro = prototype, pro_r_weight, bound_pro
         self.pro_f_weight, self.prof_list = pro_f_weight, prof_list or []
         self.prototypes: Optional[torch.Tensor] = None
+        self.retain_kd, self.retain_kd_T = retain_kd, retain_kd_T
         inject_lora(model.backbone, rank, lora_alpha)
         mark_only_lora_trainable(model)
 
@@ -122,6 +131,11 @@ class GSLoRA(Method):
         g.add_argument("--pro_r_weight", type=float, default=0.0, help="w_r, weight of the remain prototype KL")
         g.add_argument("--BND_pro", type=float, default=DEFAULTS["bound_pro"],
                        help="bound of the forget prototype hinge")
+        g.add_argument("--retain_kd", type=float, default=0.0,
+                       help="w_kd: weight of distilling the task's starting model's logits of the classes to remember "
+                            "on forget images (ours, not the papers'; an anchor for --no_retain); 0 = off")
+        g.add_argument("--retain_kd_T", type=float, default=DEFAULTS["retain_kd_T"],
+                       help="temperature T of --retain_kd")
 
     @classmethod
     def check_arguments(cls, parser, args) -> None:
@@ -131,6 +145,8 @@ class GSLoRA(Method):
                 parser.error(f"--{flag} has {len(values)} values for {args.num_tasks} tasks; give one per task")
         if args.lora_rank < 1:
             parser.error(f"{cls.name} needs --lora_rank >= 1")
+        if args.retain_kd < 0 or args.retain_kd_T <= 0:
+            parser.error("--retain_kd must be >= 0 and --retain_kd_T > 0")
         if args.no_retain and args.pro_r_weight > 0:
             parser.error("--pro_r_weight pulls remain features to their prototypes, but --no_retain loads no remain "
                          "image; drop one of them")
@@ -142,7 +158,7 @@ class GSLoRA(Method):
                    big_alpha=args.big_alpha, alpha_epoch=args.alpha_epoch, beta_decay=args.beta_decay,
                    small_beta=args.small_beta, prototype=args.prototype or cls is GSLoRAPlusPlus,
                    pro_f_weight=args.pro_f_weight, pro_r_weight=args.pro_r_weight, prof_list=args.cl_prof_list,
-                   bound_pro=args.BND_pro)
+                   bound_pro=args.BND_pro, retain_kd=args.retain_kd, retain_kd_T=args.retain_kd_T)
 
     def trainable_parameters(self) -> List[nn.Parameter]:
         return [p for layer in lora_layers(self.model) for p in (layer.lora_A, layer.lora_B)]
@@ -153,6 +169,9 @@ class GSLoRA(Method):
         reset_lora(self.model, a=math.sqrt(5) if ctx.task.index == 0 else math.sqrt(50))
         self.task_beta = _per_task(self.beta_list, ctx.task.index, self.beta)
         self.task_w_f = _per_task(self.prof_list, ctx.task.index, self.pro_f_weight)
+        if self.retain_kd:  # the model as the task finds it (B = 0: the fresh LoRA changes nothing yet)
+            self.teacher = frozen_copy(self.model)
+            self.kept_cols = torch.tensor(ctx.task.remain + ctx.task.missing, device=ctx.device)
         if self.prototype:
             means = class_mean_embeddings(self.model, ctx.train, torch.cat([ctx.remain_idx, ctx.forget_idx]),
                                           5 * ctx.batch_size, ctx.device, ctx.amp)
@@ -182,6 +201,12 @@ class GSLoRA(Method):
             kl_f = prototype_kl(emb_f.float(), self.prototypes[forget[1]])
             kl_r = None if remain is None else prototype_kl(emb_r.float(), self.prototypes[remain[1]])
             losses.update(prototype_loss(kl_f, kl_r, self.task_w_f, self.pro_r_weight, self.bound_pro))
+        if self.retain_kd:
+            with torch.no_grad():
+                teacher_f = self.teacher(*forget)[0].float()
+            k = self.kept_cols
+            losses["retain_kd"] = self.retain_kd * distillation_kl(logits_f.float()[:, k], teacher_f[:, k],
+                                                                   self.retain_kd_T)
         losses["total"] = sum(v for k, v in losses.items() if k != "forget_ce")
         return losses
 
@@ -198,6 +223,7 @@ class GSLoRA(Method):
         factors = {name: p.detach().cpu().clone() for name, p in self.model.named_parameters() if "lora_" in name}
         ctx.artifacts["lora_delta"] = {"factors": factors, "scaling": self.lora_alpha / self.rank}
         merge_lora(self.model)
+        self.teacher = None  # --retain_kd's starting model; the next task copies its own
         # group_norms: sqrt of the summed squares of a block's LoRA matrices, the norm the group lasso penalises;
         # group_norms_frobenius_sum: the sum of their Frobenius norms, what the original logged (norm_list).
         return {"group_norms": norms, "group_norms_frobenius_sum": frobenius_sums, "beta": self.task_beta,

@@ -206,3 +206,28 @@ def test_end_task_reports_both_group_norm_conventions(tiny_data, pretrained_mode
     extras = method.end_task(ctx)
     assert extras["group_norms"] == pytest.approx([math.sqrt(squares[b]) for b in sorted(squares)], rel=1e-5)
     assert extras["group_norms_frobenius_sum"] == pytest.approx([frobenius[b] for b in sorted(frobenius)], rel=1e-5)
+
+
+def test_retain_kd_distils_the_starting_models_remembered_class_logits_on_forget_images(tiny_data, pretrained_model):
+    """'retain_kd' = w T^2 (1/B) sum_i KL(softmax(t_i[K]/T) || softmax(s_i[K]/T)), t the model at the start of the
+    task, s the trained one, on forget images, over the classes K still to be remembered (not the forget or old
+    ones)."""
+    task = tiny_tasks(2)[1]
+    assert task.old and task.forget  # so that using every column, or the wrong ones, gives another value
+    method = GSLoRA(pretrained_model, rank=4, retain_kd=0.7, retain_kd_T=3.0)
+    ctx = task_context(tiny_data, task)
+    method.begin_task(ctx)
+    pretrained_model.eval()
+    remain, forget = first_images(ctx, ctx.remain_idx), first_images(ctx, ctx.forget_idx)
+    with torch.no_grad():
+        teacher = pretrained_model(*forget)[0].double().numpy()
+        set_lora_factors(pretrained_model)  # the trained model moves away from the starting one
+        student = pretrained_model(*forget)[0].double().numpy()
+    kept = task.remain + task.missing
+    log_p, log_q = np_log_softmax(teacher[:, kept] / 3.0), np_log_softmax(student[:, kept] / 3.0)
+    expected = 0.7 * 9.0 * float((np.exp(log_p) * (log_p - log_q)).sum(axis=1).mean())
+    assert expected > 1e-3
+    got = method.compute_loss(remain, forget, StepInfo(0, 0, 0))["retain_kd"].item()
+    assert got == pytest.approx(expected, rel=1e-4)
+    method.retain_kd = 0.0  # off (the default): no term
+    assert "retain_kd" not in method.compute_loss(remain, forget, StepInfo(0, 0, 0))
