@@ -42,7 +42,8 @@ LEGACY_SWITCHES = {"--l2": "l2", "--ewc": "ewc", "--MAS": "mas", "--Lwf": "lwf",
                    "--retrain": "retrain"}
 
 # The original parsers' flags that change nothing here: (names, values, why). Every parser accepts the first set,
-# which the original pre-training parser (train/train_own.py) had too; the forgetting parsers also the second.
+# which the original pre-training parser (train/train_own.py) had too; the forgetting parsers also the second, the
+# pre-training parser also the third.
 # timm's scheduler factory read the schedule flags, but only its step, plateau and noise schedules used them.
 WANDB = "Weights & Biases setting; runs log to log.jsonl, results.json and TensorBoard here"
 IGNORED_EVERYWHERE = (
@@ -54,13 +55,15 @@ IGNORED_EVERYWHERE = (
     (("--lr-noise",), "+", "learning-rate noise epochs; no original script set it, and no noise is added here"),
     (("--lr-noise-pct",), 1, "learning-rate noise limit (no noise here, see --lr-noise)"),
     (("--lr-noise-std",), 1, "learning-rate noise std (no noise here, see --lr-noise)"),
-    (("--lora_pos",), 1, "LoRA position; always the FFN linears here (the original's default and every script's)"),
     (("--wandb_offline",), 0, WANDB),
+)
+# Pre-training trains plain linears (the original's --lora_rank 0), so where LoRA would go changes nothing there.
+IGNORED_IN_PRETRAINING = (
+    (("--lora_pos",), 1, "LoRA position; pre-training trains no LoRA (forgetting runs take --lora_pos)"),
 )
 IGNORED_IN_FORGETTING = (
     (("--wandb_group",), 1, WANDB),
     (("--wandb_name",), 1, WANDB),
-    (("--grouping",), 1, "group-lasso grouping; always one group per block here (every script's --grouping block)"),
     (("--average_weight",), 0, "EMA of the weights; the original only logged it (wrongly in continual runs)"),
     (("--ema_decay",), 1, "EMA decay (see --average_weight)"),
     (("--ema_epoch",), 1, "first EMA epoch (see --average_weight)"),
@@ -75,10 +78,11 @@ IGNORED_IN_FORGETTING = (
     (("--gen_iteration",), 1, "image-generation leftover, unused by the original"),
 )
 
-
-# The ignored flags' values that are what this code does anyway (the original's defaults and every script's): no
-# warning. In forgetting runs another value asks for an ablation that is not implemented: an error, never a no-op.
-HONOURED = {"lora_pos": "FFN", "grouping": "block"}
+# The ignored flag's value that is what pre-training does anyway (the original's default and every script's): no
+# warning.
+HONOURED = {"lora_pos": "FFN"}
+# GS-LoRA's ablation switches and their defaults; a method without LoRA refuses another value.
+LORA_SWITCHES = {"lora_pos": "FFN", "grouping": "block"}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -183,7 +187,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         "the original test script's name")
     g.add_argument("-r", "--resume", default="", help="pre-trained checkpoint to start from")
     g.add_argument("--lora_rank", type=int, default=8,
-                   help="LoRA rank r on the FFN linears (GS-LoRA); train_own.py ignores it: it trains and evaluates "
+                   help="LoRA rank r (GS-LoRA; on the linears --lora_pos names); train_own.py ignores it: it trains and evaluates "
                         "plain linears (the original's --lora_rank 0), and checkpoints hold merged weights")
     g.add_argument("--lora_alpha", type=float, default=1.0, help="LoRA alpha; the update is scaled by alpha/r")
 
@@ -300,16 +304,18 @@ def add_ignored_args(group: argparse._ArgumentGroup, flags: Tuple[Tuple[Tuple[st
                                nargs=None if values == 1 else values, default=None, help=why)
 
 
-def report_ignored_args(parser: argparse.ArgumentParser, args: argparse.Namespace, forgetting: bool) -> None:
+def ignored_flags(forgetting: bool) -> Tuple[Tuple[Tuple[str, ...], object, str], ...]:
+    return IGNORED_EVERYWHERE + (IGNORED_IN_FORGETTING if forgetting else IGNORED_IN_PRETRAINING)
+
+
+def report_ignored_args(args: argparse.Namespace, forgetting: bool) -> None:
     """One ``warning:`` line on stderr per ignored flag the command line sets, so an old script's flag never changes
-    nothing silently; an unimplemented LoRA position or grouping in a forgetting run is a parser error."""
-    for names, _, why in IGNORED_EVERYWHERE + (IGNORED_IN_FORGETTING if forgetting else ()):
+    nothing silently."""
+    for names, _, why in ignored_flags(forgetting):
         name = names[0].strip("-").replace("-", "_")
         value = getattr(args, f"ignored_{name}")
         if value in (None, False) or str(value) == HONOURED.get(name):
             continue
-        if forgetting and name in HONOURED:
-            parser.error(f"{names[0]} {value} is not implemented: {why}")
         print(f"warning: {names[0]} is accepted for the original's command lines and ignored: {why}", file=sys.stderr)
 
 
@@ -317,7 +323,7 @@ def add_compat_args(parser: argparse.ArgumentParser, forgetting: bool = True) ->
     """The original flags that change nothing here. Pre-training gets those of the original train/train_own.py;
     forgetting gets those of util/args.py and the single-step parsers, plus the original method switches."""
     g = parser.add_argument_group("accepted for the original command lines; no effect here")
-    add_ignored_args(g, IGNORED_EVERYWHERE + (IGNORED_IN_FORGETTING if forgetting else ()))
+    add_ignored_args(g, ignored_flags(forgetting))
     if not forgetting:
         return
     g.add_argument("--one_stage", action="store_true",
@@ -524,7 +530,12 @@ def _check_protocol(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error("--early_stop watches the selection H, which --selection last never evaluates; pass --selection "
                      "val (or test)")
     check_audit_args(parser, args)
-    refusal = METHODS.get(args.method).no_retain_refusal
+    method = METHODS.get(args.method)
+    for flag, default in LORA_SWITCHES.items():
+        if getattr(args, flag) != default and not method.trains_lora:
+            parser.error(f"--{flag} {getattr(args, flag)} places or groups GS-LoRA's LoRA, but --method "
+                         f"{args.method} trains no LoRA; drop it")
+    refusal = method.no_retain_refusal
     if args.no_retain and refusal:
         parser.error(f"--method {args.method} cannot run with --no_retain: {refusal}")
 
@@ -540,7 +551,7 @@ def parse_args(description: str, forgetting: bool = True, argv: Optional[List[st
     argv = sys.argv[1:] if argv is None else argv
     _apply_yaml_defaults(parser, argv)
     args = parser.parse_args(argv)
-    report_ignored_args(parser, args, forgetting)
+    report_ignored_args(args, forgetting)
     given = [k for k in NUMBERED_PLAN if getattr(args, k, None) is not None]  # on the command line or in YAML
     vars(args).update(fixed or {})
     if args.workers_id is not None and args.device == "auto":

@@ -7,7 +7,9 @@ Each task trains a fresh LoRA on the FFN linears of every block, minimising (ref
         + w_f * ReLU(BND_pro - KL_f) + w_r * KL_r                        GS-LoRA++ prototype loss
         + w_kd * T^2 KL(t(x_f)[:, K] || z(x_f)[:, K])                    opt-in retain-free anchor (--retain_kd)
 
-and merges the LoRA into the frozen weights when the task ends (its low-rank factors are saved on their own).
+and merges the LoRA into the frozen weights when the task ends (its low-rank factors are saved on their own). The
+papers' ablation switches move the LoRA to the attention's qkv projection (--lora_pos Attention) and group the lasso
+per LoRA layer or per matrix (--grouping lora|matrix) instead.
 Prototypes are class-mean embeddings of the model at the start of each task, computed after the checkpoint is
 loaded; the original single-step script computed them on the randomly initialised network (its bug 1).
 
@@ -24,9 +26,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.common import distillation_kl
-from backbone.lora import inject_lora, lora_groups, lora_layers, mark_only_lora_trainable, merge_lora, reset_lora
+from backbone.lora import (GROUPINGS, LORA_POSITIONS, inject_lora, lora_groups, lora_layers, mark_only_lora_trainable,
+                           merge_lora, reset_lora)
 from engine.evaluation import class_mean_embeddings
 from engine.method import METHODS, Method, StepInfo, TaskContext, forward_pair, frozen_copy
+from util.errors import UserError
 
 
 def bounded_forget_loss(ce_forget: torch.Tensor, bound: float) -> torch.Tensor:
@@ -35,8 +39,13 @@ def bounded_forget_loss(ce_forget: torch.Tensor, bound: float) -> torch.Tensor:
 
 
 def group_norms(groups: Iterable[Iterable[torch.Tensor]]) -> torch.Tensor:
-    """(G,) the L2 norm of each group's matrices, sqrt(sum_{P in g} ||P||_F^2)."""
-    return torch.stack([torch.sqrt(sum(p.pow(2).sum() for p in group)) for group in groups])
+    """(G,) the L2 norm of each group's matrices, sqrt(sum_{P in g} ||P||_F^2).
+
+    A group that is all zero (a fresh B on its own, --grouping matrix) has norm 0 and gradient 0, the subgradient
+    torch.norm takes there; sqrt's own gradient at 0 is infinite and would make every gradient NaN."""
+    squares = torch.stack([sum(p.pow(2).sum() for p in group) for group in groups])
+    nonzero = squares > 0
+    return torch.where(nonzero, torch.sqrt(torch.where(nonzero, squares, torch.ones_like(squares))), 0.0)
 
 
 def group_lasso(groups: Iterable[Iterable[torch.Tensor]]) -> torch.Tensor:
@@ -82,6 +91,7 @@ class GSLoRA(Method):
 
     name = "gs_lora"
     no_retain_refusal = None  # the forget hinge, group lasso and forget prototype hinge need no remain image
+    trains_lora = True
     presets = {"paper": "--lr 1e-2 --lora_rank 8 --BND 105 --alpha 1e-4",
                "cpu": "--lr 1e-2 --lora_rank 8 --BND 30 --cl_beta_list 0.2 0.2 0.2 0.2 --alpha 1e-3",
                "smoke": "-e 6 --lr 1e-2 --lora_rank 4 --BND 15 --beta 0.5 --alpha 1e-3"}
@@ -93,9 +103,9 @@ class GSLoRA(Method):
                  beta_decay: bool = False, small_beta: float = DEFAULTS["small_beta"], prototype: bool = False,
                  pro_f_weight: float = 0.0, pro_r_weight: float = 0.0, prof_list: Optional[List[float]] = None,
                  bound_pro: float = DEFAULTS["bound_pro"], retain_kd: float = 0.0,
-                 retain_kd_T: float = DEFAULTS["retain_kd_T"]):
+                 retain_kd_T: float = DEFAULTS["retain_kd_T"], lora_pos: str = "FFN", grouping: str = "block"):
         super().__init__(model)
-        self.rank, self.lora_alpha = rank, lora_alpha
+        self.rank, self.lora_alpha, self.grouping = rank, lora_alpha, grouping
         self.bound, self.beta, self.beta_list = bound, beta, beta_list or []
         self.alpha, self.warmup_alpha, self.big_alpha, self.alpha_epoch = alpha, warmup_alpha, big_alpha, alpha_epoch
         self.beta_decay, self.small_beta = beta_decay, small_beta
@@ -103,7 +113,10 @@ class GSLoRA(Method):
         self.pro_f_weight, self.prof_list = pro_f_weight, prof_list or []
         self.prototypes: Optional[torch.Tensor] = None
         self.retain_kd, self.retain_kd_T = retain_kd, retain_kd_T
-        inject_lora(model.backbone, rank, lora_alpha)
+        try:
+            inject_lora(model.backbone, rank, lora_alpha, lora_pos)
+        except TypeError as error:
+            raise UserError(f"--lora_pos {lora_pos}: {error}") from None
         mark_only_lora_trainable(model)
 
     @classmethod
@@ -136,6 +149,11 @@ class GSLoRA(Method):
                             "on forget images (ours, not the papers'; an anchor for --no_retain); 0 = off")
         g.add_argument("--retain_kd_T", type=float, default=DEFAULTS["retain_kd_T"],
                        help="temperature T of --retain_kd")
+        g.add_argument("--lora_pos", default="FFN", choices=sorted(LORA_POSITIONS),
+                       help="where LoRA goes: the FFN's two linears (the papers' method) or the attention's qkv "
+                            "projection, one rank-r update each for q, k and v (the papers' ablation)")
+        g.add_argument("--grouping", default="block", choices=GROUPINGS,
+                       help="group-lasso groups: one per block (the papers' method), per LoRA layer, or per matrix")
 
     @classmethod
     def check_arguments(cls, parser, args) -> None:
@@ -158,7 +176,8 @@ class GSLoRA(Method):
                    big_alpha=args.big_alpha, alpha_epoch=args.alpha_epoch, beta_decay=args.beta_decay,
                    small_beta=args.small_beta, prototype=args.prototype or cls is GSLoRAPlusPlus,
                    pro_f_weight=args.pro_f_weight, pro_r_weight=args.pro_r_weight, prof_list=args.cl_prof_list,
-                   bound_pro=args.BND_pro, retain_kd=args.retain_kd, retain_kd_T=args.retain_kd_T)
+                   bound_pro=args.BND_pro, retain_kd=args.retain_kd, retain_kd_T=args.retain_kd_T,
+                   lora_pos=args.lora_pos, grouping=args.grouping)
 
     def trainable_parameters(self) -> List[nn.Parameter]:
         return [p for layer in lora_layers(self.model) for p in (layer.lora_A, layer.lora_B)]
@@ -196,7 +215,7 @@ class GSLoRA(Method):
         ce_f = F.cross_entropy(logits_f.float(), forget[1])
         losses = {} if remain is None else {"remain": F.cross_entropy(logits_r.float(), remain[1])}
         losses.update(forget_ce=ce_f.detach(), forget=self.beta_at(step.epoch) * bounded_forget_loss(ce_f, self.bound),
-                      structure=self.alpha_at(step.epoch) * group_lasso(lora_groups(self.model.backbone)))
+                      structure=self.alpha_at(step.epoch) * group_lasso(lora_groups(self.model.backbone, self.grouping)))
         if self.prototype:
             kl_f = prototype_kl(emb_f.float(), self.prototypes[forget[1]])
             kl_r = None if remain is None else prototype_kl(emb_r.float(), self.prototypes[remain[1]])
@@ -217,14 +236,14 @@ class GSLoRA(Method):
     def end_task(self, ctx: TaskContext) -> Dict[str, object]:
         """Logs the per-block group norms, keeps the low-rank factors, merges the LoRA into the weights."""
         with torch.no_grad():
-            groups = lora_groups(self.model.backbone)
+            groups = lora_groups(self.model.backbone, self.grouping)
             norms = group_norms(groups).tolist()
             frobenius_sums = [float(sum(torch.linalg.norm(p) for p in group)) for group in groups]
         factors = {name: p.detach().cpu().clone() for name, p in self.model.named_parameters() if "lora_" in name}
         ctx.artifacts["lora_delta"] = {"factors": factors, "scaling": self.lora_alpha / self.rank}
         merge_lora(self.model)
         self.teacher = None  # --retain_kd's starting model; the next task copies its own
-        # group_norms: sqrt of the summed squares of a block's LoRA matrices, the norm the group lasso penalises;
+        # group_norms: sqrt of the summed squares of a group's LoRA matrices, the norm the group lasso penalises;
         # group_norms_frobenius_sum: the sum of their Frobenius norms, what the original logged (norm_list).
         return {"group_norms": norms, "group_norms_frobenius_sum": frobenius_sums, "beta": self.task_beta,
                 "pro_f_weight": self.task_w_f if self.prototype else None}

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from audit.settings import audit_settings_from_args
+from config import build_parser
 from data import RunData, build_data, dataset_classes, resolve_root
 from data.folders import stream_image_folder
 from data.imagenet import imagenet_rows, imagenet_transform
@@ -130,20 +131,21 @@ def check_forgetting_folder(args, outdir: Path) -> None:
         raise UserError(f"{config_path} is missing, so --resume_run cannot check that {results_path} was made with "
                         f"these flags; restore it, or start anew in another --outdir")
     given = flags_as_json(args)
-    refuse_other_flags(read_json(config_path), given, str(config_path))
+    # A flag added after the run was made (absent from its config) had its default in it.
+    defaults = flags_as_json(build_parser("", forgetting=True).parse_args([]))
+    refuse_other_flags({**defaults, **read_json(config_path)}, given, str(config_path))
     saved = read_json(results_path).get("config")
     if saved is None:
         raise UserError(f"{results_path} holds no config (written by an older version): --resume_run cannot check "
                         f"it; start anew in another --outdir")
-    refuse_other_flags(saved, given, f"the config in {results_path}")
+    refuse_other_flags({**defaults, **saved}, given, f"the config in {results_path}")
 
 
 def refuse_other_flags(saved: Dict[str, object], given: Dict[str, object], where: str) -> None:
     """A UserError listing the protocol and method flags of ``saved`` (read from ``where``) that ``given`` changes."""
-    # A switch added after the run was made (absent from its config) was off in it.
     differing = sorted(k for k in given.keys() | saved.keys()
                        if not k.startswith(RESUME_MAY_CHANGE_PREFIXES) and k not in RESUME_MAY_CHANGE
-                       and given.get(k) != saved.get(k, False if given.get(k) is False else None))
+                       and given.get(k) != saved.get(k))
     if differing:
         shown = ", ".join(f"--{k} {saved.get(k)!r} -> {given.get(k)!r}" for k in differing[:4])
         more = " ..." if len(differing) > 4 else ""

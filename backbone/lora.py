@@ -1,8 +1,13 @@
-"""LoRA on the feed-forward linears of a Transformer, grouped per block (GS-LoRA, Zhao et al. CVPR 2024, Sec. 3.2).
+"""LoRA on the feed-forward linears of a Transformer, grouped per block (GS-LoRA, Zhao et al. CVPR 2024, Sec. 3.2),
+or on the attention's qkv projection, grouped per block, per LoRA layer or per matrix (the papers' ablations).
 
 ``LoRALinear`` is a ``nn.Linear`` with a frozen weight and bias plus a trainable low-rank update
 ``W x + b + scaling * B A x`` (A: rank x in, B: out x rank, scaling = alpha / rank). Its weight and bias keep the
 plain ``nn.Linear`` names, so dropping the ``lora_*`` keys of a state dict gives a checkpoint for a model without LoRA.
+
+On the qkv projection (``parts=3``) q, k and v each get their own rank-r update, as loralib's ``MergedLinear`` with
+``enable_lora=[True, True, True]`` that the original used: A holds the three A_i stacked (3r x in), B the three B_i
+stacked (out x r), and output slice i gets B_i A_i.
 
 Merging is explicit: ``merge()`` folds ``scaling * B A`` into the weight and zeroes B. Nothing happens on
 ``train()``/``eval()``: the original's implicit merge on mode switches is what made a reloaded checkpoint apply its
@@ -59,16 +64,31 @@ class _LoRAProduct(torch.autograd.Function):
         return grad_x, None, None, grad_a, grad_b, None
 
 
-class LoRALinear(nn.Linear):
-    """A linear layer with a frozen base and a trainable rank-``rank`` update."""
+def low_rank_update(lora_a: torch.Tensor, lora_b: torch.Tensor, scaling: float) -> torch.Tensor:
+    """scaling * B A, shape (out, in). With A of ``parts`` x rank rows (``LoRALinear(parts=...)``), output slice i of
+    out/parts rows gets scaling * B_i A_i, where A_i are A's rows i*rank ... and B_i the slice's rows of B."""
+    rank = lora_b.shape[1]
+    parts = lora_a.shape[0] // rank
+    if parts == 1:
+        return (lora_b @ lora_a) * scaling
+    slices = torch.bmm(lora_b.view(parts, -1, rank), lora_a.view(parts, rank, -1))
+    return slices.reshape(lora_b.shape[0], lora_a.shape[1]) * scaling
 
-    def __init__(self, in_features: int, out_features: int, rank: int, alpha: float = 1.0, bias: bool = True):
+
+class LoRALinear(nn.Linear):
+    """A linear layer with a frozen base and a trainable rank-``rank`` update (one per equal output slice with
+    ``parts`` > 1)."""
+
+    def __init__(self, in_features: int, out_features: int, rank: int, alpha: float = 1.0, bias: bool = True,
+                 parts: int = 1):
         super().__init__(in_features, out_features, bias=bias)
         if rank < 1:
             raise ValueError(f"LoRA rank must be at least 1, got {rank}")
-        self.rank = rank
+        if out_features % parts:
+            raise ValueError(f"{out_features} outputs do not split into {parts} equal parts")
+        self.rank, self.parts = rank, parts
         self.scaling = alpha / rank
-        self.lora_A = nn.Parameter(torch.empty(rank, in_features))
+        self.lora_A = nn.Parameter(torch.empty(parts * rank, in_features))
         self.lora_B = nn.Parameter(torch.empty(out_features, rank))
         self.weight.requires_grad_(False)
         if self.bias is not None:
@@ -76,9 +96,9 @@ class LoRALinear(nn.Linear):
         self.reset_lora()
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear, rank: int, alpha: float = 1.0) -> "LoRALinear":
+    def from_linear(cls, linear: nn.Linear, rank: int, alpha: float = 1.0, parts: int = 1) -> "LoRALinear":
         """Wraps an existing linear layer, keeping its weight and bias tensors."""
-        layer = cls(linear.in_features, linear.out_features, rank, alpha, bias=linear.bias is not None)
+        layer = cls(linear.in_features, linear.out_features, rank, alpha, bias=linear.bias is not None, parts=parts)
         layer.to(device=linear.weight.device, dtype=linear.weight.dtype)
         with torch.no_grad():
             layer.weight.copy_(linear.weight)
@@ -93,7 +113,7 @@ class LoRALinear(nn.Linear):
 
     def delta(self) -> torch.Tensor:
         """The weight update scaling * B A, shape (out, in)."""
-        return (self.lora_B @ self.lora_A) * self.scaling
+        return low_rank_update(self.lora_A, self.lora_B, self.scaling)
 
     @torch.no_grad()
     def merge(self) -> torch.Tensor:
@@ -106,10 +126,13 @@ class LoRALinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (torch.is_grad_enabled() and (self.lora_A.requires_grad or self.lora_B.requires_grad)):
             # Nothing to train (evaluation, prototypes): fold the update into the weight, one product per call.
+            if self.parts > 1:
+                return F.linear(x, self.weight + self.delta(), self.bias)
             return F.linear(x, torch.addmm(self.weight, self.lora_B, self.lora_A, alpha=self.scaling), self.bias)
-        if self.weight.requires_grad or (self.bias is not None and self.bias.requires_grad):
-            # A base that trains as well (not GS-LoRA's use): autograd's composition computes its gradients too.
-            return F.linear(x, self.weight, self.bias) + F.linear(F.linear(x, self.lora_A), self.lora_B) * self.scaling
+        if self.parts > 1 or self.weight.requires_grad or (self.bias is not None and self.bias.requires_grad):
+            # A base that trains as well (not GS-LoRA's use), or the qkv update (an ablation): autograd through the
+            # folded weight computes every gradient.
+            return F.linear(x, self.weight + self.delta(), self.bias)
         device = x.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
         bias = None if self.bias is None else self.bias.to(dtype)
@@ -118,7 +141,8 @@ class LoRALinear(nn.Linear):
                                       self.lora_B.to(dtype), self.scaling)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, rank={self.rank}, scaling={self.scaling:g}"
+        parts = f", parts={self.parts}" if self.parts > 1 else ""
+        return f"{super().extra_repr()}, rank={self.rank}{parts}, scaling={self.scaling:g}"
 
 
 def ffn_linears(block: nn.Module) -> List[Tuple[nn.Module, str]]:
@@ -134,23 +158,48 @@ def ffn_linears(block: nn.Module) -> List[Tuple[nn.Module, str]]:
                     f"in block {type(block).__name__}")
 
 
-def inject_lora(backbone: nn.Module, rank: int, alpha: float = 1.0) -> None:
-    """Replaces the FFN linears of every block of ``backbone.blocks`` by ``LoRALinear`` layers (in place), keeping
-    their pre-trained weights."""
+def attention_qkv(block: nn.Module) -> List[Tuple[nn.Module, str]]:
+    """(attention module, 'qkv') of ``block``'s first submodule with a ``qkv`` linear (the Face Transformer's and timm's
+    attention); torchvision's ViT keeps q, k and v inside ``nn.MultiheadAttention`` and has none."""
+    for module in block.modules():
+        if isinstance(getattr(module, "qkv", None), nn.Linear):
+            return [(module, "qkv")]
+    raise TypeError(f"no attention with a qkv linear in block {type(block).__name__}: LoRA on the attention needs the "
+                    f"Face Transformer or a timm ViT")
+
+
+# --lora_pos: where LoRA goes, as (finder of the block's linears, number of equal output parts with their own update).
+LORA_POSITIONS = {"FFN": (ffn_linears, 1), "Attention": (attention_qkv, 3)}
+# --grouping: how the group lasso groups the LoRA matrices (one group per block, per LoRA layer, per matrix).
+GROUPINGS = ("block", "lora", "matrix")
+
+
+def inject_lora(backbone: nn.Module, rank: int, alpha: float = 1.0, position: str = "FFN") -> None:
+    """Replaces the linears at ``position`` (a ``LORA_POSITIONS`` key) of every block of ``backbone.blocks`` by
+    ``LoRALinear`` layers (in place), keeping their pre-trained weights."""
+    find, parts = LORA_POSITIONS[position]
     for block in backbone.blocks:
-        for ffn, name in ffn_linears(block):
-            linear = getattr(ffn, name)
+        for owner, name in find(block):
+            linear = getattr(owner, name)
             if not isinstance(linear, LoRALinear):
-                setattr(ffn, name, LoRALinear.from_linear(linear, rank, alpha))
+                setattr(owner, name, LoRALinear.from_linear(linear, rank, alpha, parts))
 
 
 def lora_layers(module: nn.Module) -> List[LoRALinear]:
     return [m for m in module.modules() if isinstance(m, LoRALinear)]
 
 
-def lora_groups(backbone: nn.Module) -> List[List[nn.Parameter]]:
-    """One group per block, holding its LoRA matrices (4 with FFN LoRA: fc1 A, fc1 B, fc2 A, fc2 B)."""
-    return [[p for layer in lora_layers(block) for p in (layer.lora_A, layer.lora_B)] for block in backbone.blocks]
+def lora_groups(backbone: nn.Module, grouping: str = "block") -> List[List[nn.Parameter]]:
+    """The group lasso's groups, in block order: ``block`` one per block holding its LoRA matrices (4 with FFN LoRA:
+    fc1 A, fc1 B, fc2 A, fc2 B), ``lora`` one per LoRA layer (its A and B), ``matrix`` one per matrix."""
+    layers = [lora_layers(block) for block in backbone.blocks]
+    if grouping == "block":
+        return [[p for layer in block for p in (layer.lora_A, layer.lora_B)] for block in layers]
+    if grouping == "lora":
+        return [[layer.lora_A, layer.lora_B] for block in layers for layer in block]
+    if grouping == "matrix":
+        return [[p] for block in layers for layer in block for p in (layer.lora_A, layer.lora_B)]
+    raise ValueError(f"unknown grouping {grouping!r}; choose from {', '.join(GROUPINGS)}")
 
 
 def mark_only_lora_trainable(model: nn.Module) -> None:

@@ -88,6 +88,7 @@ class Method:
     name = "method"
     presets: Dict[str, str] = {}
     no_retain_refusal: Optional[str] = "it does not declare a loss for forget images alone"
+    trains_lora = False  # True: it honours --lora_pos and --grouping (GS-LoRA's ablation switches)
 
     def __init__(self, model: nn.Module):
         self.model = model

@@ -11,7 +11,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from backbone.lora import without_lora
+from backbone.lora import low_rank_update, without_lora
 from data.class_names import class_indices
 from engine.evaluation import evaluate
 from model import build_model, load_model_weights, model_from_file
@@ -24,9 +24,10 @@ State = Dict[str, torch.Tensor]
 
 def lora_update(factors: State, scaling: float) -> State:
     """The weight update of every LoRA layer, {'<layer>.weight': scaling * B @ A} (out x in), from the factors
-    {'<layer>.lora_A': A (rank x in), '<layer>.lora_B': B (out x rank)}, computed as the merge computed it."""
+    {'<layer>.lora_A': A (rank x in, or parts*rank x in on the qkv), '<layer>.lora_B': B (out x rank)}, computed
+    as the merge computed it."""
     layers = sorted({key.rsplit(".", 1)[0] for key in factors})
-    return {f"{layer}.weight": (factors[f"{layer}.lora_B"] @ factors[f"{layer}.lora_A"]) * scaling
+    return {f"{layer}.weight": low_rank_update(factors[f"{layer}.lora_A"], factors[f"{layer}.lora_B"], scaling)
             for layer in layers}
 
 

@@ -124,7 +124,8 @@ def ignored_flags(forgetting: bool):
 @pytest.mark.parametrize("forgetting", [False, True], ids=["pre-training", "forgetting"])
 def test_every_accepted_and_ignored_flag_says_why_in_the_help(forgetting):
     flags = ignored_flags(forgetting)
-    assert {"--decay-epochs", "--decay-rate", "--dr", "--lora_pos", "--wandb_offline"} <= set(flags)
+    assert {"--decay-epochs", "--decay-rate", "--dr", "--wandb_offline"} <= set(flags)
+    assert ("--lora_pos" in flags) is not forgetting  # forgetting runs honour it (GS-LoRA's ablation switch)
     assert all(help_text and help_text != argparse.SUPPRESS for help_text in flags.values())
 
 
@@ -138,19 +139,27 @@ def test_pre_training_accepts_only_the_original_pre_training_parsers_ignored_fla
     assert capsys.readouterr().err == "error: unrecognized arguments: --wandb_group g\n"
 
 
-def test_every_ignored_flag_that_is_set_prints_one_warning_and_an_unimplemented_ablation_is_refused(capsys):
+def test_every_ignored_flag_that_is_set_prints_one_warning_and_an_ablation_switch_a_method_cannot_honour_is_refused(
+        capsys):
     parse_args("x", forgetting=False, argv=["--decay-epochs", "150", "--wandb_offline", "--lora_pos", "FFN"])
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(" is accepted")[0] for line in lines] == ["warning: --decay-epochs", "warning: --wandb_offline"]
     assert "the cosine schedule has none" in lines[0]
     parse_args("x", forgetting=False, argv=["--lora_pos", "Attention"])  # pre-training has no LoRA: a warning
     assert capsys.readouterr().err.startswith("warning: --lora_pos is accepted")
-    parse_args("x", argv=["--grouping", "block", "--lora_pos", "FFN"])  # what this code does anyway: silent
-    assert capsys.readouterr().err == ""
+    for method in ("ewc", "gs_lora"):  # the defaults: silent for every method (the original scripts pass them)
+        parse_args("x", argv=["--method", method, "--grouping", "block", "--lora_pos", "FFN"])
+        assert capsys.readouterr().err == ""
     for flag, value in (("--lora_pos", "Attention"), ("--grouping", "matrix")):
+        args = parse_args("x", argv=["--method", "gs_lora_pp", flag, value])
+        assert getattr(args, flag[2:]) == value
         with pytest.raises(SystemExit):
-            parse_args("x", argv=[flag, value])
-        assert capsys.readouterr().err.startswith(f"error: {flag} {value} is not implemented: ")
+            parse_args("x", argv=["--method", "ewc", flag, value])
+        assert capsys.readouterr().err == (f"error: {flag} {value} places or groups GS-LoRA's LoRA, but --method ewc "
+                                           f"trains no LoRA; drop it\n")
+    with pytest.raises(SystemExit):
+        parse_args("x", argv=["--method", "gs_lora", "--grouping", "layer"])
+    assert "invalid choice: 'layer'" in capsys.readouterr().err
 
 
 def test_original_test_script_names_are_aliases():

@@ -170,3 +170,19 @@ def test_reevaluation_refuses_results_that_disagree_with_checkpoints(runs):
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "results.json" in errors[0] and "Traceback" not in done.stderr, done.stderr[-2000:]
+
+
+def test_a_run_made_before_a_flag_existed_resumes_at_its_default_and_is_refused_with_another_value(tmp_path):
+    """config.json and results.json of an older version lack --lora_pos and --grouping: the run had their defaults
+    (FFN, block), so resuming with them is accepted and resuming with --lora_pos Attention is refused."""
+    from config import parse_args
+    from run_setup import check_forgetting_folder, flags_as_json
+    from util.errors import UserError
+
+    argv = ["--method", "gs_lora", "--outdir", str(tmp_path), "--resume_run"]
+    old = {k: v for k, v in flags_as_json(parse_args("x", argv=argv)).items() if k not in ("lora_pos", "grouping")}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    (tmp_path / "results.json").write_text(json.dumps({"config": old, "tasks": []}))
+    check_forgetting_folder(parse_args("x", argv=argv), tmp_path)
+    with pytest.raises(UserError, match="--lora_pos 'FFN' -> 'Attention'"):
+        check_forgetting_folder(parse_args("x", argv=argv + ["--lora_pos", "Attention"]), tmp_path)
