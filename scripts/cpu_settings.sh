@@ -1,4 +1,4 @@
-# CPU-sized settings shared by quickstart.sh, compare.sh and casia_cpu.sh (sourced, not run).
+# CPU-sized settings shared by quickstart.sh, compare.sh, casia_cpu.sh and ablation.sh (sourced, not run).
 # The model is vit_face_small with a softmax head: a CosFace head (s 64, m 0.35) needs hundreds of epochs from
 # scratch before its margin accuracy is useful, which a CPU cannot afford; the paper scripts use CosFace.
 # Every method gets the same number of optimizer steps per task (--steps_per_task), whatever it calls an epoch.
@@ -17,6 +17,14 @@ SYNTHETIC_PRETRAINED=runs/quickstart/pretrain/best.pth
 SYNTHETIC_PRETRAIN=(-d synthetic "${MODEL[@]}" -e 15 -b 64 --lr 1e-3 --warmup-epochs 1)
 SYNTHETIC_FORGET=(-d synthetic -r "$SYNTHETIC_PRETRAINED" "${TASKS[@]}" -e 10 --steps_per_task 240
                   --data_ratio 0.2 --eval_every 20)
+
+# The CASIA-100 protocol at 32 px of casia_cpu.sh and ablation.sh: vit_face_small pre-trained for 25 epochs (about 30
+# minutes on 2 cores), shared by both.
+CASIA_DATA=(-d casia100 --data_root "${DATA_ROOT:-./data/faces_webface_112x112_sub100_train_test}")
+CASIA_PRETRAINED=runs/casia_cpu/pretrain/best.pth
+CASIA_PRETRAIN=("${CASIA_DATA[@]}" "${MODEL[@]}" -e 25 -b 128 --lr 1e-3 --warmup-epochs 1)
+CASIA_FORGET=("${CASIA_DATA[@]}" -r "$CASIA_PRETRAINED" "${TASKS[@]}" -e 5 --steps_per_task 270 --data_ratio 0.1
+              --eval_every 50)
 
 # ensure_pretrained CHECKPOINT TRAIN_OWN_FLAGS...: pre-trains into CHECKPOINT's folder unless CHECKPOINT exists.
 ensure_pretrained() {

@@ -58,6 +58,7 @@ def smoke(tmp_path_factory):
         return out_root, done
     commands = {name: ["bash", f"scripts/{args[0]}", *args[1:]] for name, (args, _) in SECTIONS.items()}
     commands["compare"] = ["bash", "-c", COMPARE]
+    commands["ablation"] = ["bash", "scripts/ablation.sh"]
     running = {name: subprocess.Popen(command, cwd=ROOT, env={**env, "REEVALUATE": str(int(name == "table3_full"))},
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for name, command in commands.items()}
@@ -127,6 +128,23 @@ def test_compare_ends_with_a_table_three_plots_and_audits_against_the_true_oracl
     for task in run["tasks"]:
         gap, ours, theirs = task["audit"]["gap"], task["audit"]["probe"], task["audit"]["oracle"]["probe"]
         assert gap["knn_acc_f"] == pytest.approx(ours["acc_f"] - theirs["acc_f"])
+
+
+def test_the_ablation_runs_each_lora_position_and_grouping_and_tables_them(smoke):
+    out_root, done = smoke
+    assert done["ablation"].returncode == 0, done["ablation"].stdout[-4000:]
+    out = out_root / "ablation"
+    depth = 2  # vit_face_tiny
+    # Groups per task: per block; per LoRA layer (fc1, fc2); per matrix (2 x A, B); the qkv's one layer per block.
+    groups = {"ffn_block": depth, "ffn_lora": 2 * depth, "ffn_matrix": 4 * depth, "attention_block": depth,
+              "attention_matrix": 2 * depth}
+    for variant, count in groups.items():
+        results = json.loads((out / variant / "results.json").read_text())
+        position, grouping = variant.split("_")
+        assert (results["config"]["lora_pos"].lower(), results["config"]["grouping"]) == (position, grouping)
+        assert [len(t["group_norms"]) for t in results["tasks"]] == [count] * 4, variant
+    table = (out / "table.md").read_text()
+    assert all(f"| GS-LoRA ({variant}) |" in table for variant in groups), table
 
 
 def test_an_unknown_section_or_method_is_one_error_line(tmp_path):

@@ -29,7 +29,8 @@ def _pyplot():
 
 
 def plot_group_norms(runs: Sequence[Run], path: Path) -> Optional[Path]:
-    """Heat map per GS-LoRA run: rows are tasks (settings), columns are transformer blocks."""
+    """Heat map per GS-LoRA run: rows are tasks (settings), columns are the lasso's groups (transformer blocks, or
+    with --grouping lora|matrix its LoRA layers or matrices in block order)."""
     settings, _, _, tasks_of = collect(runs)
     drawn = [(name, [t for t in tasks if t.get("group_norms")]) for name, tasks in tasks_of.items()]
     drawn = [(name, tasks) for name, tasks in drawn if tasks]
@@ -40,6 +41,7 @@ def plot_group_norms(runs: Sequence[Run], path: Path) -> Optional[Path]:
     fig, axes = plt.subplots(1, len(drawn), figsize=(1.8 + 3.6 * len(drawn), 2.2 + 0.45 * len(settings)),
                              squeeze=False, constrained_layout=True)
     plans = {name: {p["task"]: p for p in results.get("plan", [])} for name, results in runs}
+    groupings = {name: results.get("config", {}).get("grouping", "block") for name, results in runs}
     for ax, (name, tasks) in zip(axes[0], drawn):
         norms = [t["group_norms"] for t in tasks]
         image = ax.imshow(norms, cmap="viridis", vmin=0, vmax=top, aspect="auto")
@@ -47,7 +49,8 @@ def plot_group_norms(runs: Sequence[Run], path: Path) -> Optional[Path]:
         ax.set_xticks(range(blocks), [str(b + 1) for b in range(blocks)])
         labels = [setting_label(plans.get(name, {}).get(t["task"]), t["task"]) for t in tasks]
         ax.set_yticks(range(len(tasks)), labels)
-        ax.set_xlabel("transformer block")
+        grouping = {"block": "transformer block", "lora": "LoRA layer", "matrix": "LoRA matrix"}[groupings[name]]
+        ax.set_xlabel(grouping if grouping == "transformer block" else f"{grouping} (in block order)")
         ax.set_ylabel("task (classes known - forgotten)")
         ax.set_title(name)
         if blocks * len(tasks) <= 60:
