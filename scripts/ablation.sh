@@ -3,7 +3,9 @@
 # flags and pre-trained model on CASIA-100 at 32 px, once per variant (LoRA on the FFN or on the attention's qkv;
 # one group per block, per LoRA layer or per matrix), then one table and its plots in runs/ablation.
 # SMOKE=1: the same on the synthetic faces with the tiny model (CKPT, or pre-trained here) and two steps per task.
-# Usage: DATA_ROOT=... bash scripts/ablation.sh [variant ...]     variants: see VARIANTS (default: all)
+# Usage: DATA_ROOT=... [OUT_ROOT=runs] bash scripts/ablation.sh [variant ...] [-- flag ...]
+#   variants: see VARIANTS (default: all); flags after -- go to every run, e.g. -- --seed 2 for another class order
+#   (with OUT_ROOT=runs/seed2 so that it does not resume the first order's runs).
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 source scripts/cpu_settings.sh
 declare -A VARIANTS=(
@@ -14,8 +16,11 @@ declare -A VARIANTS=(
   [attention_matrix]="--lora_pos Attention --grouping matrix"
 )
 ORDER=(ffn_block ffn_lora ffn_matrix attention_block attention_matrix)
-[ $# -gt 0 ] || set -- "${ORDER[@]}"
-for variant in "$@"; do
+chosen=()
+while [ $# -gt 0 ] && [ "$1" != -- ]; do chosen+=("$1"); shift; done
+[ $# -gt 0 ] && shift  # the --; what is left goes to every run
+[ ${#chosen[@]} -gt 0 ] || chosen=("${ORDER[@]}")
+for variant in "${chosen[@]}"; do
   [ -n "${VARIANTS[$variant]+set}" ] || { echo "unknown variant '$variant'; choose from: ${ORDER[*]}" >&2; exit 2; }
 done
 if [ "${SMOKE:-0}" = 1 ]; then
@@ -30,9 +35,9 @@ else
   FORGET=("${CASIA_FORGET[@]}")
 fi
 runs=()
-for variant in "$@"; do
+for variant in "${chosen[@]}"; do
   # shellcheck disable=SC2086
-  python train_own_forget_cl.py "${FORGET[@]}" --method gs_lora ${METHOD_FLAGS[gs_lora]} ${VARIANTS[$variant]} \
+  python train_own_forget_cl.py "${FORGET[@]}" --method gs_lora ${METHOD_FLAGS[gs_lora]} ${VARIANTS[$variant]} "$@" \
     --outdir "$OUT/$variant" --resume_run
   runs+=("$OUT/$variant")
 done

@@ -58,7 +58,7 @@ def smoke(tmp_path_factory):
         return out_root, done
     commands = {name: ["bash", f"scripts/{args[0]}", *args[1:]] for name, (args, _) in SECTIONS.items()}
     commands["compare"] = ["bash", "-c", COMPARE]
-    commands["ablation"] = ["bash", "scripts/ablation.sh"]
+    commands["ablation"] = ["bash", "scripts/ablation.sh", "--", "--seed", "3"]  # flags after -- reach every run
     running = {name: subprocess.Popen(command, cwd=ROOT, env={**env, "REEVALUATE": str(int(name == "table3_full"))},
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for name, command in commands.items()}
@@ -142,6 +142,7 @@ def test_the_ablation_runs_each_lora_position_and_grouping_and_tables_them(smoke
         results = json.loads((out / variant / "results.json").read_text())
         position, grouping = variant.split("_")
         assert (results["config"]["lora_pos"].lower(), results["config"]["grouping"]) == (position, grouping)
+        assert results["config"]["seed"] == 3
         assert [len(t["group_norms"]) for t in results["tasks"]] == [count] * 4, variant
     table = (out / "table.md").read_text()
     assert all(f"| GS-LoRA ({variant}) |" in table for variant in groups), table
@@ -149,7 +150,7 @@ def test_the_ablation_runs_each_lora_position_and_grouping_and_tables_them(smoke
 
 def test_an_unknown_section_or_method_is_one_error_line(tmp_path):
     env = smoke_env(tmp_path)
-    for args in (["run_cl_forget.sh", "sideways"], ["run_forget_open.sh", "der"]):
+    for args in (["run_cl_forget.sh", "sideways"], ["run_forget_open.sh", "der"], ["ablation.sh", "ffn_block", "mlp"]):
         done = subprocess.run(["bash", f"scripts/{args[0]}", *args[1:]], cwd=ROOT, env=env, capture_output=True,
                               text=True)
         assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith(("unknown", "run_forget_open"))
