@@ -6,6 +6,7 @@ Each task trains a fresh LoRA on the FFN linears of every block, minimising (ref
         + alpha * sum_g ||theta_g||_2                                    group lasso, one group per block
         + w_f * ReLU(BND_pro - KL_f) + w_r * KL_r                        GS-LoRA++ prototype loss
         + w_kd * T^2 KL(t(x_f)[:, K] || z(x_f)[:, K])                    opt-in retain-free anchor (--retain_kd)
+        + w_rkd * T^2 KL(t(x_r)[:, K] || z(x_r)[:, K])                   opt-in retention on remain images (--remain_kd)
 
 and merges the LoRA into the frozen weights when the task ends (its low-rank factors are saved on their own). The
 papers' ablation switches move the LoRA to the attention's qkv projection (--lora_pos Attention) and group the lasso
@@ -103,7 +104,8 @@ class GSLoRA(Method):
                  beta_decay: bool = False, small_beta: float = DEFAULTS["small_beta"], prototype: bool = False,
                  pro_f_weight: float = 0.0, pro_r_weight: float = 0.0, prof_list: Optional[List[float]] = None,
                  bound_pro: float = DEFAULTS["bound_pro"], retain_kd: float = 0.0,
-                 retain_kd_T: float = DEFAULTS["retain_kd_T"], lora_pos: str = "FFN", grouping: str = "block"):
+                 retain_kd_T: float = DEFAULTS["retain_kd_T"], lora_pos: str = "FFN", grouping: str = "block",
+                 remain_kd: float = 0.0):
         super().__init__(model)
         self.rank, self.lora_alpha, self.grouping = rank, lora_alpha, grouping
         self.bound, self.beta, self.beta_list = bound, beta, beta_list or []
@@ -112,7 +114,7 @@ class GSLoRA(Method):
         self.prototype, self.pro_r_weight, self.bound_pro = prototype, pro_r_weight, bound_pro
         self.pro_f_weight, self.prof_list = pro_f_weight, prof_list or []
         self.prototypes: Optional[torch.Tensor] = None
-        self.retain_kd, self.retain_kd_T = retain_kd, retain_kd_T
+        self.retain_kd, self.retain_kd_T, self.remain_kd = retain_kd, retain_kd_T, remain_kd
         try:
             inject_lora(model.backbone, rank, lora_alpha, lora_pos)
         except TypeError as error:
@@ -148,7 +150,10 @@ class GSLoRA(Method):
                        help="w_kd: weight of distilling the task's starting model's logits of the classes to remember "
                             "on forget images (ours, not the papers'; an anchor for --no_retain); 0 = off")
         g.add_argument("--retain_kd_T", type=float, default=DEFAULTS["retain_kd_T"],
-                       help="temperature T of --retain_kd")
+                       help="temperature T of --retain_kd and --remain_kd")
+        g.add_argument("--remain_kd", type=float, default=0.0,
+                       help="w_rkd: weight of the same distillation on remain images (ours; retention while "
+                            "forgetting); 0 = off")
         g.add_argument("--lora_pos", default="FFN", choices=sorted(LORA_POSITIONS),
                        help="where LoRA goes: the FFN's two linears (the papers' method) or the attention's qkv "
                             "projection, one rank-r update each for q, k and v (the papers' ablation)")
@@ -163,8 +168,10 @@ class GSLoRA(Method):
                 parser.error(f"--{flag} has {len(values)} values for {args.num_tasks} tasks; give one per task")
         if args.lora_rank < 1:
             parser.error(f"{cls.name} needs --lora_rank >= 1")
-        if args.retain_kd < 0 or args.retain_kd_T <= 0:
-            parser.error("--retain_kd must be >= 0 and --retain_kd_T > 0")
+        if args.retain_kd < 0 or args.remain_kd < 0 or args.retain_kd_T <= 0:
+            parser.error("--retain_kd and --remain_kd must be >= 0 and --retain_kd_T > 0")
+        if args.no_retain and args.remain_kd > 0:
+            parser.error("--remain_kd distils on remain images, but --no_retain loads none; use --retain_kd")
         if args.no_retain and args.pro_r_weight > 0:
             parser.error("--pro_r_weight pulls remain features to their prototypes, but --no_retain loads no remain "
                          "image; drop one of them")
@@ -177,7 +184,7 @@ class GSLoRA(Method):
                    small_beta=args.small_beta, prototype=args.prototype or cls is GSLoRAPlusPlus,
                    pro_f_weight=args.pro_f_weight, pro_r_weight=args.pro_r_weight, prof_list=args.cl_prof_list,
                    bound_pro=args.BND_pro, retain_kd=args.retain_kd, retain_kd_T=args.retain_kd_T,
-                   lora_pos=args.lora_pos, grouping=args.grouping)
+                   lora_pos=args.lora_pos, grouping=args.grouping, remain_kd=args.remain_kd)
 
     def trainable_parameters(self) -> List[nn.Parameter]:
         return [p for layer in lora_layers(self.model) for p in (layer.lora_A, layer.lora_B)]
@@ -188,7 +195,7 @@ class GSLoRA(Method):
         reset_lora(self.model, a=math.sqrt(5) if ctx.task.index == 0 else math.sqrt(50))
         self.task_beta = _per_task(self.beta_list, ctx.task.index, self.beta)
         self.task_w_f = _per_task(self.prof_list, ctx.task.index, self.pro_f_weight)
-        if self.retain_kd:  # the model as the task finds it (B = 0: the fresh LoRA changes nothing yet)
+        if self.retain_kd or self.remain_kd:  # the model as the task finds it (B = 0: the fresh LoRA changes nothing)
             self.teacher = frozen_copy(self.model)
             self.kept_cols = torch.tensor(ctx.task.remain + ctx.task.missing, device=ctx.device)
         if self.prototype:
@@ -221,13 +228,19 @@ class GSLoRA(Method):
             kl_r = None if remain is None else prototype_kl(emb_r.float(), self.prototypes[remain[1]])
             losses.update(prototype_loss(kl_f, kl_r, self.task_w_f, self.pro_r_weight, self.bound_pro))
         if self.retain_kd:
-            with torch.no_grad():
-                teacher_f = self.teacher(*forget)[0].float()
-            k = self.kept_cols
-            losses["retain_kd"] = self.retain_kd * distillation_kl(logits_f.float()[:, k], teacher_f[:, k],
-                                                                   self.retain_kd_T)
+            losses["retain_kd"] = self.retain_kd * self.remembered_class_kl(logits_f, forget)
+        if self.remain_kd and remain is not None:
+            losses["remain_kd"] = self.remain_kd * self.remembered_class_kl(logits_r, remain)
         losses["total"] = sum(v for k, v in losses.items() if k != "forget_ce")
         return losses
+
+    def remembered_class_kl(self, logits: torch.Tensor, batch) -> torch.Tensor:
+        """T^2 KL(t(x)[:, K] || z(x)[:, K]): the task's starting model t against ours on the logits of the classes
+        to remember, for the images of ``batch``."""
+        with torch.no_grad():
+            teacher = self.teacher(*batch)[0].float()
+        k = self.kept_cols
+        return distillation_kl(logits.float()[:, k], teacher[:, k], self.retain_kd_T)
 
     def forget_goal_met(self, losses: Dict[str, float]) -> bool:
         """The forget hinge is satisfied: the forget images' cross entropy has reached the bound BND."""
@@ -242,7 +255,7 @@ class GSLoRA(Method):
         factors = {name: p.detach().cpu().clone() for name, p in self.model.named_parameters() if "lora_" in name}
         ctx.artifacts["lora_delta"] = {"factors": factors, "scaling": self.lora_alpha / self.rank}
         merge_lora(self.model)
-        self.teacher = None  # --retain_kd's starting model; the next task copies its own
+        self.teacher = None  # --retain_kd's and --remain_kd's starting model; the next task copies its own
         # group_norms: sqrt of the summed squares of a group's LoRA matrices, the norm the group lasso penalises;
         # group_norms_frobenius_sum: the sum of their Frobenius norms, what the original logged (norm_list).
         return {"group_norms": norms, "group_norms_frobenius_sum": frobenius_sums, "beta": self.task_beta,

@@ -231,3 +231,28 @@ def test_retain_kd_distils_the_starting_models_remembered_class_logits_on_forget
     assert got == pytest.approx(expected, rel=1e-4)
     method.retain_kd = 0.0  # off (the default): no term
     assert "retain_kd" not in method.compute_loss(remain, forget, StepInfo(0, 0, 0))
+
+
+def test_remain_kd_distils_the_starting_models_remembered_class_logits_on_remain_images(tiny_data, pretrained_model):
+    """'remain_kd' = w T^2 (1/B) sum_i KL(softmax(t_i[K]/T) || softmax(s_i[K]/T)) on the remain images (not the
+    forget ones), over the classes K still to be remembered; it needs remain images, so --no_retain refuses it."""
+    task = tiny_tasks(2)[1]
+    method = GSLoRA(pretrained_model, rank=4, remain_kd=0.4, retain_kd_T=2.0)
+    ctx = task_context(tiny_data, task)
+    method.begin_task(ctx)
+    pretrained_model.eval()
+    remain, forget = first_images(ctx, ctx.remain_idx), first_images(ctx, ctx.forget_idx)
+    with torch.no_grad():
+        teacher = pretrained_model(*remain)[0].double().numpy()
+        set_lora_factors(pretrained_model)
+        student = pretrained_model(*remain)[0].double().numpy()
+    kept = task.remain + task.missing
+    log_p, log_q = np_log_softmax(teacher[:, kept] / 2.0), np_log_softmax(student[:, kept] / 2.0)
+    expected = 0.4 * 4.0 * float((np.exp(log_p) * (log_p - log_q)).sum(axis=1).mean())
+    assert expected > 1e-3
+    losses = method.compute_loss(remain, forget, StepInfo(0, 0, 0))
+    assert losses["remain_kd"].item() == pytest.approx(expected, rel=1e-4)
+    assert "retain_kd" not in losses
+    from config import parse_args
+    with pytest.raises(SystemExit):
+        parse_args("x", argv=["--method", "gs_lora", "--no_retain", "--remain_kd", "1"])
