@@ -34,8 +34,7 @@ class Classifier(nn.Module):
         self.backbone = backbone
         self.head = head
 
-    def forward(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None
-                ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         emb = self.backbone(images)
         return self.head(emb, labels), emb
 

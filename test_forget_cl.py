@@ -134,8 +134,7 @@ def lock_run_folders(run_dirs: List[Path], args) -> List[bool]:
             raise UserError(f"cannot write the tables into {run_dir} ({reason}); pass --table_dir DIR (with --audit, "
                             f"also --audit_out DIR) to write them elsewhere")
         else:
-            log.warning("%s is not writable (%s): its table is only in --table_dir %s", run_dir, reason,
-                        args.table_dir)
+            log.warning("%s is not writable (%s): its table is only in --table_dir %s", run_dir, reason, args.table_dir)
         own_tables.append(reason is None)
     return own_tables
 

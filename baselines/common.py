@@ -48,8 +48,7 @@ class FineTuneMethod(Method):
     def trainable_parameters(self) -> List[nn.Parameter]:
         backbone = self.model.backbone
         if self.only_ffn:
-            params = [p for m in backbone.modules() if isinstance(m, FFN_TYPES)
-                      for p in m.parameters()]
+            params = [p for m in backbone.modules() if isinstance(m, FFN_TYPES) for p in m.parameters()]
         else:
             params = list(backbone.parameters())
         return params + (list(self.model.head.parameters()) if self.train_head or self.only_ffn else [])

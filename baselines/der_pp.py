@@ -37,8 +37,7 @@ class DERPlusPlus(DER):
 
     @classmethod
     def from_args(cls, model: nn.Module, args) -> "DERPlusPlus":
-        return cls(model, drift_weight=args.DER_lambda, replay_weight=args.DER_plus_lambda,
-                   **cls.shared_kwargs(args))
+        return cls(model, drift_weight=args.DER_lambda, replay_weight=args.DER_plus_lambda, **cls.shared_kwargs(args))
 
     def batches(self, ctx: TaskContext, loaders):
         """DER's pairs; before each is yielded, the next remain batch is kept on the device for the replay term."""

@@ -41,5 +41,4 @@ class MAS(L2):
     no_retain_refusal = "its output-sensitivity importance is measured on remain images (l2 runs without them)"
 
     def importance(self, ctx: TaskContext, params: List[nn.Parameter]) -> List[torch.Tensor]:
-        return mas_importance(self.model, params, ctx.loader(ctx.remain_idx, "importance"), ctx.device,
-                              self.autocast)
+        return mas_importance(self.model, params, ctx.loader(ctx.remain_idx, "importance"), ctx.device, self.autocast)

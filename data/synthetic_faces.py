@@ -161,8 +161,7 @@ def _paint(img: np.ndarray, alpha: np.ndarray, colour: Colour | np.ndarray) -> N
     img += alpha * (np.asarray(colour, dtype=img.dtype)[:, None, None] - img)
 
 
-def _background(rng: np.random.Generator, x: np.ndarray, y: np.ndarray,
-                variation: float) -> np.ndarray:
+def _background(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, variation: float) -> np.ndarray:
     """A channel-first random two-colour gradient with a few soft clutter shapes."""
     c0, c1 = rng.uniform(0.1, 0.9, (2, 3, 1, 1)).astype(np.float32)
     angle = rng.uniform(0.0, 2.0 * math.pi)
@@ -197,10 +196,8 @@ def _draw_head(img: np.ndarray, ident: IdentityParams, view: SimpleNamespace, rn
     if not ident.bald and ident.hair_length > 0.3:
         top, bottom = -fh - ident.hair_volume, fh * (0.1 + 1.1 * ident.hair_length)
         axes = (fw + ident.hair_volume + 0.06, (bottom - top) / 2)
-        _paint(img, _coverage(_ellipse_dist(u, v, (0.0, (top + bottom) / 2), axes), aa),
-               ident.hair_colour)
-    _paint(img, _coverage(_ellipse_dist(u, v, (0.0, fh + 0.65), (0.95, 0.45)), aa),
-           rng.uniform(0.05, 0.95, 3))
+        _paint(img, _coverage(_ellipse_dist(u, v, (0.0, (top + bottom) / 2), axes), aa), ident.hair_colour)
+    _paint(img, _coverage(_ellipse_dist(u, v, (0.0, fh + 0.65), (0.95, 0.45)), aa), rng.uniform(0.05, 0.95, 3))
     neck = np.maximum(np.abs(u) - 0.55 * fw, 0.4 * fh - v)
     _paint(img, _coverage(neck, aa), skin * 0.85)
     for side in (-1.0, 1.0):
@@ -232,8 +229,7 @@ def _draw_eyes(img: np.ndarray, ident: IdentityParams, view: SimpleNamespace,
         _paint(img, pupil, (0.03, 0.03, 0.03))
         _paint(img, _coverage(np.abs(eye_dist) - 0.25 * aa, aa) * 0.8, np.array(ident.skin) * 0.3)
         brow_centre = (centre[0], centre[1] - h - 0.035 - ident.brow_thickness - view.brow_raise)
-        brow = _ellipse_dist(u, v, brow_centre, (1.3 * w, ident.brow_thickness),
-                             side * ident.brow_angle)
+        brow = _ellipse_dist(u, v, brow_centre, (1.3 * w, ident.brow_thickness), side * ident.brow_angle)
         _paint(img, _coverage(brow, aa), brow_colour)
 
 
@@ -286,13 +282,11 @@ def _draw_top_hair(img: np.ndarray, ident: IdentityParams, coords: tuple[np.ndar
     _paint(img, _coverage(hair, aa), ident.hair_colour)
 
 
-def _draw_accessories(img: np.ndarray, ident: IdentityParams,
-                      coords: tuple[np.ndarray, np.ndarray], aa: float) -> None:
+def _draw_accessories(img: np.ndarray, ident: IdentityParams, coords: tuple[np.ndarray, np.ndarray], aa: float) -> None:
     """Draw the mole and glasses of identities that have them."""
     u, v = coords
     if ident.mole is not None:
-        _paint(img, _coverage(_ellipse_dist(u, v, ident.mole, (0.018, 0.018)), aa),
-               np.array(ident.skin) * 0.35)
+        _paint(img, _coverage(_ellipse_dist(u, v, ident.mole, (0.018, 0.018)), aa), np.array(ident.skin) * 0.35)
     if not ident.glasses:
         return
     w, frame = ident.eye_size * 1.6, 0.25 * aa + 0.006
@@ -305,8 +299,7 @@ def _draw_accessories(img: np.ndarray, ident: IdentityParams,
     _paint(img, _coverage(bridge, aa), ident.glasses_colour)
 
 
-def _draw_occluder(img: np.ndarray, rng: np.random.Generator,
-                   coords: tuple[np.ndarray, np.ndarray], aa: float) -> None:
+def _draw_occluder(img: np.ndarray, rng: np.random.Generator, coords: tuple[np.ndarray, np.ndarray], aa: float) -> None:
     """Cover part of the face with a rectangle or a hand-like blob."""
     u, v = coords
     centre = (float(rng.uniform(-0.35, 0.35)), float(rng.uniform(-0.3, 0.45)))
@@ -325,8 +318,7 @@ def _draw_occluder(img: np.ndarray, rng: np.random.Generator,
 
 def _apply_photometrics(img: np.ndarray, view: SimpleNamespace, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Directional shading, contrast, brightness and colour cast."""
-    gain = 1.0 + view.light_strength * (math.cos(view.light_angle) * x
-                                        + math.sin(view.light_angle) * y)
+    gain = 1.0 + view.light_strength * (math.cos(view.light_angle) * x + math.sin(view.light_angle) * y)
     img = img * gain
     mean = img.mean()
     img = (img - mean) * view.contrast + mean
@@ -343,15 +335,12 @@ def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     kernel /= kernel.sum()
     size = img.shape[1]
     for axis in (1, 2):
-        padded = np.pad(img, [(radius, radius) if a == axis else (0, 0) for a in range(3)],
-                        mode="reflect")
-        img = sum(k * np.take(padded, np.arange(i, i + size), axis=axis)
-                  for i, k in enumerate(kernel))
+        padded = np.pad(img, [(radius, radius) if a == axis else (0, 0) for a in range(3)], mode="reflect")
+        img = sum(k * np.take(padded, np.arange(i, i + size), axis=axis) for i, k in enumerate(kernel))
     return img
 
 
-def render_face(identity: IdentityParams, rng: np.random.Generator, image_size: int,
-                variation: float) -> np.ndarray:
+def render_face(identity: IdentityParams, rng: np.random.Generator, image_size: int, variation: float) -> np.ndarray:
     """One image of ``identity`` (see ``sample_identity``), its within-identity variation (pose, expression,
     lighting, clutter, occlusion, blur, noise) drawn from ``rng`` (whose state advances) and scaled by ``variation``
     (0: a canonical frontal face on a random background). Returns an (image_size, image_size, 3) uint8 RGB array."""

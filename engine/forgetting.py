@@ -86,8 +86,7 @@ class Selector:
         if self.best is None:  # H undefined: the selection split lacks the forget or the remain classes
             log.warning("task %d: H is undefined on the %s split; keeping the last weights", self.task.index,
                         self.settings.selection)
-            return {"rule": "last", "wanted": self.settings.selection, "epoch": step.epoch,
-                    "iteration": step.iteration}
+            return {"rule": "last", "wanted": self.settings.selection, "epoch": step.epoch, "iteration": step.iteration}
         self.method.restore(self.best)
         stopped = {"stopped_early": self.stopped_early} if self.settings.early_stop else {}
         return {"rule": self.settings.selection, "h_mean": self.best_score, **self.at, **stopped}
@@ -136,8 +135,7 @@ def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: R
         step.epoch = epoch
         scheduler.step(epoch)
         means = train_epoch(method, ctx, loaders, scheduler, step, selector, settings, run_log, progress)
-        run_log.write(f"task{index}/train", epoch, {"lr": method.optimizer.param_groups[0]["lr"], **means},
-                      task=index)
+        run_log.write(f"task{index}/train", epoch, {"lr": method.optimizer.param_groups[0]["lr"], **means}, task=index)
         progress.set_postfix(epoch=epoch, loss=f"{means.get('total', float('nan')):.3f}")
         if step.iteration == settings.steps_per_task or not means or selector.stopped_early:
             break  # budget spent, a method with nothing to do, or early stopping
@@ -227,8 +225,7 @@ def with_outside(metrics: Dict[str, object], before, after) -> Dict[str, object]
     return metrics if after is None else {**metrics, "acc_m": after, "acc_m_before": before}
 
 
-def save_task(method: Method, settings: RunSettings, index: int,
-              artifacts: Dict[str, Dict[str, torch.Tensor]]) -> None:
+def save_task(method: Method, settings: RunSettings, index: int, artifacts: Dict[str, Dict[str, torch.Tensor]]) -> None:
     """The task's merged weights as a plain state dict, the method's state, and extra artifacts (LoRA delta); only
     the main process writes."""
     if not is_main_process():
@@ -323,8 +320,7 @@ def run_forgetting(method: Method, data, tasks: List[Task], settings: RunSetting
     return results
 
 
-def pretrained_accuracies(model: nn.Module, data, tasks: List[Task], settings: RunSettings
-                          ) -> Dict[str, List[Dict]]:
+def pretrained_accuracies(model: nn.Module, data, tasks: List[Task], settings: RunSettings) -> Dict[str, List[Dict]]:
     """The starting model's accuracy on every task's class sets (the tables' 'Pre-train' row), both conventions."""
     s = settings
     counts = evaluate(model, data.test, torch.arange(len(data.test)), s.test_batch_size, s.device, s.amp)

@@ -181,8 +181,7 @@ def point_argv(base: List[Option], point: Point, dests: Dict[str, str], switches
     return [token for flag, values in options for token in (flag, *values)]
 
 
-def trim_task_lists(options: List[Option], num_tasks: int, dests: Dict[str, str], lists: Sequence[str]
-                    ) -> List[Option]:
+def trim_task_lists(options: List[Option], num_tasks: int, dests: Dict[str, str], lists: Sequence[str]) -> List[Option]:
     """``options`` for the first ``num_tasks`` tasks: ``--num_tasks`` set, per-task lists cut to that length."""
     options = set_option(options, option_string("num_tasks", dests), [str(num_tasks)], dests)
     return [(f, v[:num_tasks] if dests[f] in lists else v) for f, v in options]
