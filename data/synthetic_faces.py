@@ -1,15 +1,9 @@
 """Built-in synthetic face identities, generated deterministically from a seed.
 
-The quick start must run on a fresh machine without downloading a face data set, so this module draws cartoon-like
-frontal faces with numpy: each identity has fixed parameters (face shape, skin tone, hair, eyes, brows, nose, mouth,
-ears, beard, glasses, mole) and every image varies them by pose, yaw, expression, lighting, background clutter,
-occasional occlusion, blur and noise. The ``variation`` knob scales all of that within-identity variation, so the
-difficulty can be tuned. The images are written once into a cache folder in ImageFolder layout
-(``<root>/train/id_000/000.png``, ``<root>/test/...``, and ``<root>/meta.json``, the generation parameters, written
-last); a folder whose ``meta.json`` is missing or different is regenerated. Pixels depend only on the arguments (and
-the numpy version's random streams), never on a global RNG; per-pixel maths uses only IEEE arithmetic and sqrt, so
-they match across machines (tests/test_synthetic_faces.py pins the quick start's).
-"""
+Cartoon-like frontal faces drawn with numpy, so the quick start needs no download: each identity has fixed
+parameters and every image varies them (pose, expression, lighting, clutter, occlusion, blur, noise), scaled by
+``variation``. Written once into a cache folder in ImageFolder layout; ``meta.json``, written last, marks it complete.
+Pixels depend only on the arguments (IEEE arithmetic and sqrt), so they match across machines."""
 
 from __future__ import annotations
 
@@ -44,11 +38,7 @@ Colour = tuple[float, float, float]
 
 @dataclass(frozen=True)
 class IdentityParams:
-    """Fixed appearance of one identity.
-
-    Lengths are in face units centred on the face (the image spans about +-0.87 of them);
-    colours are RGB in [0, 1].
-    """
+    """Fixed appearance of one identity: lengths in face units (the image spans about +-0.87), colours RGB in [0, 1]."""
 
     face_width: float
     face_height: float
@@ -415,22 +405,9 @@ def _generate(root: Path, meta: dict) -> None:
 def ensure_synthetic_faces(cache_dir: str | os.PathLike, num_identities: int = 100,
                            train_per_identity: int = 80, test_per_identity: int = 20,
                            image_size: int = 64, seed: int = 0, variation: float = 1.0) -> Path:
-    """Generate the data set unless an identical complete one is cached, and return its root.
+    """Generates the data set unless an identical complete one is cached, and returns its root (``train/``, ``test/``).
 
-    A folder whose meta.json is missing (an interrupted generation) or differs is deleted and regenerated;
-    meta.json, the generation parameters, is written last, atomically.
-
-    Args:
-        cache_dir: Folder that holds generated data sets.
-        num_identities: Number of identities (classes), folders ``id_000`` ...
-        train_per_identity, test_per_identity: Training and test images per identity.
-        image_size: Image height and width in pixels (at least 8).
-        seed: Non-negative seed of all randomness.
-        variation: Non-negative scale of within-identity variation (1.0 is the tuned default).
-
-    Returns:
-        The root folder holding ``train/`` and ``test/`` in ImageFolder layout.
-    """
+    A folder whose meta.json is missing (an interrupted generation) or differs is deleted and regenerated."""
     if min(num_identities, train_per_identity, test_per_identity) < 1:
         raise ValueError("num_identities, train_per_identity and test_per_identity must be >= 1")
     if image_size < 8:

@@ -3,17 +3,10 @@
     python scripts/sweep.py --base "-d casia100 -r runs/casia_cpu/pretrain/best.pth ..." --method gs_lora \
         --preset cpu --num_tasks 1 --vary BND=10,20,30,60 --vary beta=0.05,0.5 --out runs/sweep_casia
 
-Each point is a run of train_own_forget_cl.py in OUT/<point>/ (never a pre-training: --base must name the -r
-checkpoint). ``--vary NAME=V1,V2`` gives a flag's values; flags joined by ':' move together
-(``--vary e:steps_per_task=3:162,5:270``). By default each varied flag moves alone around the base; --grid runs the
-product. Points whose flags resolve alike share one folder, so the base point is run once, and so is a point that
-sets a flag to its base value. A finished point is skipped, a killed one is resumed (--resume_run continues after its
-last finished task). Writes OUT/sweep.csv, OUT/sweep.md and OUT/sweep_<flag>.png: per task H, Acc_r, Acc_f and the
-bound H* = 2 Acc_r0 Acc_f0 / (Acc_r0 + Acc_f0), the H of a perfect step (Acc_f to 0, Acc_r kept at its before-value
-Acc_r0), on the validation split (what selection sees, recomputed here from the saved checkpoints) and on the test
-split. The command-line editing knows no flag's meaning: it takes which option strings exist (``dests``: option
-string -> destination name) and which destinations are switches without a value.
-"""
+Each point is a train_own_forget_cl.py run in OUT/<point>/; points whose flags resolve alike share one folder.
+H* = 2 Acc_r0 Acc_f0 / (Acc_r0 + Acc_f0) is the H of a perfect step (Acc_f to 0, Acc_r kept at its before-value).
+The command-line editing knows no flag's meaning, only the option strings (``dests``) and the switches.
+docs/sensitivity.md describes the points, folders and outputs."""
 import argparse
 import functools
 import itertools
