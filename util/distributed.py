@@ -1,16 +1,11 @@
 """Data-parallel training across the processes of a ``torchrun`` launch (one per GPU, or several on the CPU).
 
-Every process holds the whole model and takes its part of every global batch; after each backward pass the
-gradients of the optimized parameters are averaged over the processes (``average_gradients``), so every replica
-takes the same optimizer step and the weights stay identical. This is what ``DistributedDataParallel`` does,
-without wrapping the model: thirteen methods train different parameter sets (LoRA factors injected after loading,
-a LIRF deposit outside the model, teacher copies, several updates per batch in SCRUB), and one all-reduce at the
-one place where every method steps serves them all. Evaluation passes are split over the processes and their
-correct counts summed, so every process reaches the same selection decisions. Rank 0 alone writes files and logs.
-
-Without ``torchrun`` (or with one process) every function here is a no-op and a run is exactly a single-process
-run. Backends: nccl on CUDA, gloo on the CPU.
-"""
+Every process holds the whole model and takes its part of every global batch; ``average_gradients`` averages the
+optimized parameters' gradients after each backward, as ``DistributedDataParallel`` does but without wrapping the
+model: the methods train different parameter sets (LoRA injected after loading, LIRF's deposit, teachers, SCRUB's
+several updates), and one all-reduce where every method steps serves them all. Evaluation sums split counts, so
+every process selects alike; rank 0 alone writes. Without torchrun every function is a no-op. nccl on CUDA, gloo
+on the CPU."""
 import os
 import re
 from typing import Callable, Dict, Iterable, Optional, Tuple, TypeVar
@@ -29,11 +24,8 @@ class CollectiveFailed(RuntimeError):
 
 
 def init_distributed(device: torch.device) -> torch.device:
-    """Joins the process group that torchrun describes in the environment (RANK, WORLD_SIZE, LOCAL_RANK,
-    MASTER_ADDR, MASTER_PORT); returns this process's device (CUDA: the GPU of its local rank).
-
-    Nothing happens without torchrun or with a world of one process.
-    """
+    """Joins the process group that torchrun describes in the environment; returns this process's device (CUDA: the GPU
+    of its local rank). Nothing happens without torchrun or with one process."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return device
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -114,9 +106,8 @@ def _communication_device() -> torch.device:
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """The sum of ``tensor`` over the processes, on ``tensor``'s device (``tensor`` itself without torchrun).
-
-    Integer counts sum exactly, so a split evaluation gives the single-process counts."""
+    """The sum of ``tensor`` over the processes, on its device (``tensor`` itself without torchrun); integer counts sum
+    exactly, so a split evaluation gives the single-process counts."""
     if world_size() == 1:
         return tensor
     summed = tensor.to(_communication_device(), copy=True)
@@ -136,10 +127,8 @@ def mean_over_processes(values: Dict[str, float]) -> Dict[str, float]:
 def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     """Replaces each gradient by its mean over the processes, in one all-reduce of one flat buffer.
 
-    Each process's loss is a mean over its part of the batch; with equal parts the mean of these gradients is the
-    gradient of the global batch, as in a single-process run. Parameters without a gradient (None on every process,
-    as the processes run the same code) are left alone, so the optimizer skips them as it would in one process.
-    """
+    With equal parts of the batch the mean is the global batch's gradient. Parameters without a gradient (None on every
+    process) are left alone, so the optimizer skips them as it would in one process."""
     if world_size() == 1:
         return
     grads = [p.grad for p in params if p.grad is not None]
