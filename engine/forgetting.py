@@ -1,9 +1,7 @@
 """The continual-forgetting task loop shared by all methods: task -> epoch -> batch, selection, results, resume.
 
-Per task: evaluate before, let the method train on paired remain/forget batches, keep the selected weights, test
-after, let the method finish (merge LoRA, update importance), save the task's checkpoints and rewrite
-``results.json``. The loop never asks which method runs; it only calls the hooks of ``engine.method.Method``.
-"""
+Per task: evaluate before, train on paired remain/forget batches, keep the selected weights, test after, let the method
+finish (merge LoRA, update importance), save and rewrite ``results.json``. Only ``Method``'s hooks are called."""
 import itertools
 import logging
 import math
@@ -48,10 +46,8 @@ def task_subsets(data, task: Task, settings: RunSettings) -> Tuple[torch.Tensor,
 
 
 class Selector:
-    """Keeps the trainable weights with the best H on the selection split ('val' or 'test'), or the last ones.
-
-    ``stale`` counts the evaluations since H last improved: ``--early_stop K`` ends a task once it reaches K.
-    """
+    """Keeps the trainable weights with the best H on the selection split ('val' or 'test'), or the last ones; ``stale``
+    counts the evaluations since H last improved (``--early_stop K`` stops at K)."""
 
     def __init__(self, method: Method, data, task: Task, settings: RunSettings):
         self.method, self.task, self.settings = method, task, settings
@@ -118,11 +114,9 @@ def task_loaders(ctx: TaskContext) -> Dict[str, Iterator]:
 
 def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: RunSettings, run_log
                ) -> Tuple[Dict[str, object], int]:
-    """The epoch and batch loop of one task; returns how the kept weights were selected and the steps taken.
-
-    With ``steps_per_task`` the task ends after exactly that many optimizer steps, whatever a method calls an
-    epoch, so every method gets the same budget; ``early_stop`` may end it sooner (``Selector.should_stop``).
-    """
+    """The epoch and batch loop of one task; returns how the kept weights were selected and the steps taken. With
+    ``steps_per_task`` the task ends after exactly that many optimizer steps (equal budgets); ``early_stop`` may end it
+    sooner."""
     method.begin_task(ctx)
     broadcast_from_main(method.optimized_parameters())  # torchrun: every process starts from the same weights
     seed_per_process()
@@ -262,10 +256,9 @@ def check_run_folder(outdir: Path, resume: bool) -> None:
 
 
 def check_resumed_plan(outdir: Path, tasks: List[Task], classes: List[str]) -> None:
-    """A resumed run continues the task plan its finished tasks were trained on (results.json's ``plan``: indices
-    and names of the forgotten classes, and its ``class_names``), or is refused: another plan (another dataset,
-    class order, split or named request) would mix two protocols in one table. A results.json written before names
-    were recorded is compared on what it holds."""
+    """A resumed run continues the task plan its finished tasks were trained on (results.json's ``plan`` and
+    ``class_names``), or is refused: another plan would mix two protocols in one table. An older results.json without
+    names is compared on what it holds."""
     results_path = outdir / "results.json"
     if not results_path.exists():
         return
@@ -293,11 +286,8 @@ def resume_state(method: Method, settings: RunSettings, results_path: Path) -> D
 
 def run_forgetting(method: Method, data, tasks: List[Task], settings: RunSettings, run_log,
                    resume: bool = False) -> Dict:
-    """Runs every task not yet finished; ``results.json`` is rewritten as soon as each task ends.
-
-    With ``resume`` the run continues after its last finished task, from that task's saved weights and method
-    state; otherwise an existing results file in the run folder is an error (nothing is overwritten).
-    """
+    """Runs every task not yet finished, rewriting ``results.json`` as each ends. With ``resume`` it continues after the
+    last finished task from its saved weights and method state; otherwise an existing results file is an error."""
     results_path, classes = settings.outdir / "results.json", list(data.train.classes)
     results = {"method": method.name, "selection": settings.selection, "config": settings.config,
                "no_retain": settings.no_retain, "class_names": classes, "plan": plan_record(tasks, classes),
