@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import original_graph  # noqa: E402
 from config import parse_args  # noqa: E402
 from data.class_order import class_order  # noqa: E402
-from data.folders import BatchLoader, ImageTensors, load_image_folder, subset_indices  # noqa: E402
+from data.folders import BatchLoader, ImageTensors, cycle, load_image_folder, subset_indices  # noqa: E402
 from data.imagenet import stream_imagenet_split  # noqa: E402
 from data.subsets import ratio_subset  # noqa: E402
 from data.task_plan import plan_tasks  # noqa: E402
@@ -70,7 +70,7 @@ def timed_steps(method, ctx, remain_loader, forget_loader, steps: int, device, r
     if reference is not None:
         steppers["original"] = lambda remain, forget, i: reference(remain, forget)
     times = {name: [] for name in steppers}
-    pairs = zip(iter_forever(remain_loader), iter_forever(forget_loader))
+    pairs = zip(cycle(remain_loader), cycle(forget_loader))
     for i, (remain, forget) in zip(range(steps + 1), pairs):
         remain, forget = ctx.to_device(remain), ctx.to_device(forget)
         for name in sorted(steppers, reverse=bool(i % 2)):
@@ -117,11 +117,6 @@ def gemm_gflops(device: torch.device, dtype: torch.dtype, size: int = 1024, repe
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     times = [seconds(lambda: a @ b, device) for _ in range(repeats + 1)]
     return 2 * size ** 3 / statistics.median(times[1:]) / 1e9
-
-
-def iter_forever(loader):
-    while True:
-        yield from loader
 
 
 def method_for(name: str, net: str, argv: list, model):
