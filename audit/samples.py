@@ -14,11 +14,8 @@ from util.device import autocast, in_eval_mode
 
 def per_class_sample(indices: torch.Tensor, targets: torch.Tensor, cap: int, generator: torch.Generator
                      ) -> torch.Tensor:
-    """Up to ``cap`` of ``indices`` per class, in class order, drawn with ``generator``.
-
-    Drawn as the first ``cap`` of one permutation per class, so the same generator seed gives nested sets for
-    growing caps (the relearn attack's k = 1 image is among its k = 5).
-    """
+    """Up to ``cap`` of ``indices`` per class, in class order: the first ``cap`` of one permutation per class, so
+    growing caps give nested sets (the relearn attack's k = 1 image is among its k = 5)."""
     labels = targets[indices]
     chosen = [indices[labels == c][torch.randperm(int((labels == c).sum()), generator=generator)[:cap]]
               for c in labels.unique().tolist()]

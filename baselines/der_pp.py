@@ -2,8 +2,7 @@
 
     L = CE(z(x_f), y~_f) + lambda * ||e(x_r) - e_t(x_r)||_F^2 + lambda_plus * CE(z(x_r'), y_r')
 
-where x_r' is the remain batch drawn right after x_r from the same cycled remain loader.
-"""
+x_r': the remain batch drawn right after x_r from the same cycled loader."""
 from typing import Dict
 
 import torch

@@ -1,9 +1,6 @@
-"""One entry point for the data of a run: decoded train/test images and the train/validation split.
-
-Modes: ``casia100`` (the papers' 100 CASIA-WebFace identities), ``imagefolder`` (any ``train/`` + ``test/`` tree
-under ``--data_root``), ``synthetic`` (built-in synthetic faces, generated once into ``--cache_dir``), all decoded
-into memory, and ``imagenet100`` (``train/`` + ``test/`` trees of wnid folders, streamed from disk).
-"""
+"""One entry point for the data of a run: decoded train/test images and the train/validation split. Modes: ``casia100``
+(the papers' 100 CASIA-WebFace identities), ``imagefolder`` (any ``train/`` + ``test/`` tree), ``synthetic`` (generated
+once into ``--cache_dir``), all in memory, and ``imagenet100`` (wnid folders, streamed)."""
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,11 +56,8 @@ def dataset_classes(data_mode: str, root: Path) -> List[str]:
 
 def build_data(root: Path, image_size: int, val_ratio: float = 0.1, seed: int = 1337, workers: int = 4,
                data_mode: str = "imagefolder") -> RunData:
-    """Both splits at ``image_size`` and a per-class validation split carved from the training images.
-
-    Streamed modes list the files and decode them in ``workers`` processes at every pass; the others decode every
-    image once now, in ``workers`` threads (PIL releases the GIL while decoding).
-    """
+    """Both splits at ``image_size`` and a per-class validation split carved from the training images. Streamed modes
+    decode in ``workers`` processes at every pass; the others decode once now in ``workers`` threads."""
     dataset_classes(data_mode, root)
     if data_mode in STREAMED_MODES:
         train, test = (stream_imagenet_split(root, split, image_size, workers) for split in ("train", "test"))

@@ -1,7 +1,5 @@
-"""Where a run's numbers go: one JSON line per record in ``log.jsonl`` and, optionally, TensorBoard scalars.
-
-TensorBoard is imported lazily: when it is missing the run goes on with a warning.
-"""
+"""Where a run's numbers go: one JSON line per record in ``log.jsonl`` and, optionally, TensorBoard scalars (imported
+lazily: without it the run goes on with a warning)."""
 import json
 import logging
 import math
