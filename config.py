@@ -551,8 +551,7 @@ def parse_args(description: str, forgetting: bool = True, argv: Optional[List[st
 
 
 def parse_oracle_args(description: str, argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Flags of train_oracle.py: whose plan to follow, where to write, and where to run (the recipe is the -r
-    model's own)."""
+    """Flags of train_oracle.py: whose plan to follow, where to write and run (the recipe is the -r model's own)."""
     parser = OneLineParser(description=description)
     parser.add_argument("--run_dir", required=True,
                         help="a forgetting run (its results.json holds the plan; its -r model the recipe)")

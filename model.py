@@ -1,7 +1,6 @@
 """The model of a run: a backbone and a classification head as one module, its builder and its weight loader.
 
-``model(images, labels) -> (logits, embeddings)``; it sits above backbone/ and head/, which know nothing of each other.
-"""
+``model(images, labels) -> (logits, embeddings)``; above backbone/ and head/, which know nothing of each other."""
 import logging
 from typing import Dict, List, Optional, Tuple
 

@@ -172,9 +172,8 @@ def model_from_args(args, classes: List[str]) -> Tuple[Classifier, Dict[str, obj
 
 
 def validation_seed(args, made_with: Dict) -> int:
-    """The seed that carves the validation split: the ``-r`` model's own, so that selection scores images that model
-    never trained on whatever ``--seed`` draws (carving with ``--seed`` leaked pre-training images); ``--seed`` for a
-    model from elsewhere."""
+    """The seed that carves the validation split: the ``-r`` model's own, so that selection never scores its training
+    images whatever ``--seed`` draws (``--seed`` leaked them); ``--seed`` for a model from elsewhere."""
     seed = made_with.get("validation_seed", made_with.get("seed"))
     if seed is None:
         return args.seed

@@ -116,9 +116,8 @@ def add_audits(run_dir: Path, name: str, results: Dict, device: torch.device, ar
 
 
 def lock_run_folders(run_dirs: List[Path], args) -> List[bool]:
-    """Locks every run folder this call writes into, so that no run still writes it. Returns, per folder, whether it
-    gets its own tables: a read-only one does not when --table_dir (and --audit_out) hold them; else a one-line error.
-    """
+    """Locks every run folder this call writes into. Returns, per folder, whether it gets its own tables: a read-only
+    one does not when --table_dir (and --audit_out) hold them; else it is a one-line error."""
     in_place = args.audit and not args.audit_out
     own_tables = []
     for run_dir in run_dirs:

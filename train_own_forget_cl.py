@@ -2,8 +2,7 @@
 
     python train_own_forget_cl.py -d synthetic -r runs/pretrain/best.pth --num_of_first_cls 80 \
         --per_forget_cls 20 --num_tasks 4 --method gs_lora --cl_beta_list 0.2 0.25 0.25 0.2 ...
-    python train_own_forget_cl.py -d casia100 -r runs/pretrain/best.pth --plan plan.json ...   # tasks by name
-"""
+    python train_own_forget_cl.py -d casia100 -r runs/pretrain/best.pth --plan plan.json ...   # tasks by name"""
 from pathlib import Path
 from typing import List, Optional
 

@@ -16,8 +16,8 @@ from sklearn.preprocessing import StandardScaler
 
 
 def attack_features(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
-    """Per image of (N, C) plain logits: [softmax confidence of the true class, softmax entropy, CE loss] (nats), an
-    (N, 3) float64 array."""
+    """Per image of (N, C) plain logits: [true-class softmax confidence, softmax entropy, CE loss] (nats), (N, 3)
+    float64."""
     log_p = F.log_softmax(logits.double(), dim=1)
     true = log_p.gather(1, labels.view(-1, 1)).squeeze(1)
     entropy = -(log_p.exp() * log_p).sum(1)

@@ -30,8 +30,7 @@ GAPS = (("mia", ("membership", "classifier", "member_rate")), ("knn_acc_f", ("pr
 
 
 def check_oracle(results: Dict, oracle_dir: Path, config: Dict, task: Task) -> None:
-    """Refuses a folder that is no oracle, or one that used other data or subsets, or forgot other classes in
-    ``task``."""
+    """Refuses a folder that is no oracle, used other data or subsets, or forgot other classes in ``task``."""
     kind = results.get("method")
     if kind not in KINDS:
         raise UserError(f"--audit_oracle {oracle_dir} is a {kind} run; pass a folder made by train_oracle.py or a "

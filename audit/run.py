@@ -35,11 +35,9 @@ _CHECKPOINT_AUDITS: Dict[Tuple[str, int, str, int], Dict[str, object]] = {}
 
 
 def audit_sets(data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor, settings: RunSettings):
-    """The four sets an audit looks at, {name: (images, indices)}, each capped per class with its own generator.
-
-    members: the task's remain subset (with --no_retain the remain classes' training split, which pre-training saw);
-    non_members: retained classes' test images; forget_train: the task's forget subset; forget_test: the forgotten
-    classes' test images."""
+    """The four sets an audit looks at, {name: (images, indices)}, each capped per class with its own generator: members
+    (the task's remain subset; with --no_retain the remain classes' training split, which pre-training saw), non_members
+    (retained classes' test images), forget_train (the forget subset), forget_test."""
     members = remain_idx if len(remain_idx) else subset_indices(data.train, task.remain, data.train_idx)
     pools = {"members": (data.train, members), "non_members": (data.test, subset_indices(data.test, task.remain)),
              "forget_train": (data.train, forget_idx),

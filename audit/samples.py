@@ -1,8 +1,7 @@
 """The images an audit looks at, capped per class and drawn reproducibly, and the model's outputs on them.
 
 Capping every set at a few images per class keeps an audit at seconds on the CPU; each set has its own seeded
-generator, so an audit of the same model and task always looks at the same images.
-"""
+generator, so an audit of the same model and task always looks at the same images."""
 from typing import Tuple
 
 import torch

@@ -141,9 +141,8 @@ def is_original_checkpoint(state_dict: Dict[str, torch.Tensor]) -> bool:
 
 
 def convert_original_checkpoint(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Renames the original repository's keys (``transformer.layers.{i}.1.fn.fn.net.0`` ...) to ours. Its LoRA factors
-    are dropped: its checkpoints hold merged weights, and the factors would apply the update twice (reference bug 11).
-    """
+    """Renames the original repository's keys (``transformer.layers.{i}.1.fn.fn.net.0`` ...) to ours, dropping its LoRA
+    factors: its checkpoints hold merged weights, and the factors would apply the update twice (reference bug 11)."""
     kept = {key.removeprefix("module."): value for key, value in state_dict.items() if "lora_" not in key}
     return rename_keys(kept, _ORIGINAL_KEYS)
 

@@ -16,8 +16,7 @@ from engine.method import METHODS
 
 
 def embedding_drift(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
-    """sum_i sum_d (e_id - e_t,id)^2 over (B, D) student and teacher embeddings: the squared Frobenius distance, summed.
-    """
+    """sum_i sum_d (e_id - e_t,id)^2 over (B, D) student and teacher embeddings: squared Frobenius distance, summed."""
     return (student_emb - teacher_emb).pow(2).sum()
 
 

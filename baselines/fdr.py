@@ -15,8 +15,7 @@ from engine.method import METHODS
 
 
 def logit_distance(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-    """(1/B) sum_i sqrt(sum_c (s_ic - t_ic)^2) over (B, C) student and teacher logits, a scalar (zero gradient at a zero
-    row)."""
+    """(1/B) sum_i sqrt(sum_c (s_ic - t_ic)^2) over (B, C) student and teacher logits (zero gradient at a zero row)."""
     return torch.linalg.vector_norm(student_logits - teacher_logits, ord=2, dim=1).mean()
 
 

@@ -2,8 +2,7 @@
 
     Omega_n = (1/nb) sum_b | d mean_{i,c}(z_{i,c}^2) / d theta_n |
 
-with z the margin logits (scale s included, true labels) of the task's remain subset, in eval mode.
-"""
+with z the margin logits (scale s included, true labels) of the task's remain subset, in eval mode."""
 from typing import List
 
 import torch

@@ -166,9 +166,8 @@ def bench(config: str, root: Path, device: torch.device, steps: int, eval_images
 
 
 def protocol_hours(result: dict, remain_classes) -> float:
-    """Hours of tasks with these remain-class counts under the original's settings: 100 epochs of ceil(remain images /
-    48) steps, an evaluation every 100 steps and the prototypes per task; remain images are task 0's 2,797 scaled by
-    class."""
+    """Hours of tasks with these remain-class counts under the original's settings: 100 epochs of ceil(images / 48)
+    steps, an evaluation every 100 steps and the prototypes per task (images: task 0's 2,797 scaled by class)."""
     total = 0.0
     for classes in remain_classes:
         steps = EPOCHS * -(-round(REMAIN_IMAGES * classes / 80) // 48)
@@ -197,8 +196,7 @@ def loader_images_per_s(train, batch: int, batches: int) -> float:
 
 
 def bench_vit_b16(root, device: torch.device, steps: int, amp: bool, batch: int, workers: int) -> dict:
-    """GS-LoRA++ and full fine-tuning steps of ViT-B/16 on random images, its evaluation pass and the streamed data
-    path."""
+    """ViT-B/16's GS-LoRA++ and fine-tuning steps on random images, its evaluation pass and the streamed data path."""
     train = streamed_train(root, workers)
     out = {"config": "vit_b16", "device": str(device), "bf16": amp, "batch": batch, "workers": workers,
            "loader_img_per_s": loader_images_per_s(train, batch, max(1, min(8, len(train) // batch - 1)))}
@@ -308,8 +306,7 @@ def main() -> None:
 
 
 def provenance(args) -> dict:
-    """What a figure came from: the command, the commit (with '+dirty' for uncommitted changes), torch, the
-    machine."""
+    """What a figure came from: the command, the commit ('+dirty' for uncommitted changes), torch, the machine."""
     root = Path(__file__).resolve().parents[1]
 
     def git(*cmd):

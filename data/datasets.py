@@ -34,8 +34,7 @@ class RunData:
 
 
 def resolve_root(data_mode: str, data_root: str, cache_dir: str, seed: int) -> Path:
-    """The dataset folder of a mode; the synthetic faces are generated on first use (a --cache_dir that cannot hold
-    them is a UserError)."""
+    """The dataset folder of a mode; synthetic faces are generated on first use (an unusable --cache_dir: UserError)."""
     if data_mode == "synthetic":
         from data.synthetic_faces import ensure_synthetic_faces
         try:

@@ -92,8 +92,7 @@ def _visible(path: Path) -> bool:
 
 
 def _resolvable(path: Path) -> Path:
-    """``path``, unless it is a symlink loop or points to nothing (a UserError): listing would drop it, and a class with
-    it, silently."""
+    """``path``, unless a symlink loop or dangling link (UserError): listing would silently drop it and its class."""
     if path.is_symlink() and not path.exists():
         raise UserError(f"{path} is a symlink loop or points to nothing: fix or remove the link")
     return path
@@ -164,8 +163,7 @@ def _decode(path: Path, size: int) -> np.ndarray:
 
 
 def load_image_folder(root: Path, split: str, image_size: int, workers: int = 4) -> ImageTensors:
-    """Decodes ``root/split/<class>/<image>`` into memory at ``image_size`` x ``image_size``; bad input is a UserError.
-    """
+    """Decodes ``root/split/<class>/<image>`` into memory at ``image_size`` x ``image_size``; bad input: UserError."""
     classes, samples = _list_images(root, split)
     log.info("decoding %d images of %s at %d px", len(samples), Path(root) / split, image_size)
     # On a decode error, map's iterator cancels the images not yet started, so the error shows without delay.

@@ -27,9 +27,8 @@ def spread_wnids(count: int, offset: int = 0) -> List[str]:
 
 def write_wnid_tree(root: Path, wnids: List[str], counts: Dict[str, int], seed: int = 0,
                     size: Tuple[int, int] = (40, 36)) -> Path:
-    """JPEGs of ``size`` (width, height; not square, so Resize and CenterCrop both act; (500, 375) is a typical photo):
-    a colour per wnid plus noise. ``counts`` maps a split folder ('train', 'test', '' for ``root``) to images per class.
-    """
+    """JPEGs of ``size`` (width, height; not square, so Resize and CenterCrop both act): a colour per wnid plus noise.
+    ``counts`` maps a split folder ('train', 'test', '' for ``root``) to images per class."""
     rng = np.random.default_rng(seed)
     colours = {wnid: np.random.default_rng(zlib.crc32(wnid.encode())).random(3) for wnid in wnids}
     for split, count in counts.items():

@@ -370,8 +370,7 @@ def _rng(seed: int, identity: int, stream: int, index: int) -> np.random.Generat
 def synthetic_faces_root(cache_dir: str | os.PathLike, num_identities: int = 100,
                          train_per_identity: int = 80, test_per_identity: int = 20,
                          image_size: int = 64, seed: int = 0, variation: float = 1.0) -> Path:
-    """The folder inside ``cache_dir`` whose name encodes the arguments of ``ensure_synthetic_faces`` (nothing is
-    generated here)."""
+    """The folder in ``cache_dir`` whose name encodes ``ensure_synthetic_faces``'s arguments (nothing is generated)."""
     name = (f"synthetic_faces_g{GENERATOR_VERSION}_n{num_identities}_tr{train_per_identity}"
             f"_te{test_per_identity}_px{image_size}_seed{seed}_var{float(variation)!r}")
     return Path(cache_dir) / name

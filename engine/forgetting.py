@@ -114,9 +114,8 @@ def task_loaders(ctx: TaskContext) -> Dict[str, Iterator]:
 
 def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: RunSettings, run_log
                ) -> Tuple[Dict[str, object], int]:
-    """The epoch and batch loop of one task; returns how the kept weights were selected and the steps taken. With
-    ``steps_per_task`` the task ends after exactly that many optimizer steps (equal budgets); ``early_stop`` may end it
-    sooner."""
+    """The epoch and batch loop of one task; returns how the kept weights were selected and the steps taken.
+    ``steps_per_task`` ends it after exactly that many optimizer steps; ``early_stop`` may end it sooner."""
     method.begin_task(ctx)
     broadcast_from_main(method.optimized_parameters())  # torchrun: every process starts from the same weights
     seed_per_process()
@@ -139,8 +138,7 @@ def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: R
 
 def train_epoch(method: Method, ctx: TaskContext, loaders, scheduler, step: StepInfo, selector: Selector,
                 settings: RunSettings, run_log, progress) -> Dict[str, float]:
-    """One epoch of method steps (stopping at ``steps_per_task`` or by early stopping); returns the mean of each
-    loss term."""
+    """One epoch of method steps (to ``steps_per_task`` or an early stop); returns each loss term's mean."""
     sums: Dict[str, float] = {}
     counts: Dict[str, int] = {}
     for remain, forget in method.batches(ctx, loaders):

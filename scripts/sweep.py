@@ -456,8 +456,7 @@ def measure(folder: Path, point: Point, values: Dict[str, str]) -> Measured:
 
 
 def plan(args, dests: Dict[str, str], switches: set) -> Dict[Path, Tuple[Point, List[str], argparse.Namespace]]:
-    """The sweep's run folders, each with its point (groups of the points sharing it merged), command line and
-    resolved flags."""
+    """The sweep's run folders, each with its point (groups merged), command line and resolved flags."""
     base = base_options(args, dests)
     points = plan_points([parse_vary(v) for v in args.vary], args.grid)
     argvs = [point_argv(base, p, dests, switches, OVERRIDDEN_BY) for p in points]

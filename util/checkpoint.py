@@ -15,8 +15,7 @@ from util.files import atomic_write
 
 def save_checkpoint(path: Union[str, Path], **content: Any) -> None:
     """Writes atomically (``util.files.atomic_write``): a failed save never leaves a truncated file, and a full disk is
-    one line (torch.save gets a Python file, whose write errors are OSErrors with their errno, not a generic
-    RuntimeError)."""
+    one line (torch.save gets a Python file, whose write errors keep their errno)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda fh: torch.save(content, fh))

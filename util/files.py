@@ -1,8 +1,7 @@
 """Files of a run folder: atomic writes, folder creation, and reads whose failures are one-line user errors.
 
 A write that fails (disk full, read-only or forbidden folder, a name too long) removes its temporary file and, for
-the causes a user fixes, becomes a UserError: one line naming the file, no traceback, nothing half-written left.
-"""
+the causes a user fixes, becomes a UserError: one line naming the file, no traceback, nothing half-written left."""
 import errno
 import json
 import os

@@ -64,8 +64,7 @@ def _same_file(fd: int, path: Path) -> bool:
 @atexit.register
 def release_run_folders() -> None:
     """Releases every lock this process holds (``run_setup.run_main``, else atexit). Each lock file is removed while
-    still locked, so no other process can come to hold a removed file; then the folders its locking created, while
-    empty."""
+    still locked, so no other process can come to hold it; then the folders its locking created, if empty."""
     for folder, (fd, created) in list(_held.items()):
         del _held[folder]
         try:

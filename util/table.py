@@ -226,8 +226,7 @@ def build_audit_table(runs: Runs) -> Optional[Table]:
 
 
 def near_oracle(cells: List[Tuple[str, str, Dict]], columns: List[Tuple[str, Tuple[str, ...]]]) -> List[str]:
-    """Per gap column, the rows whose gap to the oracle is within ``NEAR_ORACLE`` points (either way) in every
-    setting that has one."""
+    """Per gap column, the rows within ``NEAR_ORACLE`` points of the oracle (either way) in every setting with a gap."""
     lines = []
     for header, path in columns:
         if path[0] != "gap":
