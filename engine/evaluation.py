@@ -37,9 +37,7 @@ def share_of_pass(data: Images, indices: torch.Tensor, batch_size: int) -> Itera
     """Batches of this process's share of a pass over ``data[indices]`` (all without torchrun; none for a process left
     without images); the caller sums the counts over the processes."""
     mine = shard_indices(indices)
-    if len(mine) == 0 and len(indices) > 0:
-        return ()
-    return BatchLoader(data, mine, batch_size)
+    return () if len(mine) == 0 and len(indices) > 0 else BatchLoader(data, mine, batch_size)
 
 
 @torch.no_grad()

@@ -25,9 +25,7 @@ def use_bf16(precision: str, device: torch.device) -> bool:
 
 def autocast(device: torch.device, enabled: bool):
     """bf16 autocast on ``device`` when enabled; a no-op context otherwise."""
-    if enabled:
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
 def in_eval_mode(fn):

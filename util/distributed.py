@@ -100,9 +100,7 @@ def _collective(operation: Callable, *args, **kwargs) -> None:
 
 def _communication_device() -> torch.device:
     """nccl reduces CUDA tensors only; gloo reduces CPU tensors."""
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
