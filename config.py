@@ -363,8 +363,7 @@ def _read_yaml(parser: argparse.ArgumentParser, path: str) -> Dict[str, object]:
 
 
 def _yaml_value(parser: argparse.ArgumentParser, action: argparse.Action, value, path: str):
-    """A YAML value goes through its flag's type and choices, so the file is checked like the command line (and
-    YAML's string '1e-4' becomes the float the flag expects)."""
+    """A YAML value through its flag's type and choices, checked like the command line ('1e-4' becomes a float)."""
     if value is None:
         return None
     many = action.nargs in ("*", "+")
@@ -431,8 +430,8 @@ def _absolute(parser: argparse.ArgumentParser, flag: str, value: str) -> str:
 
 
 def _resolve_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Stores path flags as absolute paths, so a run's config.json still finds them from another directory; an
-    unset --data_root is the data mode's default folder."""
+    """Path flags made absolute (config.json works from another directory); an unset --data_root is the mode's default.
+    """
     if getattr(args, "data_root", "") is None:
         args.data_root = DEFAULT_DATA_ROOTS.get(args.data_mode, DEFAULT_DATA_ROOTS["casia100"])
     for flag in PATH_FLAGS:
@@ -452,8 +451,7 @@ def _resolve_test_script_flag(parser: argparse.ArgumentParser, args: argparse.Na
 
 
 def _read_plan(parser: argparse.ArgumentParser, path: str) -> Tuple[List[List[str]], List[str]]:
-    """The tasks (lists of class names) and the missing classes of a --plan file; a file that cannot be read, is
-    not JSON or has another shape is a parser error."""
+    """The tasks (lists of class names) and missing classes of a --plan file; a bad file is a parser error."""
     shape = '{"tasks": [[names], ...], "missing": [names]}'
     try:
         plan = json.loads(Path(path).read_text())

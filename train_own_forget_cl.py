@@ -19,8 +19,7 @@ from util.table import format_table
 
 
 def forgetting_args(single_step: bool = False, argv: Optional[List[str]] = None):
-    """The parsed flags; single-step is one task, and its original parser defaulted --big_alpha to 5e-4 (the
-    continual one to 1e-4)."""
+    """The parsed flags; single-step is one task and defaults --big_alpha to 5e-4 as its original parser did."""
     if single_step:
         return parse_args(__doc__.splitlines()[0], argv=argv, fixed={"num_tasks": 1}, defaults={"big_alpha": 5e-4})
     return parse_args(__doc__.splitlines()[0], argv=argv)

@@ -32,8 +32,7 @@ def audit_finished_run(run_dir: Path, results: Dict, data, tasks: List[Task], se
 
 
 def write_audits(run_dir: Path, results: Dict, out_dir: Path) -> None:
-    """Writes ``run_dir``'s results.json with the audits of ``results`` added and nothing else changed (a
-    re-evaluation's recomputed metrics stay out) as ``out_dir/results.json``."""
+    """Writes ``run_dir``'s results.json with only the audits of ``results`` added as ``out_dir/results.json``."""
     saved = read_json(run_dir / "results.json")
     for entry, audited in zip(saved["tasks"], results["tasks"]):
         entry["audit"] = audited["audit"]

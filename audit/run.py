@@ -49,8 +49,7 @@ def audit_sets(data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Ten
 
 def audit_model(model: nn.Module, data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor,
                 settings: RunSettings) -> Dict[str, object]:
-    """Membership inference, the embedding probe, verification and the relearn attacks of ``model`` (see each
-    module); accuracies and rates in percent."""
+    """Membership inference, the embedding probe, verification and the relearn attacks of ``model`` (percent)."""
     sets = audit_sets(data, task, remain_idx, forget_idx, settings)
     out = {name: model_outputs(model, images, idx, settings.test_batch_size, settings.device, settings.amp)
            for name, (images, idx) in sets.items()}

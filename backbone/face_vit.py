@@ -33,8 +33,7 @@ def attention(qkv: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention without a qkv bias (as the original); its output dropout is applied by the block,
-    fused with the residual connection."""
+    """Multi-head self-attention without a qkv bias (as the original); the block applies its output dropout."""
 
     def __init__(self, dim: int, heads: int, dim_head: int):
         super().__init__()

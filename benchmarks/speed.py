@@ -112,8 +112,7 @@ def original_graph_like(model) -> original_graph.FaceTransformer:
 
 
 def gemm_gflops(device: torch.device, dtype: torch.dtype, size: int = 1024, repeats: int = 20) -> float:
-    """Median throughput of a square matrix product: how fast this machine is right now, printed beside the
-    results so that a run on a busy machine shows as one."""
+    """Median throughput of a square matrix product, printed beside the results so that a busy machine shows."""
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     times = [seconds(lambda: a @ b, device) for _ in range(repeats + 1)]
     return 2 * size ** 3 / statistics.median(times[1:]) / 1e9

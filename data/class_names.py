@@ -13,8 +13,7 @@ def split_names(values: Iterable[str]) -> List[str]:
 
 
 def class_indices(names: Iterable[str], classes: List[str], flag: str) -> List[int]:
-    """The label (folder position) of every name in ``names``; a name that is not a class folder, or one named
-    twice, is a UserError naming ``flag``."""
+    """The label (folder position) of each of ``names``; an unknown or repeated name is a UserError naming ``flag``."""
     position = {name: i for i, name in enumerate(classes)}
     names = list(names)
     for name in names:

@@ -67,8 +67,7 @@ def build_data(root: Path, image_size: int, val_ratio: float = 0.1, seed: int = 
 
 
 def without_classes(data: RunData, classes: Iterable[int]) -> RunData:
-    """``data`` with no training or validation image of ``classes``: what a model that must never see them trains
-    and selects on. The test split stays whole, so accuracy on those classes is still measured."""
+    """``data`` without training or validation images of ``classes`` (the test split stays whole, to measure them)."""
     dropped = torch.tensor(sorted(set(classes)), dtype=torch.long)
 
     def kept(idx: torch.Tensor) -> torch.Tensor:

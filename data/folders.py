@@ -183,8 +183,7 @@ def stream_image_folder(root: Path, split: str, transform: Callable, workers: in
 
 
 def class_folders(root: Path) -> List[str]:
-    """The class folder names of ``root/train``, checked against ``root/test`` (labels are folder positions) before
-    minutes of decoding ``train``."""
+    """The class folders of ``root/train``, checked against ``root/test`` (labels are positions) before any decoding."""
     names = {split: _list_images(root, split)[0] for split in ("train", "test")}
     if names["train"] != names["test"]:
         only_train = sorted(set(names["train"]) - set(names["test"]))[:5]

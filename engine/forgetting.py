@@ -254,9 +254,8 @@ def check_run_folder(outdir: Path, resume: bool) -> None:
 
 
 def check_resumed_plan(outdir: Path, tasks: List[Task], classes: List[str]) -> None:
-    """A resumed run continues the task plan its finished tasks were trained on (results.json's ``plan`` and
-    ``class_names``), or is refused: another plan would mix two protocols in one table. An older results.json without
-    names is compared on what it holds."""
+    """A resumed run continues its finished tasks' plan (results.json's ``plan``, ``class_names``), or is refused:
+    another plan would mix two protocols in one table."""
     results_path = outdir / "results.json"
     if not results_path.exists():
         return

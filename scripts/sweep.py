@@ -108,8 +108,7 @@ def set_option(options: List[Option], flag: str, values: Optional[List[str]], de
 
 def _set_value(options: List[Option], flag: str, values: List[str], dests: Dict[str, str],
                overridden_by: Dict[str, str]) -> List[Option]:
-    """``set_option``, also dropping the per-task list that would override a single-value flag (``overridden_by``:
-    'beta' -> 'cl_beta_list')."""
+    """``set_option``, also dropping the per-task list that overrides a single-value flag ('beta' -> 'cl_beta_list')."""
     if dests[flag] in overridden_by:
         options = set_option(options, option_string(overridden_by[dests[flag]], dests), None, dests)
     return set_option(options, flag, values, dests)
@@ -139,8 +138,7 @@ def parse_vary(text: str) -> Tuple[List[str], List[List[str]]]:
 
 @dataclass
 class Point:
-    """One run of a sweep: the flag values it sets (flag name -> value) and the groups it belongs to (the varied
-    flags, joined by ':', or 'grid')."""
+    """One run of a sweep: the flags it sets (name -> value) and its groups (varied flags joined by ':', or 'grid')."""
 
     assignment: Dict[str, str]
     groups: List[str] = field(default_factory=list)

@@ -19,8 +19,7 @@ T = TypeVar("T")
 
 
 class CollectiveFailed(RuntimeError):
-    """A collective operation failed, usually because another process of the launch stopped (its own error line
-    says why); entry points print this as one line instead of a traceback."""
+    """A collective failed, usually because another process of the launch stopped; printed as one line."""
 
 
 def init_distributed(device: torch.device) -> torch.device:
@@ -78,8 +77,7 @@ def shard() -> Tuple[int, int]:
 
 
 def shard_indices(indices: torch.Tensor) -> torch.Tensor:
-    """This process's share of an evaluation pass: every ``world_size``-th index from its rank on (all of them
-    without torchrun). Strided, so that every process sees about as many images of each class."""
+    """This process's strided share of an evaluation pass (about as many images of each class per process)."""
     return indices[rank()::world_size()]
 
 

@@ -53,8 +53,7 @@ class HFlag:
 
 @dataclass
 class Table:
-    """Rows of display strings: ``rows[0]`` is the header; ``flags`` lists the H cells marked with ``*``; ``notes``
-    are lines printed under the Markdown table."""
+    """Rows of display strings (``rows[0]`` the header), the H cells flagged with ``*`` and notes under the table."""
     rows: List[List[str]]
     flags: List[HFlag] = field(default_factory=list)
     convention: str = "original"
@@ -211,8 +210,7 @@ def _audit_columns(audits: List[Dict]) -> List[Tuple[str, Tuple[str, ...]]]:
 
 
 def build_audit_table(runs: Runs) -> Optional[Table]:
-    """One row per run and setting that holds an audit, one column per audit number (percent, plain convention);
-    None when no task of the runs was audited."""
+    """One row per run and setting with an audit, one column per audit number (percent, plain); None without audits."""
     cells = []
     for name, results in _pairs(runs):
         labels = task_labels(results)
@@ -276,8 +274,7 @@ def csv_table(table: Union[Table, Runs]) -> str:
 
 
 def write_tables(folder: Path, runs: Sequence[Run], suffix: str = "", convention: str = "original") -> List[Path]:
-    """The result table (``table<suffix>``) and, when the runs hold audits, the audit table (``audit<suffix>``), as
-    Markdown and CSV into ``folder``; returns the written paths."""
+    """The result table and, when the runs hold audits, the audit table, as Markdown and CSV into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, table in (("table", build_table(runs, convention)), ("audit", build_audit_table(runs))):
