@@ -207,14 +207,8 @@ class BatchLoader:
         if shard[1] > min(batch_size, len(indices)):
             raise UserError(f"'{tag}' has batches of {min(batch_size, len(indices))} image(s), too few to share "
                             f"among {shard[1]} processes: raise --batch_size or the subset, or start fewer processes")
-        self.data = data
-        self.indices = indices
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.tag = tag
-        self.drop_last = drop_last
-        self.shard = shard
+        self.data, self.indices, self.batch_size, self.shuffle = data, indices, batch_size, shuffle
+        self.seed, self.tag, self.drop_last, self.shard = seed, tag, drop_last, shard
         self.passes = 0
 
     def __len__(self) -> int:
