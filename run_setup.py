@@ -115,8 +115,7 @@ def begin_run(args, outdir: Path) -> None:
 
 def check_forgetting_folder(args, outdir: Path) -> None:
     """Refuses an existing run without --resume_run, and a resume whose protocol or method flags differ from config.json
-    or from its results.json's config, or whose config.json is gone. The plan is checked once the data is known
-    (``engine.forgetting.check_resumed_plan``)."""
+    or results.json's config, or without config.json (the plan: ``engine.forgetting.check_resumed_plan``)."""
     check_run_folder(outdir, args.resume_run)
     results_path, config_path = outdir / "results.json", outdir / "config.json"
     if not args.resume_run or not results_path.exists():
@@ -147,9 +146,8 @@ def refuse_other_flags(saved: Dict[str, object], given: Dict[str, object], where
 
 
 def model_from_args(args, classes: List[str]) -> Tuple[Classifier, Dict[str, object], Optional[Dict], Dict]:
-    """Builds the model for the dataset's ``classes``; with ``-r`` its saved model arguments are the defaults and its
-    weights are loaded. Returns the model, its arguments, the -r file's full ImageNet head (or None) and the flags the
-    -r file was made with (empty when it holds none)."""
+    """Builds the model for ``classes`` (with ``-r``: its model arguments as defaults, its weights loaded); returns it,
+    its arguments, the -r file's full ImageNet head (or None) and the flags the -r file was made with."""
     num_classes = len(classes)
     checkpoint = load_checkpoint(args.resume) if args.resume else {}
     saved = checkpoint.get("model_args", {})

@@ -14,9 +14,9 @@ log = logging.getLogger(__name__)
 
 def audit_finished_run(run_dir: Path, results: Dict, data, tasks: List[Task], settings: RunSettings,
                        out_dir: Path) -> Path:
-    """Adds to every task entry of ``results`` an audit made with ``settings.audit`` (kept when the entry holds one
-    made with the same settings, else computed from the task's checkpoint in ``run_dir``) and the oracle's numbers,
-    then writes ``run_dir``'s results.json with them as ``out_dir/results.json``; returns ``out_dir``."""
+    """Adds the ``settings.audit`` audit (kept when made with the same settings, else computed from the task's
+    checkpoint) and the oracle's numbers to every task of ``results``, written as ``out_dir/results.json``; returns
+    ``out_dir``."""
     record = settings.audit.record(settings.seed)
     for entry in results["tasks"]:
         task = tasks[entry["task"]]

@@ -1,14 +1,11 @@
-"""One script for the first minutes on a GPU: does the CUDA path work end to end, how fast is it, and what would
-Table 3's protocol cost on this GPU. Prints one summary and writes it to <outdir>/gpu_check.json.
+"""One script for the first minutes on a GPU: does the CUDA path work end to end, how fast is it, and what would Table
+3's protocol cost on this GPU. Prints one summary and writes it to <outdir>/gpu_check.json.
 
-Stages, each timed (a failing one is reported and the next still run): the environment (a bf16 forward and
-backward on the device), a short pre-training on CASIA-100, one GS-LoRA++ task, benchmarks/speed.py's full
-configuration in fp32 and bf16 (with the protocol's extrapolated hours), and ViT-B/16 in bf16.
+Stages, each timed (a failure is reported and the next still run): the environment, a short pre-training on CASIA-100 (a
+subset will do), one GS-LoRA++ task, benchmarks/speed.py in fp32 and bf16, and ViT-B/16 in bf16.
 
     bash scripts/gpu_check.sh --data_root DIR          # about 5 minutes on one H200
-    bash scripts/gpu_check.sh --dry-run                # the same stages at tiny sizes on the CPU (tested)
-
---data_root may hold a subset of CASIA-100: the times do not depend on the image count."""
+    bash scripts/gpu_check.sh --dry-run                # the same stages at tiny sizes on the CPU (tested)"""
 import argparse
 import json
 import shutil

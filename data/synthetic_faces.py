@@ -331,9 +331,8 @@ def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def render_face(identity: IdentityParams, rng: np.random.Generator, image_size: int, variation: float) -> np.ndarray:
-    """One image of ``identity`` (see ``sample_identity``), its within-identity variation (pose, expression,
-    lighting, clutter, occlusion, blur, noise) drawn from ``rng`` (whose state advances) and scaled by ``variation``
-    (0: a canonical frontal face on a random background). Returns an (image_size, image_size, 3) uint8 RGB array."""
+    """One (image_size, image_size, 3) uint8 RGB image of ``identity``, its variation drawn from ``rng`` (whose state
+    advances) and scaled by ``variation`` (0: a canonical frontal face on a random background)."""
     view = _sample_view(rng, variation)
     centres = ((np.arange(image_size) + 0.5) * (2.0 / image_size) - 1.0).astype(np.float32)
     x, y = np.meshgrid(centres, centres)  # pixel centres in [-1, 1], x to the right and y downwards

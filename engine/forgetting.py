@@ -211,9 +211,8 @@ def outside_metrics(model: nn.Module, data, settings: RunSettings):
 
 
 def with_outside(metrics: Dict[str, object], before, after) -> Dict[str, object]:
-    """``metrics`` with Acc_m and its before-value taken from the outside classes (the same in both conventions: a
-    linear head has no margin); unchanged when the run has no outside set (Acc_m is then the accuracy on the task
-    plan's missing classes; the parser refuses both at once)."""
+    """``metrics`` with Acc_m and its before-value from the outside classes (alike in both conventions: a linear head
+    has no margin); unchanged without them (Acc_m is then the plan's missing classes; the parser refuses both)."""
     return metrics if after is None else {**metrics, "acc_m": after, "acc_m_before": before}
 
 

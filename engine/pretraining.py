@@ -54,9 +54,8 @@ def train_supervised_epoch(model: nn.Module, loader: BatchLoader, optimizer: tor
 
 def pretrain(model: nn.Module, data, settings: RunSettings, run_log, checkpoint_path: Path,
              task: Optional[int] = None) -> Dict[str, object]:
-    """Supervised training on the classes of ``data.train_idx``, keeping the epoch with the best validation accuracy
-    (original convention). Returns the selected epoch, its validation accuracy, the steps taken and the test accuracy
-    overall and per class; ``task`` tags an oracle's log records (train_oracle.py)."""
+    """Supervised training on ``data.train_idx``'s classes, keeping the best validation epoch (original convention);
+    returns it, its accuracy, the steps and the test accuracy overall and per class (``task`` tags oracle logs)."""
     broadcast_from_main(model.state_dict().values())  # every process starts from the same weights
     seed_per_process()
     epochs = settings.optim.epochs

@@ -147,9 +147,8 @@ def broadcast_from_main(tensors: Iterable[torch.Tensor]) -> None:
 
 
 def seed_per_process() -> None:
-    """Gives each process its own stream of the global generator (dropout masks differ between the parts of a
-    batch) by offsetting the current seed with the rank; a no-op in a single-process run, whose draws stay as
-    they were. Call after the processes have drawn what must be shared (weights, LoRA initialisation)."""
+    """Offsets the global seed by the rank, so that dropout masks differ between the parts of a batch (a no-op in one
+    process). Call after the processes have drawn what must be shared (weights, LoRA initialisation)."""
     if world_size() > 1:
         torch.manual_seed(torch.initial_seed() + 7919 * (rank() + 1))
 
@@ -160,9 +159,8 @@ def barrier() -> None:
 
 
 def in_turn(fn: Callable[[], T]) -> T:
-    """Runs ``fn`` on rank 0 first, then on each node's first process, then on the rest: what the first one
-    creates (the synthetic faces generated into --cache_dir) the later ones find complete, whether or not the
-    nodes share a file system."""
+    """Runs ``fn`` on rank 0, then on each node's first process, then on the rest: what the first creates (the synthetic
+    faces in --cache_dir) the later ones find complete, whether or not the nodes share a file system."""
     if world_size() == 1:
         return fn()
     stage = 0 if rank() == 0 else 1 if int(os.environ.get("LOCAL_RANK", "0")) == 0 else 2
