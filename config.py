@@ -1,15 +1,11 @@
 """The one argument parser for every entry point.
 
-The original flag names stay valid (``--num_of_first_cls``, ``--BND``, ``--cl_beta_list``, ``--Lwf`` ...), so the
-original command lines run unchanged; ``--method NAME`` is the clear way to pick a method. Each method adds its
-own flags through ``Method.add_arguments``. Precedence: defaults, then a YAML file (``--config``), then the
-command line. Flags the original accepted but that change nothing here are collected in one group and say so
-(pre-training gets those of the original pre-training parser). The original test script's flags work too:
-train_own.py takes ``--model CKPT`` (= ``--eval_only -r CKPT``), and ``--network`` and ``--depth`` are aliases of
-``-n`` and ``--vit_depth``.
-Value ranges are checked by the flags' types (so YAML values are checked too), and every parser error is one line
-``error: ...`` (exit status 2), the form every user mistake takes.
-"""
+The original flag names stay valid (``--num_of_first_cls``, ``--BND``, ``--Lwf`` ...), so the original command lines run
+unchanged, and so do the original test script's (``--model CKPT``, ``--network``, ``--depth``); ``--method NAME`` is the
+clear way to pick a method, each adding its flags through ``Method.add_arguments``. Precedence: defaults, a YAML file
+(``--config``), the command line. Flags the original accepted that change nothing here are collected in one group and
+say so. Flag types check value ranges (YAML values too), and every parser error is one line ``error: ...`` (exit status
+2)."""
 import argparse
 import json
 import math
@@ -86,11 +82,8 @@ LORA_SWITCHES = {"lora_pos": "FFN", "grouping": "block"}
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """Prints a parser error as the single line ``error: ...`` and exits with status 2.
-
-    A decision: every user mistake ends the same way, parser errors included (``run_setup.run_main`` prints a
-    ``UserError`` in this form), so argparse's usage block is left out; ``--help`` still shows it.
-    """
+    """Prints a parser error as the single line ``error: ...`` and exits with status 2, the form every user mistake
+    takes (``run_setup.run_main`` prints a ``UserError`` alike); ``--help`` still shows the usage."""
 
     def error(self, message: str):
         self.exit(2, f"error: {message}\n")
@@ -376,8 +369,7 @@ def _read_yaml(parser: argparse.ArgumentParser, path: str) -> Dict[str, object]:
 
 
 def _yaml_value(parser: argparse.ArgumentParser, action: argparse.Action, value, path: str):
-    """A YAML value goes through its flag's type and choices, so the file is checked like the command line (and
-    YAML's string '1e-4' becomes the float the flag expects)."""
+    """A YAML value through its flag's type and choices, checked like the command line ('1e-4' becomes a float)."""
     if value is None:
         return None
     many = action.nargs in ("*", "+")
@@ -444,8 +436,8 @@ def _absolute(parser: argparse.ArgumentParser, flag: str, value: str) -> str:
 
 
 def _resolve_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Stores path flags as absolute paths, so a run's config.json still finds them from another directory; an
-    unset --data_root is the data mode's default folder."""
+    """Path flags made absolute (config.json works from another directory); an unset --data_root is the mode's default.
+    """
     if getattr(args, "data_root", "") is None:
         args.data_root = DEFAULT_DATA_ROOTS.get(args.data_mode, DEFAULT_DATA_ROOTS["casia100"])
     for flag in PATH_FLAGS:
@@ -465,8 +457,7 @@ def _resolve_test_script_flag(parser: argparse.ArgumentParser, args: argparse.Na
 
 
 def _read_plan(parser: argparse.ArgumentParser, path: str) -> Tuple[List[List[str]], List[str]]:
-    """The tasks (lists of class names) and the missing classes of a --plan file; a file that cannot be read, is
-    not JSON or has another shape is a parser error."""
+    """The tasks (lists of class names) and missing classes of a --plan file; a bad file is a parser error."""
     shape = '{"tasks": [[names], ...], "missing": [names]}'
     try:
         plan = json.loads(Path(path).read_text())
@@ -493,10 +484,9 @@ def _read_plan(parser: argparse.ArgumentParser, path: str) -> Tuple[List[List[st
 
 def _resolve_plan(parser: argparse.ArgumentParser, args: argparse.Namespace, given: List[str],
                   fixed_tasks: Optional[int]) -> None:
-    """Sets ``named_tasks`` (the class names of each task, or None for the seeded order) and ``named_missing``
-    from --forget_classes or --plan, which replace the numbered plan's flags (refused when ``given``) and set
-    --num_tasks and --open_cls_num to what they name; without them the numbered flags get their defaults.
-    ``fixed_tasks``: the task count an entry point fixes (single-step: 1)."""
+    """Sets ``named_tasks`` (each task's class names, or None for the seeded order) and ``named_missing`` from
+    --forget_classes or --plan, which replace the numbered plan's flags (refused when ``given``) and set --num_tasks and
+    --open_cls_num; without them the numbered flags get their defaults. ``fixed_tasks``: an entry point's task count."""
     flag = "--plan" if args.plan_file else "--forget_classes" if args.forget_classes else None
     args.named_tasks = args.named_missing = None
     if flag is None:
@@ -543,9 +533,8 @@ def _check_protocol(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 def parse_args(description: str, forgetting: bool = True, argv: Optional[List[str]] = None,
                fixed: Optional[Dict[str, object]] = None,
                defaults: Optional[Dict[str, object]] = None) -> argparse.Namespace:
-    """Parses and checks the flags of an entry point. ``defaults`` replace flag defaults (an entry point whose
-    original parser had other defaults); ``fixed`` values (single-step: one task) override the command line before
-    the checks run."""
+    """Parses and checks the flags of an entry point. ``defaults`` replace flag defaults (an original parser's own);
+    ``fixed`` values (single-step: one task) override the command line before the checks."""
     parser = build_parser(description, forgetting)
     parser.set_defaults(**(defaults or {}))
     argv = sys.argv[1:] if argv is None else argv
@@ -571,8 +560,7 @@ def parse_args(description: str, forgetting: bool = True, argv: Optional[List[st
 
 
 def parse_oracle_args(description: str, argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Flags of train_oracle.py: whose plan to follow, where to write, and where to run (the recipe is the -r
-    model's own)."""
+    """Flags of train_oracle.py: whose plan to follow, where to write and run (the recipe is the -r model's own)."""
     parser = OneLineParser(description=description)
     parser.add_argument("--run_dir", required=True,
                         help="a forgetting run (its results.json holds the plan; its -r model the recipe)")

@@ -1,8 +1,6 @@
 """The model of a run: a backbone and a classification head as one module, its builder and its weight loader.
 
-``model(images, labels) -> (logits, embeddings)``. It sits above backbone/ and head/, which know nothing of each
-other.
-"""
+``model(images, labels) -> (logits, embeddings)``; above backbone/ and head/, which know nothing of each other."""
 import logging
 from typing import Dict, List, Optional, Tuple
 
@@ -23,19 +21,15 @@ log = logging.getLogger(__name__)
 
 
 class Classifier(nn.Module):
-    """Embeds images with ``backbone`` and scores the embeddings with ``head``.
-
-    With labels the head applies its margin (training loss and the original accuracy convention); without, it
-    returns plain logits.
-    """
+    """Embeds images with ``backbone`` and scores them with ``head``: with labels the head applies its margin (training
+    loss, the original accuracy convention), without it returns plain logits."""
 
     def __init__(self, backbone: nn.Module, head: nn.Module):
         super().__init__()
         self.backbone = backbone
         self.head = head
 
-    def forward(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None
-                ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         emb = self.backbone(images)
         return self.head(emb, labels), emb
 
@@ -43,11 +37,8 @@ class Classifier(nn.Module):
 def build_model(net: str, head: str, num_classes: int, depth: Optional[int] = None,
                 image_size: Optional[int] = None, margin_s: Optional[float] = None,
                 margin_m: Optional[float] = None, pretrained_file: Optional[str] = None) -> Classifier:
-    """Builds a registered backbone size and head; ``None`` keeps a builder's default.
-
-    A backbone with a ``head_type`` (ViT-B/16: the linear head of its weight file) always gets that head. A
-    ``timm:NAME`` net is timm's model of that name, its weights from ``pretrained_file`` when given.
-    """
+    """Builds a registered backbone size (or ``timm:NAME``, weights from ``pretrained_file``) and head; ``None`` keeps a
+    builder's default. A backbone with a ``head_type`` (ViT-B/16's linear head) always gets that head."""
     if is_timm_name(net):
         backbone = timm_backbone(net, depth=depth, image_size=image_size, pretrained_file=pretrained_file)
     else:
@@ -73,10 +64,8 @@ def pretrained_weights(state_dict: Dict[str, torch.Tensor], classes: List[str]
                        ) -> Tuple[Dict[str, torch.Tensor], Optional[Dict[str, torch.Tensor]]]:
     """A ``-r`` state dict in our key names, its head cut to the dataset's ``classes``, and the full head.
 
-    A torchvision ViT file is renamed; an ImageNet-1k head (1000 rows) for fewer classes is cut through the class
-    folders' wnids (row = the wnid's ImageNet index) and returned whole as the second value ({'weight', 'bias'}), for
-    the missing-class evaluation. Any other state dict comes back unchanged with None.
-    """
+    An ImageNet-1k head (1000 rows) for fewer classes is cut through the class folders' wnids and returned whole
+    ({'weight', 'bias'}) for the missing-class evaluation; any other state dict comes back unchanged with None."""
     if is_torchvision_checkpoint(state_dict):
         state_dict = convert_torchvision_checkpoint(state_dict)
     weight = state_dict.get("head.weight")
@@ -87,11 +76,8 @@ def pretrained_weights(state_dict: Dict[str, torch.Tensor], classes: List[str]
 
 
 def load_model_weights(model: nn.Module, state_dict: Dict[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """Loads merged weights into ``model``; LoRA factors are neither expected nor loaded.
-
-    A state dict of the original repository (its key names) is converted first. Raises UserError naming the
-    missing, unexpected and mis-shaped keys when the weights do not fit.
-    """
+    """Loads merged weights (an original repository's state dict converted first; LoRA factors not loaded); weights that
+    do not fit are a UserError naming the missing, unexpected and mis-shaped keys."""
     if is_original_checkpoint(state_dict):
         state_dict = convert_original_checkpoint(state_dict)
     own = without_lora(model.state_dict())
@@ -110,9 +96,8 @@ def load_model_weights(model: nn.Module, state_dict: Dict[str, torch.Tensor], so
 
 
 def model_from_file(path, classes: List[str], model_args: Dict[str, object]) -> Classifier:
-    """The model a saved file holds, for the dataset's ``classes``: built with the file's own model arguments, or
-    ``model_args`` for a file without them (an original face checkpoint, a torchvision ViT file), and loaded with
-    its weights, converted and with an ImageNet head cut to ``classes``."""
+    """The model a saved file holds, built with the file's model arguments (or ``model_args`` for a file without them)
+    and loaded with its weights, an ImageNet head cut to ``classes``."""
     checkpoint = load_checkpoint(path)
     model = build_model(**checkpoint.get("model_args", model_args))
     load_model_weights(model, pretrained_weights(checkpoint["model"], classes)[0], str(path))

@@ -1,7 +1,5 @@
-"""The assembly of a run from parsed flags: run folder and its checks, logging, device, data and model.
-
-This is the one adapter from the flag namespace to the explicit keywords the rest of the code takes.
-"""
+"""The assembly of a run from parsed flags: run folder and its checks, logging, device, data and model; the one adapter
+from the flag namespace to the explicit keywords the rest of the code takes."""
 import json
 import logging
 import random
@@ -60,13 +58,11 @@ def _stop(kind: str, message: object, status: int) -> None:
 
 def run_main(main: Callable[[], object], interrupted: str = "finished tasks are saved; rerun with --resume_run "
                                                           "to continue") -> None:
-    """Runs an entry point (big tensors served from a heap that is kept: util/allocator.py); a user mistake prints
-    one line (no traceback) and exits with status 2. So does a full disk, a read-only or forbidden folder, a path
-    too long or a symlink loop, wherever the OS reports it (util/files.py USER_FIXABLE).
+    """Runs an entry point (big tensors from a kept heap: util/allocator.py). A user mistake, or a full disk, forbidden
+    folder, long path or symlink loop (util/files.py USER_FIXABLE), prints one line and exits with status 2.
 
-    ``interrupted`` is what Ctrl-C and SIGTERM print: what was kept and how to go on. Under torchrun the lines of
-    processes other than the main one name their rank, and a process whose peer stopped says so in one line (exit 1).
-    """
+    ``interrupted`` is what Ctrl-C and SIGTERM print. Under torchrun other processes' lines name their rank, and a
+    process whose peer stopped says so in one line (exit 1)."""
     keep_freed_memory()
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -119,10 +115,8 @@ def begin_run(args, outdir: Path) -> None:
 
 
 def check_forgetting_folder(args, outdir: Path) -> None:
-    """Refuses an existing run without --resume_run, and a resume whose protocol or method flags differ from the
-    run's config.json or from the config its results.json was written with (results copied in from another run),
-    or whose config.json is gone (nothing would vouch for the finished tasks' flags). The task plan is checked once
-    the data is known (``engine.forgetting.check_resumed_plan``)."""
+    """Refuses an existing run without --resume_run, and a resume whose protocol or method flags differ from config.json
+    or results.json's config, or without config.json (the plan: ``engine.forgetting.check_resumed_plan``)."""
     check_run_folder(outdir, args.resume_run)
     results_path, config_path = outdir / "results.json", outdir / "config.json"
     if not args.resume_run or not results_path.exists():
@@ -154,12 +148,8 @@ def refuse_other_flags(saved: Dict[str, object], given: Dict[str, object], where
 
 
 def model_from_args(args, classes: List[str]) -> Tuple[Classifier, Dict[str, object], Optional[Dict], Dict]:
-    """Builds the model for the dataset's ``classes``; with ``-r`` its saved model arguments are the defaults and its
-    weights are loaded (a torchvision ViT file is converted and its ImageNet head cut to the classes).
-
-    Returns the model, its arguments, the full ImageNet head of the ``-r`` file (None for other files) and the flags
-    the ``-r`` file was made with (empty when it holds none).
-    """
+    """Builds the model for ``classes`` (with ``-r``: its model arguments as defaults, its weights loaded); returns it,
+    its arguments, the -r file's full ImageNet head (or None) and the flags the -r file was made with."""
     num_classes = len(classes)
     checkpoint = load_checkpoint(args.resume) if args.resume else {}
     saved = checkpoint.get("model_args", {})
@@ -182,10 +172,8 @@ def model_from_args(args, classes: List[str]) -> Tuple[Classifier, Dict[str, obj
 
 
 def validation_seed(args, made_with: Dict) -> int:
-    """The seed that carves the validation split: the one the ``-r`` model's own split was carved with, so that
-    selection scores images that model never trained on whatever class order ``--seed`` draws; ``--seed`` for a
-    model from elsewhere. (Carving with ``--seed`` let another seed's validation split hold the pre-training's
-    training images.) The value is stored as ``validation_seed`` in config.json and in every checkpoint."""
+    """The seed that carves the validation split: the ``-r`` model's own, so that selection never scores its training
+    images whatever ``--seed`` draws (``--seed`` leaked them); ``--seed`` for a model from elsewhere."""
     seed = made_with.get("validation_seed", made_with.get("seed"))
     if seed is None:
         return args.seed

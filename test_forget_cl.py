@@ -3,13 +3,10 @@
     python test_forget_cl.py --run_dir runs/quickstart/gs_lora runs/quickstart/gs_lora_pp
     python test_forget_cl.py --run_dir runs/compare/* --audit --audit_oracle runs/compare/retrain --audit_out DIR
 
-Each task's checkpoint is loaded into a model without LoRA (merged weights only), so nothing is applied twice.
-Every metric is recomputed from the checkpoints (before-values of task i from the checkpoint of task i-1, or the
-run's -r checkpoint for task 0) and compared with the run's results.json; cost columns come from results.json.
-Writes table.csv and table.md into each run folder (and the combined table with --table_dir). --audit audits every
-task's checkpoint (docs/audits.md), adds the audits to results.json (or to a copy under --audit_out), prints and
-writes the audit table (audit.md, audit.csv).
-"""
+Each checkpoint loads into a model without LoRA (merged weights). Every metric is recomputed (before-values from the
+previous task's checkpoint, or -r) and compared with results.json, which gives the cost columns. Writes table.csv and
+table.md per run (and --table_dir's combined table); --audit audits every task (docs/audits.md) into results.json (or a
+copy under --audit_out) and writes audit.md and audit.csv."""
 import argparse
 import functools
 import logging
@@ -51,10 +48,8 @@ def cached_data(root: Path, image_size: int, val_ratio: float, seed: int, data_m
 
 def counts_of(path: Path, data, model_args: Dict, device: torch.device, batch_size: int, bf16: bool,
               outside: Optional[OutsideClasses] = None):
-    """Per-class test counts of a checkpoint and its Acc_m on the outside classes (None without them).
-
-    A file without model arguments (the run's -r: an original face checkpoint, a torchvision ViT-B/16 file) is built
-    with the run's ``model_args`` and converted, its ImageNet head cut to the dataset's classes."""
+    """Per-class test counts of a checkpoint and its Acc_m on the outside classes (None without them); a file without
+    model arguments (the run's -r) is built with the run's ``model_args``."""
     model = model_from_file(path, data.test.classes, model_args).to(device)
     accuracy = outside_accuracy(model, outside, batch_size, device, bf16) if outside else None
     return evaluate(model, data.test, torch.arange(len(data.test)), batch_size, device, bf16), accuracy
@@ -121,9 +116,8 @@ def add_audits(run_dir: Path, name: str, results: Dict, device: torch.device, ar
 
 
 def lock_run_folders(run_dirs: List[Path], args) -> List[bool]:
-    """Takes the lock of every run folder this call writes into (its tables; its results.json with --audit and no
-    --audit_out), so that no run still writes it. Returns, per folder, whether it gets its own tables: a read-only
-    one does not when --table_dir holds them (and --audit_out the audits); else it is a one-line error."""
+    """Locks every run folder this call writes into. Returns, per folder, whether it gets its own tables: a read-only
+    one does not when --table_dir (and --audit_out) hold them; else it is a one-line error."""
     in_place = args.audit and not args.audit_out
     own_tables = []
     for run_dir in run_dirs:
@@ -134,8 +128,7 @@ def lock_run_folders(run_dirs: List[Path], args) -> List[bool]:
             raise UserError(f"cannot write the tables into {run_dir} ({reason}); pass --table_dir DIR (with --audit, "
                             f"also --audit_out DIR) to write them elsewhere")
         else:
-            log.warning("%s is not writable (%s): its table is only in --table_dir %s", run_dir, reason,
-                        args.table_dir)
+            log.warning("%s is not writable (%s): its table is only in --table_dir %s", run_dir, reason, args.table_dir)
         own_tables.append(reason is None)
     return own_tables
 

@@ -1,15 +1,12 @@
-"""Build the true oracle of a forgetting run's plan: per task, a model pre-trained from scratch with the -r model's
-own recipe on every class but those forgotten up to that task, so it never saw any of them.
+"""Build the true oracle of a forgetting run's plan: per task, a model pre-trained from scratch with the -r model's own
+recipe on every class but those forgotten up to that task, so it never saw any of them.
 
     python train_oracle.py --run_dir runs/compare/gs_lora                # -> runs/compare/oracle
     python test_forget_cl.py --run_dir runs/compare/* --audit --audit_oracle runs/compare/oracle
 
-The oracle folder is laid out as a forgetting run (results.json with the plan, task-level/Backbone_task_i.pth), so
-the tables show it as a row and the audits take it through --audit_oracle. Its before-values follow the continual
-rule (task 0's are the -r model's, task i's those of the oracle of task i-1), so its H is the score of never having
-seen the classes. The recipe (size, head, epochs, batch, learning rate, seed, validation split) is read from the -r
-checkpoint; selection is its validation rule. Each task is saved when it ends; --resume_run builds the rest.
-"""
+Laid out as a forgetting run, so tables show it as a row and --audit_oracle takes it. Its before-values follow the
+continual rule, so its H is the score of never having seen the classes. The recipe is read from the -r checkpoint; each
+task is saved when it ends and --resume_run builds the rest."""
 import argparse
 import logging
 from pathlib import Path

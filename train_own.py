@@ -3,11 +3,7 @@
     python train_own.py -d synthetic -n vit_face_small -e 30 -b 128 --lr 1e-3 --outdir runs/pretrain
     python train_own.py -d casia100 --eval_only -r runs/pretrain/best.pth
     python train_own.py -d synthetic -n vit_face_small ... --exclude_classes id_003,id_017   # never sees them
-    python train_own.py -w 0 --batch_size 2 --lora_rank 0 --model CKPT   # the original test/test_own.py line
-
-The original pre-training and test command lines run unchanged: --model CKPT is --eval_only -r CKPT, and the flags
-that change nothing here (--decay-epochs, --lora_pos ...) are accepted; config.py documents each.
-"""
+    python train_own.py -w 0 --batch_size 2 --lora_rank 0 --model CKPT   # the original test/test_own.py line"""
 from pathlib import Path
 from typing import Dict
 

@@ -2,8 +2,7 @@
 
     python train_own_forget_cl.py -d synthetic -r runs/pretrain/best.pth --num_of_first_cls 80 \
         --per_forget_cls 20 --num_tasks 4 --method gs_lora --cl_beta_list 0.2 0.25 0.25 0.2 ...
-    python train_own_forget_cl.py -d casia100 -r runs/pretrain/best.pth --plan plan.json ...   # tasks by name
-"""
+    python train_own_forget_cl.py -d casia100 -r runs/pretrain/best.pth --plan plan.json ...   # tasks by name"""
 from pathlib import Path
 from typing import List, Optional
 
@@ -20,8 +19,7 @@ from util.table import format_table
 
 
 def forgetting_args(single_step: bool = False, argv: Optional[List[str]] = None):
-    """The parsed flags; single-step is one task, and its original parser defaulted --big_alpha to 5e-4 (the
-    continual one to 1e-4)."""
+    """The parsed flags; single-step is one task and defaults --big_alpha to 5e-4 as its original parser did."""
     if single_step:
         return parse_args(__doc__.splitlines()[0], argv=argv, fixed={"num_tasks": 1}, defaults={"big_alpha": 5e-4})
     return parse_args(__doc__.splitlines()[0], argv=argv)

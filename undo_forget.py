@@ -4,12 +4,9 @@
     python undo_forget.py --run_dir runs/compare/gs_lora --task 1      # approximate: tasks 0, 2, 3 kept
     python undo_forget.py --run_dir runs/named --forget_class 0000045  # the task whose request named 0000045
 
-Writes a checkpoint like Backbone_task_N.pth (default RUN/undo/Backbone_without_task_T.pth) and, unless --no_eval,
-prints and writes next to it (the same name ending in .json) the test accuracy on every class set of the run for
-three models: the one from before task T, the run's final one and the undone one; and the weight distance from
-the undone model to every model the run saved. An existing checkpoint or report is refused before anything is
-written, never overwritten. ``train_own.py --eval_only -r FILE`` tests the file like any other.
-"""
+Writes a checkpoint like Backbone_task_N.pth (default RUN/undo/Backbone_without_task_T.pth) and, unless --no_eval, a
+report beside it (.json): the test accuracy on every class set of the models before task T, final and undone, and the
+weight distance from the undone model to every saved one. Existing files are refused, never overwritten."""
 import logging
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -51,11 +48,8 @@ def parse_undo_args(argv: Optional[List[str]] = None):
 
 
 def output_paths(run_dir: Path, task: int, out: Optional[str], report: bool) -> Tuple[Path, Optional[Path]]:
-    """The checkpoint to write and, with ``report``, the report beside it (the checkpoint's name ending in .json).
-
-    Both are checked before anything is written: a report would otherwise overwrite a file of the same name, such
-    as the run's own results.json for ``--out RUN/results.pth``, or the checkpoint itself for ``--out model.json``.
-    """
+    """The checkpoint to write and, with ``report``, the report beside it (.json), both checked before anything is
+    written: a report could overwrite the run's results.json (``--out RUN/results.pth``) or the checkpoint itself."""
     checkpoint = Path(out) if out else run_dir / "undo" / f"Backbone_without_task_{task}.pth"
     if checkpoint.suffix.lower() == ".json":
         raise UserError(f"--out {checkpoint}: a checkpoint's report is its name ending in .json, here the "

@@ -14,9 +14,9 @@ log = logging.getLogger(__name__)
 
 def audit_finished_run(run_dir: Path, results: Dict, data, tasks: List[Task], settings: RunSettings,
                        out_dir: Path) -> Path:
-    """Adds to every task entry of ``results`` an audit made with ``settings.audit`` (kept when the entry holds one
-    made with the same settings, else computed from the task's checkpoint in ``run_dir``) and the oracle's numbers,
-    then writes ``run_dir``'s results.json with them as ``out_dir/results.json``; returns ``out_dir``."""
+    """Adds the ``settings.audit`` audit (kept when made with the same settings, else computed from the task's
+    checkpoint) and the oracle's numbers to every task of ``results``, written as ``out_dir/results.json``; returns
+    ``out_dir``."""
     record = settings.audit.record(settings.seed)
     for entry in results["tasks"]:
         task = tasks[entry["task"]]
@@ -32,8 +32,7 @@ def audit_finished_run(run_dir: Path, results: Dict, data, tasks: List[Task], se
 
 
 def write_audits(run_dir: Path, results: Dict, out_dir: Path) -> None:
-    """Writes ``run_dir``'s results.json with the audits of ``results`` added and nothing else changed (a
-    re-evaluation's recomputed metrics stay out) as ``out_dir/results.json``."""
+    """Writes ``run_dir``'s results.json with only the audits of ``results`` added as ``out_dir/results.json``."""
     saved = read_json(run_dir / "results.json")
     for entry, audited in zip(saved["tasks"], results["tasks"]):
         entry["audit"] = audited["audit"]

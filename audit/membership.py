@@ -1,12 +1,10 @@
 """Membership inference on the forget set: does the model still treat the forgotten classes' training images as
 images it was trained on?
 
-Both attacks learn what "member" looks like on the retained classes, where the answer is known: their training
-images (members) against their test images (non-members). Applied to the forgotten classes' training images, the
-share they call "member" is the forget set's member rate. A model that never saw those classes (the oracle) shows
-what "forgotten" looks like; lower is more forgotten. Shokri et al. (2017) for the classifier, Yeom et al. (2018)
-for the loss threshold; the confidence feature is SalUn's and ℓ1-sparse's MIA (paper-results.md Sec. 3).
-"""
+Both attacks learn "member" on the retained classes (training images against test images) and report the share of
+the forgotten classes' training images they call member; lower is more forgotten, the oracle shows the target.
+Shokri et al. (2017) for the classifier, Yeom et al. (2018) for the loss threshold; the confidence feature is
+SalUn's and ℓ1-sparse's MIA (paper-results.md Sec. 3)."""
 from typing import Dict
 
 import numpy as np
@@ -18,13 +16,8 @@ from sklearn.preprocessing import StandardScaler
 
 
 def attack_features(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
-    """Per image: softmax confidence of the true class, softmax entropy (nats) and cross-entropy loss (nats).
-
-    Args:
-        logits: (N, C) plain logits. labels: (N,) true classes.
-    Returns:
-        (N, 3) float64 array [confidence, entropy, loss].
-    """
+    """Per image of (N, C) plain logits: [true-class softmax confidence, softmax entropy, CE loss] (nats), (N, 3)
+    float64."""
     log_p = F.log_softmax(logits.double(), dim=1)
     true = log_p.gather(1, labels.view(-1, 1)).squeeze(1)
     entropy = -(log_p.exp() * log_p).sum(1)
@@ -37,15 +30,10 @@ def balanced_accuracy(member_hits: np.ndarray, non_member_hits: np.ndarray) -> f
 
 
 def classifier_attack(members: np.ndarray, non_members: np.ndarray, targets: np.ndarray) -> Dict[str, float]:
-    """A logistic regression on standardised attack features, trained on members (1) against non-members (0) with
-    balanced class weights, applied to ``targets``.
+    """A logistic regression on standardised features, members (1) against non-members (0), balanced class weights.
 
-    Args:
-        members, non_members, targets: (N_*, F) feature arrays (``attack_features``).
-    Returns:
-        member_rate: percent of ``targets`` predicted member; attack_accuracy: its balanced accuracy (percent) on
-        the split it was trained on (50 = the features carry no membership signal).
-    """
+    Returns member_rate (percent of ``targets`` predicted member) and attack_accuracy (balanced, percent, on the split
+    it was trained on; 50 = no membership signal)."""
     x = np.concatenate([members, non_members])
     y = np.concatenate([np.ones(len(members)), np.zeros(len(non_members))])
     attack = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced")).fit(x, y)
@@ -54,11 +42,8 @@ def classifier_attack(members: np.ndarray, non_members: np.ndarray, targets: np.
 
 
 def loss_threshold(member_losses: np.ndarray, non_member_losses: np.ndarray) -> float:
-    """The threshold t of the rule "loss <= t is a member" with the best balanced accuracy on the given split.
-
-    Candidates are the midpoints between consecutive distinct losses of both sets, and one below and one above them
-    all; a tie goes to the smallest candidate.
-    """
+    """The threshold t of "loss <= t is a member" with the best balanced accuracy on the given split. Candidates: the
+    midpoints between consecutive distinct losses, one below and one above all; a tie goes to the smallest."""
     values = np.unique(np.concatenate([member_losses, non_member_losses]))
     candidates = np.concatenate([[values[0] - 1.0], (values[1:] + values[:-1]) / 2, [values[-1] + 1.0]])
     members, non_members = np.sort(member_losses), np.sort(non_member_losses)

@@ -1,17 +1,10 @@
 """The oracle of the audits: a model that never saw the forgotten classes, audited alike, and the gaps to it.
 
-Two kinds of folder serve as ``--audit_oracle``:
-
-* ``oracle`` (train_oracle.py): per task, a model pre-trained from scratch with the -r model's own recipe on every
-  class but those forgotten up to the task. It is the true reference: what a model that never learned the classes
-  scores on every audit, at the quality of the pre-trained model.
-* ``retrain``: a finished Retrain run of the same plan. At a small budget it is a weak model, so its low numbers also
-  reflect features that never became good.
-
-The gaps (audited minus oracle, per audit: MIA, kNN Acc_f, TAR_f, relearn at every k) say how much more the audited
-model holds than one that never saw the classes. The oracle's audit is read from its results.json when it was made
-with the same settings and subsets, and otherwise computed from its saved task checkpoint.
-"""
+``--audit_oracle`` takes an ``oracle`` folder (train_oracle.py: per task a model pre-trained with the -r model's recipe
+without the classes forgotten so far; the true reference) or a finished Retrain run of the same plan (weak at a small
+budget, so its low numbers also reflect poor features). The gaps (audited minus oracle: MIA, kNN Acc_f, TAR_f, relearn
+at every k) say how much more the audited model holds. The oracle's stored audit is reused when made with the same
+settings and subsets, else computed from its task checkpoint."""
 import logging
 from pathlib import Path
 from typing import Callable, Dict, Optional
@@ -37,8 +30,7 @@ GAPS = (("mia", ("membership", "classifier", "member_rate")), ("knn_acc_f", ("pr
 
 
 def check_oracle(results: Dict, oracle_dir: Path, config: Dict, task: Task) -> None:
-    """Refuses a folder that is no oracle, or one that used other data or subsets, or forgot other classes in
-    ``task``."""
+    """Refuses a folder that is no oracle, used other data or subsets, or forgot other classes in ``task``."""
     kind = results.get("method")
     if kind not in KINDS:
         raise UserError(f"--audit_oracle {oracle_dir} is a {kind} run; pass a folder made by train_oracle.py or a "
@@ -81,9 +73,8 @@ def difference(ours: Optional[float], theirs: Optional[float]) -> Optional[float
 
 
 def with_oracle(audit: Dict, oracle: Optional[Dict], oracle_dir: Path) -> Dict:
-    """``audit`` with the oracle's numbers under 'oracle' and the gaps under 'gap' (accuracy or rate points, ours
-    minus the oracle's: 'mia', 'knn_acc_f', 'tar_f', and per relearn budget {k: gap}); without an oracle, ``audit``
-    without either."""
+    """``audit`` with the oracle's numbers under 'oracle' and the gaps (points, ours minus the oracle's: 'mia',
+    'knn_acc_f', 'tar_f', and per relearn budget {k: gap}) under 'gap'; unchanged without an oracle."""
     plain = {k: v for k, v in audit.items() if k not in ("oracle", "gap")}
     if oracle is None:
         return plain

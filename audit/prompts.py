@@ -1,11 +1,8 @@
 """Learned input tokens for the prompt-only attacker (visual prompt tuning, Jia et al. 2022, its shallow variant).
 
-A few tokens are inserted after the class token, before the first block, while every weight of the model stays
-frozen. What such an attacker recovers was still in the weights (residual knowledge): it cannot teach the model
-anything new, unlike the whole-model attacker, whose recovery also measures how fast the model relearns.
-The tokens enter through a forward pre-hook on the first block, so every backbone with ``blocks`` (the Face
-Transformer, torchvision's and timm's ViTs) takes them and checkpoint keys stay as they are.
-"""
+A few tokens after the class token, every weight frozen: what this attacker recovers was still in the weights, as it
+cannot teach the model anything new. They enter through a forward pre-hook on the first block, so every backbone with
+``blocks`` takes them and checkpoint keys stay as they are."""
 import contextlib
 from typing import Optional
 

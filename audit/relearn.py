@@ -1,13 +1,9 @@
 """The relearn attack: how much of the forgotten classes' accuracy comes back after a little fine-tuning?
 
-A copy of the model is fine-tuned with cross-entropy on k training images of each forgotten class for a fixed number
-of AdamW steps, and Acc_f (plain convention, percent) is measured on the forgotten classes' test images. Two
-attacker budgets: the whole model (every weight, head included), and prompt-only (a few learned input tokens, every
-weight frozen; see prompts.py). Recovery far above the oracle's (a model that never learned the classes, attacked
-alike) means the knowledge was hidden, not removed.
-The attack is reproducible without touching the global random state: the copy runs in eval mode (no dropout),
-batches come from a seeded loader and the prompt tokens from a seeded generator.
-"""
+A copy of the model is fine-tuned with CE on k training images per forgotten class for a fixed number of AdamW steps,
+then Acc_f (plain, percent) is measured; two budgets: the whole model, and prompt-only (learned input tokens, weights
+frozen: prompts.py). Recovery far above the oracle's means the knowledge was hidden, not removed. Reproducible without
+the global random state: eval mode, a seeded loader and seeded prompt tokens."""
 import copy
 from typing import Dict, List
 
@@ -70,11 +66,8 @@ def attack(model: nn.Module, budget: str, data, shots: torch.Tensor, eval_idx: t
 
 def relearn_attacks(model: nn.Module, data, task: Task, eval_idx: torch.Tensor, settings: RunSettings
                     ) -> Dict[str, object]:
-    """Acc_f before any attack ('before') and after each budget's attack with each k ({budget: {str(k): Acc_f}}).
-
-    The k images of a class are drawn from its training images (validation split excluded) as the first k of one
-    seeded permutation, so smaller sets are inside larger ones; a class with fewer than k images gives all it has.
-    """
+    """Acc_f before any attack ('before') and after each budget's attack with each k ({budget: {str(k): Acc_f}}). A
+    class's k images are the first k of one seeded permutation of its training images (smaller sets inside larger)."""
     pool = subset_indices(data.train, task.forget, data.train_idx)
     result: Dict[str, object] = {"before": forget_accuracy(model, data, eval_idx, task, settings)}
     for budget in BUDGETS:

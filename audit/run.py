@@ -1,10 +1,7 @@
 """All audits of one model and task: what a task's entry of results.json holds under "audit".
 
-Called by the task loop after each task (``--audit``) with the task's final weights, and for finished runs
-(finished.py, ``test_forget_cl.py --audit``) with the task's saved checkpoint. Both audit a fresh model built from
-the merged weights, as the checkpoint holds them, so the two give the same numbers and the run's own model is never
-touched.
-"""
+Called after each task (``--audit``) with the final weights and for finished runs (finished.py) with the saved
+checkpoint; both audit a fresh model built from the merged weights, so they agree and the run's model is untouched."""
 import copy
 import json
 import logging
@@ -38,13 +35,9 @@ _CHECKPOINT_AUDITS: Dict[Tuple[str, int, str, int], Dict[str, object]] = {}
 
 
 def audit_sets(data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor, settings: RunSettings):
-    """The four sets an audit looks at, {name: (images, indices)}, each capped per class with its own generator.
-
-    members: retained classes' training images the model was trained on (the task's remain subset, which every
-    method and the Retrain oracle trained on; with --no_retain, the remain classes' training split, which
-    pre-training saw); non_members: retained classes' test images; forget_train: the task's forget subset;
-    forget_test: the forgotten classes' test images.
-    """
+    """The four sets an audit looks at, {name: (images, indices)}, each capped per class with its own generator: members
+    (the task's remain subset; with --no_retain the remain classes' training split, which pre-training saw), non_members
+    (retained classes' test images), forget_train (the forget subset), forget_test."""
     members = remain_idx if len(remain_idx) else subset_indices(data.train, task.remain, data.train_idx)
     pools = {"members": (data.train, members), "non_members": (data.test, subset_indices(data.test, task.remain)),
              "forget_train": (data.train, forget_idx),
@@ -56,8 +49,7 @@ def audit_sets(data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Ten
 
 def audit_model(model: nn.Module, data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor,
                 settings: RunSettings) -> Dict[str, object]:
-    """Membership inference, the embedding probe, verification and the relearn attacks of ``model`` (see each
-    module); accuracies and rates in percent."""
+    """Membership inference, the embedding probe, verification and the relearn attacks of ``model`` (percent)."""
     sets = audit_sets(data, task, remain_idx, forget_idx, settings)
     out = {name: model_outputs(model, images, idx, settings.test_batch_size, settings.device, settings.amp)
            for name, (images, idx) in sets.items()}
@@ -90,9 +82,8 @@ def audit_weights(state: Dict[str, torch.Tensor], model_args: Dict, data, task: 
 
 def audit_checkpoint(path: Path, data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor,
                      settings: RunSettings) -> Dict[str, object]:
-    """The audit of a saved task checkpoint, computed once per process for a file, task, settings and subsets
-    (members and forget images): an oracle shared by several audited runs, or audited itself in the same call,
-    costs one audit."""
+    """The audit of a saved task checkpoint, computed once per process for a file, task, settings and subsets: an oracle
+    shared by several audited runs costs one audit."""
     subsets = zlib.crc32(remain_idx.numpy().tobytes() + b"|" + forget_idx.numpy().tobytes())
     key = (str(Path(path).resolve()), task.index, json.dumps(settings.audit.record(settings.seed), sort_keys=True),
            subsets)

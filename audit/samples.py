@@ -1,8 +1,7 @@
 """The images an audit looks at, capped per class and drawn reproducibly, and the model's outputs on them.
 
 Capping every set at a few images per class keeps an audit at seconds on the CPU; each set has its own seeded
-generator, so an audit of the same model and task always looks at the same images.
-"""
+generator, so an audit of the same model and task always looks at the same images."""
 from typing import Tuple
 
 import torch
@@ -14,11 +13,8 @@ from util.device import autocast, in_eval_mode
 
 def per_class_sample(indices: torch.Tensor, targets: torch.Tensor, cap: int, generator: torch.Generator
                      ) -> torch.Tensor:
-    """Up to ``cap`` of ``indices`` per class, in class order, drawn with ``generator``.
-
-    Drawn as the first ``cap`` of one permutation per class, so the same generator seed gives nested sets for
-    growing caps (the relearn attack's k = 1 image is among its k = 5).
-    """
+    """Up to ``cap`` of ``indices`` per class, in class order: the first ``cap`` of one permutation per class, so
+    growing caps give nested sets (the relearn attack's k = 1 image is among its k = 5)."""
     labels = targets[indices]
     chosen = [indices[labels == c][torch.randperm(int((labels == c).sum()), generator=generator)[:cap]]
               for c in labels.unique().tolist()]

@@ -1,9 +1,5 @@
-"""The flags of ``--audit`` as one record: how many images, which attack budgets, which oracle run.
-
-Everything but the oracle's folder defines the numbers, so it is stored with every audit (``record``): an oracle's
-stored audit is reused only when its record is the same, and ``test_forget_cl.py --audit`` recomputes an audit
-only when its record differs.
-"""
+"""The flags of ``--audit`` as one record, stored with every audit (``record``, everything but the oracle's folder): an
+oracle's stored audit is reused, and ``test_forget_cl.py --audit`` skips an audit, only when the record matches."""
 from dataclasses import asdict, dataclass
 from typing import Dict, Optional, Tuple
 
@@ -15,18 +11,9 @@ PROBE_NEIGHBOURS = 5
 
 @dataclass(frozen=True)
 class AuditSettings:
-    """What the audits of a task do.
-
-    Args:
-        ks: relearn-attack sizes, images per forgotten class.
-        steps: optimizer steps of every relearn attack.
-        lr: AdamW learning rate of the whole-model attack.
-        prompt_lr: AdamW learning rate of the prompt-only attack.
-        prompts: learned tokens of the prompt-only attack.
-        images: cap of images per class in every set an audit looks at (members, non-members, forget set, pairs).
-        batch: images per relearn step.
-        oracle: run folder of a model trained without the forgotten classes (a Retrain run), or None.
-    """
+    """What the audits of a task do: relearn sizes ``ks`` (images per forgotten class), ``steps`` per attack, AdamW
+    ``lr`` of the whole-model and ``prompt_lr`` of the prompt-only attack (``prompts`` learned tokens), ``images`` per
+    class in every audited set, ``batch`` images per relearn step, and the ``oracle`` run folder (or None)."""
 
     ks: Tuple[int, ...] = (1, 5, 10, 25)
     steps: int = 10

@@ -1,16 +1,10 @@
 """Face verification: does the embedding still verify the people who asked to be forgotten?
 
-Every unordered pair of test images is scored by the cosine similarity of their embeddings: genuine pairs show one
-identity, impostor pairs two. The threshold is set on the impostor pairs so that a fraction FAR of them is
-accepted; TAR is the fraction of genuine pairs above it. Computed among the forgotten identities and, as the
-reference, among the retained ones: a low TAR on the forgotten identities means the embedding no longer tells them
-apart from each other.
-
-The threshold is numpy's linear quantile at 1 - FAR of the impostor scores: with n impostor pairs it lies between
-the sorted scores at positions floor((n - 1)(1 - FAR)) and the next, interpolated linearly. With fewer than 1/FAR
-impostor pairs it lies between the two highest impostor scores, so at most the highest impostor pair is accepted
-(an achieved FAR of up to 1/n, more than asked); the achieved FAR is reported next to the TAR.
-"""
+Every unordered pair of test images is scored by the cosine similarity of their embeddings (genuine: one identity,
+impostor: two). TAR is the fraction of genuine pairs above the threshold that accepts a fraction FAR of impostor pairs,
+among the forgotten identities and, as the reference, the retained ones. The threshold is numpy's linear quantile at 1 -
+FAR of the impostor scores; with fewer than 1/FAR impostor pairs the achieved FAR exceeds the one asked (up to 1/n), so
+it is reported next to the TAR."""
 from typing import Dict, Optional, Tuple
 
 import numpy as np

@@ -1,18 +1,12 @@
 """Dropout whose CPU masks cost a fifth of ``nn.Dropout``'s.
 
-On CPUs that are not Intel's, PyTorch draws a dropout mask with one serial Mersenne-Twister call per element
-(``bernoulli_``); in a training step of the Face Transformer that was 20 % of the time. Here each 64-bit draw gives
-four 16-bit uniforms, the mask is kept as booleans, and the same mask scales the gradient. Each element is dropped
-with probability round(p * 65536) / 65536 (within 8e-6 of p) and survivors are scaled by the inverse of the keep
-probability actually used, so the output stays unbiased. Masks come from PyTorch's default CPU generator, so
-``torch.manual_seed`` reproduces them, independently of the thread count. Other devices use ``F.dropout``.
-
-The mask is applied as one product of float tensors (``addcmul``: 0 + scale * x * mask), and ``add_dropped`` folds
-the residual connection that follows most dropouts of a Transformer into that same product (x + scale * y * mask).
-On these 2-core machines one elementwise pass over a (48 x 197 x 2048) activation costs 15-35 ms, about 0.3 % of a
-full fine-tuning step, and a dropout used to take four of them plus the addition. Both give the same floats as
-masking, scaling and adding one after another.
-"""
+On non-Intel CPUs PyTorch draws a mask with one serial Mersenne-Twister call per element (20 % of a Face Transformer
+step). Here each 64-bit draw gives four 16-bit uniforms and the boolean mask also scales the gradient. An element is
+dropped with probability round(p * 65536) / 65536 (within 8e-6 of p), survivors scaled by the inverse of that keep
+probability (unbiased). Masks come from the default CPU generator (``torch.manual_seed`` reproduces them at any thread
+count); other devices use ``F.dropout``. The mask is one float product (``addcmul``), and ``add_dropped`` folds the
+following residual into it (x + scale * y * mask): the same floats as separate passes, each of which costs 15-35 ms on a
+(48 x 197 x 2048) activation on these 2-core machines."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -34,9 +28,8 @@ def keep_mask(shape: torch.Size, p: float) -> torch.Tensor:
 
 
 def _masked_scale(x: torch.Tensor, mask: torch.Tensor, scale: float, base=None) -> torch.Tensor:
-    """base + scale * x * mask (base 0 when None). A product with a bool operand converts it to floats first and
-    ``where`` runs slower than a float product, so the mask becomes 0/1 numbers of x's dtype here, for this one
-    product; between the forward and the backward it stays boolean (1 byte per element)."""
+    """base + scale * x * mask (base 0 when None). The bool mask becomes 0/1 numbers of x's dtype for this one product
+    (a bool operand or ``where`` is slower); between forward and backward it stays boolean (1 byte per element)."""
     keep = mask.view(torch.uint8).to(x.dtype)
     return torch.addcmul(x.new_zeros(()) if base is None else base, x, keep, value=scale)
 

@@ -1,10 +1,8 @@
 """The Face Transformer (ViT-P8S8 of the GS-LoRA papers) and its named sizes.
 
-A pre-norm Vision Transformer with a learned class token, CLS pooling and a final LayerNorm whose output is the
-face embedding. Two details are kept from the original so that its released checkpoints load and behave the same:
-the attention scale is ``dim ** -0.5`` (model width, not head width) and the attention width is ``heads * dim_head``
-independently of the model width. The feed-forward network is timm's ``Mlp``; LoRA finds it by that type.
-"""
+A pre-norm ViT with a class token, CLS pooling and a final LayerNorm giving the face embedding. Kept from the
+original so that its checkpoints load and behave the same: the attention scale is ``dim ** -0.5`` (model width) and
+the attention width is ``heads * dim_head``. The FFN is timm's ``Mlp``; LoRA finds it by that type."""
 from typing import Dict, Optional
 
 import torch
@@ -21,11 +19,8 @@ from util.errors import UserError
 def attention(qkv: torch.Tensor, scale: float) -> torch.Tensor:
     """softmax(q k^T * scale) v for ``qkv`` (B, tokens, 3, heads, dim_head); returns (B, tokens, heads * dim_head).
 
-    PyTorch's fused CPU kernel is slow in bf16 for these 50-token sequences (4x slower than plain batched matrix
-    products in a training step, 1.4x in inference, at the reduced configuration of benchmarks/speed.py), so bf16 on
-    the CPU takes the plain products, with one copy into a (3, B * heads, tokens, dim_head) layout and the scale
-    folded into the first product. Everything else takes the fused kernel.
-    """
+    PyTorch's fused CPU kernel is slow in bf16 on these 50-token sequences (4x in a training step at the reduced size of
+    benchmarks/speed.py), so bf16 on the CPU takes plain batched products, the scale folded into the first."""
     b, n, _, heads, dim_head = qkv.shape
     if qkv.device.type == "cpu" and qkv.dtype == torch.bfloat16:
         q, k, v = qkv.permute(2, 0, 3, 1, 4).reshape(3, b * heads, n, dim_head).unbind(0)
@@ -38,8 +33,7 @@ def attention(qkv: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention without a qkv bias (as the original); its output dropout is applied by the block,
-    fused with the residual connection."""
+    """Multi-head self-attention without a qkv bias (as the original); the block applies its output dropout."""
 
     def __init__(self, dim: int, heads: int, dim_head: int):
         super().__init__()
@@ -59,9 +53,7 @@ class Attention(nn.Module):
 class Block(nn.Module):
     """x + Drop(Attn(LN(x))), then x + Drop(FFN(LN(x))); the FFN drops after its activation as well.
 
-    The two dropouts before the residual additions live here rather than at the end of the attention and of the
-    FFN, so that each is applied and added in one pass (``add_dropped``); the masks are drawn in the same order.
-    """
+    The two residual dropouts live here, applied and added in one pass (``add_dropped``); masks are drawn in order."""
 
     def __init__(self, dim: int, heads: int, dim_head: int, mlp_dim: int, dropout: float):
         super().__init__()
@@ -148,11 +140,8 @@ def is_original_checkpoint(state_dict: Dict[str, torch.Tensor]) -> bool:
 
 
 def convert_original_checkpoint(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Renames the original repository's keys (``transformer.layers.{i}.1.fn.fn.net.0`` ...) to ours.
-
-    Its LoRA factors are dropped: its checkpoints already hold merged weights, and loading the factors as well
-    would apply the low-rank update twice (bug 11 of the reference).
-    """
+    """Renames the original repository's keys (``transformer.layers.{i}.1.fn.fn.net.0`` ...) to ours, dropping its LoRA
+    factors: its checkpoints hold merged weights, and the factors would apply the update twice (reference bug 11)."""
     kept = {key.removeprefix("module."): value for key, value in state_dict.items() if "lora_" not in key}
     return rename_keys(kept, _ORIGINAL_KEYS)
 

@@ -1,10 +1,8 @@
 """timm Vision Transformers by name (``-n timm:vit_small_patch16_224``), weights from a local file.
 
-``timm.create_model`` builds the named architecture without its classifier; ``--pretrained_file PATH`` loads a local
-weight file through ``pretrained_cfg_overlay=dict(file=PATH)`` (nothing is downloaded; timm drops the file's
-classifier since the run has its own head). The wrapper exposes the parts every method uses (``blocks``, ``norm``,
-``tokens``, ``stem_parameters``); LoRA finds timm's ``Mlp`` in each block by type, one group per block.
-"""
+``timm.create_model`` builds the architecture without its classifier; ``--pretrained_file PATH`` loads through
+``pretrained_cfg_overlay=dict(file=PATH)`` (nothing is downloaded). The wrapper exposes ``blocks``, ``norm``, ``tokens``
+and ``stem_parameters``; LoRA finds timm's ``Mlp`` in each block by type."""
 from typing import List, Optional
 
 import torch
@@ -20,13 +18,8 @@ def is_timm_name(name: str) -> bool:
 
 
 class TimmViT(nn.Module):
-    """A timm ``VisionTransformer`` with a class token: images (B, 3, S, S) -> pooled embedding (B, dim).
-
-    Args:
-        name: timm model name (``vit_small_patch16_224``).
-        depth, image_size: override the named architecture's depth and input side (``None`` keeps them).
-        pretrained_file: local weight file in timm's layout, or None for a random initialisation.
-    """
+    """A timm ``VisionTransformer`` with a class token: images (B, 3, S, S) -> pooled embedding (B, dim). ``depth`` and
+    ``image_size`` override the named architecture's (``None`` keeps them); no ``pretrained_file``: random weights."""
 
     head_type = "softmax"
 

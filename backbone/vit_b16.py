@@ -1,13 +1,10 @@
 """torchvision's ViT-B/16 (Dosovitskiy et al., ICLR 2021) as a backbone: the ImageNet100 model of the GS-LoRA papers
 (Table 4), and a tiny model of the same architecture for tests.
 
-The blocks are torchvision's own ``EncoderBlock`` modules (pre-norm attention and MLP); this wrapper lays them out
-like the Face Transformer (``patch_embed``, ``cls_token``, ``pos_embedding``, ``blocks``, ``norm``, ``tokens``), so
-LoRA injection, the group lasso and every method find the same parts in both. The embedding is the class token
-after the encoder's final LayerNorm (768-d for ViT-B/16). Weights come from a local file in torchvision's layout
-(``vit_b_16-c867db91.pth``, IMAGENET1K_V1), converted by ``convert_torchvision_checkpoint``; nothing is downloaded.
-Inputs are ImageNet-normalised images (data/imagenet.py).
-"""
+torchvision's own ``EncoderBlock`` modules, laid out like the Face Transformer (``patch_embed``, ``cls_token``,
+``pos_embedding``, ``blocks``, ``norm``, ``tokens``) so that LoRA, the group lasso and every method find the same parts.
+The embedding is the class token after the final LayerNorm; weights come from a local torchvision file
+(``vit_b_16-c867db91.pth``), nothing is downloaded. Inputs are ImageNet-normalised (data/imagenet.py)."""
 import logging
 from typing import Dict, List, Optional
 
@@ -23,9 +20,8 @@ log = logging.getLogger(__name__)
 
 
 class TorchvisionViT(nn.Module):
-    """torchvision's VisionTransformer without its classifier: images (B, 3, S, S) -> class-token embedding (B, dim),
-    S a multiple of the patch size (a strided convolution). Its head is always the linear softmax head of its
-    weight file (``head_type``): plain CE, as the original."""
+    """torchvision's VisionTransformer without its classifier: images (B, 3, S, S) -> class-token embedding (B, dim).
+    Its head is always the linear softmax head of its weight file (``head_type``): plain CE, as the original."""
 
     head_type = "softmax"
 
@@ -79,11 +75,8 @@ def is_torchvision_checkpoint(state_dict: Dict[str, torch.Tensor]) -> bool:
 
 
 def convert_torchvision_checkpoint(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Renames a torchvision VisionTransformer state dict (``encoder.layers.encoder_layer_{i}.mlp.0`` ...) to ours.
-
-    The 1000-way classifier becomes ``head.weight``/``head.bias`` with all its rows; ``model.fit_head_rows`` cuts
-    it to the run's classes.
-    """
+    """Renames a torchvision VisionTransformer state dict (``encoder.layers.encoder_layer_{i}.mlp.0`` ...) to ours; the
+    1000-way classifier becomes ``head.weight``/``head.bias``, all rows kept."""
     return rename_keys(state_dict, _TORCHVISION_KEYS)
 
 

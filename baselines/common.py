@@ -1,8 +1,7 @@
 """What the full fine-tuning baselines share: which parameters train, their shared flags, wrong forget labels.
 
-Reference Sec. 1.7: the baselines train the whole backbone with the head frozen; ``--ffn_open`` (a misnomer kept
-from the original) also trains the head, ``--only_ffn`` trains only the feed-forward linears (and the head).
-"""
+Reference Sec. 1.7: the whole backbone trains, the head frozen; ``--ffn_open`` (a misnomer kept from the original)
+also trains the head, ``--only_ffn`` trains only the feed-forward linears (and the head)."""
 from typing import Dict, List, Tuple
 
 import torch
@@ -27,10 +26,8 @@ def add_shared_arguments(parser) -> None:
 class FineTuneMethod(Method):
     """A baseline that fine-tunes the backbone (all of it, or its FFN linears) and optionally the head.
 
-    Forget samples that need wrong labels get them from ``relabel``: uniform over the other classes of the
-    label space, from a generator seeded per task, so runs repeat exactly. (The original drew them in
-    [0, number of forget classes) and anew at every access: its bug 5.)
-    """
+    ``relabel`` draws wrong labels uniformly over the other classes, from a generator seeded per task. (The original
+    drew them in [0, number of forget classes) and anew at every access: its bug 5.)"""
 
     def __init__(self, model: nn.Module, train_head: bool = False, only_ffn: bool = False, seed: int = 1337):
         super().__init__(model)
@@ -48,8 +45,7 @@ class FineTuneMethod(Method):
     def trainable_parameters(self) -> List[nn.Parameter]:
         backbone = self.model.backbone
         if self.only_ffn:
-            params = [p for m in backbone.modules() if isinstance(m, FFN_TYPES)
-                      for p in m.parameters()]
+            params = [p for m in backbone.modules() if isinstance(m, FFN_TYPES) for p in m.parameters()]
         else:
             params = list(backbone.parameters())
         return params + (list(self.model.head.parameters()) if self.train_head or self.only_ffn else [])
@@ -63,12 +59,9 @@ class FineTuneMethod(Method):
 
 
 class TeacherMethod(FineTuneMethod):
-    """Wrong-label CE on forget data plus terms that keep the remain outputs near a frozen teacher's (the
-    pre-trained model, copied once and never refreshed): LwF, DER, DER++ and FDR.
-
-    An epoch is one pass over the forget data with remain batches cycled, as in the original's LwF, DER and FDR
-    (reference Sec. 3.5). A subclass gives its remain terms in ``teacher_terms``.
-    """
+    """Wrong-label CE on forget data plus ``teacher_terms`` that keep the remain outputs near a frozen teacher's (the
+    pre-trained model, never refreshed): LwF, DER, DER++, FDR. An epoch is one pass over the forget data with remain
+    batches cycled, as in the original (reference Sec. 3.5)."""
 
     no_retain_refusal = ("its teacher terms on remain images are all that guards the remembered classes; without "
                          "them it is plain wrong-label fine-tuning (l2 without --replay adds a pull to earlier "
@@ -100,15 +93,11 @@ class TeacherMethod(FineTuneMethod):
 
 
 def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Temperature-softened knowledge distillation, averaged over the batch.
+    """Temperature-softened knowledge distillation on (B, C) student and teacher logits, a scalar:
 
-    Args:
-        student_logits: (B, C) logits of the trained model.
-        teacher_logits: (B, C) logits of the frozen teacher on the same images.
-        temperature: T > 0; the T^2 factor keeps the gradient scale independent of T.
-    Returns:
-        T^2 * (1/B) sum_i sum_c p_ic [log p_ic - log q_ic], p = softmax(t/T), q = softmax(s/T); a scalar.
-    """
+        T^2 * (1/B) sum_i sum_c p_ic [log p_ic - log q_ic],  p = softmax(t/T), q = softmax(s/T)
+
+    (the T^2 factor keeps the gradient scale independent of T)."""
     return temperature ** 2 * F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
                                        F.log_softmax(teacher_logits / temperature, dim=1),
                                        reduction="batchmean", log_target=True)

@@ -1,12 +1,11 @@
 """DER (Buzzega et al., NeurIPS 2020) adapted to forgetting: wrong labels on forget data, embedding replay on remain.
 
-Per step (one forget batch x_f with wrong labels y~_f, one cycled remain batch x_r; reference Sec. 2.5)
+Per step (forget batch x_f with wrong labels y~_f, cycled remain batch x_r; reference Sec. 2.5)
 
     L = CE(z(x_f), y~_f) + lambda * ||e(x_r) - e_t(x_r)||_F^2
 
-where e is the embedding and e_t that of the frozen pre-trained model (never refreshed). As in the original, the
-squared Frobenius norm is summed over the whole batch, not averaged. DER++ (der_pp.py) extends this class.
-"""
+e: the embedding, e_t the frozen pre-trained model's; summed over the batch, not averaged, as in the original. DER++
+(der_pp.py) extends this class."""
 from typing import Dict
 
 import torch
@@ -17,14 +16,7 @@ from engine.method import METHODS
 
 
 def embedding_drift(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
-    """Squared Frobenius distance between two batches of embeddings, summed (not averaged).
-
-    Args:
-        student_emb: (B, D) embeddings of the trained model.
-        teacher_emb: (B, D) embeddings of the frozen teacher on the same images.
-    Returns:
-        sum_i sum_d (e_id - e_t,id)^2, a scalar.
-    """
+    """sum_i sum_d (e_id - e_t,id)^2 over (B, D) student and teacher embeddings: squared Frobenius distance, summed."""
     return (student_emb - teacher_emb).pow(2).sum()
 
 

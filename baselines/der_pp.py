@@ -2,8 +2,7 @@
 
     L = CE(z(x_f), y~_f) + lambda * ||e(x_r) - e_t(x_r)||_F^2 + lambda_plus * CE(z(x_r'), y_r')
 
-where x_r' is the remain batch drawn right after x_r from the same cycled remain loader.
-"""
+x_r': the remain batch drawn right after x_r from the same cycled loader."""
 from typing import Dict
 
 import torch
@@ -37,8 +36,7 @@ class DERPlusPlus(DER):
 
     @classmethod
     def from_args(cls, model: nn.Module, args) -> "DERPlusPlus":
-        return cls(model, drift_weight=args.DER_lambda, replay_weight=args.DER_plus_lambda,
-                   **cls.shared_kwargs(args))
+        return cls(model, drift_weight=args.DER_lambda, replay_weight=args.DER_plus_lambda, **cls.shared_kwargs(args))
 
     def batches(self, ctx: TaskContext, loaders):
         """DER's pairs; before each is yielded, the next remain batch is kept on the device for the replay term."""

@@ -2,9 +2,7 @@
 
     F_n = (1/nb) sum_b |b| (d CE_b / d theta_n)^2
 
-with CE_b the batch-mean cross-entropy of the margin logits against the true labels, over the remain subset of
-the task, in eval mode (the original's Hsu et al.-style estimate).
-"""
+CE_b: the batch-mean cross-entropy of the margin logits (true labels) on the task's remain subset, in eval mode."""
 from typing import List
 
 import torch

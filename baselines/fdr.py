@@ -1,11 +1,10 @@
 """FDR (Benjamin et al., ICLR 2019, function distance regularisation) adapted to forgetting (reference Sec. 2.5).
 
-Per step (one forget batch x_f with wrong labels y~_f, one cycled remain batch x_r of B images)
+Per step (forget batch x_f with wrong labels y~_f, cycled remain batch x_r of B images)
 
     L = CE(z(x_f), y~_f) + lambda * (1/B) sum_i ||z(x_r,i) - z_t(x_r,i)||_2
 
-with z_t the logits of the frozen pre-trained model (never refreshed); the per-sample L2 norm is not squared.
-"""
+z_t: the frozen pre-trained model's logits; the per-sample L2 norm is not squared."""
 from typing import Dict
 
 import torch
@@ -16,14 +15,7 @@ from engine.method import METHODS
 
 
 def logit_distance(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-    """Mean per-sample Euclidean distance between two batches of logits.
-
-    Args:
-        student_logits: (B, C) logits of the trained model.
-        teacher_logits: (B, C) logits of the frozen teacher on the same images.
-    Returns:
-        (1/B) sum_i sqrt(sum_c (s_ic - t_ic)^2), a scalar (its gradient at a zero row is zero).
-    """
+    """(1/B) sum_i sqrt(sum_c (s_ic - t_ic)^2) over (B, C) student and teacher logits (zero gradient at a zero row)."""
     return torch.linalg.vector_norm(student_logits - teacher_logits, ord=2, dim=1).mean()
 
 

@@ -1,13 +1,10 @@
 """L2: fine-tuning on wrong forget labels with a quadratic pull towards earlier weights (reference Sec. 2.5).
 
-Per step the method minimises
-
     CE(z(x), y~) + lambda * sum_t sum_n Omega_{t,n} (theta_n - theta*_{t,n})^2
 
-where x is the forget batch (wrong labels y~) and, with ``--replay``, also the remain batch (true labels); theta*_t
-are the weights at the start of task t and Omega_t their importance. L2 sets Omega = 1; EWC (Kirkpatrick et al.,
-PNAS 2017) and MAS (Aljundi et al., ECCV 2018) subclass it and only replace ``importance``.
-"""
+x: the forget batch (wrong labels y~), with ``--replay`` also the remain batch (true labels); theta*_t: the weights
+at the start of task t; Omega_t: their importance, 1 for L2. EWC (Kirkpatrick et al., PNAS 2017) and MAS (Aljundi
+et al., ECCV 2018) subclass it and only replace ``importance``."""
 from typing import Callable, Dict, Iterable, List
 
 import torch
@@ -22,15 +19,9 @@ Term = Dict[str, List[torch.Tensor]]
 
 
 def weighted_penalty(params: List[torch.Tensor], terms: List[Term]) -> torch.Tensor:
-    """sum_t sum_n Omega_{t,n} (theta_n - theta*_{t,n})^2, summed over every entry (not averaged).
+    """sum_t sum_n Omega_{t,n} (theta_n - theta*_{t,n})^2, summed over every entry (not averaged); zero without terms.
 
-    Args:
-        params: the trainable tensors theta, in a fixed order.
-        terms: one dict per term with 'anchor' (theta*_t) and 'importance' (Omega_t), lists of tensors shaped like
-            ``params``.
-    Returns:
-        A scalar; zero when there are no terms.
-    """
+    ``terms``: one dict per term, 'anchor' (theta*_t) and 'importance' (Omega_t), tensors shaped like ``params``."""
     total = params[0].new_zeros(())
     for term in terms:
         for p, anchor, weight in zip(params, term["anchor"], term["importance"]):
@@ -41,15 +32,10 @@ def weighted_penalty(params: List[torch.Tensor], terms: List[Term]) -> torch.Ten
 @in_eval_mode
 def gradient_importance(model: nn.Module, params: List[nn.Parameter], batches: Iterable, objective: Callable,
                         contribution: Callable, device: torch.device, autocast: Callable) -> List[torch.Tensor]:
-    """(1/nb) sum_b contribution(d objective_b / d theta, |b|), in eval mode.
+    """(1/nb) sum_b contribution(d objective_b / d theta, |b|), in eval mode, one detached tensor per parameter.
 
-    Args:
-        objective: maps (margin logits (B, C) float, labels (B,)) to the scalar to differentiate.
-        contribution: maps (a parameter's gradient, batch size) to that batch's share of the importance.
-        autocast: a no-argument callable returning the forward's autocast context.
-    Returns:
-        One importance tensor per parameter (detached, shaped like it).
-    """
+    ``objective`` maps (margin logits (B, C) float, labels (B,)) to a scalar; ``contribution`` maps (a parameter's
+    gradient, batch size) to that batch's share."""
     sums = [torch.zeros_like(p) for p in params]
     num_batches = 0
     for images, labels in batches:
@@ -106,11 +92,9 @@ class L2(FineTuneMethod):
     def begin_task(self, ctx: TaskContext) -> None:
         """Anchors a new term at the current weights, its importance measured on the task's remain subset.
 
-        The original measured the importance of every task after the first on the full remain training set, even
-        in few-shot mode (its bug 7); here it only sees the subset the method is given. With ``online`` there is
-        one term: anchored at the current weights, its importance the sum of every task's, as the original's
-        online mode (and online EWC with decay 1) accumulates it.
-        """
+        The original measured it on the full remain training set even in few-shot mode (its bug 7); here only on the
+        subset the method is given. ``online`` keeps one term, its importance the sum of every task's (as the original's
+        online mode and online EWC with decay 1)."""
         super().begin_task(ctx)
         params = self.trainable_parameters()
         self.terms = [{k: [t.to(ctx.device) for t in v] for k, v in term.items()} for term in self.terms]

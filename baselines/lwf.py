@@ -1,12 +1,9 @@
 """LwF (Li & Hoiem, ECCV 2016) adapted to forgetting: wrong labels on forget data, distillation on remain data.
 
-Per step (one forget batch x_f with wrong labels y~_f, one cycled remain batch x_r; reference Sec. 2.5)
-
     L = CE(z(x_f), y~_f) + lambda_kd * T^2 * KL(softmax(z_t(x_r)/T) || softmax(z(x_r)/T)) + lambda_r * CE(z(x_r), y_r)
 
-where z_t is the frozen pre-trained model (the teacher, never refreshed) and all logits are margin logits at the
-label the head is called with. The original's KD term was identically zero (its bug 3); here it is the real KL.
-"""
+x_f: a forget batch with wrong labels y~_f, x_r a cycled remain batch; z_t the frozen pre-trained teacher; margin logits
+throughout (reference Sec. 2.5). The original's KD term was identically zero (its bug 3); here it is the KL."""
 from typing import Dict
 
 import torch

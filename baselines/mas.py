@@ -2,8 +2,7 @@
 
     Omega_n = (1/nb) sum_b | d mean_{i,c}(z_{i,c}^2) / d theta_n |
 
-with z the margin logits (scale s included, true labels) of the task's remain subset, in eval mode.
-"""
+with z the margin logits (scale s included, true labels) of the task's remain subset, in eval mode."""
 from typing import List
 
 import torch
@@ -41,5 +40,4 @@ class MAS(L2):
     no_retain_refusal = "its output-sensitivity importance is measured on remain images (l2 runs without them)"
 
     def importance(self, ctx: TaskContext, params: List[nn.Parameter]) -> List[torch.Tensor]:
-        return mas_importance(self.model, params, ctx.loader(ctx.remain_idx, "importance"), ctx.device,
-                              self.autocast)
+        return mas_importance(self.model, params, ctx.loader(ctx.remain_idx, "importance"), ctx.device, self.autocast)

@@ -1,10 +1,7 @@
 """Retrain: the reference point of exact unlearning, a freshly initialised model trained on the remain data only.
 
-At each task the whole model (backbone and head) is re-initialised and trained with CE(z(x_r), y_r) on the task's
-remain training subset, like every other method's (reference Sec. 2.5). The re-initialisation happens when training
-starts, after the engine's before-evaluation: the original measured task 0's "before" accuracy on an untrained
-network, which made its H-mean meaningless (its bug 6).
-"""
+Each task re-initialises the whole model and trains CE(z(x_r), y_r) on the task's remain subset (reference Sec. 2.5),
+after the engine's before-evaluation: the original measured task 0's "before" on an untrained network (bug 6)."""
 from typing import Dict, List
 
 import torch

@@ -3,8 +3,7 @@
 Max step, forget batch (true labels): L = -KD(s(x_f), t(x_f)) + rho * sum_n ||theta_n - theta_swa,n||_F
 Min step, remain batch: L = gamma * CE(z(x_r), y_r) + alpha_s * KD(s(x_r), t(x_r)) + rho * sum_n ||...||_F
 KD distils the pre-trained teacher's margin logits at temperature T. A super-epoch has 10 inner epochs: 0-4 run a
-forget pass of max steps then a remain pass of min steps, 5-9 a remain pass only; ``-e`` is ignored.
-"""
+forget pass of max steps then a remain pass of min steps, 5-9 a remain pass only; ``-e`` is ignored."""
 from typing import Dict, Iterable, List, Optional
 
 import torch

@@ -1,21 +1,11 @@
-"""One script for the first minutes on a GPU: does the CUDA path work end to end, how fast is it, and what would
-Table 3's protocol cost on this GPU. Prints one summary and writes it to <outdir>/gpu_check.json.
+"""One script for the first minutes on a GPU: does the CUDA path work end to end, how fast is it, and what would Table
+3's protocol cost on this GPU. Prints one summary and writes it to <outdir>/gpu_check.json.
 
-Stages (each timed; a failing stage is reported and the next ones still run):
-  1. environment: torch, CUDA, the device; a model with its margin head moved to the device, a bf16-autocast forward
-     and backward, every parameter and gradient on the device;
-  2. pre-training: a few epochs of the papers' Face Transformer (112 px, CosFace) on real CASIA-100 (train_own.py);
-  3. forgetting: one GS-LoRA++ task of the 4-task protocol from that model (train_own_forget_cl.py), bf16;
-  4. the full-configuration benchmark (benchmarks/speed.py) in fp32 and in bf16: training steps, per-image ratio,
-     evaluation pass, peak memory, extrapolated hours of task 0 and of the whole protocol;
-  5. ViT-B/16 (ImageNet100's backbone) in bf16: steps, evaluation pass, the streamed data path.
+Stages, each timed (a failure is reported and the next still run): the environment, a short pre-training on CASIA-100 (a
+subset will do), one GS-LoRA++ task, benchmarks/speed.py in fp32 and bf16, and ViT-B/16 in bf16.
 
     bash scripts/gpu_check.sh --data_root DIR          # about 5 minutes on one H200
-    bash scripts/gpu_check.sh --dry-run                # the same stages at tiny sizes on the CPU (tested)
-
---data_root may hold a subset of CASIA-100 (every class, fewer images): the step and pass times do not depend on
-how many images there are, and the extrapolations use the original protocol's image counts.
-"""
+    bash scripts/gpu_check.sh --dry-run                # the same stages at tiny sizes on the CPU (tested)"""
 import argparse
 import json
 import shutil

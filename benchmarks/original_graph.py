@@ -1,14 +1,10 @@
-"""The original implementation's compute graph, restated from reference/original-behaviour.md (1.1, 2.3, 2.4), so
-that ``benchmarks/speed.py --side_by_side`` can time it and our code in one process, on the same batches.
+"""The original implementation's compute graph, restated from reference/original-behaviour.md (1.1, 2.3, 2.4), so that
+``benchmarks/speed.py --side_by_side`` can time it and our code in one process, on the same batches.
 
-Not the original's code, but its operations in its order: Residual(PreNorm(f)) blocks, attention as two einsums
-with a separate softmax, ``nn.Dropout`` after the embedding, the attention output, the GELU and the FFN,
-loralib-style LoRA on the FFN linears (x W^T + b + (x A^T) B^T * scaling) and a CosFace head built from a one-hot
-matrix. Its steps: GS-LoRA++ (two forward passes, the hinge, group-lasso and prototype terms of 2.4, AdamW on the
-LoRA factors) and full fine-tuning (L2: one pass over 48 images, the quadratic pull, AdamW on every backbone
-weight). Timing both codes in one process turns machine speed and load into a common factor, so their ratio
-carries over to other machines, which a comparison against figures measured elsewhere does not.
-"""
+Not the original's code, but its operations in its order: Residual(PreNorm(f)) blocks, einsum attention with a separate
+softmax, ``nn.Dropout``, loralib-style LoRA (x W^T + b + (x A^T) B^T * scaling) and a one-hot CosFace head; GS-LoRA++
+and full fine-tuning (L2) steps. Timing both in one process makes machine speed and load a common factor, so the ratio
+carries over to other machines."""
 from typing import Callable, List
 
 import torch

@@ -1,20 +1,15 @@
 """Speed benchmark against the original implementation's measured figures (reference/original-speed.md).
 
-On real CASIA-100 task-0 batches of the 4-task protocol (80 remain / 20 forget classes, 10 % subsets), at the
-'reduced' (56 px, width 256) and optionally the 'full' (112 px, width 512) configuration: a GS-LoRA++ step (48 + 48
-images), a full fine-tuning step (L2, 48 images), an evaluation pass over the 8,984 test images and the prototypes,
-then task 0 and Table 3's 4-task protocol under the original's settings, extrapolated as the reference does; printed
-as ratios against the original's figures. --side_by_side also times the original's compute graph
-(benchmarks/original_graph.py) on the same batches, alternating step by step with ours: ratios that do not depend on
-the machine or its load. 'tiny' (16 px) has no reference and checks the path in seconds; 'vit_b16' (ImageNet100's
-ViT-B/16, random weights) times its steps, evaluation pass and the streamed data path, which must outpace the step's
-images/s. Numbers depend on the machine, so quote ratios; every run writes its figures, the commit, torch and the
-machine to --json. docs/speed.md explains each figure.
+On real CASIA-100 task-0 batches of the 4-task protocol, at the 'reduced' (56 px, width 256) and 'full' (112 px,
+width 512) configurations: a GS-LoRA++ step, a full fine-tuning step, an evaluation pass and the prototypes, then
+task 0 and Table 3's protocol extrapolated as the reference does, as ratios against the original's figures.
+--side_by_side alternates step by step with the original's graph (benchmarks/original_graph.py), giving ratios
+that do not depend on the machine. 'tiny' checks the path in seconds; 'vit_b16' times ImageNet100's backbone and
+its streamed data. docs/speed.md explains each figure.
 
     python benchmarks/speed.py --configs reduced full --steps 5 --json runs/benchmarks/speed.json
     python benchmarks/speed.py --configs full --steps 5 --eval_images 960 --side_by_side
-    python benchmarks/speed.py --configs vit_b16 --precision bf16 --steps 5 --num_workers 8 --imagenet_root DIR
-"""
+    python benchmarks/speed.py --configs vit_b16 --precision bf16 --steps 5 --num_workers 8 --imagenet_root DIR"""
 import argparse
 import itertools
 import json
@@ -33,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import original_graph  # noqa: E402
 from config import parse_args  # noqa: E402
 from data.class_order import class_order  # noqa: E402
-from data.folders import BatchLoader, ImageTensors, load_image_folder, subset_indices  # noqa: E402
+from data.folders import BatchLoader, ImageTensors, cycle, load_image_folder, subset_indices  # noqa: E402
 from data.imagenet import stream_imagenet_split  # noqa: E402
 from data.subsets import ratio_subset  # noqa: E402
 from data.task_plan import plan_tasks  # noqa: E402
@@ -69,14 +64,13 @@ def seconds(fn, device: torch.device) -> float:
 
 
 def timed_steps(method, ctx, remain_loader, forget_loader, steps: int, device, reference=None) -> dict:
-    """Step times in seconds of ``method`` ('ours') and, when given, of ``reference`` (a function of the remain and
-    forget batches: the original's graph), after one warm-up round. Both take the same batches, in an order that
-    alternates between rounds, so that a slow moment of the machine is shared rather than charged to one of them."""
+    """Step times (s) of ``method`` and, when given, of ``reference`` (the original's graph) after one warm-up round, on
+    the same batches in alternating order, so that a slow moment of the machine is shared."""
     steppers = {"ours": lambda remain, forget, i: method.training_step(remain, forget, StepInfo(0, 0, i))}
     if reference is not None:
         steppers["original"] = lambda remain, forget, i: reference(remain, forget)
     times = {name: [] for name in steppers}
-    pairs = zip(iter_forever(remain_loader), iter_forever(forget_loader))
+    pairs = zip(cycle(remain_loader), cycle(forget_loader))
     for i, (remain, forget) in zip(range(steps + 1), pairs):
         remain, forget = ctx.to_device(remain), ctx.to_device(forget)
         for name in sorted(steppers, reverse=bool(i % 2)):
@@ -86,9 +80,8 @@ def timed_steps(method, ctx, remain_loader, forget_loader, steps: int, device, r
 
 def step_figures(key: str, method, ctx, loaders, steps: int, device, meter: CostMeter, images: int,
                  reference=None, begin_ctx=None) -> Tuple[dict, float]:
-    """Begins the task (timed: GS-LoRA++ computes its prototypes there), builds the optimizer and times the steps
-    of a method built since ``meter.start()``; ``reference`` builds the original graph's step to alternate with.
-    Returns the median step time, peak memory and images/s under ``key``, and the seconds of ``begin_task``."""
+    """Times ``begin_task`` (GS-LoRA++'s prototypes), then the steps of a method built since ``meter.start()``,
+    alternating with ``reference``'s; returns the median step time, peak memory and images/s under ``key``."""
     begun = seconds(lambda: method.begin_task(begin_ctx or ctx), device)
     method.build_optimizer(ctx)
     times = timed_steps(method, ctx, *loaders, steps, device, reference() if reference else None)
@@ -119,16 +112,10 @@ def original_graph_like(model) -> original_graph.FaceTransformer:
 
 
 def gemm_gflops(device: torch.device, dtype: torch.dtype, size: int = 1024, repeats: int = 20) -> float:
-    """Median throughput of a square matrix product: how fast this machine is right now, printed beside the
-    results so that a run on a busy machine shows as one."""
+    """Median throughput of a square matrix product, printed beside the results so that a busy machine shows."""
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     times = [seconds(lambda: a @ b, device) for _ in range(repeats + 1)]
     return 2 * size ** 3 / statistics.median(times[1:]) / 1e9
-
-
-def iter_forever(loader):
-    while True:
-        yield from loader
 
 
 def method_for(name: str, net: str, argv: list, model):
@@ -178,9 +165,8 @@ def bench(config: str, root: Path, device: torch.device, steps: int, eval_images
 
 
 def protocol_hours(result: dict, remain_classes) -> float:
-    """Hours of the tasks with these remain-class counts under the original's settings: 100 epochs of
-    ceil(remain images / 48) GS-LoRA++ steps, an evaluation pass every 100 steps and the prototypes, per task. The
-    remain images are task 0's 2,797 scaled by the remain classes (the classes hold about as many images each)."""
+    """Hours of tasks with these remain-class counts under the original's settings: 100 epochs of ceil(images / 48)
+    steps, an evaluation every 100 steps and the prototypes per task (images: task 0's 2,797 scaled by class)."""
     total = 0.0
     for classes in remain_classes:
         steps = EPOCHS * -(-round(REMAIN_IMAGES * classes / 80) // 48)
@@ -209,8 +195,7 @@ def loader_images_per_s(train, batch: int, batches: int) -> float:
 
 
 def bench_vit_b16(root, device: torch.device, steps: int, amp: bool, batch: int, workers: int) -> dict:
-    """GS-LoRA++ and full fine-tuning steps of ViT-B/16 on random images, its evaluation pass and the streamed data
-    path."""
+    """ViT-B/16's GS-LoRA++ and fine-tuning steps on random images, its evaluation pass and the streamed data path."""
     train = streamed_train(root, workers)
     out = {"config": "vit_b16", "device": str(device), "bf16": amp, "batch": batch, "workers": workers,
            "loader_img_per_s": loader_images_per_s(train, batch, max(1, min(8, len(train) // batch - 1)))}
@@ -320,8 +305,7 @@ def main() -> None:
 
 
 def provenance(args) -> dict:
-    """What a figure came from: the command, the commit (with '+dirty' for uncommitted changes), torch, the
-    machine."""
+    """What a figure came from: the command, the commit ('+dirty' for uncommitted changes), torch, the machine."""
     root = Path(__file__).resolve().parents[1]
 
     def git(*cmd):

@@ -2,5 +2,4 @@
 from data.datasets import DATA_MODES, RunData, build_data, dataset_classes, resolve_root, without_classes
 from data.folders import class_folders
 
-__all__ = ["DATA_MODES", "RunData", "build_data", "class_folders", "dataset_classes", "resolve_root",
-           "without_classes"]
+__all__ = ["DATA_MODES", "RunData", "build_data", "class_folders", "dataset_classes", "resolve_root", "without_classes"]

@@ -1,7 +1,6 @@
 """Classes named by their folder names, as users name them ("forget 0000045 and 0000099"), checked against a dataset.
 
-An unknown name is a one-line error that lists the closest names, so a typo is caught before anything is trained.
-"""
+An unknown name is a one-line error that lists the closest names, so a typo is caught before anything is trained."""
 import difflib
 from typing import Iterable, List
 
@@ -14,8 +13,7 @@ def split_names(values: Iterable[str]) -> List[str]:
 
 
 def class_indices(names: Iterable[str], classes: List[str], flag: str) -> List[int]:
-    """The label (folder position) of every name in ``names``; a name that is not a class folder, or one named
-    twice, is a UserError naming ``flag``."""
+    """The label (folder position) of each of ``names``; an unknown or repeated name is a UserError naming ``flag``."""
     position = {name: i for i, name in enumerate(classes)}
     names = list(names)
     for name in names:

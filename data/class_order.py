@@ -1,9 +1,6 @@
-"""The seeded class order that decides which classes each task forgets (reference Sec. 3.2).
-
-Forgetting removes classes from the end of the order backwards. Seed 1337 reproduces the original's order,
-which starts 83, 17, 10, 9, 89, ...: it is Python's ``random.shuffle`` of ``range(num_classes)`` after
-``random.seed(seed)``, done here with a private ``random.Random`` so no global state is touched.
-"""
+"""The seeded class order that decides which classes each task forgets (reference Sec. 3.2); tasks take classes from its
+end backwards. Seed 1337 reproduces the original's order (83, 17, 10, 9, 89, ...): ``random.shuffle`` of
+``range(num_classes)`` after ``random.seed(seed)``, on a private ``random.Random`` (no global state touched)."""
 import random
 from typing import List
 

@@ -1,9 +1,6 @@
-"""One entry point for the data of a run: decoded train/test images and the train/validation split.
-
-Modes: ``casia100`` (the papers' 100 CASIA-WebFace identities), ``imagefolder`` (any ``train/`` + ``test/`` tree
-under ``--data_root``), ``synthetic`` (built-in synthetic faces, generated once into ``--cache_dir``), all decoded
-into memory, and ``imagenet100`` (``train/`` + ``test/`` trees of wnid folders, streamed from disk).
-"""
+"""One entry point for the data of a run: decoded train/test images and the train/validation split. Modes: ``casia100``
+(the papers' 100 CASIA-WebFace identities), ``imagefolder`` (any ``train/`` + ``test/`` tree), ``synthetic`` (generated
+once into ``--cache_dir``), all in memory, and ``imagenet100`` (wnid folders, streamed)."""
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +34,7 @@ class RunData:
 
 
 def resolve_root(data_mode: str, data_root: str, cache_dir: str, seed: int) -> Path:
-    """The dataset folder of a mode; the synthetic faces are generated on first use (a --cache_dir that cannot hold
-    them is a UserError)."""
+    """The dataset folder of a mode; synthetic faces are generated on first use (an unusable --cache_dir: UserError)."""
     if data_mode == "synthetic":
         from data.synthetic_faces import ensure_synthetic_faces
         try:
@@ -59,11 +55,8 @@ def dataset_classes(data_mode: str, root: Path) -> List[str]:
 
 def build_data(root: Path, image_size: int, val_ratio: float = 0.1, seed: int = 1337, workers: int = 4,
                data_mode: str = "imagefolder") -> RunData:
-    """Both splits at ``image_size`` and a per-class validation split carved from the training images.
-
-    Streamed modes list the files and decode them in ``workers`` processes at every pass; the others decode every
-    image once now, in ``workers`` threads (PIL releases the GIL while decoding).
-    """
+    """Both splits at ``image_size`` and a per-class validation split carved from the training images. Streamed modes
+    decode in ``workers`` processes at every pass; the others decode once now in ``workers`` threads."""
     dataset_classes(data_mode, root)
     if data_mode in STREAMED_MODES:
         train, test = (stream_imagenet_split(root, split, image_size, workers) for split in ("train", "test"))
@@ -74,8 +67,7 @@ def build_data(root: Path, image_size: int, val_ratio: float = 0.1, seed: int = 
 
 
 def without_classes(data: RunData, classes: Iterable[int]) -> RunData:
-    """``data`` with no training or validation image of ``classes``: what a model that must never see them trains
-    and selects on. The test split stays whole, so accuracy on those classes is still measured."""
+    """``data`` without training or validation images of ``classes`` (the test split stays whole, to measure them)."""
     dropped = torch.tensor(sorted(set(classes)), dtype=torch.long)
 
     def kept(idx: torch.Tensor) -> torch.Tensor:

@@ -1,12 +1,8 @@
 """Image folders, decoded once into memory or streamed from disk, and a batch loader over index sets.
 
-Face pipelines use ``ToTensor`` only (no augmentation), so each image can be decoded and resized once and kept as
-uint8: an epoch then costs no JPEG decoding, and every subset (task split, data ratio, few-shot, validation) is just
-a tensor of indices into one dataset. CASIA-100 at 112 px takes 1.3 GB this way. ImageNet100 would take 19 GB, so
-``StreamedImages`` reads its files in worker processes instead. Both kinds expose ``targets``, ``classes`` and
-``batches(index_chunks)``; ``BatchLoader`` draws the index chunks the same way for both, so the engine never asks
-which kind it iterates.
-"""
+Face pipelines use ``ToTensor`` only, so each image is decoded once and kept as uint8 (CASIA-100 at 112 px: 1.3 GB)
+and every subset is a tensor of indices; ImageNet100 (19 GB) is streamed by worker processes instead. Both kinds
+expose ``targets``, ``classes`` and ``batches(index_chunks)``, so the engine never asks which kind it iterates."""
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -59,10 +55,8 @@ class _FileDataset(torch.utils.data.Dataset):
 
 @dataclass
 class StreamedImages:
-    """Image files read from disk at every pass: ``transform`` maps a PIL image to a float tensor (3, S, S).
-
-    ``workers`` processes decode the batches (0: in the calling process). Same interface as ``ImageTensors``.
-    """
+    """Image files read from disk at every pass by ``workers`` processes (0: the calling process); ``transform`` maps a
+    PIL image to a float tensor (3, S, S). Same interface as ``ImageTensors``."""
 
     files: List[Path]
     targets: torch.Tensor
@@ -98,9 +92,7 @@ def _visible(path: Path) -> bool:
 
 
 def _resolvable(path: Path) -> Path:
-    """``path``, unless it is a symlink loop or points to nothing: then a UserError naming it. Such an entry is
-    neither a folder nor a file, so the listing of class folders would drop it, and a class with it, silently. (An
-    image file that is a broken link fails to decode, which already names it.)"""
+    """``path``, unless a symlink loop or dangling link (UserError): listing would silently drop it and its class."""
     if path.is_symlink() and not path.exists():
         raise UserError(f"{path} is a symlink loop or points to nothing: fix or remove the link")
     return path
@@ -120,9 +112,7 @@ def _image_files(class_dir: Path) -> List[Path]:
 def _list_images(root: Path, split: str) -> Tuple[List[str], List[Tuple[Path, int]]]:
     """The class names and (file, label) pairs of ``root/split``, listed without decoding anything.
 
-    Raises UserError when the split is missing, holds no images, or has a class folder without images (such a class
-    could be neither learned nor measured, and would only show up later as an empty subset).
-    """
+    A missing split, no images, or a class folder without images (neither learnable nor measurable) is a UserError."""
     split_dir = Path(root) / split
     if not split_dir.is_dir():
         raise UserError(f"dataset folder {split_dir} not found; {_layout(root)}")
@@ -139,12 +129,8 @@ def _list_images(root: Path, split: str) -> Tuple[List[str], List[Tuple[Path, in
 
 
 def _open_rgb(path: Path) -> Image.Image:
-    """The decoded RGB image of one file.
-
-    A file that cannot be decoded stops the run (UserError naming it) instead of being skipped: skipping would
-    silently change the data. The message carries the path because this runs in a worker, where PIL's own
-    error ("image file is truncated") would not say which file.
-    """
+    """The decoded RGB image of one file; a file that cannot be decoded stops the run (skipping would silently change
+    the data), named in the message because PIL's own error in a worker would not say which file."""
     try:
         with Image.open(path) as img:
             img.load()  # PIL reads lazily: a truncated JPEG opens fine and only fails on the pixel data
@@ -156,9 +142,8 @@ def _open_rgb(path: Path) -> Image.Image:
 
 
 def _to_rgb(img: Image.Image, path: Path) -> Image.Image:
-    """An 8-bit RGB copy of ``img``. 16-bit samples are scaled to the nearest 8-bit value (v / 257, rounded: 0 -> 0,
-    65535 -> 255), as an 8-bit export of the same picture would hold; a mode of no fixed range (32-bit float) is
-    refused rather than guessed."""
+    """An 8-bit RGB copy of ``img``: 16-bit samples become round(v / 257) (0 -> 0, 65535 -> 255), as an 8-bit export
+    holds; a mode of no fixed range (32-bit float) is refused rather than guessed."""
     if img.mode in SIXTEEN_BIT_MODES:
         values = np.asarray(img, dtype=np.int64)
         if values.size and (values.min() < 0 or values.max() > 65535):
@@ -178,11 +163,7 @@ def _decode(path: Path, size: int) -> np.ndarray:
 
 
 def load_image_folder(root: Path, split: str, image_size: int, workers: int = 4) -> ImageTensors:
-    """Decodes ``root/split/<class>/<image>`` into memory at ``image_size`` x ``image_size``.
-
-    Raises UserError naming the expected layout when the folder is missing or holds no images, and naming the
-    folder or file when a class folder is empty or an image cannot be decoded.
-    """
+    """Decodes ``root/split/<class>/<image>`` into memory at ``image_size`` x ``image_size``; bad input: UserError."""
     classes, samples = _list_images(root, split)
     log.info("decoding %d images of %s at %d px", len(samples), Path(root) / split, image_size)
     # On a decode error, map's iterator cancels the images not yet started, so the error shows without delay.
@@ -202,11 +183,7 @@ def stream_image_folder(root: Path, split: str, transform: Callable, workers: in
 
 
 def class_folders(root: Path) -> List[str]:
-    """The class folder names of ``root/train``, checked against ``root/test`` before anything is decoded.
-
-    Labels are folder positions, so both splits must hold the same class folders, each with images; listing both
-    splits first reports a mistake in ``test`` before minutes of decoding ``train``.
-    """
+    """The class folders of ``root/train``, checked against ``root/test`` (labels are positions) before any decoding."""
     names = {split: _list_images(root, split)[0] for split in ("train", "test")}
     if names["train"] != names["test"]:
         only_train = sorted(set(names["train"]) - set(names["test"]))[:5]
@@ -219,13 +196,9 @@ def class_folders(root: Path) -> List[str]:
 class BatchLoader:
     """Iterates (images, labels) batches over ``indices`` of an ``ImageTensors`` or ``StreamedImages``.
 
-    Shuffling uses a generator seeded from (seed, tag) and the pass number, so runs are reproducible and each
-    pass is a new permutation.
-
-    ``shard`` = (rank, world size) makes it the loader of one process of a torchrun launch: every process draws the
-    same global batches of ``batch_size`` and keeps its part of each (parts differ by at most one image), so the
-    processes together see what one process sees. A last batch smaller than the world size is left out.
-    """
+    Shuffling uses a generator seeded from (seed, tag, pass number): reproducible, a new permutation each pass.
+    ``shard`` = (rank, world size): every torchrun process draws the same global batches and keeps its part of each
+    (parts differ by at most one image); a last batch smaller than the world size is left out."""
 
     def __init__(self, data: Images, indices: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0,
                  tag: str = "", drop_last: bool = False, shard: Tuple[int, int] = (0, 1)):
@@ -234,14 +207,8 @@ class BatchLoader:
         if shard[1] > min(batch_size, len(indices)):
             raise UserError(f"'{tag}' has batches of {min(batch_size, len(indices))} image(s), too few to share "
                             f"among {shard[1]} processes: raise --batch_size or the subset, or start fewer processes")
-        self.data = data
-        self.indices = indices
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.tag = tag
-        self.drop_last = drop_last
-        self.shard = shard
+        self.data, self.indices, self.batch_size, self.shuffle = data, indices, batch_size, shuffle
+        self.seed, self.tag, self.drop_last, self.shard = seed, tag, drop_last, shard
         self.passes = 0
 
     def __len__(self) -> int:

@@ -1,14 +1,11 @@
 """A generated stand-in for ImageNet100 and the ViT-B/16 weight file, for tests and the scripts' smoke mode.
 
-Writes small JPEG trees whose folders are real ImageNet wnids (so the wnid checks, head surgery and missing-class
-evaluation run as on the real data) and a randomly initialised torchvision ``VisionTransformer`` at test size,
-saved in torchvision's layout with a 1000-way head, as ``vit_b_16-c867db91.pth`` is:
+Small JPEG trees whose folders are real ImageNet wnids (the wnid checks, head surgery and missing-class evaluation run
+as on the real data) and a random torchvision ``VisionTransformer`` at test size with a 1000-way head, saved as
+``vit_b_16-c867db91.pth`` is. Not imported by a run; images depend only on the arguments:
 
     python -m data.generated_imagenet OUT [--classes 10 --outside 3]
-    # OUT/imagenet100/{train,test}/<wnid>/*.JPEG, OUT/imagenet900/<wnid>/*.JPEG, OUT/vit_tv_tiny_torchvision.pth
-
-Nothing here is imported by a run; images depend only on the arguments.
-"""
+    # OUT/imagenet100/{train,test}/<wnid>/*.JPEG, OUT/imagenet900/<wnid>/*.JPEG, OUT/vit_tv_tiny_torchvision.pth"""
 import argparse
 import zlib
 from pathlib import Path
@@ -30,13 +27,8 @@ def spread_wnids(count: int, offset: int = 0) -> List[str]:
 
 def write_wnid_tree(root: Path, wnids: List[str], counts: Dict[str, int], seed: int = 0,
                     size: Tuple[int, int] = (40, 36)) -> Path:
-    """JPEGs of ``size`` (width, height; not square, so Resize and CenterCrop both act): a colour per wnid plus
-    noise.
-
-    Args:
-        root: folder to write into; ``counts`` maps a split folder name ('train', 'test', or '' for the root
-            itself) to the images per class. ``size`` (500, 375) is a typical ImageNet photo, for timing decoding.
-    """
+    """JPEGs of ``size`` (width, height; not square, so Resize and CenterCrop both act): a colour per wnid plus noise.
+    ``counts`` maps a split folder ('train', 'test', '' for ``root``) to images per class."""
     rng = np.random.default_rng(seed)
     colours = {wnid: np.random.default_rng(zlib.crc32(wnid.encode())).random(3) for wnid in wnids}
     for split, count in counts.items():

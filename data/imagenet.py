@@ -1,11 +1,8 @@
 """ImageNet100 (the GS-LoRA papers' Table 4): wnid class folders, ImageNet rows and the ImageNet transform.
 
-ImageNet's 1000-class index order is the sorted order of its wnids, so a class folder named by its wnid finds its
-row of a 1000-way classifier without a list file; timm ships the 1000 wnids in index order
-(``timm.data.ImageNetInfo``). Images are streamed from disk (126k JPEGs at 224 px would take 19 GB as uint8) through
-``Resize(256) -> CenterCrop(224) -> ToTensor -> Normalize(ImageNet mean, std)``, for training and testing alike
-(reference Sec. 3.6), scaled with the model's input side.
-"""
+ImageNet's class index order is the sorted order of its wnids (timm's ``ImageNetInfo``), so a wnid folder finds its row
+of a 1000-way classifier. Images are streamed (19 GB as uint8) through Resize(256) -> CenterCrop(224) -> ToTensor ->
+Normalize, for training and testing alike (reference Sec. 3.6), scaled with the model's input side."""
 import functools
 from pathlib import Path
 from typing import List

@@ -1,8 +1,7 @@
 """Which training images a run may use: the validation split, data-ratio subsets and few-shot subsets.
 
 Every draw uses its own ``torch.Generator`` seeded from the run seed and a purpose tag, so subsets do not depend
-on how many random numbers model construction consumed (the original's subsets did).
-"""
+on how many random numbers model construction consumed (the original's subsets did)."""
 import zlib
 from typing import Tuple
 

@@ -1,15 +1,9 @@
 """Built-in synthetic face identities, generated deterministically from a seed.
 
-The quick start must run on a fresh machine without downloading a face data set, so this module draws cartoon-like
-frontal faces with numpy: each identity has fixed parameters (face shape, skin tone, hair, eyes, brows, nose, mouth,
-ears, beard, glasses, mole) and every image varies them by pose, yaw, expression, lighting, background clutter,
-occasional occlusion, blur and noise. The ``variation`` knob scales all of that within-identity variation, so the
-difficulty can be tuned. The images are written once into a cache folder in ImageFolder layout
-(``<root>/train/id_000/000.png``, ``<root>/test/...``, and ``<root>/meta.json``, the generation parameters, written
-last); a folder whose ``meta.json`` is missing or different is regenerated. Pixels depend only on the arguments (and
-the numpy version's random streams), never on a global RNG; per-pixel maths uses only IEEE arithmetic and sqrt, so
-they match across machines (tests/test_synthetic_faces.py pins the quick start's).
-"""
+Cartoon-like frontal faces drawn with numpy, so the quick start needs no download: each identity has fixed
+parameters and every image varies them (pose, expression, lighting, clutter, occlusion, blur, noise), scaled by
+``variation``. Written once into a cache folder in ImageFolder layout; ``meta.json``, written last, marks it complete.
+Pixels depend only on the arguments (IEEE arithmetic and sqrt), so they match across machines."""
 
 from __future__ import annotations
 
@@ -44,11 +38,7 @@ Colour = tuple[float, float, float]
 
 @dataclass(frozen=True)
 class IdentityParams:
-    """Fixed appearance of one identity.
-
-    Lengths are in face units centred on the face (the image spans about +-0.87 of them);
-    colours are RGB in [0, 1].
-    """
+    """Fixed appearance of one identity: lengths in face units (the image spans about +-0.87), colours RGB in [0, 1]."""
 
     face_width: float
     face_height: float
@@ -161,8 +151,7 @@ def _paint(img: np.ndarray, alpha: np.ndarray, colour: Colour | np.ndarray) -> N
     img += alpha * (np.asarray(colour, dtype=img.dtype)[:, None, None] - img)
 
 
-def _background(rng: np.random.Generator, x: np.ndarray, y: np.ndarray,
-                variation: float) -> np.ndarray:
+def _background(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, variation: float) -> np.ndarray:
     """A channel-first random two-colour gradient with a few soft clutter shapes."""
     c0, c1 = rng.uniform(0.1, 0.9, (2, 3, 1, 1)).astype(np.float32)
     angle = rng.uniform(0.0, 2.0 * math.pi)
@@ -197,10 +186,8 @@ def _draw_head(img: np.ndarray, ident: IdentityParams, view: SimpleNamespace, rn
     if not ident.bald and ident.hair_length > 0.3:
         top, bottom = -fh - ident.hair_volume, fh * (0.1 + 1.1 * ident.hair_length)
         axes = (fw + ident.hair_volume + 0.06, (bottom - top) / 2)
-        _paint(img, _coverage(_ellipse_dist(u, v, (0.0, (top + bottom) / 2), axes), aa),
-               ident.hair_colour)
-    _paint(img, _coverage(_ellipse_dist(u, v, (0.0, fh + 0.65), (0.95, 0.45)), aa),
-           rng.uniform(0.05, 0.95, 3))
+        _paint(img, _coverage(_ellipse_dist(u, v, (0.0, (top + bottom) / 2), axes), aa), ident.hair_colour)
+    _paint(img, _coverage(_ellipse_dist(u, v, (0.0, fh + 0.65), (0.95, 0.45)), aa), rng.uniform(0.05, 0.95, 3))
     neck = np.maximum(np.abs(u) - 0.55 * fw, 0.4 * fh - v)
     _paint(img, _coverage(neck, aa), skin * 0.85)
     for side in (-1.0, 1.0):
@@ -232,8 +219,7 @@ def _draw_eyes(img: np.ndarray, ident: IdentityParams, view: SimpleNamespace,
         _paint(img, pupil, (0.03, 0.03, 0.03))
         _paint(img, _coverage(np.abs(eye_dist) - 0.25 * aa, aa) * 0.8, np.array(ident.skin) * 0.3)
         brow_centre = (centre[0], centre[1] - h - 0.035 - ident.brow_thickness - view.brow_raise)
-        brow = _ellipse_dist(u, v, brow_centre, (1.3 * w, ident.brow_thickness),
-                             side * ident.brow_angle)
+        brow = _ellipse_dist(u, v, brow_centre, (1.3 * w, ident.brow_thickness), side * ident.brow_angle)
         _paint(img, _coverage(brow, aa), brow_colour)
 
 
@@ -286,13 +272,11 @@ def _draw_top_hair(img: np.ndarray, ident: IdentityParams, coords: tuple[np.ndar
     _paint(img, _coverage(hair, aa), ident.hair_colour)
 
 
-def _draw_accessories(img: np.ndarray, ident: IdentityParams,
-                      coords: tuple[np.ndarray, np.ndarray], aa: float) -> None:
+def _draw_accessories(img: np.ndarray, ident: IdentityParams, coords: tuple[np.ndarray, np.ndarray], aa: float) -> None:
     """Draw the mole and glasses of identities that have them."""
     u, v = coords
     if ident.mole is not None:
-        _paint(img, _coverage(_ellipse_dist(u, v, ident.mole, (0.018, 0.018)), aa),
-               np.array(ident.skin) * 0.35)
+        _paint(img, _coverage(_ellipse_dist(u, v, ident.mole, (0.018, 0.018)), aa), np.array(ident.skin) * 0.35)
     if not ident.glasses:
         return
     w, frame = ident.eye_size * 1.6, 0.25 * aa + 0.006
@@ -305,8 +289,7 @@ def _draw_accessories(img: np.ndarray, ident: IdentityParams,
     _paint(img, _coverage(bridge, aa), ident.glasses_colour)
 
 
-def _draw_occluder(img: np.ndarray, rng: np.random.Generator,
-                   coords: tuple[np.ndarray, np.ndarray], aa: float) -> None:
+def _draw_occluder(img: np.ndarray, rng: np.random.Generator, coords: tuple[np.ndarray, np.ndarray], aa: float) -> None:
     """Cover part of the face with a rectangle or a hand-like blob."""
     u, v = coords
     centre = (float(rng.uniform(-0.35, 0.35)), float(rng.uniform(-0.3, 0.45)))
@@ -325,8 +308,7 @@ def _draw_occluder(img: np.ndarray, rng: np.random.Generator,
 
 def _apply_photometrics(img: np.ndarray, view: SimpleNamespace, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Directional shading, contrast, brightness and colour cast."""
-    gain = 1.0 + view.light_strength * (math.cos(view.light_angle) * x
-                                        + math.sin(view.light_angle) * y)
+    gain = 1.0 + view.light_strength * (math.cos(view.light_angle) * x + math.sin(view.light_angle) * y)
     img = img * gain
     mean = img.mean()
     img = (img - mean) * view.contrast + mean
@@ -343,18 +325,14 @@ def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     kernel /= kernel.sum()
     size = img.shape[1]
     for axis in (1, 2):
-        padded = np.pad(img, [(radius, radius) if a == axis else (0, 0) for a in range(3)],
-                        mode="reflect")
-        img = sum(k * np.take(padded, np.arange(i, i + size), axis=axis)
-                  for i, k in enumerate(kernel))
+        padded = np.pad(img, [(radius, radius) if a == axis else (0, 0) for a in range(3)], mode="reflect")
+        img = sum(k * np.take(padded, np.arange(i, i + size), axis=axis) for i, k in enumerate(kernel))
     return img
 
 
-def render_face(identity: IdentityParams, rng: np.random.Generator, image_size: int,
-                variation: float) -> np.ndarray:
-    """One image of ``identity`` (see ``sample_identity``), its within-identity variation (pose, expression,
-    lighting, clutter, occlusion, blur, noise) drawn from ``rng`` (whose state advances) and scaled by ``variation``
-    (0: a canonical frontal face on a random background). Returns an (image_size, image_size, 3) uint8 RGB array."""
+def render_face(identity: IdentityParams, rng: np.random.Generator, image_size: int, variation: float) -> np.ndarray:
+    """One (image_size, image_size, 3) uint8 RGB image of ``identity``, its variation drawn from ``rng`` (whose state
+    advances) and scaled by ``variation`` (0: a canonical frontal face on a random background)."""
     view = _sample_view(rng, variation)
     centres = ((np.arange(image_size) + 0.5) * (2.0 / image_size) - 1.0).astype(np.float32)
     x, y = np.meshgrid(centres, centres)  # pixel centres in [-1, 1], x to the right and y downwards
@@ -391,8 +369,7 @@ def _rng(seed: int, identity: int, stream: int, index: int) -> np.random.Generat
 def synthetic_faces_root(cache_dir: str | os.PathLike, num_identities: int = 100,
                          train_per_identity: int = 80, test_per_identity: int = 20,
                          image_size: int = 64, seed: int = 0, variation: float = 1.0) -> Path:
-    """The folder inside ``cache_dir`` whose name encodes the arguments of ``ensure_synthetic_faces`` (nothing is
-    generated here)."""
+    """The folder in ``cache_dir`` whose name encodes ``ensure_synthetic_faces``'s arguments (nothing is generated)."""
     name = (f"synthetic_faces_g{GENERATOR_VERSION}_n{num_identities}_tr{train_per_identity}"
             f"_te{test_per_identity}_px{image_size}_seed{seed}_var{float(variation)!r}")
     return Path(cache_dir) / name
@@ -426,22 +403,9 @@ def _generate(root: Path, meta: dict) -> None:
 def ensure_synthetic_faces(cache_dir: str | os.PathLike, num_identities: int = 100,
                            train_per_identity: int = 80, test_per_identity: int = 20,
                            image_size: int = 64, seed: int = 0, variation: float = 1.0) -> Path:
-    """Generate the data set unless an identical complete one is cached, and return its root.
+    """Generates the data set unless an identical complete one is cached, and returns its root (``train/``, ``test/``).
 
-    A folder whose meta.json is missing (an interrupted generation) or differs is deleted and regenerated;
-    meta.json, the generation parameters, is written last, atomically.
-
-    Args:
-        cache_dir: Folder that holds generated data sets.
-        num_identities: Number of identities (classes), folders ``id_000`` ...
-        train_per_identity, test_per_identity: Training and test images per identity.
-        image_size: Image height and width in pixels (at least 8).
-        seed: Non-negative seed of all randomness.
-        variation: Non-negative scale of within-identity variation (1.0 is the tuned default).
-
-    Returns:
-        The root folder holding ``train/`` and ``test/`` in ImageFolder layout.
-    """
+    A folder whose meta.json is missing (an interrupted generation) or differs is deleted and regenerated."""
     if min(num_identities, train_per_identity, test_per_identity) < 1:
         raise ValueError("num_identities, train_per_identity and test_per_identity must be >= 1")
     if image_size < 8:

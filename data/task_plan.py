@@ -1,16 +1,10 @@
 """Task plans: which classes are remembered, forgotten, already forgotten or missing in each task (Sec. 3.3).
 
-With F = ``num_first_cls``, P = ``per_forget_cls`` and the class order ``order``, task i of a continual run
-forgets ``order[F - i*P : F - i*P + P]``, keeps ``order[:F - i*P]`` and has already forgotten
-``order[F - i*P + P:]``. Single-step forgetting is the same plan with one task. In the missing-class setting O
-remembered classes have no training data: the continual layout takes them from the start of the order
-(``order[:O]``), the single-step layout from just before the forgotten classes (``order[F-O:F]``), as in the
-original scripts.
-
-A plan by names (``named_tasks``) lists the classes each task forgets, tasks of any size, and the missing classes.
-Every other class of the data set is remembered: task i keeps every class that neither it nor an earlier task forgot
-and that is not missing, so the plan needs no F, P or class order.
-"""
+With F = ``num_first_cls``, P = ``per_forget_cls`` and the class ``order``, task i forgets
+``order[F - i*P : F - i*P + P]``, keeps ``order[:F - i*P]`` and has already forgotten ``order[F - i*P + P:]``;
+single-step is one task. O missing classes (remembered, no training data) are ``order[:O]`` in the continual layout
+and ``order[F-O:F]`` in the single-step one, as in the original scripts. A plan by names (``named_tasks``) lists each
+task's forgotten classes (any sizes) and the missing ones; every other class not yet forgotten is remembered."""
 from dataclasses import dataclass
 from typing import List, Sequence
 
@@ -55,10 +49,9 @@ def plan_tasks(order: List[int], num_first_cls: int, per_forget_cls: int, num_ta
 
 
 def named_tasks(classes: List[str], forget: Sequence[Sequence[str]], missing: Sequence[str], flag: str) -> List[Task]:
-    """The task list of a plan by names: task i forgets the classes named in ``forget[i]`` (folder names of
-    ``classes``, in the order named), ``missing`` are remembered without training data, and every other class not
-    yet forgotten is remembered. A name that is not a class, one named twice (across tasks or as missing too), an
-    empty task or a plan that leaves no remembered class is a UserError naming ``flag``."""
+    """The task list of a plan by names: task i forgets the classes named in ``forget[i]``, ``missing`` are remembered
+    without training data, every other class not yet forgotten is remembered. An unknown or repeated name, an empty task
+    or no remembered class is a UserError naming ``flag``."""
     named = class_indices([name for task in forget for name in task] + list(missing), classes, flag)
     missing_idx = named[len(named) - len(missing):]
     tasks, start = [], 0

@@ -1,9 +1,7 @@
 """Evaluation passes: per-class correct counts in both accuracy conventions, class-mean embeddings, test reports.
 
-Each pass runs in eval mode (dropout off, LoRA folded into the weights) and puts the model back in the mode it
-found it in. Under torchrun the counting passes (``evaluate``, ``outside_accuracy``) are split over the processes
-and their counts summed, so every process must call them and every process gets the single-process counts.
-"""
+Each pass runs in eval mode (dropout off, LoRA folded) and restores the model's mode. Under torchrun the counting passes
+(``evaluate``, ``outside_accuracy``) are split over the processes and summed: every process must call them."""
 from dataclasses import dataclass
 from typing import Dict, Iterable
 
@@ -36,13 +34,10 @@ def evaluate(model: nn.Module, data: ImageTensors, indices: torch.Tensor, batch_
 
 
 def share_of_pass(data: Images, indices: torch.Tensor, batch_size: int) -> Iterable:
-    """Batches of this process's share of an evaluation pass over ``data[indices]`` (all of it without torchrun;
-    none when a process has no share, with fewer images than processes). The caller sums its counts over the
-    processes, which gives every process the counts of the whole pass."""
+    """Batches of this process's share of a pass over ``data[indices]`` (all without torchrun; none for a process left
+    without images); the caller sums the counts over the processes."""
     mine = shard_indices(indices)
-    if len(mine) == 0 and len(indices) > 0:
-        return ()
-    return BatchLoader(data, mine, batch_size)
+    return () if len(mine) == 0 and len(indices) > 0 else BatchLoader(data, mine, batch_size)
 
 
 @torch.no_grad()
@@ -64,11 +59,8 @@ def class_mean_embeddings(model: nn.Module, data: ImageTensors, indices: torch.T
 
 @dataclass
 class OutsideClasses:
-    """Images of classes outside the run's, scored by a fixed full-size head: ImageNet-900 with the 1000-way head
-    of the ViT-B/16 weight file (the missing-class evaluation of the papers' ImageNet100 setting).
-
-    ``rows[k]`` is the head row of the class of folder k (its ImageNet index); ``weight`` (R, D), ``bias`` (R,).
-    """
+    """Images of classes outside the run's, scored by a fixed full-size head: ImageNet-900 with the ViT-B/16 file's
+    1000-way head (the papers' missing-class evaluation). ``rows[k]``: the head row of folder k's class."""
 
     images: StreamedImages
     rows: torch.Tensor

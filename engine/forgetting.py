@@ -1,9 +1,7 @@
 """The continual-forgetting task loop shared by all methods: task -> epoch -> batch, selection, results, resume.
 
-Per task: evaluate before, let the method train on paired remain/forget batches, keep the selected weights, test
-after, let the method finish (merge LoRA, update importance), save the task's checkpoints and rewrite
-``results.json``. The loop never asks which method runs; it only calls the hooks of ``engine.method.Method``.
-"""
+Per task: evaluate before, train on paired remain/forget batches, keep the selected weights, test after, let the method
+finish (merge LoRA, update importance), save and rewrite ``results.json``. Only ``Method``'s hooks are called."""
 import itertools
 import logging
 import math
@@ -48,10 +46,8 @@ def task_subsets(data, task: Task, settings: RunSettings) -> Tuple[torch.Tensor,
 
 
 class Selector:
-    """Keeps the trainable weights with the best H on the selection split ('val' or 'test'), or the last ones.
-
-    ``stale`` counts the evaluations since H last improved: ``--early_stop K`` ends a task once it reaches K.
-    """
+    """Keeps the trainable weights with the best H on the selection split ('val' or 'test'), or the last ones; ``stale``
+    counts the evaluations since H last improved (``--early_stop K`` stops at K)."""
 
     def __init__(self, method: Method, data, task: Task, settings: RunSettings):
         self.method, self.task, self.settings = method, task, settings
@@ -86,8 +82,7 @@ class Selector:
         if self.best is None:  # H undefined: the selection split lacks the forget or the remain classes
             log.warning("task %d: H is undefined on the %s split; keeping the last weights", self.task.index,
                         self.settings.selection)
-            return {"rule": "last", "wanted": self.settings.selection, "epoch": step.epoch,
-                    "iteration": step.iteration}
+            return {"rule": "last", "wanted": self.settings.selection, "epoch": step.epoch, "iteration": step.iteration}
         self.method.restore(self.best)
         stopped = {"stopped_early": self.stopped_early} if self.settings.early_stop else {}
         return {"rule": self.settings.selection, "h_mean": self.best_score, **self.at, **stopped}
@@ -120,10 +115,7 @@ def task_loaders(ctx: TaskContext) -> Dict[str, Iterator]:
 def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: RunSettings, run_log
                ) -> Tuple[Dict[str, object], int]:
     """The epoch and batch loop of one task; returns how the kept weights were selected and the steps taken.
-
-    With ``steps_per_task`` the task ends after exactly that many optimizer steps, whatever a method calls an
-    epoch, so every method gets the same budget; ``early_stop`` may end it sooner (``Selector.should_stop``).
-    """
+    ``steps_per_task`` ends it after exactly that many optimizer steps; ``early_stop`` may end it sooner."""
     method.begin_task(ctx)
     broadcast_from_main(method.optimized_parameters())  # torchrun: every process starts from the same weights
     seed_per_process()
@@ -136,8 +128,7 @@ def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: R
         step.epoch = epoch
         scheduler.step(epoch)
         means = train_epoch(method, ctx, loaders, scheduler, step, selector, settings, run_log, progress)
-        run_log.write(f"task{index}/train", epoch, {"lr": method.optimizer.param_groups[0]["lr"], **means},
-                      task=index)
+        run_log.write(f"task{index}/train", epoch, {"lr": method.optimizer.param_groups[0]["lr"], **means}, task=index)
         progress.set_postfix(epoch=epoch, loss=f"{means.get('total', float('nan')):.3f}")
         if step.iteration == settings.steps_per_task or not means or selector.stopped_early:
             break  # budget spent, a method with nothing to do, or early stopping
@@ -147,8 +138,7 @@ def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: R
 
 def train_epoch(method: Method, ctx: TaskContext, loaders, scheduler, step: StepInfo, selector: Selector,
                 settings: RunSettings, run_log, progress) -> Dict[str, float]:
-    """One epoch of method steps (stopping at ``steps_per_task`` or by early stopping); returns the mean of each
-    loss term."""
+    """One epoch of method steps (to ``steps_per_task`` or an early stop); returns each loss term's mean."""
     sums: Dict[str, float] = {}
     counts: Dict[str, int] = {}
     for remain, forget in method.batches(ctx, loaders):
@@ -221,14 +211,12 @@ def outside_metrics(model: nn.Module, data, settings: RunSettings):
 
 
 def with_outside(metrics: Dict[str, object], before, after) -> Dict[str, object]:
-    """``metrics`` with Acc_m and its before-value taken from the outside classes (the same in both conventions: a
-    linear head has no margin); unchanged when the run has no outside set (Acc_m is then the accuracy on the task
-    plan's missing classes; the parser refuses both at once)."""
+    """``metrics`` with Acc_m and its before-value from the outside classes (alike in both conventions: a linear head
+    has no margin); unchanged without them (Acc_m is then the plan's missing classes; the parser refuses both)."""
     return metrics if after is None else {**metrics, "acc_m": after, "acc_m_before": before}
 
 
-def save_task(method: Method, settings: RunSettings, index: int,
-              artifacts: Dict[str, Dict[str, torch.Tensor]]) -> None:
+def save_task(method: Method, settings: RunSettings, index: int, artifacts: Dict[str, Dict[str, torch.Tensor]]) -> None:
     """The task's merged weights as a plain state dict, the method's state, and extra artifacts (LoRA delta); only
     the main process writes."""
     if not is_main_process():
@@ -265,10 +253,8 @@ def check_run_folder(outdir: Path, resume: bool) -> None:
 
 
 def check_resumed_plan(outdir: Path, tasks: List[Task], classes: List[str]) -> None:
-    """A resumed run continues the task plan its finished tasks were trained on (results.json's ``plan``: indices
-    and names of the forgotten classes, and its ``class_names``), or is refused: another plan (another dataset,
-    class order, split or named request) would mix two protocols in one table. A results.json written before names
-    were recorded is compared on what it holds."""
+    """A resumed run continues its finished tasks' plan (results.json's ``plan``, ``class_names``), or is refused:
+    another plan would mix two protocols in one table."""
     results_path = outdir / "results.json"
     if not results_path.exists():
         return
@@ -296,11 +282,8 @@ def resume_state(method: Method, settings: RunSettings, results_path: Path) -> D
 
 def run_forgetting(method: Method, data, tasks: List[Task], settings: RunSettings, run_log,
                    resume: bool = False) -> Dict:
-    """Runs every task not yet finished; ``results.json`` is rewritten as soon as each task ends.
-
-    With ``resume`` the run continues after its last finished task, from that task's saved weights and method
-    state; otherwise an existing results file in the run folder is an error (nothing is overwritten).
-    """
+    """Runs every task not yet finished, rewriting ``results.json`` as each ends. With ``resume`` it continues after the
+    last finished task from its saved weights and method state; otherwise an existing results file is an error."""
     results_path, classes = settings.outdir / "results.json", list(data.train.classes)
     results = {"method": method.name, "selection": settings.selection, "config": settings.config,
                "no_retain": settings.no_retain, "class_names": classes, "plan": plan_record(tasks, classes),
@@ -323,8 +306,7 @@ def run_forgetting(method: Method, data, tasks: List[Task], settings: RunSetting
     return results
 
 
-def pretrained_accuracies(model: nn.Module, data, tasks: List[Task], settings: RunSettings
-                          ) -> Dict[str, List[Dict]]:
+def pretrained_accuracies(model: nn.Module, data, tasks: List[Task], settings: RunSettings) -> Dict[str, List[Dict]]:
     """The starting model's accuracy on every task's class sets (the tables' 'Pre-train' row), both conventions."""
     s = settings
     counts = evaluate(model, data.test, torch.arange(len(data.test)), s.test_batch_size, s.device, s.amp)

@@ -1,8 +1,5 @@
-"""The ``Method`` contract every forgetting method implements, its registry, and the helpers only methods use.
-
-GS-LoRA (gs_lora.py) and every baseline (baselines/) subclass ``Method`` and register under their ``--method``
-name. The task loop (engine/forgetting.py) only calls the hooks documented on the class.
-"""
+"""The ``Method`` contract every forgetting method implements (gs_lora.py, baselines/), its registry, and the
+helpers only methods use. The task loop (engine/forgetting.py) only calls the hooks documented on the class."""
 import copy
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
@@ -42,9 +39,8 @@ class TaskContext:
 
     def loader(self, indices: torch.Tensor, tag: str, shuffle: bool = True, batch_size: Optional[int] = None,
                sharded: bool = False) -> BatchLoader:
-        """Batches of ``train[indices]``. ``sharded``: this process's part of every batch under torchrun (the
-        engine's training loaders); unsharded, every process sees all of them (a method's own passes, such as EWC's
-        importance, then give the same result everywhere)."""
+        """Batches of ``train[indices]``; ``sharded``: this process's part of every batch under torchrun (the training
+        loaders), else every process sees all (a method's own passes, such as EWC's importance, then agree)."""
         return BatchLoader(self.train, indices, batch_size or self.batch_size, shuffle=shuffle, seed=self.seed,
                            tag=f"task{self.task.index}-{tag}", shard=shard() if sharded else (0, 1))
 
@@ -65,25 +61,17 @@ class StepInfo:
 class Method:
     """Base class of every forgetting method; the hook contract the engine relies on.
 
-    Per task the engine calls, in order: ``begin_task(ctx)`` (after the before-evaluation: fresh LoRA, a teacher
-    copy, importance...), ``build_optimizer(ctx)``, then for every epoch ``batches(ctx)`` and for each yielded
-    (remain, forget) pair ``training_step`` (which by default runs ``compute_loss``, backward and one optimizer
-    step, and returns the named losses with 'total'), then ``end_task(ctx)`` after the selected weights are
-    restored and tested (merge LoRA, update importance); what it returns goes into the task's results.
-    ``trainable_parameters()`` names what the optimizer updates and what is counted as trainable; the weights
-    selected during a task are snapshots of exactly these. ``state_dict``/``load_state_dict`` carry what must
-    survive between tasks (importance terms, teachers) so that a run can resume. Under torchrun each process
-    trains on its part of every batch: a method that overrides ``training_step`` calls
-    ``util.distributed.average_gradients`` between backward and every optimizer step, as the default does.
+    Per task: ``begin_task`` (after the before-evaluation: fresh LoRA, a teacher, importance), ``build_optimizer``,
+    then per epoch ``batches`` and for each (remain, forget) pair ``training_step`` (default: ``compute_loss``,
+    backward, one optimizer step; returns the named losses with 'total'), then ``end_task`` once the selected weights
+    are restored and tested (merge LoRA, update importance); its dict goes into the task's results.
+    ``trainable_parameters()`` is what is trained, counted and snapshot for selection; ``state_dict`` carries what
+    must survive between tasks for a resume. An overridden ``training_step`` calls ``average_gradients`` between
+    backward and every optimizer step (torchrun), as the default does.
 
-    ``presets`` holds the method's flag values for the shell scripts and tests, one string of flags per setting:
-    'paper' (the original's continual face scripts), 'cpu' (the CPU-sized comparison) and 'smoke' (a tiny model on
-    tiny data, where the method must act within a few epochs). ``scripts/method_flags.py`` prints them.
-
-    ``no_retain_refusal`` says why the method cannot forget without remain training images (``--no_retain``), and
-    the parser refuses the combination with that reason; ``None`` declares that it can: its steps then get
-    (None, forget) pairs and the loaders hold only the forget side.
-    """
+    ``presets``: flag strings per setting ('paper', 'cpu', 'smoke'), printed by ``scripts/method_flags.py``.
+    ``no_retain_refusal``: why the method cannot run with ``--no_retain`` (a parser error), or ``None``: it can, and
+    its steps get (None, forget) pairs."""
 
     name = "method"
     presets: Dict[str, str] = {}
@@ -113,8 +101,7 @@ class Method:
         return list(self.model.backbone.parameters())
 
     def optimized_parameters(self) -> List[nn.Parameter]:
-        """What the optimizer updates and selection snapshots: the model's trainable parameters plus any
-        auxiliary module a method trains outside the model (LIRF's deposit). Default: ``trainable_parameters``."""
+        """The trainable parameters plus any module a method trains outside the model (LIRF's deposit)."""
         return self.trainable_parameters()
 
     def freeze(self) -> None:
@@ -147,10 +134,8 @@ class Method:
     def batches(self, ctx: TaskContext, loaders: Dict[str, Iterator]) -> Iterator[Tuple[Batch, Batch]]:
         """One epoch of (remain, forget) pairs: a pass over the remain data, forget batches cycled.
 
-        ``loaders`` holds 'remain' and 'forget' (one pass each) and 'remain_cycle' and 'forget_cycle' (endless).
-        A method may yield None for a side it does not use in a step. With ``--no_retain`` only the forget side
-        exists and an epoch is one pass over the forget data, each pair (None, forget).
-        """
+        ``loaders``: 'remain', 'forget' (one pass) and 'remain_cycle', 'forget_cycle' (endless); a side may be None.
+        With ``--no_retain`` an epoch is one pass over the forget data, each pair (None, forget)."""
         if ctx.no_retain:
             for forget in loaders["forget"]:
                 yield None, forget
@@ -171,8 +156,7 @@ class Method:
         return losses
 
     def forget_goal_met(self, losses: Dict[str, float]) -> bool:
-        """Whether a step's losses show the forgetting target reached, one condition of ``--early_stop``. A method
-        without an explicit target (most baselines) leaves the decision to the selection H alone."""
+        """Whether the forgetting target is reached (for ``--early_stop``); without one, selection H alone decides."""
         return True
 
     def end_task(self, ctx: TaskContext) -> Dict[str, object]:
@@ -196,8 +180,7 @@ class Method:
 def wrong_labels(labels: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
     """A uniformly drawn label different from each true one, among all ``num_classes`` classes (reproducible).
 
-    Under torchrun every process holds the same generator; each takes its own row of a (world size, B) draw, so
-    the parts of a batch get independent labels (one process draws the same numbers as a plain (B,) draw)."""
+    Under torchrun each process takes its own row of a (world size, B) draw of the shared generator."""
     rank, world = shard()
     offsets = torch.randint(1, num_classes, (world, *labels.shape), generator=generator)[rank].to(labels.device)
     return (labels + offsets) % num_classes
@@ -206,9 +189,7 @@ def wrong_labels(labels: torch.Tensor, num_classes: int, generator: torch.Genera
 def forward_pair(model: nn.Module, remain: Optional[Batch], forget: Batch) -> Tuple[Optional[torch.Tensor], ...]:
     """One forward pass over remain and forget images together (dropout is per sample, so this equals two passes).
 
-    Returns the remain and forget margin logits and embeddings: (logits_r, logits_f, emb_r, emb_f); without a
-    remain batch (``--no_retain``) the forget images alone, and None for the remain outputs.
-    """
+    Returns (logits_r, logits_f, emb_r, emb_f); without a remain batch (``--no_retain``) None for the remain outputs."""
     if remain is None:
         logits, emb = model(*forget)
         return None, logits, None, emb

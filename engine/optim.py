@@ -1,8 +1,5 @@
-"""The one optimizer and learning-rate schedule factory, shared by pre-training and every forgetting method.
-
-timm's factories (``create_optimizer_v2``, ``CosineLRScheduler``) as in the original: decoupled weight decay on
-matrices only (not biases or norms), a linear warm-up and a single cosine cycle stepped once per epoch.
-"""
+"""The one optimizer and learning-rate schedule factory, shared by pre-training and every forgetting method: timm's
+factories as in the original (decoupled weight decay on matrices only, linear warm-up, one cosine cycle per epoch)."""
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Tuple
 
@@ -31,10 +28,8 @@ class OptimConfig:
 
 
 def create_optimizer(params: Iterable[nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
-    """A fresh timm optimizer over the parameters that require gradients; weight decay on matrices only.
-
-    ``--opt-betas`` reaches Adam-style optimizers, ``--momentum`` the SGD family.
-    """
+    """A fresh timm optimizer over the parameters that require gradients; weight decay on matrices only. ``--opt-betas``
+    reaches Adam-style optimizers, ``--momentum`` the SGD family."""
     params = [p for p in params if p.requires_grad]
     groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": optim.weight_decay},
               {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
@@ -51,10 +46,7 @@ def create_optimizer(params: Iterable[nn.Parameter], optim: OptimConfig) -> torc
 def create_scheduler(optimizer: torch.optim.Optimizer, optim: OptimConfig, epochs: int,
                      steps: Optional[int] = None) -> CosineLRScheduler:
     """Linear warm-up from ``warmup_lr`` over ``warmup_epochs``, then one cosine cycle over ``epochs`` to ``min_lr``.
-
-    With ``steps`` (a task measured in optimizer steps, ``--steps_per_task``) the same shape is laid over the steps
-    and updated after every step: the warm-up takes the fraction warmup_epochs / epochs of them.
-    """
+    With ``steps`` (``--steps_per_task``) the same shape is laid over the steps, updated after each."""
     if steps:
         warmup = round(steps * optim.warmup_epochs / max(1, epochs))
         return CosineLRScheduler(optimizer, t_initial=steps, lr_min=optim.min_lr, warmup_t=warmup,

@@ -54,13 +54,8 @@ def train_supervised_epoch(model: nn.Module, loader: BatchLoader, optimizer: tor
 
 def pretrain(model: nn.Module, data, settings: RunSettings, run_log, checkpoint_path: Path,
              task: Optional[int] = None) -> Dict[str, object]:
-    """Supervised training on the classes of ``data.train_idx`` (every class, unless some were excluded: see
-    ``data.without_classes``); keeps the epoch with the best validation accuracy (original convention).
-
-    Returns the selected epoch, its validation accuracy, the optimizer steps taken and the test accuracy overall and
-    per class. ``task`` tags the log records of an oracle's pre-training (train_oracle.py). Under torchrun every
-    process trains on its part of each batch and only the main process writes the checkpoint.
-    """
+    """Supervised training on ``data.train_idx``'s classes, keeping the best validation epoch (original convention);
+    returns it, its accuracy, the steps and the test accuracy overall and per class (``task`` tags oracle logs)."""
     broadcast_from_main(model.state_dict().values())  # every process starts from the same weights
     seed_per_process()
     epochs = settings.optim.epochs

@@ -1,10 +1,8 @@
 """Margin heads for face recognition: CosFace (Wang et al. 2018) and ArcFace (Deng et al. 2019).
 
-Both score an embedding against L2-normalised class weights: ``plain = s * cos(theta_j)``. With a label the target
-column gets its margin: CosFace ``s * (cos - m)``, ArcFace ``s * cos(theta + m)``. The original GS-LoRA code passes
-the true label at test time too and reports ``argmax`` of the margin logits; we report that ("original") and
-``argmax`` of the plain logits ("plain"), see util/metrics.py.
-"""
+``plain = s * cos(theta_j)`` against L2-normalised class weights; with a label the target gets its margin: CosFace ``s *
+(cos - m)``, ArcFace ``s * cos(theta + m)``. The original reports ``argmax`` of the margin logits at the true label
+("original"); we also report the plain ``argmax`` ("plain"), see util/metrics.py."""
 import math
 from typing import Optional
 

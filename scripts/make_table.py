@@ -3,15 +3,10 @@
     python scripts/make_table.py results/cl/full/*            # -> results/cl/full/table.md, table.csv, *.png
     python scripts/make_table.py runs/compare/* --out report --convention plain
 
-Runs of one setting (continual or single-step, full data or few-shot, with or without missing classes, one data
-set) form one table; given runs of several settings, each gets its own files (table_<setting>.md ...). Rows are
-methods (one row gathers a method's single-step runs over 100-5 ... 100-90), columns the papers' "a-b" settings.
-Every H is recomputed from Acc_r and the drop in Acc_f; a cell that disagrees is marked with * and listed under the
-Markdown table. Runs made with --audit also get the audit table (audit.md, audit.csv: one row per method and
-setting, see docs/audits.md). The plots: group_norms.png (GS-LoRA's per-block LoRA norms, task by block),
-accuracy.png (Acc_r and Acc_f per task, one line per method) and cost.png (H against trainable parameters and against
-wall time).
-"""
+Runs of one setting (continual or single-step, few-shot or not, missing classes or not, one data set) form one table;
+several settings get one set of files each (table_<setting>.md ...). Rows are methods, columns the papers' "a-b"
+settings; every H is checked (util/table.py). Audited runs also get audit.md and audit.csv; the plots are
+group_norms.png, accuracy.png and cost.png (util/plots.py)."""
 import argparse
 import sys
 from pathlib import Path
@@ -44,9 +39,8 @@ def setting_of(results: Dict) -> str:
 
 
 def load_runs(run_dirs: List[str]) -> Dict[str, List[Run]]:
-    """{setting: [(row name, results)]} in the order the folders were given. The row name is the method's display
-    name; runs of one method that cover the same columns (the same method with other flags) are told apart by the
-    part of their folder paths that differs, e.g. 'GS-LoRA (full)' and 'GS-LoRA (k3)'."""
+    """{setting: [(row name, results)]} in the order given; rows are the methods' display names, runs of one method over
+    the same columns told apart by their folders (e.g. 'GS-LoRA (full)' and 'GS-LoRA (k3)')."""
     groups: Dict[str, List[Tuple[str, Path, Dict]]] = {}
     # A shell glob over a section's folder also matches the tables and plots written there: files are skipped.
     for run_dir in [Path(d) for d in run_dirs if not Path(d).is_file()]:

@@ -1,12 +1,8 @@
-"""Prints the methods' flags for one preset (paper, cpu, smoke): one method's, or a 'name flags...' line each.
-
-The shell scripts read the flag values from the method classes (``Method.presets``), so each value lives once.
+"""Prints the methods' flags for one preset (paper, cpu, smoke): one method's, or a 'name flags...' line each, GS-LoRA
+and GS-LoRA++ first. The shell scripts read them from ``Method.presets``, so each value lives once.
 
     python scripts/method_flags.py cpu gs_lora      # --lr 1e-2 --lora_rank 8 --BND 30 ...
-    python scripts/method_flags.py cpu              # gs_lora --lr 1e-2 ...  (one line per registered method)
-
-GS-LoRA and GS-LoRA++ come first, then the baselines in registration order.
-"""
+    python scripts/method_flags.py cpu              # gs_lora --lr 1e-2 ...  (one line per registered method)"""
 import argparse
 import sys
 from pathlib import Path

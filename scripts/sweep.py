@@ -3,17 +3,10 @@
     python scripts/sweep.py --base "-d casia100 -r runs/casia_cpu/pretrain/best.pth ..." --method gs_lora \
         --preset cpu --num_tasks 1 --vary BND=10,20,30,60 --vary beta=0.05,0.5 --out runs/sweep_casia
 
-Each point is a run of train_own_forget_cl.py in OUT/<point>/ (never a pre-training: --base must name the -r
-checkpoint). ``--vary NAME=V1,V2`` gives a flag's values; flags joined by ':' move together
-(``--vary e:steps_per_task=3:162,5:270``). By default each varied flag moves alone around the base; --grid runs the
-product. Points whose flags resolve alike share one folder, so the base point is run once, and so is a point that
-sets a flag to its base value. A finished point is skipped, a killed one is resumed (--resume_run continues after its
-last finished task). Writes OUT/sweep.csv, OUT/sweep.md and OUT/sweep_<flag>.png: per task H, Acc_r, Acc_f and the
-bound H* = 2 Acc_r0 Acc_f0 / (Acc_r0 + Acc_f0), the H of a perfect step (Acc_f to 0, Acc_r kept at its before-value
-Acc_r0), on the validation split (what selection sees, recomputed here from the saved checkpoints) and on the test
-split. The command-line editing knows no flag's meaning: it takes which option strings exist (``dests``: option
-string -> destination name) and which destinations are switches without a value.
-"""
+Each point is a train_own_forget_cl.py run in OUT/<point>/; points whose flags resolve alike share one folder.
+H* = 2 Acc_r0 Acc_f0 / (Acc_r0 + Acc_f0) is the H of a perfect step (Acc_f to 0, Acc_r kept at its before-value).
+The command-line editing knows no flag's meaning, only the option strings (``dests``) and the switches.
+docs/sensitivity.md describes the points, folders and outputs."""
 import argparse
 import functools
 import itertools
@@ -115,8 +108,7 @@ def set_option(options: List[Option], flag: str, values: Optional[List[str]], de
 
 def _set_value(options: List[Option], flag: str, values: List[str], dests: Dict[str, str],
                overridden_by: Dict[str, str]) -> List[Option]:
-    """``set_option``, also dropping the per-task list that would override a single-value flag (``overridden_by``:
-    'beta' -> 'cl_beta_list')."""
+    """``set_option``, also dropping the per-task list that overrides a single-value flag ('beta' -> 'cl_beta_list')."""
     if dests[flag] in overridden_by:
         options = set_option(options, option_string(overridden_by[dests[flag]], dests), None, dests)
     return set_option(options, flag, values, dests)
@@ -146,8 +138,7 @@ def parse_vary(text: str) -> Tuple[List[str], List[List[str]]]:
 
 @dataclass
 class Point:
-    """One run of a sweep: the flag values it sets (flag name -> value) and the groups it belongs to (the varied
-    flags, joined by ':', or 'grid')."""
+    """One run of a sweep: the flags it sets (name -> value) and its groups (varied flags joined by ':', or 'grid')."""
 
     assignment: Dict[str, str]
     groups: List[str] = field(default_factory=list)
@@ -181,8 +172,7 @@ def point_argv(base: List[Option], point: Point, dests: Dict[str, str], switches
     return [token for flag, values in options for token in (flag, *values)]
 
 
-def trim_task_lists(options: List[Option], num_tasks: int, dests: Dict[str, str], lists: Sequence[str]
-                    ) -> List[Option]:
+def trim_task_lists(options: List[Option], num_tasks: int, dests: Dict[str, str], lists: Sequence[str]) -> List[Option]:
     """``options`` for the first ``num_tasks`` tasks: ``--num_tasks`` set, per-task lists cut to that length."""
     options = set_option(options, option_string("num_tasks", dests), [str(num_tasks)], dests)
     return [(f, v[:num_tasks] if dests[f] in lists else v) for f, v in options]
@@ -464,8 +454,7 @@ def measure(folder: Path, point: Point, values: Dict[str, str]) -> Measured:
 
 
 def plan(args, dests: Dict[str, str], switches: set) -> Dict[Path, Tuple[Point, List[str], argparse.Namespace]]:
-    """The sweep's run folders, each with its point (groups of the points sharing it merged), command line and
-    resolved flags."""
+    """The sweep's run folders, each with its point (groups merged), command line and resolved flags."""
     base = base_options(args, dests)
     points = plan_points([parse_vary(v) for v in args.vary], args.grid)
     argvs = [point_argv(base, p, dests, switches, OVERRIDDEN_BY) for p in points]

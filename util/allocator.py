@@ -1,16 +1,10 @@
 """Keep freed memory inside the process, so that big CPU tensors do not page-fault on every step.
 
-glibc's malloc serves every request above 32 MB (and, by its dynamic threshold, many smaller ones) with a fresh
-``mmap`` and gives it back with ``munmap`` when the tensor is freed. A training step of the papers' Face
-Transformer at 112 px allocates and frees activations of 20-160 MB dozens of times, so each step touched every
-page of them anew: 778,000 minor page faults (3 GB of zero-filled pages) in one full fine-tuning step, measured
-with ``getrusage``. Serving them from the heap and never trimming it brings that to about 59,000; the memory a step
-frees is reused by the next step instead of being returned to the kernel and faulted back in.
-
-The cost: the process keeps the heap at its peak size (it never shrinks back), which a training process reaches
-anyway in its first step. ``GSLORA_SYSTEM_MALLOC=1`` leaves glibc's defaults alone; other C libraries (macOS,
-musl) are left alone too.
-"""
+glibc serves large requests (above 32 MB, and many smaller ones) with a fresh ``mmap`` and ``munmap``s them when freed,
+so every Face Transformer step faulted its 20-160 MB activations in anew: 778,000 minor page faults in one full
+fine-tuning step (``getrusage``), about 59,000 when served from a heap that is never trimmed. The cost: the heap stays
+at its peak size, which training reaches in its first step anyway. ``GSLORA_SYSTEM_MALLOC=1`` keeps glibc's defaults;
+other C libraries are left alone."""
 import ctypes
 import ctypes.util
 import os

@@ -1,10 +1,7 @@
-"""The one save and one load path for checkpoints.
+"""The one save and one load path for checkpoints: dicts of plain tensors and primitives (``weights_only=True``).
 
-A checkpoint is a dict of plain tensors and primitives (loadable with ``weights_only=True``):
-``model`` (a state dict without LoRA factors: GS-LoRA's updates are merged in), ``model_args`` (what
-``model.build_model`` needs to rebuild the model), ``config`` (the run's resolved flags) and optional extras
-(``task``, ``epoch``, ``method`` state). A bare state dict (such as the original repository's) is wrapped as
-``model``; ``model.load_model_weights`` converts the original's key names.
+``model`` (a state dict, GS-LoRA's updates merged in), ``model_args`` (for ``model.build_model``), ``config`` (the
+resolved flags) and optional extras (``task``, ``epoch``, ``method`` state); a bare state dict is wrapped as ``model``.
 """
 import re
 from pathlib import Path
@@ -17,9 +14,8 @@ from util.files import atomic_write
 
 
 def save_checkpoint(path: Union[str, Path], **content: Any) -> None:
-    """Writes atomically (``util.files.atomic_write``): an interrupted or failed save (disk full) never leaves a
-    truncated file, and a full disk is one line. torch.save gets a Python file, whose write errors are OSErrors with
-    their errno (given a path, torch's own writer reports them as a generic RuntimeError)."""
+    """Writes atomically (``util.files.atomic_write``): a failed save never leaves a truncated file, and a full disk is
+    one line (torch.save gets a Python file, whose write errors keep their errno)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda fh: torch.save(content, fh))

@@ -1,8 +1,7 @@
 """Cost accounting: trainable parameters, wall time and peak memory of a task.
 
 Peak memory is the CUDA allocator's peak on a GPU. On the CPU it is the process's peak resident set (VmHWM),
-which Linux lets us reset between tasks by writing 5 to /proc/self/clear_refs; elsewhere it is the peak so far.
-"""
+which Linux lets us reset between tasks by writing 5 to /proc/self/clear_refs; elsewhere it is the peak so far."""
 import resource
 import sys
 import time

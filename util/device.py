@@ -1,8 +1,7 @@
 """Device choice and mixed precision: bf16 autocast on CUDA by default, and on the CPU when asked for.
 
 On CPUs with AVX512-BF16 or AMX, bf16 matrix products take about half the time of fp32 ones (measured 2.0x on
-these machines' AMD EPYC for an evaluation pass), at bf16's rounding of activations; it is opt-in there.
-"""
+these machines' AMD EPYC for an evaluation pass), at bf16's rounding of activations; it is opt-in there."""
 import contextlib
 import functools
 
@@ -26,9 +25,7 @@ def use_bf16(precision: str, device: torch.device) -> bool:
 
 def autocast(device: torch.device, enabled: bool):
     """bf16 autocast on ``device`` when enabled; a no-op context otherwise."""
-    if enabled:
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
 def in_eval_mode(fn):

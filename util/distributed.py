@@ -1,16 +1,11 @@
 """Data-parallel training across the processes of a ``torchrun`` launch (one per GPU, or several on the CPU).
 
-Every process holds the whole model and takes its part of every global batch; after each backward pass the
-gradients of the optimized parameters are averaged over the processes (``average_gradients``), so every replica
-takes the same optimizer step and the weights stay identical. This is what ``DistributedDataParallel`` does,
-without wrapping the model: thirteen methods train different parameter sets (LoRA factors injected after loading,
-a LIRF deposit outside the model, teacher copies, several updates per batch in SCRUB), and one all-reduce at the
-one place where every method steps serves them all. Evaluation passes are split over the processes and their
-correct counts summed, so every process reaches the same selection decisions. Rank 0 alone writes files and logs.
-
-Without ``torchrun`` (or with one process) every function here is a no-op and a run is exactly a single-process
-run. Backends: nccl on CUDA, gloo on the CPU.
-"""
+Every process holds the whole model and takes its part of every global batch; ``average_gradients`` averages the
+optimized parameters' gradients after each backward, as ``DistributedDataParallel`` does but without wrapping the
+model: the methods train different parameter sets (LoRA injected after loading, LIRF's deposit, teachers, SCRUB's
+several updates), and one all-reduce where every method steps serves them all. Evaluation sums split counts, so
+every process selects alike; rank 0 alone writes. Without torchrun every function is a no-op. nccl on CUDA, gloo
+on the CPU."""
 import os
 import re
 from typing import Callable, Dict, Iterable, Optional, Tuple, TypeVar
@@ -24,16 +19,12 @@ T = TypeVar("T")
 
 
 class CollectiveFailed(RuntimeError):
-    """A collective operation failed, usually because another process of the launch stopped (its own error line
-    says why); entry points print this as one line instead of a traceback."""
+    """A collective failed, usually because another process of the launch stopped; printed as one line."""
 
 
 def init_distributed(device: torch.device) -> torch.device:
-    """Joins the process group that torchrun describes in the environment (RANK, WORLD_SIZE, LOCAL_RANK,
-    MASTER_ADDR, MASTER_PORT); returns this process's device (CUDA: the GPU of its local rank).
-
-    Nothing happens without torchrun or with a world of one process.
-    """
+    """Joins the process group that torchrun describes in the environment; returns this process's device (CUDA: the GPU
+    of its local rank). Nothing happens without torchrun or with one process."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return device
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -86,8 +77,7 @@ def shard() -> Tuple[int, int]:
 
 
 def shard_indices(indices: torch.Tensor) -> torch.Tensor:
-    """This process's share of an evaluation pass: every ``world_size``-th index from its rank on (all of them
-    without torchrun). Strided, so that every process sees about as many images of each class."""
+    """This process's strided share of an evaluation pass (about as many images of each class per process)."""
     return indices[rank()::world_size()]
 
 
@@ -108,15 +98,12 @@ def _collective(operation: Callable, *args, **kwargs) -> None:
 
 def _communication_device() -> torch.device:
     """nccl reduces CUDA tensors only; gloo reduces CPU tensors."""
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """The sum of ``tensor`` over the processes, on ``tensor``'s device (``tensor`` itself without torchrun).
-
-    Integer counts sum exactly, so a split evaluation gives the single-process counts."""
+    """The sum of ``tensor`` over the processes, on its device (``tensor`` itself without torchrun); integer counts sum
+    exactly, so a split evaluation gives the single-process counts."""
     if world_size() == 1:
         return tensor
     summed = tensor.to(_communication_device(), copy=True)
@@ -136,10 +123,8 @@ def mean_over_processes(values: Dict[str, float]) -> Dict[str, float]:
 def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     """Replaces each gradient by its mean over the processes, in one all-reduce of one flat buffer.
 
-    Each process's loss is a mean over its part of the batch; with equal parts the mean of these gradients is the
-    gradient of the global batch, as in a single-process run. Parameters without a gradient (None on every process,
-    as the processes run the same code) are left alone, so the optimizer skips them as it would in one process.
-    """
+    With equal parts of the batch the mean is the global batch's gradient. Parameters without a gradient (None on every
+    process) are left alone, so the optimizer skips them as it would in one process."""
     if world_size() == 1:
         return
     grads = [p.grad for p in params if p.grad is not None]
@@ -162,9 +147,8 @@ def broadcast_from_main(tensors: Iterable[torch.Tensor]) -> None:
 
 
 def seed_per_process() -> None:
-    """Gives each process its own stream of the global generator (dropout masks differ between the parts of a
-    batch) by offsetting the current seed with the rank; a no-op in a single-process run, whose draws stay as
-    they were. Call after the processes have drawn what must be shared (weights, LoRA initialisation)."""
+    """Offsets the global seed by the rank, so that dropout masks differ between the parts of a batch (a no-op in one
+    process). Call after the processes have drawn what must be shared (weights, LoRA initialisation)."""
     if world_size() > 1:
         torch.manual_seed(torch.initial_seed() + 7919 * (rank() + 1))
 
@@ -175,9 +159,8 @@ def barrier() -> None:
 
 
 def in_turn(fn: Callable[[], T]) -> T:
-    """Runs ``fn`` on rank 0 first, then on each node's first process, then on the rest: what the first one
-    creates (the synthetic faces generated into --cache_dir) the later ones find complete, whether or not the
-    nodes share a file system."""
+    """Runs ``fn`` on rank 0, then on each node's first process, then on the rest: what the first creates (the synthetic
+    faces in --cache_dir) the later ones find complete, whether or not the nodes share a file system."""
     if world_size() == 1:
         return fn()
     stage = 0 if rank() == 0 else 1 if int(os.environ.get("LOCAL_RANK", "0")) == 0 else 2

@@ -10,10 +10,8 @@ class TrainingDiverged(UserError):
 
 
 def check_finite(losses, where: str) -> None:
-    """Stops the run with one line naming ``where`` and the non-finite term of ``losses`` (name -> scalar tensor).
-
-    Costs one device sync per call (one per optimizer step).
-    """
+    """Stops the run with one line naming ``where`` and the non-finite term of ``losses`` (name -> scalar tensor); costs
+    one device sync per call (one per optimizer step)."""
     for name, value in losses.items():
         value = float(value.detach())
         if value != value or value in (float("inf"), float("-inf")):

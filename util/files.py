@@ -1,8 +1,7 @@
 """Files of a run folder: atomic writes, folder creation, and reads whose failures are one-line user errors.
 
 A write that fails (disk full, read-only or forbidden folder, a name too long) removes its temporary file and, for
-the causes a user fixes, becomes a UserError: one line naming the file, no traceback, nothing half-written left.
-"""
+the causes a user fixes, becomes a UserError: one line naming the file, no traceback, nothing half-written left."""
 import errno
 import json
 import os
@@ -74,8 +73,8 @@ def read_json(path: Path) -> Dict:
 
 
 def unwritable_reason(folder: Path) -> Optional[str]:
-    """None when a file can be made in the existing ``folder``, else why not (the OS's words). A probe file, not
-    ``os.access``: a read-only mount or a full disk refuses even root."""
+    """None when a file can be made in ``folder``, else why not: a probe file, as a read-only mount refuses even root.
+    """
     try:
         with tempfile.TemporaryFile(dir=folder):
             return None

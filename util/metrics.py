@@ -1,10 +1,7 @@
 """Forgetting metrics from per-class test counts: Acc_f, Acc_r, Acc_o, Acc_m and the H-mean (GS-LoRA Sec. 5).
 
-Accuracies are micro-averaged over the images of a class set, in percent. Two conventions are kept apart:
-``original`` counts a prediction as correct when the argmax of the margin logits computed *with the true label*
-is the label (what the original code and the papers report: the margin makes it stricter), ``plain`` uses the
-argmax of the margin-free logits (the usual definition).
-"""
+Accuracies are micro-averaged over a class set's images, in percent, in two conventions: ``original`` (argmax of the
+margin logits computed *with the true label*, as the papers report: stricter) and ``plain`` (margin-free argmax)."""
 from dataclasses import dataclass
 from typing import Dict, Iterable, Optional
 
@@ -44,10 +41,8 @@ def count_correct(plain_logits: torch.Tensor, margin_logits: torch.Tensor, label
 def h_mean(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Optional[float]) -> Optional[float]:
     """H = 2 * Acc_r * drop / (Acc_r + drop), drop = Acc_f(before) - Acc_f(after); 0 when both are 0.
 
-    A model whose forget accuracy rose has forgotten nothing: its drop counts as 0, so H is 0. The original used
-    the negative drop, which makes H negative, or large and positive once drop < -Acc_r (Acc_r 4, drop -4.5 gives
-    H 72), and such a model could win the original's best-H selection.
-    """
+    A rise in forget accuracy counts as drop 0, so H is 0. The original used the negative drop: H negative, or large
+    once drop < -Acc_r (Acc_r 4, drop -4.5 gives H 72), which could win its best-H selection."""
     if acc_r is None or acc_f_before is None or acc_f is None:
         return None
     drop = max(acc_f_before - acc_f, 0.0)  # a negative drop is no forgetting (fixed: see the docstring)
@@ -57,10 +52,8 @@ def h_mean(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Optiona
 
 def task_metrics(before: ClassCounts, after: ClassCounts, remain, forget, old, missing,
                  convention: str) -> Dict[str, Optional[float]]:
-    """Acc_f, Acc_r, Acc_o, Acc_m after a task, their before-values and H, in one accuracy convention (percent).
-
-    A value that does not apply (no old classes in the first task, no missing classes) is None.
-    """
+    """Acc_f, Acc_r, Acc_o, Acc_m after a task, their before-values and H, in one convention (percent); None where a
+    value does not apply (no old classes in the first task, no missing classes)."""
     sets = {"f": forget, "r": remain, "o": old, "m": missing}
     metrics = {}
     for key, classes in sets.items():

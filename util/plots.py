@@ -1,16 +1,9 @@
 """Pictures of forgetting runs, written as PNG next to their table (matplotlib, Agg backend, imported lazily).
 
-* ``plot_group_norms``: for every GS-LoRA run, a heat map of the per-block LoRA group norms, task by block
-  (results.json ``tasks[i]['group_norms']``, the norm the group lasso of GS-LoRA penalises): which blocks it changed.
-* ``plot_accuracy``: Acc_r and Acc_f per setting (task), one line per method, the pre-trained model dashed.
-* ``plot_cost``: mean H over the settings against the tunable parameters (%) and against the wall time: the cost
-  picture.
-* ``plot_sweep``: one flag of a sweep (scripts/sweep.py): H, Acc_r and Acc_f against the flag's value, on the
-  validation and the test split, with the H* bound; it takes the sweep's lines instead of runs.
-
-Each other function takes the table's runs, (row name, results.json content) pairs, and returns the written path, or
-None when the runs hold nothing to draw (no GS-LoRA run for the heat map).
-"""
+``plot_group_norms``: per GS-LoRA run a heat map of the LoRA group norms, task by block (the norm the group lasso
+penalises). ``plot_accuracy``: Acc_r and Acc_f per setting, one line per method. ``plot_cost``: mean H against the
+tunable parameters and the wall time. These take the table's (row name, results) pairs and return the written path, or
+None with nothing to draw. ``plot_sweep``: one flag of scripts/sweep.py against its value."""
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -146,11 +139,8 @@ def _sweep_axis(values: Sequence[str]):
 
 
 def plot_sweep(option: str, lines, path: Path, title: str) -> Path:
-    """One flag of a sweep (``option``, as written: '--BND', '-e'): H, Acc_r and Acc_f against its value (columns),
-    on the validation split and the test split (rows); H* and Acc_r before the task dashed, in their line's colour.
-
-    ``lines``: {line label: [(value, {'val': summary, 'test': summary}), ...]} as ``curves`` (scripts/sweep.py) builds.
-    """
+    """One flag of a sweep (``option`` as written: '--BND'): H, Acc_r and Acc_f against its value (columns), on the
+    validation and test split (rows); H* and Acc_r before dashed. ``lines`` as ``curves`` (scripts/sweep.py) builds."""
     plt = _pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(11.5, 5.8), constrained_layout=True, squeeze=False)
     all_values = [v for points in lines.values() for v, _ in points]

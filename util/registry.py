@@ -1,7 +1,5 @@
-"""A tiny name -> builder registry, shared by backbones, heads and forgetting methods.
-
-Importing a module that defines builders only registers them; nothing is built until `build` is called.
-"""
+"""A tiny name -> builder registry, shared by backbones, heads and forgetting methods; importing a module that defines
+builders only registers them."""
 from typing import Callable, Dict, List
 
 

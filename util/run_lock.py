@@ -1,12 +1,9 @@
 """One process per run folder: an exclusive ``flock`` on ``<folder>/.lock``, held for the life of the process.
 
-Two runs writing one folder mix their files silently (config.json of one, checkpoints of the other, a doubled
-log), so every entry point that writes a run folder takes its lock before reading or writing anything in it. The
-lock file holds the pid of its holder, which the refused run names. The kernel drops a ``flock`` when its process
-dies, however it dies, so a lock file left by a killed run is stale by construction and is simply locked again.
-On a normal exit the file is removed (and the folders this process made, when it left them empty), so a refused
-or failed call leaves no trace. Under torchrun the main process, the one that writes, holds the lock.
-"""
+Two runs writing one folder mix their files silently, so every entry point takes the lock before touching the folder;
+the file holds the holder's pid, which a refused run names. The kernel drops a ``flock`` when its process dies, so a
+killed run's lock file is simply locked again. On exit the file (and folders made empty) is removed. Under torchrun the
+main process, the one that writes, holds the lock."""
 import atexit
 import errno
 import fcntl
@@ -24,11 +21,8 @@ _held: Dict[Path, Tuple[int, List[Path]]] = {}  # folder -> (lock file descripto
 
 
 def lock_run_folder(folder: Path, flag: str = "--outdir") -> None:
-    """Takes ``folder``'s lock (creating the folder; ``flag`` names it in errors) until the entry point ends.
-
-    Raises UserError naming the holder's pid when another live process holds it. Taking a lock this process
-    already holds does nothing.
-    """
+    """Takes ``folder``'s lock (creating the folder; ``flag`` names it in errors) until the entry point ends; a live
+    holder is a UserError naming its pid. A lock this process holds already is kept."""
     folder = Path(folder).absolute()
     if folder in _held or not is_main_process():
         return
@@ -69,9 +63,8 @@ def _same_file(fd: int, path: Path) -> bool:
 
 @atexit.register
 def release_run_folders() -> None:
-    """Releases every lock this process holds: ``run_setup.run_main`` calls it when an entry point ends, atexit
-    otherwise. Each lock file is removed while still locked (so no other process can come to hold a removed file),
-    then the folders its locking created, while empty."""
+    """Releases every lock this process holds (``run_setup.run_main``, else atexit). Each lock file is removed while
+    still locked, so no other process can come to hold it; then the folders its locking created, if empty."""
     for folder, (fd, created) in list(_held.items()):
         del _held[folder]
         try:

@@ -1,7 +1,5 @@
-"""Where a run's numbers go: one JSON line per record in ``log.jsonl`` and, optionally, TensorBoard scalars.
-
-TensorBoard is imported lazily: when it is missing the run goes on with a warning.
-"""
+"""Where a run's numbers go: one JSON line per record in ``log.jsonl`` and, optionally, TensorBoard scalars (imported
+lazily: without it the run goes on with a warning)."""
 import json
 import logging
 import math
@@ -15,8 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def setup_logging(level: str = "INFO", outdir: Optional[Path] = None) -> None:
-    """Messages to stderr and, with an outdir, to ``outdir/run.log``; under torchrun the main process logs and the
-    others report errors only."""
+    """Messages to stderr and ``outdir/run.log``; under torchrun other processes than the main one log errors only."""
     if not is_main_process():
         level, outdir = "ERROR", None
     handlers = [logging.StreamHandler()]
@@ -41,8 +38,8 @@ def _task_of(line: bytes) -> float:
 
 
 class RunLog:
-    """Appends records to ``log.jsonl`` and mirrors numeric fields to TensorBoard as ``prefix/name``; under torchrun
-    only the main process writes (the others' records are dropped)."""
+    """Appends records to ``log.jsonl``, numeric fields mirrored to TensorBoard as ``prefix/name``; main process only.
+    """
 
     def __init__(self, outdir: Optional[Path], tensorboard: bool = True):
         outdir = outdir if is_main_process() else None

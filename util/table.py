@@ -1,19 +1,10 @@
 """Result tables in the papers' layout (T-PAMI Tables 2-5), with an independent check of every H cell.
 
-Columns are settings named as in the papers, "a-b": a classes known before the step (remembered, missing and
-about-to-be-forgotten), b of them forgotten. A continual run gives one setting per task (100-20, 80-20, ...); a
-single-step run gives one (100-5); a run made by names (--forget_classes, --plan) adds the names of a task that
-forgets at most ``NAMES_IN_LABEL`` classes ("100-2 (0000045, 0000099)") and lists larger tasks' names under the
-Markdown table; runs named alike (one method over the four single-step settings) share a row.
-Each setting shows H, Acc_r, Acc_f, Acc_o and Acc_m where any row has a value; a 'Pre-train' row of the starting
-model's accuracies comes first, and every row ends with its cost: tunable parameters (%), optimizer steps and wall
-time summed over its runs, and peak memory.
-
-H is recomputed from each row's Acc_r and its drop in Acc_f (Eq. of the papers' metric section):
-H = 2 Acc_r drop / (Acc_r + drop), drop = Acc_f before the step - Acc_f after, and H = 0 when drop <= 0. A cell
-whose printed H disagrees by more than ``H_TOLERANCE`` points is flagged with ``*`` and listed under the Markdown
-table.
-"""
+Columns are settings "a-b" (a classes known before the step, b of them forgotten; a run made by names adds the
+names of small tasks); runs named alike share a row. Each setting shows H, Acc_r, Acc_f, Acc_o and Acc_m where any
+row has a value, under a 'Pre-train' row; every row ends with its cost. H is recomputed as
+H = 2 Acc_r drop / (Acc_r + drop), drop = Acc_f before - Acc_f after, H = 0 when drop <= 0; a printed H off by
+more than ``H_TOLERANCE`` points is flagged with ``*`` and listed under the Markdown table."""
 import csv
 import io
 from dataclasses import dataclass, field
@@ -62,8 +53,7 @@ class HFlag:
 
 @dataclass
 class Table:
-    """Rows of display strings: ``rows[0]`` is the header; ``flags`` lists the H cells marked with ``*``; ``notes``
-    are lines printed under the Markdown table."""
+    """Rows of display strings (``rows[0]`` the header), the H cells flagged with ``*`` and notes under the table."""
     rows: List[List[str]]
     flags: List[HFlag] = field(default_factory=list)
     convention: str = "original"
@@ -71,11 +61,8 @@ class Table:
 
 
 def recompute_h(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Optional[float]) -> Optional[float]:
-    """H from Acc_r and the drop in Acc_f, in percent; None when an input is missing.
-
-    Written out here rather than imported from ``util.metrics`` on purpose: the check then also catches a wrong
-    formula in the code that wrote the results, not only misprints.
-    """
+    """H from Acc_r and the drop in Acc_f, in percent; None when an input is missing. Not imported from
+    ``util.metrics`` on purpose: the check then also catches a wrong formula in the code that wrote the results."""
     if acc_r is None or acc_f_before is None or acc_f is None:
         return None
     drop = acc_f_before - acc_f
@@ -85,9 +72,8 @@ def recompute_h(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Op
 
 
 def setting_label(plan: Optional[Dict], index: int, named: bool = False) -> str:
-    """'a-b' for a task of the saved plan (remain + missing + forget classes before it, forget after), followed by
-    the forgotten classes' names when ``named`` (the run was made by names) and they are few; 'T<i>' when the
-    results carry no plan."""
+    """'a-b' for a task of the saved plan (remain + missing + forget classes before it, forget after), with the
+    forgotten classes' names when ``named`` and they are few; 'T<i>' without a plan."""
     if not plan:
         return f"T{index}"
     known = len(plan["remain"]) + len(plan.get("missing") or []) + len(plan["forget"])
@@ -128,10 +114,8 @@ def columns_of(results: Dict) -> set:
 
 
 def distinct_row_names(runs: Sequence[Tuple[str, Path, Dict]]) -> List[str]:
-    """Row names for (name, run folder, results) triples: the name, or ``name (where)`` when another run of that
-    name fills some of the same columns (the same method with other flags), ``where`` being the first component of
-    the folder path, from the top, in which it differs from every such run's. Runs of one name over different
-    columns (single-step runs over 100-5 ... 100-90) keep the shared name, so they share a row."""
+    """Row names for (name, run folder, results): ``name (where)`` when another run of that name fills some of the same
+    columns, ``where`` the first folder component that differs from every such run's; else the shared name."""
     names = []
     for name, folder, results in runs:
         rivals = [f for other, f, theirs in runs
@@ -151,11 +135,8 @@ def _fmt(value: Optional[float]) -> str:
 
 
 def collect(runs: Runs, convention: str = "original"):
-    """Groups tasks by row and setting.
-
-    Returns (settings in first-seen order, {row: {setting: task}}, {setting: pre-trained accuracies},
-    {row: [tasks of every run of the row]}).
-    """
+    """Groups tasks by row and setting: (settings in first-seen order, {row: {setting: task}}, {setting: pre-trained
+    accuracies}, {row: [tasks of every run of the row]})."""
     settings, cells, pretrained, tasks_of = [], {}, {}, {}
     for name, results in _pairs(runs):
         labels = task_labels(results)
@@ -229,8 +210,7 @@ def _audit_columns(audits: List[Dict]) -> List[Tuple[str, Tuple[str, ...]]]:
 
 
 def build_audit_table(runs: Runs) -> Optional[Table]:
-    """One row per run and setting that holds an audit, one column per audit number (percent, plain convention);
-    None when no task of the runs was audited."""
+    """One row per run and setting with an audit, one column per audit number (percent, plain); None without audits."""
     cells = []
     for name, results in _pairs(runs):
         labels = task_labels(results)
@@ -244,8 +224,7 @@ def build_audit_table(runs: Runs) -> Optional[Table]:
 
 
 def near_oracle(cells: List[Tuple[str, str, Dict]], columns: List[Tuple[str, Tuple[str, ...]]]) -> List[str]:
-    """Per gap column, the rows whose gap to the oracle is within ``NEAR_ORACLE`` points (either way) in every
-    setting that has one."""
+    """Per gap column, the rows within ``NEAR_ORACLE`` points of the oracle (either way) in every setting with a gap."""
     lines = []
     for header, path in columns:
         if path[0] != "gap":
@@ -262,9 +241,7 @@ def near_oracle(cells: List[Tuple[str, str, Dict]], columns: List[Tuple[str, Tup
 
 
 def _as_table(table: Union[Table, Runs]) -> Table:
-    if isinstance(table, Table):
-        return table
-    return build_table(list(table.items()) if isinstance(table, dict) else table)
+    return table if isinstance(table, Table) else build_table(table)
 
 
 def format_table(table: Union[Table, Runs]) -> str:
@@ -297,8 +274,7 @@ def csv_table(table: Union[Table, Runs]) -> str:
 
 
 def write_tables(folder: Path, runs: Sequence[Run], suffix: str = "", convention: str = "original") -> List[Path]:
-    """The result table (``table<suffix>``) and, when the runs hold audits, the audit table (``audit<suffix>``), as
-    Markdown and CSV into ``folder``; returns the written paths."""
+    """The result table and, when the runs hold audits, the audit table, as Markdown and CSV into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, table in (("table", build_table(runs, convention)), ("audit", build_audit_table(runs))):
