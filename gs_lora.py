@@ -3,21 +3,20 @@
 Each task trains a fresh LoRA on the FFN linears of every block, minimising (reference Sec. 2.4)
 
     L = CE(z(x_r), y_r) + beta * ReLU(BND - CE(z(x_f), y_f))           data loss, hinge on the batch-mean CE
-        + alpha * sum_g ||theta_g||_2                                    group lasso, one group per block
+        + alpha * sum_g ||theta_g||_2                                    group lasso, one group per block (default)
         + w_f * ReLU(BND_pro - KL_f) + w_r * KL_r                        GS-LoRA++ prototype loss
         + w_kd * T^2 KL(t(x_f)[:, K] || z(x_f)[:, K])                    opt-in retain-free anchor (--retain_kd)
         + w_rkd * T^2 KL(t(x_r)[:, K] || z(x_r)[:, K])                   opt-in retention on remain images (--remain_kd)
 
 and merges the LoRA into the frozen weights when the task ends (its low-rank factors are saved on their own). The
 papers' ablation switches move the LoRA to the attention's qkv projection (--lora_pos Attention) and group the lasso
-per LoRA layer or per matrix (--grouping lora|matrix) instead.
-Prototypes are class-mean embeddings of the model at the start of each task, computed after the checkpoint is
+per LoRA layer or per matrix (--grouping lora|matrix) instead. Prototypes are class-mean embeddings of the model at the start of each task, computed after the checkpoint is
 loaded; the original single-step script computed them on the randomly initialised network (its bug 1).
 
-The last term is ours, not the papers': t is the frozen model from the start of the task and K the classes still
-to be remembered (remain and missing). On forget images it keeps the logits of those classes as they were while the
-forget class is pushed down, so the remembered classes keep an anchor without any remain image (LIRF's remain-class
-KL, Ye et al. 2022); it is meant for --no_retain, where the remain CE is gone.
+The last two terms are ours, not the papers': t is the frozen model from the start of the task and K the classes
+still to be remembered (remain and missing). On forget images the first keeps the logits of those classes as they
+were while the forget class is pushed down, an anchor without any remain image (LIRF's remain-class KL, Ye et al.
+2022) meant for --no_retain; on remain images the second holds the remembered classes while forgetting happens.
 """
 import math
 from typing import Dict, Iterable, List, Optional
