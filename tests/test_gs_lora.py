@@ -208,51 +208,38 @@ def test_end_task_reports_both_group_norm_conventions(tiny_data, pretrained_mode
     assert extras["group_norms_frobenius_sum"] == pytest.approx([frobenius[b] for b in sorted(frobenius)], rel=1e-5)
 
 
-def test_retain_kd_distils_the_starting_models_remembered_class_logits_on_forget_images(tiny_data, pretrained_model):
-    """'retain_kd' = w T^2 (1/B) sum_i KL(softmax(t_i[K]/T) || softmax(s_i[K]/T)), t the model at the start of the
-    task, s the trained one, on forget images, over the classes K still to be remembered (not the forget or old
-    ones)."""
+@pytest.mark.parametrize("term, side, weight, temperature", [("retain_kd", "forget", 0.7, 3.0),
+                                                             ("remain_kd", "remain", 0.4, 2.0)])
+def test_the_distillation_terms_hold_the_starting_models_remembered_class_logits(tiny_data, pretrained_model, term,
+                                                                                   side, weight, temperature):
+    """TERM = w T^2 (1/B) sum_i KL(softmax(t_i[K]/T) || softmax(s_i[K]/T)), t the model at the start of the task, s
+    the trained one, over the classes K still to be remembered (not the forget or old ones), on the forget images
+    (--retain_kd) or on the remain images (--remain_kd), and on no other side."""
     task = tiny_tasks(2)[1]
     assert task.old and task.forget  # so that using every column, or the wrong ones, gives another value
-    method = GSLoRA(pretrained_model, rank=4, retain_kd=0.7, retain_kd_T=3.0)
+    method = GSLoRA(pretrained_model, rank=4, retain_kd_T=temperature, **{term: weight})
     ctx = task_context(tiny_data, task)
     method.begin_task(ctx)
     pretrained_model.eval()
-    remain, forget = first_images(ctx, ctx.remain_idx), first_images(ctx, ctx.forget_idx)
+    batches = {"remain": first_images(ctx, ctx.remain_idx), "forget": first_images(ctx, ctx.forget_idx)}
     with torch.no_grad():
-        teacher = pretrained_model(*forget)[0].double().numpy()
+        teacher = pretrained_model(*batches[side])[0].double().numpy()
         set_lora_factors(pretrained_model)  # the trained model moves away from the starting one
-        student = pretrained_model(*forget)[0].double().numpy()
+        student = pretrained_model(*batches[side])[0].double().numpy()
     kept = task.remain + task.missing
-    log_p, log_q = np_log_softmax(teacher[:, kept] / 3.0), np_log_softmax(student[:, kept] / 3.0)
-    expected = 0.7 * 9.0 * float((np.exp(log_p) * (log_p - log_q)).sum(axis=1).mean())
+    log_p, log_q = np_log_softmax(teacher[:, kept] / temperature), np_log_softmax(student[:, kept] / temperature)
+    expected = weight * temperature ** 2 * float((np.exp(log_p) * (log_p - log_q)).sum(axis=1).mean())
     assert expected > 1e-3
-    got = method.compute_loss(remain, forget, StepInfo(0, 0, 0))["retain_kd"].item()
-    assert got == pytest.approx(expected, rel=1e-4)
-    method.retain_kd = 0.0  # off (the default): no term
-    assert "retain_kd" not in method.compute_loss(remain, forget, StepInfo(0, 0, 0))
+    losses = method.compute_loss(batches["remain"], batches["forget"], StepInfo(0, 0, 0))
+    assert losses[term].item() == pytest.approx(expected, rel=1e-4)
+    assert {"retain_kd", "remain_kd"} & set(losses) == {term}
+    setattr(method, term, 0.0)  # off (the default): no term
+    assert term not in method.compute_loss(batches["remain"], batches["forget"], StepInfo(0, 0, 0))
 
 
-def test_remain_kd_distils_the_starting_models_remembered_class_logits_on_remain_images(tiny_data, pretrained_model):
-    """'remain_kd' = w T^2 (1/B) sum_i KL(softmax(t_i[K]/T) || softmax(s_i[K]/T)) on the remain images (not the
-    forget ones), over the classes K still to be remembered; it needs remain images, so --no_retain refuses it."""
-    task = tiny_tasks(2)[1]
-    method = GSLoRA(pretrained_model, rank=4, remain_kd=0.4, retain_kd_T=2.0)
-    ctx = task_context(tiny_data, task)
-    method.begin_task(ctx)
-    pretrained_model.eval()
-    remain, forget = first_images(ctx, ctx.remain_idx), first_images(ctx, ctx.forget_idx)
-    with torch.no_grad():
-        teacher = pretrained_model(*remain)[0].double().numpy()
-        set_lora_factors(pretrained_model)
-        student = pretrained_model(*remain)[0].double().numpy()
-    kept = task.remain + task.missing
-    log_p, log_q = np_log_softmax(teacher[:, kept] / 2.0), np_log_softmax(student[:, kept] / 2.0)
-    expected = 0.4 * 4.0 * float((np.exp(log_p) * (log_p - log_q)).sum(axis=1).mean())
-    assert expected > 1e-3
-    losses = method.compute_loss(remain, forget, StepInfo(0, 0, 0))
-    assert losses["remain_kd"].item() == pytest.approx(expected, rel=1e-4)
-    assert "retain_kd" not in losses
+def test_remain_kd_needs_remain_images(capsys):
     from config import parse_args
+    assert parse_args("x", argv=["--method", "gs_lora", "--no_retain", "--retain_kd", "1"]).retain_kd == 1
     with pytest.raises(SystemExit):
         parse_args("x", argv=["--method", "gs_lora", "--no_retain", "--remain_kd", "1"])
+    assert capsys.readouterr().err.startswith("error: --remain_kd distils on remain images, but --no_retain")
