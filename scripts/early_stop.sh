@@ -17,10 +17,8 @@ case $data in
     FORGET=("${SYNTHETIC_FORGET[@]}")
     bound=5 ;;
   casia)
-    DATA=(-d casia100 --data_root "${DATA_ROOT:-./data/faces_webface_112x112_sub100_train_test}")
-    [ -f runs/casia_cpu/pretrain/best.pth ] || { echo "run scripts/casia_cpu.sh first: it pre-trains the model" >&2
-                                                 exit 2; }
-    FORGET=("${DATA[@]}" -r runs/casia_cpu/pretrain/best.pth "${TASKS[@]}" -e 5 --data_ratio 0.1)
+    [ -f "$CASIA_PRETRAINED" ] || { echo "run scripts/casia_cpu.sh first: it pre-trains the model" >&2; exit 2; }
+    FORGET=("${CASIA_DATA[@]}" -r "$CASIA_PRETRAINED" "${TASKS[@]}" -e 5 --data_ratio 0.1)
     bound=10 ;;
   *) echo "unknown data set '$data'; choose synthetic or casia" >&2; exit 2 ;;
 esac
