@@ -180,8 +180,9 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         "the original test script's name")
     g.add_argument("-r", "--resume", default="", help="pre-trained checkpoint to start from")
     g.add_argument("--lora_rank", type=int, default=8,
-                   help="LoRA rank r (GS-LoRA; on the linears --lora_pos names); train_own.py ignores it: it trains and evaluates "
-                        "plain linears (the original's --lora_rank 0), and checkpoints hold merged weights")
+                   help="LoRA rank r (GS-LoRA, on the linears --lora_pos names); train_own.py ignores it: it "
+                        "trains and evaluates plain linears (the original's --lora_rank 0), and checkpoints hold "
+                        "merged weights")
     g.add_argument("--lora_alpha", type=float, default=1.0, help="LoRA alpha; the update is scaled by alpha/r")
 
 

@@ -10,8 +10,9 @@ Each task trains a fresh LoRA on the FFN linears of every block, minimising (ref
 
 and merges the LoRA into the frozen weights when the task ends (its low-rank factors are saved on their own). The
 papers' ablation switches move the LoRA to the attention's qkv projection (--lora_pos Attention) and group the lasso
-per LoRA layer or per matrix (--grouping lora|matrix) instead. Prototypes are class-mean embeddings of the model at the start of each task, computed after the checkpoint is
-loaded; the original single-step script computed them on the randomly initialised network (its bug 1).
+per LoRA layer or per matrix (--grouping lora|matrix) instead. Prototypes are class-mean embeddings of the model at
+the start of each task, computed after the checkpoint is loaded; the original single-step script computed them on the
+randomly initialised network (its bug 1).
 
 The last two terms are ours, not the papers': t is the frozen model from the start of the task and K the classes
 still to be remembered (remain and missing). On forget images the first keeps the logits of those classes as they
@@ -221,7 +222,8 @@ class GSLoRA(Method):
         ce_f = F.cross_entropy(logits_f.float(), forget[1])
         losses = {} if remain is None else {"remain": F.cross_entropy(logits_r.float(), remain[1])}
         losses.update(forget_ce=ce_f.detach(), forget=self.beta_at(step.epoch) * bounded_forget_loss(ce_f, self.bound),
-                      structure=self.alpha_at(step.epoch) * group_lasso(lora_groups(self.model.backbone, self.grouping)))
+                      structure=self.alpha_at(step.epoch)
+                      * group_lasso(lora_groups(self.model.backbone, self.grouping)))
         if self.prototype:
             kl_f = prototype_kl(emb_f.float(), self.prototypes[forget[1]])
             kl_r = None if remain is None else prototype_kl(emb_r.float(), self.prototypes[remain[1]])

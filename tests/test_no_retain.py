@@ -22,7 +22,8 @@ from engine.method import METHODS, Method, StepInfo, TaskContext
 from gs_lora import GSLoRA
 from util.run_log import RunLog
 
-RETAIN_FREE = ("gs_lora", "gs_lora_pp", "l2", "lirf")  # the documented decision (docs/undo-and-retain-free.md); every other method refuses
+# The documented decision (docs/undo-and-retain-free.md); every other method refuses.
+RETAIN_FREE = ("gs_lora", "gs_lora_pp", "l2", "lirf")
 
 
 def no_retain_context(data, task) -> TaskContext:
