@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 from timm.optim import list_optimizers
 
 import baselines  # noqa: F401  (registers every module in baselines/)
-import gs_lora  # noqa: F401  (registers GS-LoRA and GS-LoRA++)
+import gs_lora  # registers GS-LoRA and GS-LoRA++
 from audit.settings import AuditSettings
 from backbone import BACKBONES
 from baselines.common import add_shared_arguments
@@ -76,9 +76,9 @@ IGNORED_IN_FORGETTING = (
 
 # The ignored flag's value that is what pre-training does anyway (the original's default and every script's): no
 # warning.
-HONOURED = {"lora_pos": "FFN"}
-# GS-LoRA's ablation switches and their defaults; a method without LoRA refuses another value.
-LORA_SWITCHES = {"lora_pos": "FFN", "grouping": "block"}
+HONOURED = {"lora_pos": gs_lora.DEFAULTS["lora_pos"]}
+# GS-LoRA's ablation switches; a method without LoRA refuses a value other than GS-LoRA's default.
+LORA_SWITCHES = ("lora_pos", "grouping")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -522,8 +522,8 @@ def _check_protocol(parser: argparse.ArgumentParser, args: argparse.Namespace) -
                      "val (or test)")
     check_audit_args(parser, args)
     method = METHODS.get(args.method)
-    for flag, default in LORA_SWITCHES.items():
-        if getattr(args, flag) != default and not method.trains_lora:
+    for flag in LORA_SWITCHES:
+        if getattr(args, flag) != gs_lora.DEFAULTS[flag] and not method.trains_lora:
             parser.error(f"--{flag} {getattr(args, flag)} places or groups GS-LoRA's LoRA, but --method "
                          f"{args.method} trains no LoRA; drop it")
     refusal = method.no_retain_refusal

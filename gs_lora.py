@@ -79,7 +79,7 @@ def prototype_loss(kl_forget: torch.Tensor, kl_remain: Optional[torch.Tensor], w
 
 # The defaults of the original's continual parser; the constructor and the flags share them (one source).
 DEFAULTS = {"bound": 10.0, "beta": 0.03, "alpha": 0.1, "big_alpha": 1e-4, "alpha_epoch": 20, "small_beta": 1e-4,
-            "bound_pro": 18.0, "retain_kd_T": 4.0}
+            "bound_pro": 18.0, "retain_kd_T": 4.0, "lora_pos": "FFN", "grouping": "block"}
 
 
 def _per_task(values: List[float], task: int, default: float) -> float:
@@ -104,7 +104,8 @@ class GSLoRA(Method):
                  beta_decay: bool = False, small_beta: float = DEFAULTS["small_beta"], prototype: bool = False,
                  pro_f_weight: float = 0.0, pro_r_weight: float = 0.0, prof_list: Optional[List[float]] = None,
                  bound_pro: float = DEFAULTS["bound_pro"], retain_kd: float = 0.0,
-                 retain_kd_T: float = DEFAULTS["retain_kd_T"], lora_pos: str = "FFN", grouping: str = "block",
+                 retain_kd_T: float = DEFAULTS["retain_kd_T"], lora_pos: str = DEFAULTS["lora_pos"],
+                 grouping: str = DEFAULTS["grouping"],
                  remain_kd: float = 0.0):
         super().__init__(model)
         self.rank, self.lora_alpha, self.grouping = rank, lora_alpha, grouping
@@ -154,10 +155,10 @@ class GSLoRA(Method):
         g.add_argument("--remain_kd", type=float, default=0.0,
                        help="w_rkd: weight of the same distillation on remain images (ours; retention while "
                             "forgetting); 0 = off")
-        g.add_argument("--lora_pos", default="FFN", choices=sorted(LORA_POSITIONS),
+        g.add_argument("--lora_pos", default=DEFAULTS["lora_pos"], choices=sorted(LORA_POSITIONS),
                        help="where LoRA goes: the FFN's two linears (the papers' method) or the attention's qkv "
                             "projection, one rank-r update each for q, k and v (the papers' ablation)")
-        g.add_argument("--grouping", default="block", choices=GROUPINGS,
+        g.add_argument("--grouping", default=DEFAULTS["grouping"], choices=GROUPINGS,
                        help="group-lasso groups: one per block (the papers' method), per LoRA layer, or per matrix")
 
     @classmethod

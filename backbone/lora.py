@@ -124,15 +124,15 @@ class LoRALinear(nn.Linear):
         return delta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (torch.is_grad_enabled() and (self.lora_A.requires_grad or self.lora_B.requires_grad)):
-            # Nothing to train (evaluation, prototypes): fold the update into the weight, one product per call.
-            if self.parts > 1:
-                return F.linear(x, self.weight + self.delta(), self.bias)
-            return F.linear(x, torch.addmm(self.weight, self.lora_B, self.lora_A, alpha=self.scaling), self.bias)
-        if self.parts > 1 or self.weight.requires_grad or (self.bias is not None and self.bias.requires_grad):
-            # A base that trains as well (not GS-LoRA's use), or the qkv update (an ablation): autograd through the
+        training = torch.is_grad_enabled() and (self.lora_A.requires_grad or self.lora_B.requires_grad)
+        base_trains = self.weight.requires_grad or (self.bias is not None and self.bias.requires_grad)
+        if self.parts > 1 or (training and base_trains):
+            # The qkv update (an ablation), or a base that trains as well (not GS-LoRA's use): autograd through the
             # folded weight computes every gradient.
             return F.linear(x, self.weight + self.delta(), self.bias)
+        if not training:
+            # Nothing to train (evaluation, prototypes): fold the update into the weight, one product per call.
+            return F.linear(x, torch.addmm(self.weight, self.lora_B, self.lora_A, alpha=self.scaling), self.bias)
         device = x.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
         bias = None if self.bias is None else self.bias.to(dtype)
