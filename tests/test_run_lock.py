@@ -10,7 +10,8 @@ import pytest
 from conftest import ROOT, child_env, entry_point, write_image_folder
 
 from test_bad_input import one_error_line, tiny_checkpoint
-from util.run_lock import LOCK_NAME
+from util.errors import UserError
+from util.run_lock import LOCK_NAME, lock_run_folder
 
 HOLDER = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
           "from util.run_lock import lock_run_folder; [lock_run_folder(Path(f)) for f in sys.argv[2:]]; "
@@ -86,6 +87,25 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tiny, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "run" / "best.pth").is_file() and not (tmp_path / "run" / LOCK_NAME).exists()
+
+
+SLOW_HOLDER = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+               "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(0.3); "
+               "os.write(fd, f'{os.getpid()}\\n'.encode()); sys.stdin.read()")
+
+
+def test_a_run_refused_before_the_holder_wrote_its_pid_still_names_it(tmp_path):
+    """The holder writes its pid just after it takes the lock; a run refused in between waits for the pid (CI once
+    printed "pid unknown" here)."""
+    (tmp_path / "run").mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", SLOW_HOLDER, str(tmp_path / "run" / LOCK_NAME)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(UserError, match=rf"in use by another run \(pid {holder.pid}\)"):
+            lock_run_folder(tmp_path / "run")
+    finally:
+        release(holder)
 
 
 @pytest.mark.parametrize("kind", ["pre", "forget"])

@@ -8,6 +8,7 @@ import atexit
 import errno
 import fcntl
 import os
+import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -48,10 +49,16 @@ def lock_run_folder(folder: Path, flag: str = "--outdir") -> None:
 
 
 def _holder(path: Path) -> str:
-    try:
-        return path.read_text().strip() or "unknown"
-    except OSError:
-        return "unknown"
+    """The holder's pid. A holder writes it just after it takes the lock, so an empty file is read again for a while."""
+    for _ in range(50):
+        try:
+            pid = path.read_text().strip()
+        except OSError:
+            return "unknown"
+        if pid:
+            return pid
+        time.sleep(0.02)
+    return "unknown"
 
 
 def _same_file(fd: int, path: Path) -> bool:
