@@ -19,8 +19,9 @@ still to be remembered (remain and missing). On forget images the first keeps th
 were while the forget class is pushed down, an anchor without any remain image (LIRF's remain-class KL, Ye et al.
 2022) meant for --no_retain; on remain images the second holds the remembered classes while forgetting happens.
 """
+import argparse
 import math
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -37,6 +38,37 @@ from util.errors import UserError
 def bounded_forget_loss(ce_forget: torch.Tensor, bound: float) -> torch.Tensor:
     """ReLU(BND - CE_f): pushes the batch-mean forget cross-entropy up until it reaches the bound. Scalar."""
     return F.relu(bound - ce_forget)
+
+
+def auto_bound(num_classes: int) -> float:
+    """``--BND auto``: 2 ln C, the batch-mean forget cross-entropy at which the forget class's probability is, on
+    average, 1/C^2: a factor C below chance. It means the same on any head and class count, where a fixed BND does
+    not (a softmax head's forget CE stops near 11, so BND 30 is never reached; CosFace logits at s 64 reach 105)."""
+    return 2 * math.log(num_classes)
+
+
+def bound_flag(text: str):
+    """An argparse type for --BND: a number, or ``auto`` (``auto_bound``, set per task from the head's classes)."""
+    if text.lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number or 'auto', got {text}")
+    return value
+
+
+def project_off_conflict(forget_grads: List[torch.Tensor], rest_grads: List[torch.Tensor]) -> List[torch.Tensor]:
+    """g_f - <g_f, g_r> / ||g_r||^2 * g_r when the forget gradient g_f conflicts with the rest's g_r (<g_f, g_r> < 0),
+    else g_f: the forget step then leaves the rest of the loss unchanged to first order instead of raising it
+    (one-sided PCGrad, Yu et al. 2020; ``--project_forget``)."""
+    dot = sum((f * r).sum() for f, r in zip(forget_grads, rest_grads))
+    norm_sq = sum(r.pow(2).sum() for r in rest_grads)
+    if dot >= 0 or norm_sq == 0:
+        return forget_grads
+    return [f - (dot / norm_sq) * r for f, r in zip(forget_grads, rest_grads)]
 
 
 def group_norms(groups: Iterable[Iterable[torch.Tensor]]) -> torch.Tensor:
@@ -77,6 +109,9 @@ def prototype_loss(kl_forget: torch.Tensor, kl_remain: Optional[torch.Tensor], w
     return terms
 
 
+# The terms that push the forget images away, which --project_forget projects off the others where they conflict.
+FORGET_TERMS = ("forget", "prototype_forget")
+
 # The defaults of the original's continual parser; the constructor and the flags share them (one source).
 DEFAULTS = {"bound": 10.0, "beta": 0.03, "alpha": 0.1, "big_alpha": 1e-4, "alpha_epoch": 20, "small_beta": 1e-4,
             "bound_pro": 18.0, "retain_kd_T": 4.0, "lora_pos": "FFN", "grouping": "block"}
@@ -97,7 +132,7 @@ class GSLoRA(Method):
                "cpu": "--lr 1e-2 --lora_rank 8 --BND 30 --cl_beta_list 0.2 0.2 0.2 0.2 --alpha 1e-3",
                "smoke": "-e 6 --lr 1e-2 --lora_rank 4 --BND 15 --beta 0.5 --alpha 1e-3"}
 
-    def __init__(self, model: nn.Module, rank: int = 8, lora_alpha: float = 1.0, bound: float = DEFAULTS["bound"],
+    def __init__(self, model: nn.Module, rank: int = 8, lora_alpha: float = 1.0, bound: Union[float, str] = DEFAULTS["bound"],
                  beta: float = DEFAULTS["beta"], beta_list: Optional[List[float]] = None,
                  alpha: float = DEFAULTS["alpha"], warmup_alpha: bool = False,
                  big_alpha: float = DEFAULTS["big_alpha"], alpha_epoch: int = DEFAULTS["alpha_epoch"],
@@ -105,17 +140,17 @@ class GSLoRA(Method):
                  pro_f_weight: float = 0.0, pro_r_weight: float = 0.0, prof_list: Optional[List[float]] = None,
                  bound_pro: float = DEFAULTS["bound_pro"], retain_kd: float = 0.0,
                  retain_kd_T: float = DEFAULTS["retain_kd_T"], lora_pos: str = DEFAULTS["lora_pos"],
-                 grouping: str = DEFAULTS["grouping"],
-                 remain_kd: float = 0.0):
+                 grouping: str = DEFAULTS["grouping"], remain_kd: float = 0.0, project_forget: bool = False):
         super().__init__(model)
         self.rank, self.lora_alpha, self.grouping = rank, lora_alpha, grouping
-        self.bound, self.beta, self.beta_list = bound, beta, beta_list or []
+        self.bound_setting, self.beta, self.beta_list = bound, beta, beta_list or []
         self.alpha, self.warmup_alpha, self.big_alpha, self.alpha_epoch = alpha, warmup_alpha, big_alpha, alpha_epoch
         self.beta_decay, self.small_beta = beta_decay, small_beta
         self.prototype, self.pro_r_weight, self.bound_pro = prototype, pro_r_weight, bound_pro
         self.pro_f_weight, self.prof_list = pro_f_weight, prof_list or []
         self.prototypes: Optional[torch.Tensor] = None
         self.retain_kd, self.retain_kd_T, self.remain_kd = retain_kd, retain_kd_T, remain_kd
+        self.project_forget = project_forget
         try:
             inject_lora(model.backbone, rank, lora_alpha, lora_pos)
         except TypeError as error:
@@ -125,8 +160,9 @@ class GSLoRA(Method):
     @classmethod
     def add_arguments(cls, parser) -> None:
         g = parser.add_argument_group("GS-LoRA / GS-LoRA++")
-        g.add_argument("--BND", type=float, default=DEFAULTS["bound"],
-                       help="bound of the forget hinge ReLU(BND - CE_f)")
+        g.add_argument("--BND", type=bound_flag, default=DEFAULTS["bound"],
+                       help="bound of the forget hinge ReLU(BND - CE_f); 'auto' = 2 ln C for a head of C classes "
+                            "(the forget class's probability a factor C below chance), recorded per task")
         g.add_argument("--beta", type=float, default=DEFAULTS["beta"], help="weight of the forget hinge (single value)")
         g.add_argument("--cl_beta_list", type=float, nargs="*", default=[],
                        help="forget-hinge weight per task (overrides --beta task by task)")
@@ -155,6 +191,9 @@ class GSLoRA(Method):
         g.add_argument("--remain_kd", type=float, default=0.0,
                        help="w_rkd: weight of the same distillation on remain images (ours; retention while "
                             "forgetting); 0 = off")
+        g.add_argument("--project_forget", action="store_true",
+                       help="remove from the forget terms' gradient its component against the other terms' gradient "
+                            "when the two conflict (ours; one-sided PCGrad; two backward passes a step)")
         g.add_argument("--lora_pos", default=DEFAULTS["lora_pos"], choices=sorted(LORA_POSITIONS),
                        help="where LoRA goes: the FFN's two linears (the papers' method) or the attention's qkv "
                             "projection, one rank-r update each for q, k and v (the papers' ablation)")
@@ -185,7 +224,8 @@ class GSLoRA(Method):
                    small_beta=args.small_beta, prototype=args.prototype or cls is GSLoRAPlusPlus,
                    pro_f_weight=args.pro_f_weight, pro_r_weight=args.pro_r_weight, prof_list=args.cl_prof_list,
                    bound_pro=args.BND_pro, retain_kd=args.retain_kd, retain_kd_T=args.retain_kd_T,
-                   lora_pos=args.lora_pos, grouping=args.grouping, remain_kd=args.remain_kd)
+                   lora_pos=args.lora_pos, grouping=args.grouping, remain_kd=args.remain_kd,
+                   project_forget=args.project_forget)
 
     def trainable_parameters(self) -> List[nn.Parameter]:
         return [p for layer in lora_layers(self.model) for p in (layer.lora_A, layer.lora_B)]
@@ -195,6 +235,7 @@ class GSLoRA(Method):
         # The original re-initialises A with a = sqrt(50) from the second task on (a smaller start); kept.
         reset_lora(self.model, a=math.sqrt(5) if ctx.task.index == 0 else math.sqrt(50))
         self.task_beta = _per_task(self.beta_list, ctx.task.index, self.beta)
+        self.bound = auto_bound(ctx.num_classes) if self.bound_setting == "auto" else self.bound_setting
         self.task_w_f = _per_task(self.prof_list, ctx.task.index, self.pro_f_weight)
         if self.retain_kd or self.remain_kd:  # the model as the task finds it (B = 0: the fresh LoRA changes nothing)
             self.teacher = frozen_copy(self.model)
@@ -236,6 +277,18 @@ class GSLoRA(Method):
         losses["total"] = sum(v for k, v in losses.items() if k != "forget_ce")
         return losses
 
+    def backward(self, losses: Dict[str, torch.Tensor]) -> None:
+        """With ``--project_forget``, the forget terms' gradient projected off the other terms' where they conflict,
+        plus the other terms' gradient."""
+        if not self.project_forget:
+            return super().backward(losses)
+        params = self.trainable_parameters()
+        forget_side = sum(losses[k] for k in FORGET_TERMS if k in losses)
+        forget_grads = torch.autograd.grad(forget_side, params, retain_graph=True)
+        rest_grads = torch.autograd.grad(losses["total"] - forget_side, params)
+        for p, f, r in zip(params, project_off_conflict(list(forget_grads), list(rest_grads)), rest_grads):
+            p.grad = f + r
+
     def remembered_class_kl(self, logits: torch.Tensor, batch) -> torch.Tensor:
         """T^2 KL(t(x)[:, K] || z(x)[:, K]): the task's starting model t against ours on the logits of the classes
         to remember, for the images of ``batch``."""
@@ -261,7 +314,7 @@ class GSLoRA(Method):
         # group_norms: sqrt of the summed squares of a group's LoRA matrices, the norm the group lasso penalises;
         # group_norms_frobenius_sum: the sum of their Frobenius norms, what the original logged (norm_list).
         return {"group_norms": norms, "group_norms_frobenius_sum": frobenius_sums, "beta": self.task_beta,
-                "pro_f_weight": self.task_w_f if self.prototype else None}
+                "bound": self.bound, "pro_f_weight": self.task_w_f if self.prototype else None}
 
 
 @METHODS.register("gs_lora_pp")

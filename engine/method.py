@@ -150,10 +150,14 @@ class Method:
         with self.autocast():
             losses = self.compute_loss(remain, forget, step)
         self.optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
+        self.backward(losses)
         average_gradients(self.optimized_parameters())  # torchrun: every process takes the same step
         self.optimizer.step()
         return losses
+
+    def backward(self, losses: Dict[str, torch.Tensor]) -> None:
+        """Fills the gradients of the step's losses (default: of their total)."""
+        losses["total"].backward()
 
     def forget_goal_met(self, losses: Dict[str, float]) -> bool:
         """Whether the forgetting target is reached (for ``--early_stop``); without one, selection H alone decides."""

@@ -13,7 +13,7 @@ from conftest import tiny_settings, tiny_tasks
 
 from engine.forgetting import task_subsets
 from engine.method import StepInfo, TaskContext
-from gs_lora import GSLoRA, bounded_forget_loss, group_lasso, prototype_kl, prototype_loss
+from gs_lora import GSLoRA, bounded_forget_loss, group_lasso, project_off_conflict, prototype_kl, prototype_loss
 
 
 def task_context(data, task, data_ratio: float = 1.0) -> TaskContext:
@@ -243,3 +243,69 @@ def test_remain_kd_needs_remain_images(capsys):
     with pytest.raises(SystemExit):
         parse_args("x", argv=["--method", "gs_lora", "--no_retain", "--remain_kd", "1"])
     assert capsys.readouterr().err.startswith("error: --remain_kd distils on remain images, but --no_retain")
+
+
+def test_bnd_auto_is_twice_the_log_of_the_heads_class_count_and_is_recorded(tiny_data, pretrained_model):
+    """--BND auto: the forget hinge is beta * ReLU(2 ln C - CE_f) for a head of C classes, and the task reports it."""
+    method = GSLoRA(pretrained_model, rank=4, bound="auto", beta=0.3)
+    ctx = task_context(tiny_data, tiny_tasks()[0])
+    method.begin_task(ctx)
+    pretrained_model.eval()
+    remain, forget = first_images(ctx, ctx.remain_idx), first_images(ctx, ctx.forget_idx)
+    with torch.no_grad():
+        logits = pretrained_model(*forget)[0]
+    bound = 2 * np.log(logits.shape[1])  # the probability 1/C^2: ln(C^2)
+    ce = np_cross_entropies(logits, forget[1]).mean()
+    assert ce < bound  # the hinge is active, so the bound shows in the loss
+    loss = method.compute_loss(remain, forget, StepInfo(0, 0, 0))["forget"].item()
+    assert loss == pytest.approx(0.3 * (bound - ce), rel=1e-5)
+    assert method.end_task(ctx)["bound"] == pytest.approx(bound)
+
+
+@pytest.mark.parametrize("text, expected", [("auto", "auto"), ("AUTO", "auto"), ("9.5", 9.5)])
+def test_the_bnd_flag_takes_a_number_or_auto(text, expected):
+    from config import parse_args
+    assert parse_args("x", argv=["--method", "gs_lora", "--BND", text]).BND == expected
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "high"])
+def test_the_bnd_flag_refuses_anything_else_in_one_line(text, capsys):
+    from config import parse_args
+    with pytest.raises(SystemExit):
+        parse_args("x", argv=["--method", "gs_lora", "--BND", text])
+    assert capsys.readouterr().err == f"error: argument --BND: must be a finite number or 'auto', got {text}\n"
+
+
+def test_project_off_conflict_removes_the_component_against_the_rest_across_tensors():
+    """f = (1 | 2, 0.5), r = (-3 | 1, -2): <f, r> = -2 and ||r||^2 = 14, so f + r/7 = (4/7 | 15/7, 3/14), orthogonal to r;
+    a forget gradient that agrees with the rest (<f, -r> = 2) is left as it is."""
+    f = [torch.tensor([1.0]), torch.tensor([2.0, 0.5])]
+    r = [torch.tensor([-3.0]), torch.tensor([1.0, -2.0])]
+    projected = torch.cat(project_off_conflict(f, r))
+    assert torch.allclose(projected, torch.tensor([4 / 7, 15 / 7, 3 / 14]))
+    assert torch.equal(torch.cat(project_off_conflict(f, [-x for x in r])), torch.cat(f))
+
+
+def test_project_forget_steps_along_the_rest_plus_the_projected_forget_gradient(tiny_data, pretrained_model):
+    """With alpha 0 the rest is the remain CE: grad = g_r + g_f - <g_f, g_r>/||g_r||^2 g_r, each gradient taken here
+    from its own loss (beta * (BND - mean CE_f) with the hinge active, and the remain CE)."""
+    method = GSLoRA(pretrained_model, rank=4, bound=1000.0, beta=0.3, alpha=0.0, project_forget=True)
+    ctx = task_context(tiny_data, tiny_tasks()[0])
+    method.begin_task(ctx)
+    set_lora_factors(pretrained_model)
+    pretrained_model.eval()
+    remain, forget = first_images(ctx, ctx.remain_idx), first_images(ctx, ctx.forget_idx)
+    params = method.trainable_parameters()
+
+    def flat_grad(loss):
+        return torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)]).double()
+
+    g_f = flat_grad(0.3 * (1000.0 - torch.nn.functional.cross_entropy(pretrained_model(*forget)[0], forget[1])))
+    g_r = flat_grad(torch.nn.functional.cross_entropy(pretrained_model(*remain)[0], remain[1]))
+    dot = float(g_f @ g_r)
+    assert dot < 0  # the two conflict here, so the projection is exercised
+    expected = g_r + g_f - dot / float(g_r @ g_r) * g_r
+    method.backward(method.compute_loss(remain, forget, StepInfo(0, 0, 0)))
+    got = torch.cat([p.grad.flatten() for p in params]).double()
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(got, g_r + g_f, rtol=1e-3)  # the plain sum differs
