@@ -130,7 +130,8 @@ def _metrics(task: Dict, convention: str) -> Dict:
     return task if convention == "original" else task.get("plain", {})
 
 
-def _fmt(value: Optional[float]) -> str:
+def fmt_cell(value: Optional[float]) -> str:
+    """A number as every table shows it: two decimals, '-' for a missing value."""
     return "-" if value is None else f"{value:.2f}"
 
 
@@ -160,7 +161,7 @@ def _cost(tasks: List[Dict]) -> List[str]:
 
     ratio, steps, wall, peak = (values(k) for k in ("trainable_ratio", "optimizer_steps", "wall_time_s",
                                                      "peak_memory_mb"))
-    return [_fmt(max(ratio)) if ratio else "-", str(sum(steps)) if steps else "-",
+    return [fmt_cell(max(ratio)) if ratio else "-", str(sum(steps)) if steps else "-",
             f"{sum(wall):.0f}" if wall else "-", f"{max(peak):.0f}" if peak else "-"]
 
 
@@ -172,14 +173,14 @@ def build_table(runs: Sequence[Run], convention: str = "original") -> Table:
                 or (k != "h_mean" and pretrained.get(s, {}).get(k) is not None)] for s in settings}
     names = dict(METRICS)
     header = ["Method"] + [f"{s} {names[k]}" for s in settings for k in keys[s]] + list(COST_COLUMNS)
-    pre = ["Pre-train"] + [_fmt(pretrained.get(s, {}).get(k)) for s in settings for k in keys[s]]
+    pre = ["Pre-train"] + [fmt_cell(pretrained.get(s, {}).get(k)) for s in settings for k in keys[s]]
     table = Table([header, pre + [""] * len(COST_COLUMNS)], convention=convention, notes=name_notes(runs))
     for name, row in cells.items():
         line = [name]
         for s in settings:
             task = row.get(s, {})
             for key in keys[s]:
-                cell = _fmt(task.get(key))
+                cell = fmt_cell(task.get(key))
                 if key == "h_mean" and task.get(key) is not None:
                     before = task.get("acc_f_before")
                     before = pretrained.get(s, {}).get("acc_f") if before is None else before
@@ -218,7 +219,7 @@ def build_audit_table(runs: Runs) -> Optional[Table]:
     if not cells:
         return None
     columns = _audit_columns([audit for _, _, audit in cells])
-    rows = [[name, setting] + [_fmt(dig(audit, path)) for _, path in columns] for name, setting, audit in cells]
+    rows = [[name, setting] + [fmt_cell(dig(audit, path)) for _, path in columns] for name, setting, audit in cells]
     return Table([["Method", "Setting"] + [header for header, _ in columns]] + rows, convention="plain",
                  notes=near_oracle(cells, columns) + name_notes(runs))
 
