@@ -9,10 +9,11 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 METRICS = (("h_mean", "H"), ("acc_r", "Acc_r"), ("acc_f", "Acc_f"), ("acc_o", "Acc_o"), ("acc_m", "Acc_m"))
 COST_COLUMNS = ("Tunable %", "Steps", "Time (s)", "Peak MB")
+COST_KEYS = ("trainable_ratio", "optimizer_steps", "wall_time_s", "peak_memory_mb")
 # Published cells carry two decimals, so H recomputed from rounded Acc_r and Acc_f may be off by a few hundredths.
 H_TOLERANCE = 0.06
 # The papers' row names; a method missing here is shown by its registry name.
@@ -72,8 +73,7 @@ def recompute_h(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Op
 
 
 def setting_label(plan: Optional[Dict], index: int, named: bool = False) -> str:
-    """'a-b' for a task of the saved plan (remain + missing + forget classes before it, forget after), with the
-    forgotten classes' names when ``named`` and they are few; 'T<i>' without a plan."""
+    """'a-b' (classes known before the task - forgotten), the names when ``named`` and few; 'T<i>' without a plan."""
     if not plan:
         return f"T{index}"
     known = len(plan["remain"]) + len(plan.get("missing") or []) + len(plan["forget"])
@@ -114,8 +114,7 @@ def columns_of(results: Dict) -> set:
 
 
 def distinct_row_names(runs: Sequence[Tuple[str, Path, Dict]]) -> List[str]:
-    """Row names for (name, run folder, results): ``name (where)`` when another run of that name fills some of the same
-    columns, ``where`` the first folder component that differs from every such run's; else the shared name."""
+    """Row names of (name, folder, results): runs of a name sharing a column get ``name (first differing folder)``."""
     names = []
     for name, folder, results in runs:
         rivals = [f for other, f, theirs in runs
@@ -140,27 +139,26 @@ def collect(runs: Runs, convention: str = "original"):
     accuracies}, {row: [tasks of every run of the row]})."""
     settings, cells, pretrained, tasks_of = [], {}, {}, {}
     for name, results in _pairs(runs):
-        labels = task_labels(results)
+        labels, row, tasks = task_labels(results), cells.setdefault(name, {}), tasks_of.setdefault(name, [])
         before = results.get("pretrained", {}).get(convention, [])
         for task in results["tasks"]:
             label = labels[task["task"]]
             if label not in settings:
                 settings.append(label)
-            cells.setdefault(name, {})[label] = _metrics(task, convention)
+            row[label] = _metrics(task, convention)
             if task["task"] < len(before):
                 pretrained.setdefault(label, before[task["task"]])
-            tasks_of.setdefault(name, []).append(task)
-        cells.setdefault(name, {})
-        tasks_of.setdefault(name, [])
+            tasks.append(task)
     return settings, cells, pretrained, tasks_of
 
 
-def _cost(tasks: List[Dict]) -> List[str]:
-    def values(key):
-        return [t[key] for t in tasks if t.get(key) is not None]
+def present(tasks: Iterable[Dict], key: str) -> List:
+    """The values of ``key`` in the tasks that recorded it (old runs lack the cost fields)."""
+    return [t[key] for t in tasks if t.get(key) is not None]
 
-    ratio, steps, wall, peak = (values(k) for k in ("trainable_ratio", "optimizer_steps", "wall_time_s",
-                                                     "peak_memory_mb"))
+
+def _cost(tasks: List[Dict]) -> List[str]:
+    ratio, steps, wall, peak = (present(tasks, k) for k in COST_KEYS)
     return [fmt_cell(max(ratio)) if ratio else "-", str(sum(steps)) if steps else "-",
             f"{sum(wall):.0f}" if wall else "-", f"{max(peak):.0f}" if peak else "-"]
 
@@ -255,14 +253,12 @@ def format_table(table: Union[Table, Runs]) -> str:
 def markdown_table(table: Union[Table, Runs]) -> str:
     """A Markdown table; flagged H cells are listed under it."""
     table = _as_table(table)
-    rows = table.rows
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    lines = ["| " + " | ".join(r) + " |" for r in table.rows]
+    lines.insert(1, "|" + "---|" * len(table.rows[0]))
     lines.append(f"\nAccuracy convention: {table.convention}.")
     lines += [f"* {note}" for note in table.notes]
-    for flag in table.flags:
-        lines.append(f"* {flag.row} {flag.setting}: H printed {flag.printed:.2f}, recomputed from Acc_r and the "
-                     f"drop in Acc_f {flag.recomputed:.2f}")
+    lines += [f"* {f.row} {f.setting}: H printed {f.printed:.2f}, recomputed from Acc_r and the drop in Acc_f "
+              f"{f.recomputed:.2f}" for f in table.flags]
     return "\n".join(lines) + "\n"
 
 
