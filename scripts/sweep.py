@@ -222,9 +222,8 @@ def run_points(script: Path, todo: Sequence[Tuple[Path, List[str]]], jobs: int, 
         folder, argv = item
         command = [sys.executable, str(script), *argv, "--outdir", str(folder), "--resume_run", "--no_tensorboard"]
         log.info("running %s", folder.name)
-        with open(folder / "sweep.log", "a") as output:
-            code = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, env=env,
-                                  cwd=script.parent).returncode
+        with open(folder / "sweep.log", "a") as out:
+            code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=script.parent).returncode
         log.info("%s %s", folder.name, "finished" if code == 0 else f"failed (status {code}, see {folder}/sweep.log)")
         return folder, code
 
