@@ -1,11 +1,10 @@
 """Speed benchmark against the original implementation's measured figures (reference/original-speed.md).
 
-On real CASIA-100 task-0 batches of the 4-task protocol, at the 'reduced' (56 px, width 256) and 'full' (112 px,
-width 512) configurations: a GS-LoRA++ step, a full fine-tuning step, an evaluation pass and the prototypes, then
-task 0 and Table 3's protocol extrapolated as the reference does, as ratios against the original's figures.
---side_by_side alternates step by step with the original's graph (benchmarks/original_graph.py), giving ratios
-that do not depend on the machine. 'tiny' checks the path in seconds; 'vit_b16' times ImageNet100's backbone and
-its streamed data. docs/speed.md explains each figure.
+On real CASIA-100 task-0 batches of the 4-task protocol, at 'reduced' (56 px, width 256) and 'full' (112 px, width 512):
+a GS-LoRA++ step, a full fine-tuning step, an evaluation pass and the prototypes, then task 0 and Table 3's protocol
+extrapolated as the reference does, as ratios to the original's figures. --side_by_side alternates step by step with
+the original's graph (benchmarks/original_graph.py) for ratios that do not depend on the machine. 'tiny' checks the
+path in seconds; 'vit_b16' times ImageNet100's backbone and its streamed data. docs/speed.md explains each figure.
 
     python benchmarks/speed.py --configs reduced full --steps 5 --json runs/benchmarks/speed.json
     python benchmarks/speed.py --configs full --steps 5 --eval_images 960 --side_by_side
@@ -226,13 +225,12 @@ def per_image_ratio(result: dict) -> float:
 
 
 def report_vit_b16(result: dict) -> None:
-    per_image = per_image_ratio(result)
     print(f"\n== vit_b16 (224 px) on {result['device']} (bf16 {result['bf16']}) ==")
     for key, label, count in (("gs", "GS-LoRA++ step", 2 * result["batch"]),
                               ("ft", "full fine-tuning step", result["batch"])):
         print(f"{label} ({count} images): {result[f'{key}_step_s']:.3f} s, {result[f'{key}_img_per_s']:.1f} img/s, "
               f"peak {result[f'{key}_peak_mb']:.0f} MB")
-    print(f"GS-LoRA step / full fine-tuning step, per image: {per_image:.2f}")
+    print(f"GS-LoRA step / full fine-tuning step, per image: {per_image_ratio(result):.2f}")
     print(f"evaluation pass, {IMAGENET100_TEST:,} test images: {result['eval_s']:.1f} s")
     print(f"data path ({result['workers']} workers): {result['loader_img_per_s']:.1f} img/s "
           f"({result['loader_img_per_s'] / result['gs_img_per_s']:.2f}x the GS-LoRA step's images/s; below 1 the "
@@ -243,7 +241,6 @@ def report(result: dict) -> None:
     if result["config"] == "vit_b16":
         return report_vit_b16(result)
     ref = ORIGINAL.get(result["config"], {})
-    per_image = per_image_ratio(result)
     print(f"\n== {result['config']} configuration on {result['device']} (bf16 {result['bf16']}) ==")
     rows = [("GS-LoRA++ step (96 images)", "gs_step_s", "s"), ("full fine-tuning step (48 images)", "ft_step_s", "s"),
             ("evaluation pass, 8,984 images", "eval_s", "s"), ("prototypes", "prototypes_s", "s"),
@@ -254,7 +251,8 @@ def report(result: dict) -> None:
         if key in ref:
             line += f"{ref[key]:9.3f}{unit}{result[key] / ref[key]:10.2f}x"
         print(line)
-    print(f"GS-LoRA step / full fine-tuning step, per image: {per_image:.2f} (original 0.86-1.11, target <= 0.80)")
+    print(f"GS-LoRA step / full fine-tuning step, per image: {per_image_ratio(result):.2f} (original 0.86-1.11, "
+          f"target <= 0.80)")
     if "original_graph_gs_step_s" in result:
         graph_gs, graph_ft = result["original_graph_gs_step_s"], result["original_graph_ft_step_s"]
         print(f"side by side with the original's graph (benchmarks/original_graph.py), same batches, alternating: "
@@ -321,12 +319,9 @@ def cpu_name() -> str:
     """The CPU model as Linux names it ('Intel(R) Xeon(R) ...'); elsewhere what the platform module knows."""
     try:
         with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 

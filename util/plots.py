@@ -1,9 +1,7 @@
 """Pictures of forgetting runs, written as PNG next to their table (matplotlib, Agg backend, imported lazily).
 
-``plot_group_norms``: per GS-LoRA run a heat map of the LoRA group norms, task by block (the norm the group lasso
-penalises). ``plot_accuracy``: Acc_r and Acc_f per setting, one line per method. ``plot_cost``: mean H against the
-tunable parameters and the wall time. These take the table's (row name, results) pairs and return the written path, or
-None with nothing to draw. ``plot_sweep``: one flag of scripts/sweep.py against its value."""
+The run plots take the table's (row name, results) pairs and return the written path, or None with nothing to draw;
+``plot_sweep`` draws one flag of scripts/sweep.py against its value."""
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -22,8 +20,7 @@ def _pyplot():
 
 
 def plot_group_norms(runs: Sequence[Run], path: Path) -> Optional[Path]:
-    """Heat map per GS-LoRA run: rows are tasks (settings), columns are the lasso's groups (transformer blocks, or
-    with --grouping lora|matrix its LoRA layers or matrices in block order)."""
+    """Per GS-LoRA run a heat map of the norms the group lasso penalises, task by group (block, layer or matrix)."""
     settings, _, _, tasks_of = collect(runs)
     drawn = [(name, [t for t in tasks if t.get("group_norms")]) for name, tasks in tasks_of.items()]
     drawn = [(name, tasks) for name, tasks in drawn if tasks]
