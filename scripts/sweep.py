@@ -3,10 +3,9 @@
     python scripts/sweep.py --base "-d casia100 -r runs/casia_cpu/pretrain/best.pth ..." --method gs_lora \
         --preset cpu --num_tasks 1 --vary BND=10,20,30,60 --vary beta=0.05,0.5 --out runs/sweep_casia
 
-Each point is a train_own_forget_cl.py run in OUT/<point>/; points whose flags resolve alike share one folder.
+Each point is a train_own_forget_cl.py run in OUT/<point>/ (docs/sensitivity.md describes points, folders, outputs).
 H* = 2 Acc_r0 Acc_f0 / (Acc_r0 + Acc_f0) is the H of a perfect step (Acc_f to 0, Acc_r kept at its before-value).
-The command-line editing knows no flag's meaning, only the option strings (``dests``) and the switches.
-docs/sensitivity.md describes the points, folders and outputs."""
+The command-line editing knows no flag's meaning, only the option strings (``dests``) and the switches."""
 import argparse
 import functools
 import itertools

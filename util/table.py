@@ -135,8 +135,7 @@ def fmt_cell(value: Optional[float]) -> str:
 
 
 def collect(runs: Runs, convention: str = "original"):
-    """Groups tasks by row and setting: (settings in first-seen order, {row: {setting: task}}, {setting: pre-trained
-    accuracies}, {row: [tasks of every run of the row]})."""
+    """(settings in first-seen order, {row: {setting: task}}, {setting: pre-trained accuracies}, {row: [tasks]})."""
     settings, cells, pretrained, tasks_of = [], {}, {}, {}
     for name, results in _pairs(runs):
         labels, row, tasks = task_labels(results), cells.setdefault(name, {}), tasks_of.setdefault(name, [])
@@ -225,15 +224,10 @@ def build_audit_table(runs: Runs) -> Optional[Table]:
 def near_oracle(cells: List[Tuple[str, str, Dict]], columns: List[Tuple[str, Tuple[str, ...]]]) -> List[str]:
     """Per gap column, the rows within ``NEAR_ORACLE`` points of the oracle (either way) in every setting with a gap."""
     lines = []
-    for header, path in columns:
-        if path[0] != "gap":
-            continue
-        within: Dict[str, bool] = {}
-        for name, _, audit in cells:
-            value = dig(audit, path)
-            if value is not None:
-                within[name] = within.get(name, True) and abs(value) <= NEAR_ORACLE
-        near = [name for name, ok in within.items() if ok]
+    for header, path in [c for c in columns if c[1][0] == "gap"]:
+        gaps = [(name, dig(audit, path)) for name, _, audit in cells]
+        far = {name for name, gap in gaps if gap is not None and abs(gap) > NEAR_ORACLE}
+        near = list(dict.fromkeys(name for name, gap in gaps if gap is not None and name not in far))
         lines.append(f"{header}: within {NEAR_ORACLE:g} points of the oracle in every setting: "
                      f"{', '.join(near) or 'none'}")
     return lines
