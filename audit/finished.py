@@ -14,9 +14,8 @@ log = logging.getLogger(__name__)
 
 def audit_finished_run(run_dir: Path, results: Dict, data, tasks: List[Task], settings: RunSettings,
                        out_dir: Path) -> Path:
-    """Adds the ``settings.audit`` audit (kept when made with the same settings, else computed from the task's
-    checkpoint) and the oracle's numbers to every task of ``results``, written as ``out_dir/results.json``; returns
-    ``out_dir``."""
+    """Audits every task of ``results`` (a stored audit of the same settings is kept) with the oracle's; writes
+    ``out_dir``/results.json and returns ``out_dir``."""
     record = settings.audit.record(settings.seed)
     for entry in results["tasks"]:
         task = tasks[entry["task"]]

@@ -16,8 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 
 def attack_features(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
-    """Per image of (N, C) plain logits: [true-class softmax confidence, softmax entropy, CE loss] (nats), (N, 3)
-    float64."""
+    """(N, C) plain logits -> (N, 3) float64: true-class softmax confidence, softmax entropy, CE loss (nats)."""
     log_p = F.log_softmax(logits.double(), dim=1)
     true = log_p.gather(1, labels.view(-1, 1)).squeeze(1)
     entropy = -(log_p.exp() * log_p).sum(1)
@@ -30,10 +29,8 @@ def balanced_accuracy(member_hits: np.ndarray, non_member_hits: np.ndarray) -> f
 
 
 def classifier_attack(members: np.ndarray, non_members: np.ndarray, targets: np.ndarray) -> Dict[str, float]:
-    """A logistic regression on standardised features, members (1) against non-members (0), balanced class weights.
-
-    Returns member_rate (percent of ``targets`` predicted member) and attack_accuracy (balanced, percent, on the split
-    it was trained on; 50 = no membership signal)."""
+    """A balanced logistic regression on standardised features, members (1) against non-members (0): member_rate
+    (percent of ``targets`` called member) and attack_accuracy (balanced, percent, on its fit set; 50: no signal)."""
     x = np.concatenate([members, non_members])
     y = np.concatenate([np.ones(len(members)), np.zeros(len(non_members))])
     attack = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced")).fit(x, y)

@@ -48,8 +48,7 @@ def check_oracle(results: Dict, oracle_dir: Path, config: Dict, task: Task) -> N
 
 def oracle_audit(oracle_dir: Path, task: Task, record: Dict, config: Dict,
                  compute: Callable[[Path], Dict]) -> Optional[Dict]:
-    """The oracle's audit of ``task``: stored in its results.json with the same settings ``record``, else computed
-    by ``compute`` from its task checkpoint; None (with a warning) when it has not finished that task."""
+    """The oracle's audit of ``task``: stored with the same ``record``, else ``compute``d; None if it is unfinished."""
     results_path = oracle_dir / "results.json"
     if not results_path.is_file():
         raise UserError(f"--audit_oracle {oracle_dir} holds no results.json; pass a folder made by train_oracle.py "

@@ -53,10 +53,8 @@ def attack(model: nn.Module, budget: str, data, shots: torch.Tensor, eval_idx: t
     attacker = copy.deepcopy(model).eval()
     for p in attacker.parameters():
         p.requires_grad_(budget == "model")
-    prompts = None
-    if budget == "prompt":
-        generator = seeded_generator(settings.seed, tag)
-        prompts = PromptTokens(cfg.prompts, attacker.backbone.embed_dim, generator).to(settings.device)
+    prompts = None if budget != "prompt" else PromptTokens(cfg.prompts, attacker.backbone.embed_dim,
+                                                           seeded_generator(settings.seed, tag)).to(settings.device)
     params = list(prompts.parameters()) if prompts else list(attacker.parameters())
     with prompted(attacker.backbone, prompts):
         fine_tune(attacker, params, data.train, shots, cfg.steps, cfg.prompt_lr if prompts else cfg.lr, cfg.batch,

@@ -35,9 +35,8 @@ _CHECKPOINT_AUDITS: Dict[Tuple[str, int, str, int], Dict[str, object]] = {}
 
 
 def audit_sets(data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor, settings: RunSettings):
-    """The four sets an audit looks at, {name: (images, indices)}, each capped per class with its own generator: members
-    (the task's remain subset; with --no_retain the remain classes' training split, which pre-training saw), non_members
-    (retained classes' test images), forget_train (the forget subset), forget_test."""
+    """{name: (images, indices)}, each capped per class: members (the remain subset; with --no_retain the remain
+    classes' training split, which pre-training saw), non_members (their test images), forget_train, forget_test."""
     members = remain_idx if len(remain_idx) else subset_indices(data.train, task.remain, data.train_idx)
     pools = {"members": (data.train, members), "non_members": (data.test, subset_indices(data.test, task.remain)),
              "forget_train": (data.train, forget_idx),
@@ -53,21 +52,15 @@ def audit_model(model: nn.Module, data, task: Task, remain_idx: torch.Tensor, fo
     sets = audit_sets(data, task, remain_idx, forget_idx, settings)
     out = {name: model_outputs(model, images, idx, settings.test_batch_size, settings.device, settings.amp)
            for name, (images, idx) in sets.items()}
-    features = {name: attack_features(logits, labels) for name, (logits, _, labels) in out.items()}
-    losses = {name: f[:, 2] for name, f in features.items()}
-    fit = (torch.cat([out["members"][1], out["forget_train"][1]]), torch.cat([out["members"][2],
-                                                                              out["forget_train"][2]]))
-    return {
-        "membership": {
-            "classifier": classifier_attack(features["members"], features["non_members"], features["forget_train"]),
-            "loss_threshold": loss_threshold_attack(losses["members"], losses["non_members"],
-                                                    losses["forget_train"])},
-        "probe": {"acc_f": knn_accuracy(*fit, *out["forget_test"][1:]),
-                  "acc_r": knn_accuracy(*fit, *out["non_members"][1:])},
-        "verification": {"forget": verification(*out["forget_test"][1:], FAR),
-                         "retain": verification(*out["non_members"][1:], FAR)},
-        "relearn": relearn_attacks(model, data, task, sets["forget_test"][1], settings),
-    }
+    attacked = [attack_features(out[name][0], out[name][2]) for name in ("members", "non_members", "forget_train")]
+    fit = [torch.cat([out["members"][i], out["forget_train"][i]]) for i in (1, 2)]  # embeddings, labels
+    return {"membership": {"classifier": classifier_attack(*attacked),  # the loss is the third feature
+                           "loss_threshold": loss_threshold_attack(*(f[:, 2] for f in attacked))},
+            "probe": {"acc_f": knn_accuracy(*fit, *out["forget_test"][1:]),
+                      "acc_r": knn_accuracy(*fit, *out["non_members"][1:])},
+            "verification": {"forget": verification(*out["forget_test"][1:], FAR),
+                             "retain": verification(*out["non_members"][1:], FAR)},
+            "relearn": relearn_attacks(model, data, task, sets["forget_test"][1], settings)}
 
 
 def audit_weights(state: Dict[str, torch.Tensor], model_args: Dict, data, task: Task, remain_idx: torch.Tensor,

@@ -86,6 +86,10 @@ def stages(args, out: Path, device: torch.device) -> Dict[str, Callable[[], Dict
     checkpoint = out / "pretrain" / "best.pth"
     speed = ["benchmarks/speed.py", "--data_root", data_root, "--device", device.type, "--steps", str(args.steps)]
     speed += ["--configs", "tiny", "--eval_images", "240"] if tiny else ["--configs", "full"]
+
+    def benchmark(name: str, *argv: str) -> Callable[[], Dict[str, object]]:
+        return lambda: run_script([*argv, "--json", str(out / f"{name}.json")], out / f"{name}.log")
+
     checks = {
         "environment": lambda: check_environment(device, "vit_face_tiny" if tiny else "vit_face"),
         "pre-training": lambda: run_script(["train_own.py", *data, *model, *pretrain, "--outdir", str(out / "pretrain"),
@@ -94,16 +98,13 @@ def stages(args, out: Path, device: torch.device) -> Dict[str, Callable[[], Dict
             ["train_own_forget_cl.py", *data, *model, "-r", str(checkpoint), "--num_of_first_cls", "80",
              "--per_forget_cls", "20", "--num_tasks", "1", "-b", "48", "--warmup-epochs", "0", *GS_LORA_PP, *forget,
              "--outdir", str(out / "forget"), "--no_tensorboard"], out / "forget.log"),
-        "benchmark fp32": lambda: run_script([*speed, "--precision", "fp32", "--side_by_side",
-                                              "--json", str(out / "speed_fp32.json")], out / "speed_fp32.log"),
-        "benchmark bf16": lambda: run_script([*speed, "--precision", "bf16", "--json", str(out / "speed_bf16.json")],
-                                             out / "speed_bf16.log"),
+        "benchmark fp32": benchmark("speed_fp32", *speed, "--precision", "fp32", "--side_by_side"),
+        "benchmark bf16": benchmark("speed_bf16", *speed, "--precision", "bf16"),
     }
     if not tiny:  # a ViT-B/16 step on 2 CPU cores takes minutes: the dry run leaves it out
-        checks["vit_b16 bf16"] = lambda: run_script(
-            ["benchmarks/speed.py", "--configs", "vit_b16", "--device", device.type, "--precision", "bf16",
-             "--steps", str(args.steps), "--num_workers", str(args.workers), "--json", str(out / "speed_vit.json")],
-            out / "speed_vit.log")
+        checks["vit_b16 bf16"] = benchmark("speed_vit", "benchmarks/speed.py", "--configs", "vit_b16", "--device",
+                                           device.type, "--precision", "bf16", "--steps", str(args.steps),
+                                           "--num_workers", str(args.workers))
     return checks
 
 

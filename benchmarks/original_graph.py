@@ -71,9 +71,6 @@ class FaceTransformer(nn.Module):
         self.mlp_head = nn.LayerNorm(dim)
         self.head = nn.Parameter(torch.randn(num_classes, dim) * dim ** -0.5)
 
-    def ffn_linears(self) -> List[nn.Sequential]:
-        return [layer[1].fn for layer in self.layers]
-
     def forward(self, images: torch.Tensor, labels: torch.Tensor):
         b, c, h, w = images.shape
         p = self.patch_size
@@ -94,7 +91,7 @@ class FaceTransformer(nn.Module):
 def add_lora(model: FaceTransformer, rank: int) -> List[List[nn.Parameter]]:
     """LoRA on both FFN linears of every block, everything else frozen; returns the factors grouped per block."""
     groups = []
-    for ffn in model.ffn_linears():
+    for ffn in (layer[1].fn for layer in model.layers):  # each block's FFN: Linear, GELU, Dropout, Linear, Dropout
         for index in (0, 3):
             plain = ffn[index]
             lora = LoRALinear(plain.in_features, plain.out_features, rank).to(plain.weight.device)

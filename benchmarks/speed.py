@@ -1,11 +1,10 @@
 """Speed benchmark against the original implementation's measured figures (reference/original-speed.md).
 
-On real CASIA-100 task-0 batches of the 4-task protocol, at the 'reduced' (56 px, width 256) and 'full' (112 px,
-width 512) configurations: a GS-LoRA++ step, a full fine-tuning step, an evaluation pass and the prototypes, then
-task 0 and Table 3's protocol extrapolated as the reference does, as ratios against the original's figures.
---side_by_side alternates step by step with the original's graph (benchmarks/original_graph.py), giving ratios
-that do not depend on the machine. 'tiny' checks the path in seconds; 'vit_b16' times ImageNet100's backbone and
-its streamed data. docs/speed.md explains each figure.
+On real CASIA-100 task-0 batches of the 4-task protocol, at 'reduced' (56 px, width 256) and 'full' (112 px, width 512):
+a GS-LoRA++ step, a full fine-tuning step, an evaluation pass and the prototypes, then task 0 and Table 3's protocol
+extrapolated as the reference does, as ratios to the original's figures. --side_by_side alternates step by step with
+the original's graph (benchmarks/original_graph.py) for ratios that do not depend on the machine. 'tiny' checks the
+path in seconds; 'vit_b16' times ImageNet100's backbone and its streamed data. docs/speed.md explains each figure.
 
     python benchmarks/speed.py --configs reduced full --steps 5 --json runs/benchmarks/speed.json
     python benchmarks/speed.py --configs full --steps 5 --eval_images 960 --side_by_side
@@ -23,7 +22,8 @@ from typing import Tuple
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from benchmarks import original_graph  # noqa: E402
 from config import parse_args  # noqa: E402
@@ -64,8 +64,8 @@ def seconds(fn, device: torch.device) -> float:
 
 
 def timed_steps(method, ctx, remain_loader, forget_loader, steps: int, device, reference=None) -> dict:
-    """Step times (s) of ``method`` and, when given, of ``reference`` (the original's graph) after one warm-up round, on
-    the same batches in alternating order, so that a slow moment of the machine is shared."""
+    """Step times (s) of ``method`` and ``reference`` after a warm-up, alternating on the same batches: a slow moment
+    of the machine is shared."""
     steppers = {"ours": lambda remain, forget, i: method.training_step(remain, forget, StepInfo(0, 0, i))}
     if reference is not None:
         steppers["original"] = lambda remain, forget, i: reference(remain, forget)
@@ -80,8 +80,7 @@ def timed_steps(method, ctx, remain_loader, forget_loader, steps: int, device, r
 
 def step_figures(key: str, method, ctx, loaders, steps: int, device, meter: CostMeter, images: int,
                  reference=None, begin_ctx=None) -> Tuple[dict, float]:
-    """Times ``begin_task`` (GS-LoRA++'s prototypes), then the steps of a method built since ``meter.start()``,
-    alternating with ``reference``'s; returns the median step time, peak memory and images/s under ``key``."""
+    """Median step time, peak memory (since ``meter.start()``) and images/s under ``key``, and ``begin_task``'s time."""
     begun = seconds(lambda: method.begin_task(begin_ctx or ctx), device)
     method.build_optimizer(ctx)
     times = timed_steps(method, ctx, *loaders, steps, device, reference() if reference else None)
@@ -94,8 +93,7 @@ def step_figures(key: str, method, ctx, loaders, steps: int, device, meter: Cost
 
 
 def eval_seconds(model, images: ImageTensors, starts, batch: int, device, amp: bool, total: int) -> float:
-    """An evaluation pass over ``total`` images: the median time of one ``evaluate`` call per batch of ``batch``
-    images from each of ``starts``, so that a noisy moment moves one batch, not the pass."""
+    """A pass over ``total`` images from the median batch at ``starts``: a noisy moment moves a batch, not the pass."""
     times = [seconds(lambda: evaluate(model, images, torch.arange(s, s + batch), batch, device, amp), device)
              for s in starts]
     return statistics.median(times) * total / batch
@@ -149,8 +147,8 @@ def bench(config: str, root: Path, device: torch.device, steps: int, eval_images
     meter.start()
     ft = method_for("l2", net, ["--l2_lambda", "0.1", "--replay"], full_model)
     reference = (lambda: original_graph.fine_tuning_step(original_graph_like(full_model))) if side_by_side else None
-    loaders = [BatchLoader(train, side, batch_size=24, shuffle=True, tag=tag) for side, tag in ((remain, "r"),
-                                                                                                (forget, "f"))]
+    loaders = [BatchLoader(train, side, batch_size=24, shuffle=True, tag=tag)
+               for side, tag in ((remain, "r"), (forget, "f"))]
     out.update(step_figures("ft", ft, ctx, loaders, steps, device, meter, 48, reference,
                             begin_ctx=TaskContext(**{**ctx.__dict__, "batch_size": 24}))[0])
 
@@ -205,9 +203,8 @@ def bench_vit_b16(root, device: torch.device, steps: int, amp: bool, batch: int,
                           [str(c) for c in range(100)])
     remain, forget = torch.arange(batch), torch.arange(batch, 2 * batch)
     meter = CostMeter(device)
-    for key, name, flags, side in (("gs", "gs_lora_pp", ["--lora_rank", "8", "--BND", "105", "--pro_f_weight",
-                                                        "0.05"], batch),
-                                   ("ft", "l2", ["--l2_lambda", "0.05", "--replay"], batch // 2)):
+    for key, name, flags, side in (("gs", "gs_lora_pp", ["--lora_rank", "8", "--BND", "105", "--pro_f_weight", "0.05"],
+                                    batch), ("ft", "l2", ["--l2_lambda", "0.05", "--replay"], batch // 2)):
         ctx = TaskContext(task, images, remain, forget, side, device, amp, 1337, 100, EPOCHS,
                           OptimConfig(lr=1e-2, epochs=EPOCHS, warmup_epochs=0))
         method = method_for(name, "vit_b16", flags, build_model("vit_b16", "softmax", 100).to(device))
@@ -228,13 +225,12 @@ def per_image_ratio(result: dict) -> float:
 
 
 def report_vit_b16(result: dict) -> None:
-    per_image = per_image_ratio(result)
     print(f"\n== vit_b16 (224 px) on {result['device']} (bf16 {result['bf16']}) ==")
     for key, label, count in (("gs", "GS-LoRA++ step", 2 * result["batch"]),
                               ("ft", "full fine-tuning step", result["batch"])):
         print(f"{label} ({count} images): {result[f'{key}_step_s']:.3f} s, {result[f'{key}_img_per_s']:.1f} img/s, "
               f"peak {result[f'{key}_peak_mb']:.0f} MB")
-    print(f"GS-LoRA step / full fine-tuning step, per image: {per_image:.2f}")
+    print(f"GS-LoRA step / full fine-tuning step, per image: {per_image_ratio(result):.2f}")
     print(f"evaluation pass, {IMAGENET100_TEST:,} test images: {result['eval_s']:.1f} s")
     print(f"data path ({result['workers']} workers): {result['loader_img_per_s']:.1f} img/s "
           f"({result['loader_img_per_s'] / result['gs_img_per_s']:.2f}x the GS-LoRA step's images/s; below 1 the "
@@ -245,7 +241,6 @@ def report(result: dict) -> None:
     if result["config"] == "vit_b16":
         return report_vit_b16(result)
     ref = ORIGINAL.get(result["config"], {})
-    per_image = per_image_ratio(result)
     print(f"\n== {result['config']} configuration on {result['device']} (bf16 {result['bf16']}) ==")
     rows = [("GS-LoRA++ step (96 images)", "gs_step_s", "s"), ("full fine-tuning step (48 images)", "ft_step_s", "s"),
             ("evaluation pass, 8,984 images", "eval_s", "s"), ("prototypes", "prototypes_s", "s"),
@@ -256,7 +251,8 @@ def report(result: dict) -> None:
         if key in ref:
             line += f"{ref[key]:9.3f}{unit}{result[key] / ref[key]:10.2f}x"
         print(line)
-    print(f"GS-LoRA step / full fine-tuning step, per image: {per_image:.2f} (original 0.86-1.11, target <= 0.80)")
+    print(f"GS-LoRA step / full fine-tuning step, per image: {per_image_ratio(result):.2f} (original 0.86-1.11, "
+          f"target <= 0.80)")
     if "original_graph_gs_step_s" in result:
         graph_gs, graph_ft = result["original_graph_gs_step_s"], result["original_graph_ft_step_s"]
         print(f"side by side with the original's graph (benchmarks/original_graph.py), same batches, alternating: "
@@ -272,45 +268,43 @@ def report(result: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data_root", default="../shared/data/faces_webface_112x112_sub100_train_test")
-    parser.add_argument("--configs", nargs="+", default=["reduced"], choices=sorted(NETS) + ["vit_b16"])
-    parser.add_argument("--batch", type=int, default=48, help="vit_b16: images per remain/forget side of a step")
-    parser.add_argument("--num_workers", type=int, default=8, help="vit_b16: processes of the streamed data path")
-    parser.add_argument("--imagenet_root", default=None, help="vit_b16: ImageNet100 folder for the data path "
-                                                              "(default: generated 500 x 375 JPEGs)")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement (after one warm-up)")
-    parser.add_argument("--side_by_side", action="store_true",
-                        help="reduced/full/tiny: time the original's graph (benchmarks/original_graph.py) on the same "
-                             "batches, alternating step by step with ours; it runs in fp32 as the original does, and "
-                             "peak memory then counts both models")
-    parser.add_argument("--eval_images", type=int, default=8984, help="time the batches of this many test images")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                        help="auto: bf16 on CUDA, fp32 on the CPU (as the original's CPU figures)")
-    parser.add_argument("--json", default="runs/benchmarks/speed.json",
-                        help="where the figures are written as well, with the commit, torch and the machine")
+    add = parser.add_argument
+    add("--data_root", default="../shared/data/faces_webface_112x112_sub100_train_test")
+    add("--configs", nargs="+", default=["reduced"], choices=sorted(NETS) + ["vit_b16"])
+    add("--batch", type=int, default=48, help="vit_b16: images per remain/forget side of a step")
+    add("--num_workers", type=int, default=8, help="vit_b16: processes of the streamed data path")
+    add("--imagenet_root", default=None,
+        help="vit_b16: ImageNet100 folder for the data path (default: generated 500 x 375 JPEGs)")
+    add("--steps", type=int, default=5, help="timed steps per measurement (after one warm-up)")
+    add("--side_by_side", action="store_true",
+        help="reduced/full/tiny: time the original's graph (benchmarks/original_graph.py) on the same batches, "
+             "alternating step by step with ours; it runs in fp32 as the original does, and peak memory then counts "
+             "both models")
+    add("--eval_images", type=int, default=8984, help="time the batches of this many test images")
+    add("--device", default="auto")
+    add("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+        help="auto: bf16 on CUDA, fp32 on the CPU (as the original's CPU figures)")
+    add("--json", default="runs/benchmarks/speed.json",
+        help="where the figures are written as well, with the commit, torch and the machine")
     args = parser.parse_args()
     keep_freed_memory()
     device = resolve_device(args.device)
-    results, made_by = [], provenance(args)
+    results, made_by, amp = [], provenance(args), use_bf16(args.precision, device)
     for config in args.configs:
-        amp = use_bf16(args.precision, device)
-        if config == "vit_b16":
-            results.append(bench_vit_b16(args.imagenet_root, device, args.steps, amp, args.batch, args.num_workers))
-        else:
-            results.append(bench(config, Path(args.data_root), device, args.steps, args.eval_images, amp,
-                                 args.side_by_side))
+        results.append(bench_vit_b16(args.imagenet_root, device, args.steps, amp, args.batch, args.num_workers)
+                       if config == "vit_b16" else bench(config, Path(args.data_root), device, args.steps,
+                                                         args.eval_images, amp, args.side_by_side))
         report(results[-1])
-        write_results(Path(args.json), {**made_by, "results": results})
+        # Rewritten after every configuration, so a run cut short keeps what it measured.
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({**made_by, "results": results}, indent=2))
 
 
 def provenance(args) -> dict:
     """What a figure came from: the command, the commit ('+dirty' for uncommitted changes), torch, the machine."""
-    root = Path(__file__).resolve().parents[1]
-
     def git(*cmd):
         try:
-            return subprocess.run(["git", *cmd], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+            return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             return ""
 
@@ -325,18 +319,10 @@ def cpu_name() -> str:
     """The CPU model as Linux names it ('Intel(R) Xeon(R) ...'); elsewhere what the platform module knows."""
     try:
         with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
-
-def write_results(path: Path, figures: dict) -> None:
-    """Rewritten after every configuration, so a run cut short keeps what it measured."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

@@ -16,31 +16,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from util.errors import UserError  # noqa: E402
 from util.files import read_json  # noqa: E402
-from util.table import (  # noqa: E402
-    DISPLAY_NAMES,
-    Run,
-    build_audit_table,
-    build_table,
-    distinct_row_names,
-    markdown_table,
-    write_tables,
-)
+from util.table import (DISPLAY_NAMES, Run, build_audit_table, build_table, distinct_row_names,  # noqa: E402
+                        markdown_table, write_tables)
 
 
 def setting_of(results: Dict) -> str:
     """The table a run belongs to, as a file-name slug: e.g. 'casia100_continual', 'synthetic_single-step_few-shot'."""
     cfg = results.get("config", {})
     parts = [cfg.get("data_mode", "data"), "continual" if len(results.get("plan", [])) > 1 else "single-step"]
-    if cfg.get("few_shot"):
-        parts.append("few-shot")
-    if cfg.get("open_cls_num"):
-        parts.append("missing")
+    parts += [part for key, part in (("few_shot", "few-shot"), ("open_cls_num", "missing")) if cfg.get(key)]
     return "_".join(parts)
 
 
 def load_runs(run_dirs: List[str]) -> Dict[str, List[Run]]:
-    """{setting: [(row name, results)]} in the order given; rows are the methods' display names, runs of one method over
-    the same columns told apart by their folders (e.g. 'GS-LoRA (full)' and 'GS-LoRA (k3)')."""
+    """{setting: [(row name, results)]} in the order given; one method's runs in one column differ by folder."""
     groups: Dict[str, List[Tuple[str, Path, Dict]]] = {}
     # A shell glob over a section's folder also matches the tables and plots written there: files are skipped.
     for run_dir in [Path(d) for d in run_dirs if not Path(d).is_file()]:
@@ -57,8 +46,7 @@ def load_runs(run_dirs: List[str]) -> Dict[str, List[Run]]:
 
 
 def write_outputs(runs: List[Run], out: Path, suffix: str, convention: str, plots: bool) -> List[Path]:
-    """The table (and the audit table when the runs hold audits) as Markdown and CSV, and the three plots, into
-    ``out``; prints the tables; returns the written paths."""
+    """Writes the tables (Markdown, CSV) and the three plots into ``out``, prints the tables; returns the paths."""
     written = write_tables(out, runs, suffix, convention)
     if plots:
         from util.plots import plot_accuracy, plot_cost, plot_group_norms

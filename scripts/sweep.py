@@ -3,10 +3,9 @@
     python scripts/sweep.py --base "-d casia100 -r runs/casia_cpu/pretrain/best.pth ..." --method gs_lora \
         --preset cpu --num_tasks 1 --vary BND=10,20,30,60 --vary beta=0.05,0.5 --out runs/sweep_casia
 
-Each point is a train_own_forget_cl.py run in OUT/<point>/; points whose flags resolve alike share one folder.
+Each point is a train_own_forget_cl.py run in OUT/<point>/ (docs/sensitivity.md describes points, folders, outputs).
 H* = 2 Acc_r0 Acc_f0 / (Acc_r0 + Acc_f0) is the H of a perfect step (Acc_f to 0, Acc_r kept at its before-value).
-The command-line editing knows no flag's meaning, only the option strings (``dests``) and the switches.
-docs/sensitivity.md describes the points, folders and outputs."""
+The command-line editing knows no flag's meaning, only the option strings (``dests``) and the switches."""
 import argparse
 import functools
 import itertools
@@ -40,7 +39,7 @@ from util.files import read_json, write_json  # noqa: E402
 from util.metrics import task_metrics  # noqa: E402
 from util.plots import plot_sweep  # noqa: E402
 from util.run_log import setup_logging  # noqa: E402
-from util.table import Table, csv_table, markdown_table, setting_label  # noqa: E402
+from util.table import Table, csv_table, fmt_cell, markdown_table, setting_label  # noqa: E402
 
 log = logging.getLogger("sweep")
 Option = Tuple[str, List[str]]  # (option string as written, its values)
@@ -95,8 +94,7 @@ def option_string(name: str, dests: Dict[str, str]) -> str:
 
 
 def set_option(options: List[Option], flag: str, values: Optional[List[str]], dests: Dict[str, str]) -> List[Option]:
-    """``options`` with every spelling of ``flag``'s destination replaced by ``flag values`` (at the first one's
-    place, else at the end), or removed when ``values`` is None."""
+    """Sets ``flag`` to ``values`` over every spelling of its destination, at the first one's place; None removes it."""
     dest = dests[flag]
     places = [i for i, (f, _) in enumerate(options) if dests[f] == dest]
     kept = [o for o in options if dests[o[0]] != dest]
@@ -158,8 +156,7 @@ def plan_points(varies: Sequence[Tuple[List[str], List[List[str]]]], grid: bool)
 
 def point_argv(base: List[Option], point: Point, dests: Dict[str, str], switches: Set[str],
                overridden_by: Dict[str, str]) -> List[str]:
-    """The command line of a point: the base with the point's flags set. A switch takes 'on' or 'off'; a value
-    with spaces is several values (a list flag)."""
+    """The base with the point's flags set: a switch takes 'on' or 'off', a value with spaces is a list's values."""
     options = list(base)
     for name, value in point.assignment.items():
         flag = option_string(name, dests)
@@ -189,8 +186,7 @@ def folder_name(assignment: Dict[str, str]) -> str:
 
 
 def point_folders(points: Sequence[Point], settings: Sequence[str]) -> List[str]:
-    """One folder name per point; points with the same resolved ``settings`` (a canonical text of their flags, so
-    '--beta 0.2' equals '--cl_beta_list 0.2') share the first one's folder."""
+    """One folder per point; points that resolve alike ('--beta 0.2', '--cl_beta_list 0.2') share the first one's."""
     seen: Dict[str, str] = {}
     return [seen.setdefault(setting, folder_name(p.assignment)) for p, setting in zip(points, settings)]
 
@@ -204,8 +200,7 @@ def finished_tasks(folder: Path) -> int:
 
 
 def claim_folder(folder: Path, argv: List[str], settings: Dict[str, object]) -> None:
-    """Records a point's command line and resolved flags (``settings``) in its folder; a folder that holds a run of
-    other resolved flags is refused, so that a changed --base never mixes runs of two settings in one table."""
+    """Records a point's argv and resolved flags in its folder; refuses one of other flags, so tables never mix runs."""
     path = folder / POINT_FILE
     if path.is_file():
         saved = read_json(path).get("settings", {})
@@ -219,17 +214,15 @@ def claim_folder(folder: Path, argv: List[str], settings: Dict[str, object]) -> 
 
 
 def run_points(script: Path, todo: Sequence[Tuple[Path, List[str]]], jobs: int, threads: int) -> List[str]:
-    """Runs ``script`` (train_own_forget_cl.py) for each (folder, argv), ``jobs`` at once with ``threads`` threads
-    each, output appended to the folder's sweep.log; returns the folders whose run failed."""
+    """Runs ``script`` per (folder, argv), ``jobs`` at once, output added to sweep.log; returns the failed folders."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
 
     def run_one(item):
         folder, argv = item
         command = [sys.executable, str(script), *argv, "--outdir", str(folder), "--resume_run", "--no_tensorboard"]
         log.info("running %s", folder.name)
-        with open(folder / "sweep.log", "a") as output:
-            code = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT, env=env,
-                                  cwd=script.parent).returncode
+        with open(folder / "sweep.log", "a") as out:
+            code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=script.parent).returncode
         log.info("%s %s", folder.name, "finished" if code == 0 else f"failed (status {code}, see {folder}/sweep.log)")
         return folder, code
 
@@ -259,8 +252,7 @@ def split_summary(metrics: Dict) -> Dict[str, Optional[float]]:
 
 @dataclass
 class Measured:
-    """A finished point: its folder, groups, resolved values of the varied flags (display strings), and per task
-    the summary of each split ({'val': ..., 'test': ...}) and the task's label ('100-20')."""
+    """A finished point: the varied flags' shown values and per task {'val': summary, 'test': summary} and label."""
 
     folder: str
     groups: List[str]
@@ -282,13 +274,9 @@ def group_rows(measured: Sequence[Measured], group: str) -> List[Measured]:
     return sorted([m for m in measured if group in m.groups], key=lambda m: _sort_key(m.values.get(first, "")))
 
 
-def _fmt(value: Optional[float]) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
 
 def table_rows(measured: Sequence[Measured], groups: Sequence[str]) -> List[List[str]]:
-    """Header and one row per (group, point): the varied flags' values, then per task and split H, Acc_r, Acc_f
-    and H*, then optimizer steps and wall time summed over the tasks."""
+    """Header and one row per (group, point): varied values, per task and split H, Acc_r, Acc_f, H*, then the cost."""
     flags = list(dict.fromkeys(name for m in measured for name in m.values))
     labels = max((m.labels for m in measured), key=len, default=[])
     header = ["varied", *flags, "run"]
@@ -299,14 +287,14 @@ def table_rows(measured: Sequence[Measured], groups: Sequence[str]) -> List[List
             cells = [group, *[m.values.get(f, "-") for f in flags], m.folder]
             for i in range(len(labels)):
                 task = m.tasks[i] if i < len(m.tasks) else {}
-                cells += [_fmt(task.get(split, {}).get(key)) for split, _ in SPLIT_NAMES for key, _ in METRIC_COLUMNS]
+                cells += [fmt_cell(task.get(s, {}).get(key)) for s, _ in SPLIT_NAMES for key, _ in METRIC_COLUMNS]
+
             rows.append(cells + [str(m.steps), f"{m.wall_time_s:.0f}"])
     return rows
 
 
 def curves(measured: Sequence[Measured], flag: str, group: str) -> Dict[str, List[Tuple[str, Dict]]]:
-    """The lines of one flag's plot: {line label: [(value, {'val': summary, 'test': summary}), ...]}, one line per
-    task (and, in a grid, per setting of the other varied flags), ordered by value."""
+    """One flag's plot lines, {label: [(value, task summaries)]} by value: per task (in a grid, per other values)."""
     lines: Dict[str, List[Tuple[str, Dict]]] = {}
     for m in group_rows(measured, group):
         others = ", ".join(f"{k} {v}" for k, v in m.values.items() if k != flag and group == "grid")
@@ -320,8 +308,7 @@ def curves(measured: Sequence[Measured], flag: str, group: str) -> Dict[str, Lis
 
 def write_report(out: Path, measured: Sequence[Measured], groups: List[str], method: str,
                  options: Dict[str, str]) -> str:
-    """sweep.csv, sweep.md and one plot per flag (per group of flags moved together; per flag of a grid); returns
-    the Markdown table. ``options`` maps each varied flag's name to its option string ('e' -> '-e')."""
+    """sweep.csv, sweep.md and one plot per group of flags (per flag of a grid); returns the Markdown table."""
     table = Table(table_rows(measured, groups))
     (out / "sweep.csv").write_text(csv_table(table))
     (out / "sweep.md").write_text(markdown_table(table))
@@ -339,21 +326,22 @@ def write_report(out: Path, measured: Sequence[Measured], groups: List[str], met
 
 def sweep_args(argv=None) -> argparse.Namespace:
     parser = OneLineParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="flags of train_own_forget_cl.py shared by every point")
-    parser.add_argument("--method", choices=METHODS.names(), help="the method (else --base's)")
-    parser.add_argument("--preset", choices=("paper", "cpu", "smoke"), help="add the method's preset flags to --base")
-    parser.add_argument("--num_tasks", type=at_least(1), help="run only the first N tasks (per-task lists cut)")
-    parser.add_argument("--vary", action="append", default=[], metavar="NAME=V1,V2",
-                        help="a flag (no dashes) and its values; A:B=a1:b1,a2:b2 moves two flags together")
-    parser.add_argument("--grid", action="store_true", help="every combination of the values (default: one flag at "
-                                                            "a time around the base)")
-    parser.add_argument("--out", required=True, help="the sweep folder: one run folder per point, table and plots")
-    parser.add_argument("--threads", type=at_least(1), default=1, help="threads per point (OMP_NUM_THREADS)")
-    parser.add_argument("--jobs", type=at_least(1), default=None, help="points run at once (default: cores // threads)")
-    parser.add_argument("--dry_run", action="store_true", help="print the points' command lines and stop")
-    parser.add_argument("--report_only", action="store_true",
-                        help="run nothing: the table and plots of the points finished so far (also while it runs)")
-    parser.add_argument("--log_level", default="INFO", help="logging level")
+    add = parser.add_argument
+    add("--base", required=True, help="flags of train_own_forget_cl.py shared by every point")
+    add("--method", choices=METHODS.names(), help="the method (else --base's)")
+    add("--preset", choices=("paper", "cpu", "smoke"), help="add the method's preset flags to --base")
+    add("--num_tasks", type=at_least(1), help="run only the first N tasks (per-task lists cut)")
+    add("--vary", action="append", default=[], metavar="NAME=V1,V2",
+        help="a flag (no dashes) and its values; A:B=a1:b1,a2:b2 moves two flags together")
+    add("--grid", action="store_true",
+        help="every combination of the values (default: one flag at a time around the base)")
+    add("--out", required=True, help="the sweep folder: one run folder per point, table and plots")
+    add("--threads", type=at_least(1), default=1, help="threads per point (OMP_NUM_THREADS)")
+    add("--jobs", type=at_least(1), default=None, help="points run at once (default: cores // threads)")
+    add("--dry_run", action="store_true", help="print the points' command lines and stop")
+    add("--report_only", action="store_true",
+        help="run nothing: the table and plots of the points finished so far (also while it runs)")
+    add("--log_level", default="INFO", help="logging level")
     args = parser.parse_args(argv)
     args.jobs = args.jobs or max(1, len(os.sched_getaffinity(0)) // args.threads)
     if args.preset and not args.method:
@@ -417,8 +405,7 @@ def validation_counts(path: Path, data_key: Tuple, model_key: Tuple, device_name
 
 
 def validation_metrics(folder: Path, results: Dict) -> List[Dict]:
-    """Per task, the metrics of the kept weights on the validation split (before-values from the weights the task
-    started from), cached in val_metrics.json; checked against the H the run's selection recorded."""
+    """Per task, the kept weights' metrics on the validation split (cached), checked against the selection's H."""
     cached = folder / "val_metrics.json"
     if cached.is_file() and len(read_json(cached)["tasks"]) == len(results["tasks"]):
         return read_json(cached)["tasks"]
@@ -429,10 +416,9 @@ def validation_metrics(folder: Path, results: Dict) -> List[Dict]:
     device = resolve_device(cfg.get("device", "auto"))
     where = (data_key, tuple(sorted(model_args.items())), str(device), use_bf16(cfg.get("precision", "auto"), device))
     before, tasks = validation_counts(Path(cfg["resume"]), *where), []
-    for plan, task in zip(results["plan"], results["tasks"]):
+    for p, task in zip(results["plan"], results["tasks"]):
         after = validation_counts(task_dir / f"Backbone_task_{task['task']}.pth", *where)
-        tasks.append(task_metrics(before, after, plan["remain"], plan["forget"], plan["old"], plan["missing"],
-                                  "original"))
+        tasks.append(task_metrics(before, after, *(p[k] for k in ("remain", "forget", "old", "missing")), "original"))
         selected = task["selection"].get("h_mean") if task["selection"]["rule"] == "val" else None
         if selected is not None and abs(selected - (tasks[-1]["h_mean"] or 0.0)) > 0.05:
             log.warning("%s task %d: validation H %.2f, but selection recorded %.2f", folder.name, task["task"],

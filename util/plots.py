@@ -1,13 +1,11 @@
 """Pictures of forgetting runs, written as PNG next to their table (matplotlib, Agg backend, imported lazily).
 
-``plot_group_norms``: per GS-LoRA run a heat map of the LoRA group norms, task by block (the norm the group lasso
-penalises). ``plot_accuracy``: Acc_r and Acc_f per setting, one line per method. ``plot_cost``: mean H against the
-tunable parameters and the wall time. These take the table's (row name, results) pairs and return the written path, or
-None with nothing to draw. ``plot_sweep``: one flag of scripts/sweep.py against its value."""
+The run plots take the table's (row name, results) pairs and return the written path, or None with nothing to draw;
+``plot_sweep`` draws one flag of scripts/sweep.py against its value."""
 from pathlib import Path
 from typing import Optional, Sequence
 
-from util.table import Run, collect, setting_label
+from util.table import Run, collect, present, setting_label
 
 FIGURE_DPI = 120
 
@@ -22,8 +20,7 @@ def _pyplot():
 
 
 def plot_group_norms(runs: Sequence[Run], path: Path) -> Optional[Path]:
-    """Heat map per GS-LoRA run: rows are tasks (settings), columns are the lasso's groups (transformer blocks, or
-    with --grouping lora|matrix its LoRA layers or matrices in block order)."""
+    """Per GS-LoRA run a heat map of the norms the group lasso penalises, task by group (block, layer or matrix)."""
     settings, _, _, tasks_of = collect(runs)
     drawn = [(name, [t for t in tasks if t.get("group_norms")]) for name, tasks in tasks_of.items()]
     drawn = [(name, tasks) for name, tasks in drawn if tasks]
@@ -59,6 +56,11 @@ def plot_group_norms(runs: Sequence[Run], path: Path) -> Optional[Path]:
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 
+def _nan(values: Sequence[Optional[float]]) -> list:
+    """Missing values as NaN, which matplotlib leaves as a gap in the line."""
+    return [float("nan") if v is None else v for v in values]
+
+
 def _style(plt, index: int) -> dict:
     """A colour and marker per method: 20 distinct colours (tab20) and 7 markers, so 13 methods never share one."""
     return {"color": plt.get_cmap("tab20")(index % 20), "marker": MARKERS[index % len(MARKERS)]}
@@ -74,10 +76,9 @@ def plot_accuracy(runs: Sequence[Run], path: Path, convention: str = "original")
                            (axes[1], "acc_f", "Forgotten classes (lower is better)")):
         before = [pretrained.get(s, {}).get(key) for s in settings]
         if any(v is not None for v in before):
-            ax.plot(x, [float("nan") if v is None else v for v in before], "k--", label="Pre-train")
+            ax.plot(x, _nan(before), "k--", label="Pre-train")
         for index, (name, row) in enumerate(cells.items()):
-            values = [row.get(s, {}).get(key) for s in settings]
-            ax.plot(x, [float("nan") if v is None else v for v in values], label=name, **_style(plt, index))
+            ax.plot(x, _nan([row.get(s, {}).get(key) for s in settings]), label=name, **_style(plt, index))
         ax.set_xticks(x, settings)
         ax.set_xlabel("task (classes known - forgotten)")
         ax.set_ylabel(f"{'Acc_r' if key == 'acc_r' else 'Acc_f'} (%, {convention} convention)")
@@ -95,10 +96,8 @@ def plot_cost(runs: Sequence[Run], path: Path, convention: str = "original") -> 
     from matplotlib import ticker
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     for index, (name, row) in enumerate(cells.items()):
-        hs = [t["h_mean"] for t in row.values() if t.get("h_mean") is not None]
-        tasks = tasks_of[name]
-        ratio = [t["trainable_ratio"] for t in tasks if t.get("trainable_ratio") is not None]
-        wall = [t["wall_time_s"] for t in tasks if t.get("wall_time_s") is not None]
+        hs = present(row.values(), "h_mean")
+        ratio, wall = (present(tasks_of[name], k) for k in ("trainable_ratio", "wall_time_s"))
         if not hs:
             continue
         h = sum(hs) / len(hs)
@@ -127,8 +126,7 @@ SWEEP_PANELS = (("h_mean", "H", "bound", "H* bound"), ("acc_r", "Acc_r", "acc_r_
 
 
 def _sweep_axis(values: Sequence[str]):
-    """Positions for a flag's values: the numbers themselves (log scale when they span 20x or more and are
-    positive), else one slot per value in order."""
+    """Positions for a flag's values: the numbers (log scale when positive and spanning 20x), else one slot each."""
     try:
         numbers = [float(v) for v in values]
     except ValueError:
@@ -139,8 +137,7 @@ def _sweep_axis(values: Sequence[str]):
 
 
 def plot_sweep(option: str, lines, path: Path, title: str) -> Path:
-    """One flag of a sweep (``option`` as written: '--BND'): H, Acc_r and Acc_f against its value (columns), on the
-    validation and test split (rows); H* and Acc_r before dashed. ``lines`` as ``curves`` (scripts/sweep.py) builds."""
+    """H, Acc_r, Acc_f (columns) on both splits (rows) against ``option``'s value, H* and Acc_r before dashed."""
     plt = _pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(11.5, 5.8), constrained_layout=True, squeeze=False)
     all_values = [v for points in lines.values() for v, _ in points]
@@ -150,12 +147,10 @@ def plot_sweep(option: str, lines, path: Path, title: str) -> Path:
             for index, (label, points) in enumerate(lines.items()):
                 x = _sweep_axis([v for v, _ in points])[0] if slots is None else [slots.index(v) for v, _ in points]
                 style = _style(plt, index)
-                y = [task.get(split, {}).get(key) for _, task in points]
-                ax.plot(x, [float("nan") if v is None else v for v in y], label=label, **style)
+                ax.plot(x, _nan([task.get(split, {}).get(key) for _, task in points]), label=label, **style)
                 if reference:
-                    ref = [task.get(split, {}).get(reference) for _, task in points]
-                    ax.plot(x, [float("nan") if v is None else v for v in ref], "--", color=style["color"],
-                            label=f"{label}: {reference_name}")
+                    ax.plot(x, _nan([task.get(split, {}).get(reference) for _, task in points]), "--",
+                            color=style["color"], label=f"{label}: {reference_name}")
             if slots is not None:
                 ax.set_xticks(range(len(slots)), slots)
             elif log_scale:

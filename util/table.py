@@ -9,10 +9,11 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 METRICS = (("h_mean", "H"), ("acc_r", "Acc_r"), ("acc_f", "Acc_f"), ("acc_o", "Acc_o"), ("acc_m", "Acc_m"))
 COST_COLUMNS = ("Tunable %", "Steps", "Time (s)", "Peak MB")
+COST_KEYS = ("trainable_ratio", "optimizer_steps", "wall_time_s", "peak_memory_mb")
 # Published cells carry two decimals, so H recomputed from rounded Acc_r and Acc_f may be off by a few hundredths.
 H_TOLERANCE = 0.06
 # The papers' row names; a method missing here is shown by its registry name.
@@ -72,8 +73,7 @@ def recompute_h(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Op
 
 
 def setting_label(plan: Optional[Dict], index: int, named: bool = False) -> str:
-    """'a-b' for a task of the saved plan (remain + missing + forget classes before it, forget after), with the
-    forgotten classes' names when ``named`` and they are few; 'T<i>' without a plan."""
+    """'a-b' (classes known before the task - forgotten), the names when ``named`` and few; 'T<i>' without a plan."""
     if not plan:
         return f"T{index}"
     known = len(plan["remain"]) + len(plan.get("missing") or []) + len(plan["forget"])
@@ -114,8 +114,7 @@ def columns_of(results: Dict) -> set:
 
 
 def distinct_row_names(runs: Sequence[Tuple[str, Path, Dict]]) -> List[str]:
-    """Row names for (name, run folder, results): ``name (where)`` when another run of that name fills some of the same
-    columns, ``where`` the first folder component that differs from every such run's; else the shared name."""
+    """Row names of (name, folder, results): runs of a name sharing a column get ``name (first differing folder)``."""
     names = []
     for name, folder, results in runs:
         rivals = [f for other, f, theirs in runs
@@ -130,37 +129,36 @@ def _metrics(task: Dict, convention: str) -> Dict:
     return task if convention == "original" else task.get("plain", {})
 
 
-def _fmt(value: Optional[float]) -> str:
+def fmt_cell(value: Optional[float]) -> str:
+    """A number as every table shows it: two decimals, '-' for a missing value."""
     return "-" if value is None else f"{value:.2f}"
 
 
 def collect(runs: Runs, convention: str = "original"):
-    """Groups tasks by row and setting: (settings in first-seen order, {row: {setting: task}}, {setting: pre-trained
-    accuracies}, {row: [tasks of every run of the row]})."""
+    """(settings in first-seen order, {row: {setting: task}}, {setting: pre-trained accuracies}, {row: [tasks]})."""
     settings, cells, pretrained, tasks_of = [], {}, {}, {}
     for name, results in _pairs(runs):
-        labels = task_labels(results)
+        labels, row, tasks = task_labels(results), cells.setdefault(name, {}), tasks_of.setdefault(name, [])
         before = results.get("pretrained", {}).get(convention, [])
         for task in results["tasks"]:
             label = labels[task["task"]]
             if label not in settings:
                 settings.append(label)
-            cells.setdefault(name, {})[label] = _metrics(task, convention)
+            row[label] = _metrics(task, convention)
             if task["task"] < len(before):
                 pretrained.setdefault(label, before[task["task"]])
-            tasks_of.setdefault(name, []).append(task)
-        cells.setdefault(name, {})
-        tasks_of.setdefault(name, [])
+            tasks.append(task)
     return settings, cells, pretrained, tasks_of
 
 
-def _cost(tasks: List[Dict]) -> List[str]:
-    def values(key):
-        return [t[key] for t in tasks if t.get(key) is not None]
+def present(tasks: Iterable[Dict], key: str) -> List:
+    """The values of ``key`` in the tasks that recorded it (old runs lack the cost fields)."""
+    return [t[key] for t in tasks if t.get(key) is not None]
 
-    ratio, steps, wall, peak = (values(k) for k in ("trainable_ratio", "optimizer_steps", "wall_time_s",
-                                                     "peak_memory_mb"))
-    return [_fmt(max(ratio)) if ratio else "-", str(sum(steps)) if steps else "-",
+
+def _cost(tasks: List[Dict]) -> List[str]:
+    ratio, steps, wall, peak = (present(tasks, k) for k in COST_KEYS)
+    return [fmt_cell(max(ratio)) if ratio else "-", str(sum(steps)) if steps else "-",
             f"{sum(wall):.0f}" if wall else "-", f"{max(peak):.0f}" if peak else "-"]
 
 
@@ -172,14 +170,14 @@ def build_table(runs: Sequence[Run], convention: str = "original") -> Table:
                 or (k != "h_mean" and pretrained.get(s, {}).get(k) is not None)] for s in settings}
     names = dict(METRICS)
     header = ["Method"] + [f"{s} {names[k]}" for s in settings for k in keys[s]] + list(COST_COLUMNS)
-    pre = ["Pre-train"] + [_fmt(pretrained.get(s, {}).get(k)) for s in settings for k in keys[s]]
+    pre = ["Pre-train"] + [fmt_cell(pretrained.get(s, {}).get(k)) for s in settings for k in keys[s]]
     table = Table([header, pre + [""] * len(COST_COLUMNS)], convention=convention, notes=name_notes(runs))
     for name, row in cells.items():
         line = [name]
         for s in settings:
             task = row.get(s, {})
             for key in keys[s]:
-                cell = _fmt(task.get(key))
+                cell = fmt_cell(task.get(key))
                 if key == "h_mean" and task.get(key) is not None:
                     before = task.get("acc_f_before")
                     before = pretrained.get(s, {}).get("acc_f") if before is None else before
@@ -218,7 +216,7 @@ def build_audit_table(runs: Runs) -> Optional[Table]:
     if not cells:
         return None
     columns = _audit_columns([audit for _, _, audit in cells])
-    rows = [[name, setting] + [_fmt(dig(audit, path)) for _, path in columns] for name, setting, audit in cells]
+    rows = [[name, setting] + [fmt_cell(dig(audit, path)) for _, path in columns] for name, setting, audit in cells]
     return Table([["Method", "Setting"] + [header for header, _ in columns]] + rows, convention="plain",
                  notes=near_oracle(cells, columns) + name_notes(runs))
 
@@ -226,15 +224,10 @@ def build_audit_table(runs: Runs) -> Optional[Table]:
 def near_oracle(cells: List[Tuple[str, str, Dict]], columns: List[Tuple[str, Tuple[str, ...]]]) -> List[str]:
     """Per gap column, the rows within ``NEAR_ORACLE`` points of the oracle (either way) in every setting with a gap."""
     lines = []
-    for header, path in columns:
-        if path[0] != "gap":
-            continue
-        within: Dict[str, bool] = {}
-        for name, _, audit in cells:
-            value = dig(audit, path)
-            if value is not None:
-                within[name] = within.get(name, True) and abs(value) <= NEAR_ORACLE
-        near = [name for name, ok in within.items() if ok]
+    for header, path in [c for c in columns if c[1][0] == "gap"]:
+        gaps = [(name, dig(audit, path)) for name, _, audit in cells]
+        far = {name for name, gap in gaps if gap is not None and abs(gap) > NEAR_ORACLE}
+        near = list(dict.fromkeys(name for name, gap in gaps if gap is not None and name not in far))
         lines.append(f"{header}: within {NEAR_ORACLE:g} points of the oracle in every setting: "
                      f"{', '.join(near) or 'none'}")
     return lines
@@ -254,14 +247,12 @@ def format_table(table: Union[Table, Runs]) -> str:
 def markdown_table(table: Union[Table, Runs]) -> str:
     """A Markdown table; flagged H cells are listed under it."""
     table = _as_table(table)
-    rows = table.rows
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    lines = ["| " + " | ".join(r) + " |" for r in table.rows]
+    lines.insert(1, "|" + "---|" * len(table.rows[0]))
     lines.append(f"\nAccuracy convention: {table.convention}.")
     lines += [f"* {note}" for note in table.notes]
-    for flag in table.flags:
-        lines.append(f"* {flag.row} {flag.setting}: H printed {flag.printed:.2f}, recomputed from Acc_r and the "
-                     f"drop in Acc_f {flag.recomputed:.2f}")
+    lines += [f"* {f.row} {f.setting}: H printed {f.printed:.2f}, recomputed from Acc_r and the drop in Acc_f "
+              f"{f.recomputed:.2f}" for f in table.flags]
     return "\n".join(lines) + "\n"
 
 
