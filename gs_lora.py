@@ -43,7 +43,8 @@ def bounded_forget_loss(ce_forget: torch.Tensor, bound: float) -> torch.Tensor:
 def auto_bound(num_classes: int) -> float:
     """``--BND auto``: 2 ln C, the batch-mean forget cross-entropy at which the forget class's probability is, on
     average, 1/C^2: a factor C below chance. It means the same on any head and class count, where a fixed BND does
-    not (a softmax head's forget CE stops near 11, so BND 30 is never reached; CosFace logits at s 64 reach 105)."""
+    not (a softmax head's forget CE stops near 11, so the CPU presets' former BND 30 was never reached; CosFace
+    logits at s 64 reach 105)."""
     return 2 * math.log(num_classes)
 
 
@@ -129,7 +130,7 @@ class GSLoRA(Method):
     no_retain_refusal = None  # the forget hinge, group lasso and forget prototype hinge need no remain image
     trains_lora = True
     presets = {"paper": "--lr 1e-2 --lora_rank 8 --BND 105 --alpha 1e-4",
-               "cpu": "--lr 1e-2 --lora_rank 8 --BND 30 --cl_beta_list 0.2 0.2 0.2 0.2 --alpha 1e-3",
+               "cpu": "--lr 1e-2 --lora_rank 8 --BND auto --cl_beta_list 0.2 0.2 0.2 0.2 --alpha 1e-3",
                "smoke": "-e 6 --lr 1e-2 --lora_rank 4 --BND 15 --beta 0.5 --alpha 1e-3"}
 
     def __init__(self, model: nn.Module, rank: int = 8, lora_alpha: float = 1.0, bound: Union[float, str] = DEFAULTS["bound"],
@@ -323,7 +324,7 @@ class GSLoRAPlusPlus(GSLoRA):
 
     name = "gs_lora_pp"
     presets = {"paper": "--lr 1e-2 --lora_rank 8 --BND 105 --alpha 1e-4",
-               "cpu": "--lr 1e-2 --lora_rank 8 --BND 30 --cl_beta_list 0.2 0.2 0.2 0.2 --alpha 1e-3 "
+               "cpu": "--lr 1e-2 --lora_rank 8 --BND auto --cl_beta_list 0.2 0.2 0.2 0.2 --alpha 1e-3 "
                       "--pro_f_weight 0.01 --BND_pro 18",
                "smoke": "-e 6 --lr 1e-2 --lora_rank 4 --BND 15 --beta 0.5 --alpha 1e-3 --pro_f_weight 0.1"}
 

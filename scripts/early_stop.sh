@@ -2,9 +2,9 @@
 # Early stopping measured (docs/early-stopping.md): GS-LoRA and GS-LoRA++ run once with the whole budget of steps
 # per task and once with --early_stop K, on the synthetic faces (compare.sh's protocol) or on CASIA-100 at 32 px
 # (casia_cpu.sh's, reusing its pre-trained model), then one table of the four runs.
-# The bound is lowered to one that the softmax head's forget cross entropy reaches (synthetic BND 5, CASIA BND 10,
-# the best single change of docs/sensitivity.md): at the presets' BND 30 the hinge is never met and the rule never
-# fires. The two runs of a method go in parallel, one thread each.
+# The bound is lowered to one that the softmax head's forget cross entropy reaches (synthetic BND 5, CASIA BND 10, as
+# measured before the CPU presets took --BND auto; at their former BND 30 the hinge was never met and the rule never
+# fired). The two runs of a method go in parallel, one thread each.
 # Usage: bash scripts/early_stop.sh synthetic|casia [STEPS_PER_TASK (960)] [K (3)]   (CASIA: DATA_ROOT=...)
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 source scripts/cpu_settings.sh

@@ -1,7 +1,7 @@
 """Prints the methods' flags for one preset (paper, cpu, smoke): one method's, or a 'name flags...' line each, GS-LoRA
 and GS-LoRA++ first. The shell scripts read them from ``Method.presets``, so each value lives once.
 
-    python scripts/method_flags.py cpu gs_lora      # --lr 1e-2 --lora_rank 8 --BND 30 ...
+    python scripts/method_flags.py cpu gs_lora      # --lr 1e-2 --lora_rank 8 --BND auto ...
     python scripts/method_flags.py cpu              # gs_lora --lr 1e-2 ...  (one line per registered method)"""
 import argparse
 import sys
