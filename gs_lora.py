@@ -18,6 +18,8 @@ The last two terms are ours, not the papers': t is the frozen model from the sta
 still to be remembered (remain and missing). On forget images the first keeps the logits of those classes as they
 were while the forget class is pushed down, an anchor without any remain image (LIRF's remain-class KL, Ye et al.
 2022) meant for --no_retain; on remain images the second holds the remembered classes while forgetting happens.
+Also ours: --BND auto (a bound of 2 ln C for C classes, the same meaning on every head) and --project_forget (the
+forget terms' gradient projected off the others' where they conflict).
 """
 import argparse
 import math
@@ -133,8 +135,8 @@ class GSLoRA(Method):
                "cpu": "--lr 1e-2 --lora_rank 8 --BND auto --cl_beta_list 0.2 0.2 0.2 0.2 --alpha 1e-3",
                "smoke": "-e 6 --lr 1e-2 --lora_rank 4 --BND 15 --beta 0.5 --alpha 1e-3"}
 
-    def __init__(self, model: nn.Module, rank: int = 8, lora_alpha: float = 1.0, bound: Union[float, str] = DEFAULTS["bound"],
-                 beta: float = DEFAULTS["beta"], beta_list: Optional[List[float]] = None,
+    def __init__(self, model: nn.Module, rank: int = 8, lora_alpha: float = 1.0,
+                 bound: Union[float, str] = DEFAULTS["bound"], beta: float = DEFAULTS["beta"], beta_list: Optional[List[float]] = None,
                  alpha: float = DEFAULTS["alpha"], warmup_alpha: bool = False,
                  big_alpha: float = DEFAULTS["big_alpha"], alpha_epoch: int = DEFAULTS["alpha_epoch"],
                  beta_decay: bool = False, small_beta: float = DEFAULTS["small_beta"], prototype: bool = False,
