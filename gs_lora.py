@@ -136,7 +136,8 @@ class GSLoRA(Method):
                "smoke": "-e 6 --lr 1e-2 --lora_rank 4 --BND 15 --beta 0.5 --alpha 1e-3"}
 
     def __init__(self, model: nn.Module, rank: int = 8, lora_alpha: float = 1.0,
-                 bound: Union[float, str] = DEFAULTS["bound"], beta: float = DEFAULTS["beta"], beta_list: Optional[List[float]] = None,
+                 bound: Union[float, str] = DEFAULTS["bound"], beta: float = DEFAULTS["beta"],
+                 beta_list: Optional[List[float]] = None,
                  alpha: float = DEFAULTS["alpha"], warmup_alpha: bool = False,
                  big_alpha: float = DEFAULTS["big_alpha"], alpha_epoch: int = DEFAULTS["alpha_epoch"],
                  beta_decay: bool = False, small_beta: float = DEFAULTS["small_beta"], prototype: bool = False,

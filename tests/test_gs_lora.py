@@ -277,8 +277,8 @@ def test_the_bnd_flag_refuses_anything_else_in_one_line(text, capsys):
 
 
 def test_project_off_conflict_removes_the_component_against_the_rest_across_tensors():
-    """f = (1 | 2, 0.5), r = (-3 | 1, -2): <f, r> = -2 and ||r||^2 = 14, so f + r/7 = (4/7 | 15/7, 3/14), orthogonal to r;
-    a forget gradient that agrees with the rest (<f, -r> = 2) is left as it is."""
+    """f = (1 | 2, 0.5), r = (-3 | 1, -2): <f, r> = -2 and ||r||^2 = 14, so f + r/7 = (4/7 | 15/7, 3/14), orthogonal
+    to r; a forget gradient that agrees with the rest (<f, -r> = 2) is left as it is."""
     f = [torch.tensor([1.0]), torch.tensor([2.0, 0.5])]
     r = [torch.tensor([-3.0]), torch.tensor([1.0, -2.0])]
     projected = torch.cat(project_off_conflict(f, r))
