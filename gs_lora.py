@@ -148,6 +148,7 @@ class GSLoRA(Method):
         super().__init__(model)
         self.rank, self.lora_alpha, self.grouping = rank, lora_alpha, grouping
         self.bound_setting, self.beta, self.beta_list = bound, beta, beta_list or []
+        self.bound = None if bound == "auto" else bound  # 'auto' is resolved per task, from the head (begin_task)
         self.alpha, self.warmup_alpha, self.big_alpha, self.alpha_epoch = alpha, warmup_alpha, big_alpha, alpha_epoch
         self.beta_decay, self.small_beta = beta_decay, small_beta
         self.prototype, self.pro_r_weight, self.bound_pro = prototype, pro_r_weight, bound_pro
