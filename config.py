@@ -241,6 +241,9 @@ def add_forgetting_args(parser: argparse.ArgumentParser) -> None:
                         "--eval_every steps) and the method's forgetting goal is met (GS-LoRA: the forget hinge is "
                         "zero at the last step); the best weights are still the ones kept. Off by default, as in the "
                         "papers")
+    g.add_argument("--early_stop_growth", type=at_least(0.0), default=0.0, metavar="R",
+                   help="with --early_stop K, the patience is max(K, ceil(R x the task's evaluations so far)): a task "
+                        "whose H still creeps up late (the last task, few classes left) waits longer; 0 = K alone")
     g.add_argument("--no_retain", action="store_true",
                    help="forget without retain data: no remain training image is loaded, the remain loss terms "
                         "drop out and an epoch is a pass over the forget data (--selection val still scores the "
@@ -517,6 +520,8 @@ def _check_protocol(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if args.selection == "val" and args.val_ratio <= 0:
         parser.error("--selection val needs a validation split, but --val_ratio 0 leaves it empty; pass --val_ratio "
                      "> 0 (e.g. 0.1), or --selection test (the original's rule) or --selection last")
+    if args.early_stop_growth and not args.early_stop:
+        parser.error("--early_stop_growth lengthens --early_stop's patience; pass --early_stop K too")
     if args.early_stop and args.selection == "last":
         parser.error("--early_stop watches the selection H, which --selection last never evaluates; pass --selection "
                      "val (or test)")

@@ -219,7 +219,8 @@ def optim_from_args(args) -> OptimConfig:
 def settings_from_args(args, outdir: Path, device: torch.device, model_args: Dict[str, object]) -> RunSettings:
     """Pre-training parses no forgetting flags; RunSettings' defaults stand in for them."""
     protocol = {k: getattr(args, k) for k in ("data_ratio", "few_shot", "few_shot_num", "selection", "eval_every",
-                                              "steps_per_task", "early_stop", "no_retain") if hasattr(args, k)}
+                                              "steps_per_task", "early_stop", "early_stop_growth",
+                                              "no_retain") if hasattr(args, k)}
     return RunSettings(outdir=outdir, batch_size=args.batch_size,
                        test_batch_size=args.test_batch_size or 5 * args.batch_size, device=device,
                        amp=use_bf16(args.precision, device), seed=args.seed, optim=optim_from_args(args),

@@ -56,7 +56,7 @@ class Selector:
         self.indices = subset_indices(self.split, task.remain + task.forget, pool)
         self.acc_f_before = self._counts().accuracy(task.forget) if settings.selection != "last" else None
         self.best_score, self.best, self.at = -math.inf, None, None
-        self.stale, self.stopped_early = 0, False
+        self.stale, self.evaluations, self.stopped_early = 0, 0, False
 
     def _counts(self) -> ClassCounts:
         s = self.settings
@@ -66,6 +66,7 @@ class Selector:
         counts = self._counts()
         acc_f, acc_r = counts.accuracy(self.task.forget), counts.accuracy(self.task.remain)
         score = h_mean(acc_r, self.acc_f_before, acc_f)
+        self.evaluations += 1
         if score is not None and score > self.best_score:
             self.best_score, self.best = score, self.method.snapshot()
             self.at = {"epoch": step.epoch, "iteration": step.iteration}
@@ -88,9 +89,12 @@ class Selector:
         return {"rule": self.settings.selection, "h_mean": self.best_score, **self.at, **stopped}
 
     def should_stop(self, losses: Dict[str, torch.Tensor]) -> bool:
-        """``--early_stop K``: H has not improved for K evaluations and the method's forgetting goal is met by the
-        last step's losses (averaged over processes under torchrun, so that all stop together)."""
+        """``--early_stop K``: H has not improved for K evaluations (or for ``--early_stop_growth`` R of the task's
+        evaluations so far, if more) and the method's forgetting goal is met by the last step's losses (averaged over
+        processes under torchrun, so that all stop together)."""
         patience = self.settings.early_stop
+        if patience:
+            patience = max(patience, math.ceil(self.settings.early_stop_growth * self.evaluations))
         if not patience or self.stale < patience:
             return False
         met = self.method.forget_goal_met(mean_over_processes({k: float(v.detach()) for k, v in losses.items()}))

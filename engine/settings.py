@@ -29,6 +29,7 @@ class RunSettings:
     eval_every: int = 100
     steps_per_task: Optional[int] = None
     early_stop: Optional[int] = None  # evaluations without a better H after which a task may end
+    early_stop_growth: float = 0.0  # the patience also grows to this fraction of the task's evaluations so far
     no_retain: bool = False  # --no_retain: methods train on forget images only (no remain training images)
     audit: Optional["AuditSettings"] = None  # --audit: audit every task's final model (audit/run.py)
     model_args: Dict[str, object] = field(default_factory=dict)

@@ -5,12 +5,14 @@
 # The bound is lowered to one that the softmax head's forget cross entropy reaches (synthetic BND 5, CASIA BND 10, as
 # measured before the CPU presets took --BND auto; at their former BND 30 the hinge was never met and the rule never
 # fired). The two runs of a method go in parallel, one thread each.
-# Usage: bash scripts/early_stop.sh synthetic|casia [STEPS_PER_TASK (960)] [K (3)]   (CASIA: DATA_ROOT=...)
+# Usage: bash scripts/early_stop.sh synthetic|casia [STEPS_PER_TASK (960)] [K (3)] [R (0)]   (CASIA: DATA_ROOT=...)
+# R > 0 adds --early_stop_growth R (the patience grows to R times the task's evaluations so far).
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 source scripts/cpu_settings.sh
-data=${1:?usage: bash scripts/early_stop.sh synthetic|casia [STEPS_PER_TASK] [K]}
+data=${1:?usage: bash scripts/early_stop.sh synthetic|casia [STEPS_PER_TASK] [K] [R]}
 steps=${2:-960}
 patience=${3:-3}
+growth=${4:-0}
 case $data in
   synthetic)
     ensure_pretrained "$SYNTHETIC_PRETRAINED" "${SYNTHETIC_PRETRAIN[@]}"
@@ -28,9 +30,11 @@ runs=()
 failed=0
 pids=()
 for method in gs_lora gs_lora_pp; do
-  for variant in full "k$patience"; do
+  stopped="k$patience"
+  [ "$growth" = 0 ] || stopped="k${patience}_r$growth"
+  for variant in full "$stopped"; do
     extra=()
-    [ "$variant" = full ] || extra=(--early_stop "$patience")
+    [ "$variant" = full ] || extra=(--early_stop "$patience" --early_stop_growth "$growth")
     mkdir -p "$out/$variant"
     # shellcheck disable=SC2086
     python train_own_forget_cl.py "${FORGET[@]}" --method "$method" ${METHOD_FLAGS[$method]} --BND "$bound" \

@@ -15,13 +15,13 @@ from util.run_log import RunLog
 LOSSES = {"forget_ce": torch.tensor(31.0), "total": torch.tensor(1.0)}
 
 
-def selector_seeing(h_values, tiny_data, model, tmp_path, monkeypatch, patience=2, bound=30.0):
+def selector_seeing(h_values, tiny_data, model, tmp_path, monkeypatch, patience=2, bound=30.0, growth=0.0):
     """A selector whose evaluations give H = h_values in turn (Acc_f 100 before, so H = Acc_r = 100 - Acc_f)."""
     task = tiny_tasks()[0]
     evaluations = iter([counts_at(100, 90, task)] + [counts_at(100 - h, h, task) for h in h_values])
     monkeypatch.setattr(Selector, "_counts", lambda self: next(evaluations))
     method = GSLoRA(model, rank=4, bound=bound)
-    return Selector(method, tiny_data, task, tiny_settings(tmp_path, early_stop=patience))
+    return Selector(method, tiny_data, task, tiny_settings(tmp_path, early_stop=patience, early_stop_growth=growth))
 
 
 def test_stops_after_k_evaluations_without_a_better_h(tiny_data, pretrained_model, tmp_path, monkeypatch):
@@ -34,6 +34,28 @@ def test_stops_after_k_evaluations_without_a_better_h(tiny_data, pretrained_mode
         decisions.append(selector.should_stop(LOSSES))
     assert decisions == [False, False, False, True]
     assert selector.finish(StepInfo(0, 0, 20))["stopped_early"] is True
+
+
+@pytest.mark.parametrize("growth, stops_at", [(0.0, 8), (0.3, 9), (0.5, 12)])
+def test_the_patience_grows_with_the_tasks_evaluations(tiny_data, pretrained_model, tmp_path, monkeypatch, growth,
+                                                       stops_at):
+    """H rises for six evaluations, then stalls, so n - 6 evaluations are stale at the n-th. The patience there is
+    max(K, ceil(R n)) with K = 2: R = 0 stops at n = 8; R = 0.3 at n = 9 (3 >= ceil(2.7); at n = 8, 2 < ceil(2.4));
+    R = 0.5 at n = 12 (6 >= 6; at n = 11, 5 < 6)."""
+    selector = selector_seeing([10, 20, 30, 40, 50, 60] + [55] * 10, tiny_data, pretrained_model, tmp_path,
+                               monkeypatch, growth=growth)
+    for n in range(1, 17):
+        selector.consider(StepInfo(0, 0, 5 * n))
+        if selector.should_stop(LOSSES):
+            break
+    assert n == stops_at
+
+
+def test_early_stop_growth_needs_early_stop(capsys):
+    from config import parse_args
+    with pytest.raises(SystemExit):
+        parse_args("x", argv=["--method", "gs_lora", "--early_stop_growth", "0.5"])
+    assert capsys.readouterr().err.startswith("error: --early_stop_growth lengthens --early_stop's patience")
 
 
 def test_does_not_stop_while_the_forget_hinge_is_unmet(tiny_data, pretrained_model, tmp_path, monkeypatch):
