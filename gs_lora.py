@@ -3,6 +3,7 @@
 Each task trains a fresh LoRA on the FFN linears of every block, minimising (reference Sec. 2.4)
 
     L = CE(z(x_r), y_r) + beta * ReLU(BND - CE(z(x_f), y_f))           data loss, hinge on the batch-mean CE
+                                                                         (or beta * mean_i ReLU(BND - CE_i), ours)
         + alpha * sum_g ||theta_g||_2                                    group lasso, one group per block (default)
         + w_f * ReLU(BND_pro - KL_f) + w_r * KL_r                        GS-LoRA++ prototype loss
         + w_kd * T^2 KL(t(x_f)[:, K] || z(x_f)[:, K])                    opt-in retain-free anchor (--retain_kd)
@@ -18,8 +19,9 @@ The last two terms are ours, not the papers': t is the frozen model from the sta
 still to be remembered (remain and missing). On forget images the first keeps the logits of those classes as they
 were while the forget class is pushed down, an anchor without any remain image (LIRF's remain-class KL, Ye et al.
 2022) meant for --no_retain; on remain images the second holds the remembered classes while forgetting happens.
-Also ours: --BND auto (a bound of 2 ln C for C classes, the same meaning on every head) and --project_forget (the
-forget terms' gradient projected off the others' where they conflict).
+Also ours: --BND auto (a bound of 2 ln C for C classes, the same meaning on every head) or chance (ln C),
+--forget_hinge image (the hinge taken per forget image, so an image already forgotten stops being pushed while the
+others still are) and --project_forget (the forget terms' gradient projected off the others' where they conflict).
 """
 import argparse
 import math
@@ -38,28 +40,33 @@ from util.errors import UserError
 
 
 def bounded_forget_loss(ce_forget: torch.Tensor, bound: float) -> torch.Tensor:
-    """ReLU(BND - CE_f): pushes the batch-mean forget cross-entropy up until it reaches the bound. Scalar."""
+    """ReLU(BND - CE_f), element-wise: pushes a forget cross-entropy (the batch mean, or each image's) up until it
+    reaches the bound, and no further."""
     return F.relu(bound - ce_forget)
 
 
-def auto_bound(num_classes: int) -> float:
-    """``--BND auto``: 2 ln C, the batch-mean forget cross-entropy at which the forget class's probability is, on
-    average, 1/C^2: a factor C below chance. It means the same on any head and class count, where a fixed BND does
-    not (a softmax head's forget CE stops near 11, so the CPU presets' former BND 30 was never reached; CosFace
-    logits at s 64 reach 105)."""
-    return 2 * math.log(num_classes)
+# Bounds named by what they mean rather than by a number, set per task from the head's class count C. They mean the
+# same on any head, where a fixed BND does not (a softmax head's forget CE stops near 11, so the CPU presets' former
+# BND 30 was never reached; CosFace logits at s 64 reach 105).
+NAMED_BOUNDS = {
+    # 2 ln C: the batch-mean forget CE at which the forget class's probability is, on average, 1/C^2, a factor C
+    # below chance.
+    "auto": lambda num_classes: 2 * math.log(num_classes),
+    # ln C: the CE of a uniform prediction; per image (--forget_hinge image), each forget image pushed to chance.
+    "chance": lambda num_classes: math.log(num_classes),
+}
 
 
 def bound_flag(text: str):
-    """An argparse type for --BND: a number, or ``auto`` (``auto_bound``, set per task from the head's classes)."""
-    if text.lower() == "auto":
-        return "auto"
+    """An argparse type for --BND: a number, or a name of ``NAMED_BOUNDS`` (set per task from the head's classes)."""
+    if text.lower() in NAMED_BOUNDS:
+        return text.lower()
     try:
         value = float(text)
     except ValueError:
         value = math.nan
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number or 'auto', got {text}")
+        raise argparse.ArgumentTypeError(f"must be a finite number, 'auto' or 'chance', got {text}")
     return value
 
 
@@ -112,12 +119,19 @@ def prototype_loss(kl_forget: torch.Tensor, kl_remain: Optional[torch.Tensor], w
     return terms
 
 
+# Where the forget hinge applies: to the batch-mean CE (the papers') or to each forget image's CE (ours).
+FORGET_HINGES = ("batch", "image")
+
+# Logged but not optimised: the batch-mean forget CE and the unweighted per-image hinge (what is left to forget).
+LOGGED_ONLY = ("forget_ce", "forget_shortfall")
+
 # The terms that push the forget images away, which --project_forget projects off the others where they conflict.
 FORGET_TERMS = ("forget", "prototype_forget")
 
 # The defaults of the original's continual parser; the constructor and the flags share them (one source).
 DEFAULTS = {"bound": 10.0, "beta": 0.03, "alpha": 0.1, "big_alpha": 1e-4, "alpha_epoch": 20, "small_beta": 1e-4,
-            "bound_pro": 18.0, "retain_kd_T": 4.0, "lora_pos": "FFN", "grouping": "block"}
+            "bound_pro": 18.0, "retain_kd_T": 4.0, "lora_pos": "FFN", "grouping": "block",
+            "forget_hinge": "batch"}
 
 
 def _per_task(values: List[float], task: int, default: float) -> float:
@@ -144,11 +158,13 @@ class GSLoRA(Method):
                  pro_f_weight: float = 0.0, pro_r_weight: float = 0.0, prof_list: Optional[List[float]] = None,
                  bound_pro: float = DEFAULTS["bound_pro"], retain_kd: float = 0.0,
                  retain_kd_T: float = DEFAULTS["retain_kd_T"], lora_pos: str = DEFAULTS["lora_pos"],
-                 grouping: str = DEFAULTS["grouping"], remain_kd: float = 0.0, project_forget: bool = False):
+                 grouping: str = DEFAULTS["grouping"], remain_kd: float = 0.0, project_forget: bool = False,
+                 forget_hinge: str = DEFAULTS["forget_hinge"]):
         super().__init__(model)
         self.rank, self.lora_alpha, self.grouping = rank, lora_alpha, grouping
         self.bound_setting, self.beta, self.beta_list = bound, beta, beta_list or []
-        self.bound = None if bound == "auto" else bound  # 'auto' is resolved per task, from the head (begin_task)
+        self.bound = None if bound in NAMED_BOUNDS else bound  # a named bound is set per task (begin_task)
+        self.forget_hinge = forget_hinge
         self.alpha, self.warmup_alpha, self.big_alpha, self.alpha_epoch = alpha, warmup_alpha, big_alpha, alpha_epoch
         self.beta_decay, self.small_beta = beta_decay, small_beta
         self.prototype, self.pro_r_weight, self.bound_pro = prototype, pro_r_weight, bound_pro
@@ -167,7 +183,11 @@ class GSLoRA(Method):
         g = parser.add_argument_group("GS-LoRA / GS-LoRA++")
         g.add_argument("--BND", type=bound_flag, default=DEFAULTS["bound"],
                        help="bound of the forget hinge ReLU(BND - CE_f); 'auto' = 2 ln C for a head of C classes "
-                            "(the forget class's probability a factor C below chance), recorded per task")
+                            "(the forget class's probability a factor C below chance), 'chance' = ln C; recorded per "
+                            "task")
+        g.add_argument("--forget_hinge", default=DEFAULTS["forget_hinge"], choices=FORGET_HINGES,
+                       help="batch: the hinge on the batch-mean forget CE (the papers'); image: the mean of one hinge "
+                            "per forget image (ours), so images already past the bound stop being pushed")
         g.add_argument("--beta", type=float, default=DEFAULTS["beta"], help="weight of the forget hinge (single value)")
         g.add_argument("--cl_beta_list", type=float, nargs="*", default=[],
                        help="forget-hinge weight per task (overrides --beta task by task)")
@@ -230,7 +250,7 @@ class GSLoRA(Method):
                    pro_f_weight=args.pro_f_weight, pro_r_weight=args.pro_r_weight, prof_list=args.cl_prof_list,
                    bound_pro=args.BND_pro, retain_kd=args.retain_kd, retain_kd_T=args.retain_kd_T,
                    lora_pos=args.lora_pos, grouping=args.grouping, remain_kd=args.remain_kd,
-                   project_forget=args.project_forget)
+                   project_forget=args.project_forget, forget_hinge=args.forget_hinge)
 
     def trainable_parameters(self) -> List[nn.Parameter]:
         return [p for layer in lora_layers(self.model) for p in (layer.lora_A, layer.lora_B)]
@@ -240,7 +260,8 @@ class GSLoRA(Method):
         # The original re-initialises A with a = sqrt(50) from the second task on (a smaller start); kept.
         reset_lora(self.model, a=math.sqrt(5) if ctx.task.index == 0 else math.sqrt(50))
         self.task_beta = _per_task(self.beta_list, ctx.task.index, self.beta)
-        self.bound = auto_bound(ctx.num_classes) if self.bound_setting == "auto" else self.bound_setting
+        named = NAMED_BOUNDS.get(self.bound_setting)
+        self.bound = named(ctx.num_classes) if named else self.bound_setting
         self.task_w_f = _per_task(self.prof_list, ctx.task.index, self.pro_f_weight)
         if self.retain_kd or self.remain_kd:  # the model as the task finds it (B = 0: the fresh LoRA changes nothing)
             self.teacher = frozen_copy(self.model)
@@ -266,9 +287,15 @@ class GSLoRA(Method):
         remain prototype pull are absent, while the forget hinge, the group lasso and the forget prototype hinge
         stay."""
         logits_r, logits_f, emb_r, emb_f = forward_pair(self.model, remain, forget)
-        ce_f = F.cross_entropy(logits_f.float(), forget[1])
         losses = {} if remain is None else {"remain": F.cross_entropy(logits_r.float(), remain[1])}
-        losses.update(forget_ce=ce_f.detach(), forget=self.beta_at(step.epoch) * bounded_forget_loss(ce_f, self.bound),
+        if self.forget_hinge == "image":
+            ce_each = F.cross_entropy(logits_f.float(), forget[1], reduction="none")
+            ce_f, hinge = ce_each.mean(), bounded_forget_loss(ce_each, self.bound).mean()
+            losses["forget_shortfall"] = hinge.detach()
+        else:
+            ce_f = F.cross_entropy(logits_f.float(), forget[1])
+            hinge = bounded_forget_loss(ce_f, self.bound)
+        losses.update(forget_ce=ce_f.detach(), forget=self.beta_at(step.epoch) * hinge,
                       structure=self.alpha_at(step.epoch)
                       * group_lasso(lora_groups(self.model.backbone, self.grouping)))
         if self.prototype:
@@ -279,7 +306,7 @@ class GSLoRA(Method):
             losses["retain_kd"] = self.retain_kd * self.remembered_class_kl(logits_f, forget)
         if self.remain_kd and remain is not None:
             losses["remain_kd"] = self.remain_kd * self.remembered_class_kl(logits_r, remain)
-        losses["total"] = sum(v for k, v in losses.items() if k != "forget_ce")
+        losses["total"] = sum(v for k, v in losses.items() if k not in LOGGED_ONLY)
         return losses
 
     def backward(self, losses: Dict[str, torch.Tensor]) -> None:
@@ -303,7 +330,10 @@ class GSLoRA(Method):
         return distillation_kl(logits.float()[:, k], teacher[:, k], self.retain_kd_T)
 
     def forget_goal_met(self, losses: Dict[str, float]) -> bool:
-        """The forget hinge is satisfied: the forget images' cross entropy has reached the bound BND."""
+        """The forget hinge is satisfied: the forget images' cross entropy has reached the bound BND (per image,
+        with ``--forget_hinge image``: no shortfall left)."""
+        if self.forget_hinge == "image":
+            return losses["forget_shortfall"] <= 0
         return losses["forget_ce"] >= self.bound
 
     def end_task(self, ctx: TaskContext) -> Dict[str, object]:

@@ -74,6 +74,13 @@ def test_gs_lora_goal_is_the_forget_hinge(pretrained_model):
     assert method.forget_goal_met({"forget_ce": 12.5})
 
 
+def test_with_the_per_image_hinge_the_goal_is_that_no_forget_image_falls_short(pretrained_model):
+    """A batch-mean CE past the bound is not enough: one image still below it leaves a shortfall."""
+    method = GSLoRA(pretrained_model, rank=4, bound=12.5, forget_hinge="image")
+    assert not method.forget_goal_met({"forget_ce": 30.0, "forget_shortfall": 0.01})
+    assert method.forget_goal_met({"forget_ce": 30.0, "forget_shortfall": 0.0})
+
+
 def run_gs_lora(tiny_data, state, outdir, **settings_kw):
     model = build_model("vit_face_tiny", "cosface", NUM_CLASSES)
     model.load_state_dict(state)

@@ -156,6 +156,38 @@ def test_forget_hinge_applies_to_the_batch_mean_cross_entropy(tiny_data, pretrai
     assert method.compute_loss(remain, forget, StepInfo(0, 0, 0))["forget"].item() == pytest.approx(expected, rel=1e-4)
 
 
+def test_the_per_image_hinge_is_the_mean_of_one_hinge_per_forget_image():
+    """Logits (2, 0, 0) and (0, 1, 3), both of class 0: CE = ln(1 + 2e^-2) = 0.239545 and ln(1 + e + e^3) = 3.169846.
+    With BND = ln 3 = 1.098612 the per-image hinge is (0.859067 + 0) / 2, while the batch-mean CE 1.704695 is past
+    the bound."""
+    logits, labels = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 3.0]]), torch.tensor([0, 0])
+    ce_each = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    assert ce_each.tolist() == pytest.approx([0.239545, 3.169846], abs=1e-6)
+    assert float(bounded_forget_loss(ce_each, math.log(3)).mean()) == pytest.approx(0.429534, abs=1e-6)
+    assert float(bounded_forget_loss(ce_each.mean(), math.log(3))) == 0.0
+
+
+def test_forget_hinge_image_applies_to_each_forget_images_cross_entropy(tiny_data, pretrained_model):
+    """--forget_hinge image: 'forget' = beta * mean_i ReLU(BND - CE_i); the unweighted hinge is logged as
+    'forget_shortfall' and left out of the total."""
+    method = GSLoRA(pretrained_model, rank=4, beta=0.3, forget_hinge="image")
+    ctx = task_context(tiny_data, tiny_tasks()[0])
+    method.begin_task(ctx)
+    set_lora_factors(pretrained_model)
+    pretrained_model.eval()
+    remain, forget = first_images(ctx, ctx.remain_idx), first_images(ctx, ctx.forget_idx)
+    with torch.no_grad():
+        ce = np_cross_entropies(pretrained_model(*forget)[0], forget[1])
+    method.bound = (ce.mean() + ce.max()) / 2  # the batch-mean reading is 0.3 * (BND - mean CE): smaller
+    expected = np.maximum(method.bound - ce, 0.0).mean()
+    assert expected - max(method.bound - ce.mean(), 0.0) > 0.01
+    losses = method.compute_loss(remain, forget, StepInfo(0, 0, 0))
+    assert losses["forget"].item() == pytest.approx(0.3 * expected, rel=1e-4)
+    assert losses["forget_shortfall"].item() == pytest.approx(expected, rel=1e-4)
+    optimised = losses["remain"] + losses["forget"] + losses["structure"]
+    assert losses["total"].item() == pytest.approx(optimised.item(), rel=1e-6)
+
+
 def test_second_task_uses_the_second_entries_of_the_per_task_weights(tiny_data, pretrained_model):
     """Task 1 weighs the forget hinge by cl_beta_list[1] and the forget prototype hinge by cl_prof_list[1]."""
     method = GSLoRA(pretrained_model, rank=4, bound=1000.0, beta=0.9, beta_list=[0.5, 0.2], prototype=True,
@@ -245,16 +277,19 @@ def test_remain_kd_needs_remain_images(capsys):
     assert capsys.readouterr().err.startswith("error: --remain_kd distils on remain images, but --no_retain")
 
 
-def test_bnd_auto_is_twice_the_log_of_the_heads_class_count_and_is_recorded(tiny_data, pretrained_model):
-    """--BND auto: the forget hinge is beta * ReLU(2 ln C - CE_f) for a head of C classes, and the task reports it."""
-    method = GSLoRA(pretrained_model, rank=4, bound="auto", beta=0.3)
+@pytest.mark.parametrize("name, log_multiple", [("auto", 2), ("chance", 1)])
+def test_named_bounds_are_multiples_of_the_log_of_the_heads_class_count_and_are_recorded(tiny_data, pretrained_model,
+                                                                                        name, log_multiple):
+    """--BND auto: the forget hinge is beta * ReLU(2 ln C - CE_f) for a head of C classes (chance: ln C), and the task
+    reports the bound."""
+    method = GSLoRA(pretrained_model, rank=4, bound=name, beta=0.3)
     ctx = task_context(tiny_data, tiny_tasks()[0])
     method.begin_task(ctx)
     pretrained_model.eval()
     remain, forget = first_images(ctx, ctx.remain_idx), first_images(ctx, ctx.forget_idx)
     with torch.no_grad():
         logits = pretrained_model(*forget)[0]
-    bound = 2 * np.log(logits.shape[1])  # the probability 1/C^2: ln(C^2)
+    bound = log_multiple * np.log(logits.shape[1])  # auto: the probability 1/C^2, ln(C^2); chance: 1/C
     ce = np_cross_entropies(logits, forget[1]).mean()
     assert ce < bound  # the hinge is active, so the bound shows in the loss
     loss = method.compute_loss(remain, forget, StepInfo(0, 0, 0))["forget"].item()
@@ -262,8 +297,8 @@ def test_bnd_auto_is_twice_the_log_of_the_heads_class_count_and_is_recorded(tiny
     assert method.end_task(ctx)["bound"] == pytest.approx(bound)
 
 
-@pytest.mark.parametrize("text, expected", [("auto", "auto"), ("AUTO", "auto"), ("9.5", 9.5)])
-def test_the_bnd_flag_takes_a_number_or_auto(text, expected):
+@pytest.mark.parametrize("text, expected", [("auto", "auto"), ("AUTO", "auto"), ("chance", "chance"), ("9.5", 9.5)])
+def test_the_bnd_flag_takes_a_number_or_a_named_bound(text, expected):
     from config import parse_args
     assert parse_args("x", argv=["--method", "gs_lora", "--BND", text]).BND == expected
 
@@ -273,7 +308,7 @@ def test_the_bnd_flag_refuses_anything_else_in_one_line(text, capsys):
     from config import parse_args
     with pytest.raises(SystemExit):
         parse_args("x", argv=["--method", "gs_lora", "--BND", text])
-    assert capsys.readouterr().err == f"error: argument --BND: must be a finite number or 'auto', got {text}\n"
+    assert capsys.readouterr().err == f"error: argument --BND: must be a finite number, 'auto' or 'chance', got {text}\n"
 
 
 def test_project_off_conflict_removes_the_component_against_the_rest_across_tensors():
