@@ -182,17 +182,15 @@ def _draw_eyes(img: np.ndarray, ident: SimpleNamespace, view: SimpleNamespace, u
 def _draw_nose_and_mouth(img: np.ndarray, ident: SimpleNamespace, view: SimpleNamespace, u: np.ndarray, v: np.ndarray,
                          aa: float) -> None:
     """Draw the nose (tip shading, nostrils), beard/moustache and the mouth."""
-    skin = np.array(ident.skin)
+    skin, nw = np.array(ident.skin), ident.nose_width
     tip_y = ident.eye_y + ident.nose_length
     nose_u = u + 0.06 * view.yaw
-    ridge = np.maximum(np.abs(nose_u - 0.3 * ident.nose_width) - 0.15 * ident.nose_width,
+    ridge = np.maximum(np.abs(nose_u - 0.3 * nw) - 0.15 * nw,
                        np.abs(v - (ident.eye_y + tip_y) / 2) - ident.nose_length / 2)
     _paint(img, _coverage(ridge, aa) * 0.35, skin * 0.75)
-    _paint(img, _coverage(_ellipse_dist(nose_u, v, (0.0, tip_y),
-                                        (ident.nose_width, 0.6 * ident.nose_width)), aa), skin * 0.88)
+    _paint(img, _coverage(_ellipse_dist(nose_u, v, (0.0, tip_y), (nw, 0.6 * nw)), aa), skin * 0.88)
     for side in (-1.0, 1.0):
-        nostril = _ellipse_dist(nose_u, v, (side * 0.5 * ident.nose_width, tip_y + 0.2 * ident.nose_width),
-                                (0.3 * ident.nose_width, 0.18 * ident.nose_width))
+        nostril = _ellipse_dist(nose_u, v, (side * 0.5 * nw, tip_y + 0.2 * nw), (0.3 * nw, 0.18 * nw))
         _paint(img, _coverage(nostril, aa), skin * 0.45)
     mouth_y, mw = tip_y + ident.mouth_gap, ident.mouth_width
     if ident.beard == 2:
@@ -235,8 +233,7 @@ def _draw_accessories(img: np.ndarray, ident: SimpleNamespace, u: np.ndarray, v:
         rim = _ellipse_dist(u, v, (side * ident.eye_spacing, ident.eye_y), (w, 0.8 * w))
         _paint(img, _coverage(rim, aa) * 0.15, (0.8, 0.9, 1.0))
         _paint(img, _coverage(np.abs(rim) - frame, aa), ident.glasses_colour)
-    half_gap = max(ident.eye_spacing - w, 0.01)
-    bridge = np.maximum(np.abs(u) - half_gap, np.abs(v - ident.eye_y + 0.3 * w) - frame)
+    bridge = np.maximum(np.abs(u) - max(ident.eye_spacing - w, 0.01), np.abs(v - ident.eye_y + 0.3 * w) - frame)
     _paint(img, _coverage(bridge, aa), ident.glasses_colour)
 
 
@@ -319,10 +316,9 @@ def synthetic_faces_root(cache_dir: str | os.PathLike, num_identities: int = 100
 
 def _generate(root: Path, meta: dict) -> None:
     """Write all PNGs of both splits into ``root`` (which must not hold stale files)."""
-    count = meta["num_identities"]
-    width = max(3, len(str(count - 1)))
+    width = max(3, len(str(meta["num_identities"] - 1)))
     splits = (("train", 0, meta["train_per_identity"]), ("test", 1, meta["test_per_identity"]))
-    for identity in range(count):
+    for identity in range(meta["num_identities"]):
         params = sample_identity(_rng(meta["seed"], identity, _IDENTITY_STREAM, 0))
         for split, stream, per_identity in splits:
             folder = root / split / f"id_{identity:0{width}d}"
