@@ -2,13 +2,12 @@
 (the papers' 100 CASIA-WebFace identities), ``imagefolder`` (any ``train/`` + ``test/`` tree), ``synthetic`` (generated
 once into ``--cache_dir``), all in memory, and ``imagenet100`` (wnid folders, streamed)."""
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Union
+from typing import Iterable, List, Optional
 
 import torch
 
-from data.folders import ImageTensors, StreamedImages, class_folders, load_image_folder
+from data.folders import Images, class_folders, load_image_folder
 from data.imagenet import imagenet_rows, stream_imagenet_split
 from data.subsets import train_val_split
 from util.errors import UserError
@@ -17,13 +16,13 @@ DATA_MODES = ("casia100", "imagefolder", "synthetic", "imagenet100")
 STREAMED_MODES = ("imagenet100",)
 
 
-@dataclass
+@dataclasses.dataclass
 class RunData:
     """The decoded splits; ``train_idx`` and ``val_idx`` partition the training images."""
 
     root: Path
-    train: Union[ImageTensors, StreamedImages]
-    test: Union[ImageTensors, StreamedImages]
+    train: Images
+    test: Images
     train_idx: torch.Tensor
     val_idx: torch.Tensor
     outside: Optional[object] = None  # engine.evaluation.OutsideClasses: ImageNet-900 for the Acc_m evaluation
@@ -58,22 +57,15 @@ def build_data(root: Path, image_size: int, val_ratio: float = 0.1, seed: int = 
     """Both splits at ``image_size`` and a per-class validation split carved from the training images. Streamed modes
     decode in ``workers`` processes at every pass; the others decode once now in ``workers`` threads."""
     dataset_classes(data_mode, root)
-    if data_mode in STREAMED_MODES:
-        train, test = (stream_imagenet_split(root, split, image_size, workers) for split in ("train", "test"))
-    else:
-        train, test = (load_image_folder(root, split, image_size, workers) for split in ("train", "test"))
-    train_idx, val_idx = train_val_split(train.targets, val_ratio, seed)
-    return RunData(root, train, test, train_idx, val_idx)
+    load = stream_imagenet_split if data_mode in STREAMED_MODES else load_image_folder
+    train, test = (load(root, split, image_size, workers) for split in ("train", "test"))
+    return RunData(root, train, test, *train_val_split(train.targets, val_ratio, seed))
 
 
 def without_classes(data: RunData, classes: Iterable[int]) -> RunData:
     """``data`` without training or validation images of ``classes`` (the test split stays whole, to measure them)."""
     dropped = torch.tensor(sorted(set(classes)), dtype=torch.long)
-
-    def kept(idx: torch.Tensor) -> torch.Tensor:
-        return idx[~torch.isin(data.train.targets[idx], dropped)]
-
-    left = dataclasses.replace(data, train_idx=kept(data.train_idx), val_idx=kept(data.val_idx))
-    if len(left.train_idx) == 0:
+    train_idx, val_idx = (idx[~torch.isin(data.train.targets[idx], dropped)] for idx in (data.train_idx, data.val_idx))
+    if len(train_idx) == 0:
         raise UserError("leaving those classes out leaves no training image")
-    return left
+    return dataclasses.replace(data, train_idx=train_idx, val_idx=val_idx)

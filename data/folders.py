@@ -40,19 +40,6 @@ class ImageTensors:
             yield self.images[idx].float().div_(255), self.targets[idx]
 
 
-class _FileDataset(torch.utils.data.Dataset):
-    """(transformed image, label) of one file; runs inside DataLoader worker processes."""
-
-    def __init__(self, files: List[Path], targets: torch.Tensor, transform: Callable):
-        self.files, self.targets, self.transform = files, targets, transform
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        return self.transform(_open_rgb(self.files[i])), self.targets[i]
-
-
 @dataclass
 class StreamedImages:
     """Image files read from disk at every pass by ``workers`` processes (0: the calling process); ``transform`` maps a
@@ -67,10 +54,13 @@ class StreamedImages:
     def __len__(self) -> int:
         return len(self.targets)
 
+    def __getitem__(self, i: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(transformed image, label) of one file; runs inside the DataLoader's worker processes."""
+        return self.transform(_open_rgb(self.files[i])), self.targets[i]
+
     def batches(self, chunks: List[torch.Tensor]) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
         """(images, labels) for each chunk of indices, in order, decoded by a DataLoader's worker processes."""
-        loader = torch.utils.data.DataLoader(_FileDataset(self.files, self.targets, self.transform),
-                                             batch_sampler=[idx.tolist() for idx in chunks],
+        loader = torch.utils.data.DataLoader(self, batch_sampler=[idx.tolist() for idx in chunks],
                                              num_workers=self.workers, pin_memory=torch.cuda.is_available())
         try:
             yield from loader
@@ -86,27 +76,11 @@ def _layout(root: Path) -> str:
     return f"expected {Path(root)}/{{train,test}}/<class name>/<image files>"
 
 
-def _visible(path: Path) -> bool:
-    """False for names starting with '.': tool leftovers (``.ipynb_checkpoints``, macOS ``._x.jpg``), not data."""
-    return not path.name.startswith(".")
-
-
 def _resolvable(path: Path) -> Path:
     """``path``, unless a symlink loop or dangling link (UserError): listing would silently drop it and its class."""
     if path.is_symlink() and not path.exists():
         raise UserError(f"{path} is a symlink loop or points to nothing: fix or remove the link")
     return path
-
-
-def _class_dirs(split_dir: Path) -> List[Path]:
-    """The class folders of a split, sorted by name, which makes a folder's position its label."""
-    return sorted((d for d in map(_resolvable, split_dir.iterdir()) if d.is_dir() and _visible(d)),
-                  key=lambda d: d.name)
-
-
-def _image_files(class_dir: Path) -> List[Path]:
-    """The images of a class folder, sorted by name so that the sample order is the same on every machine."""
-    return sorted(f for f in class_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and _visible(f))
 
 
 def _list_images(root: Path, split: str) -> Tuple[List[str], List[Tuple[Path, int]]]:
@@ -116,8 +90,12 @@ def _list_images(root: Path, split: str) -> Tuple[List[str], List[Tuple[Path, in
     split_dir = Path(root) / split
     if not split_dir.is_dir():
         raise UserError(f"dataset folder {split_dir} not found; {_layout(root)}")
-    class_dirs = _class_dirs(split_dir)
-    files = [_image_files(d) for d in class_dirs]
+    # Sorted by name: a class folder's position is its label, and the sample order is the same on every machine.
+    # Names starting with '.' are tool leftovers (.ipynb_checkpoints, macOS ._x.jpg), not data.
+    class_dirs = sorted((d for d in map(_resolvable, split_dir.iterdir()) if d.is_dir() and not d.name.startswith(".")),
+                        key=lambda d: d.name)
+    files = [sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
+             for d in class_dirs]
     if not any(files):
         raise UserError(f"no images in {split_dir}; {_layout(root)}")
     empty = [d.name for d, found in zip(class_dirs, files) if not found]
@@ -157,9 +135,7 @@ def _to_rgb(img: Image.Image, path: Path) -> Image.Image:
 def _decode(path: Path, size: int) -> np.ndarray:
     """The RGB pixels of one image file, resized to ``size`` x ``size``."""
     img = _open_rgb(path)
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.BILINEAR)
-    return np.asarray(img)
+    return np.asarray(img if img.size == (size, size) else img.resize((size, size), Image.BILINEAR))
 
 
 def load_image_folder(root: Path, split: str, image_size: int, workers: int = 4) -> ImageTensors:
@@ -184,13 +160,11 @@ def stream_image_folder(root: Path, split: str, transform: Callable, workers: in
 
 def class_folders(root: Path) -> List[str]:
     """The class folders of ``root/train``, checked against ``root/test`` (labels are positions) before any decoding."""
-    names = {split: _list_images(root, split)[0] for split in ("train", "test")}
-    if names["train"] != names["test"]:
-        only_train = sorted(set(names["train"]) - set(names["test"]))[:5]
-        only_test = sorted(set(names["test"]) - set(names["train"]))[:5]
-        raise UserError(f"train and test under {root} have different class folders "
-                        f"(only in train: {only_train}, only in test: {only_test})")
-    return names["train"]
+    train, test = (_list_images(root, split)[0] for split in ("train", "test"))
+    if train != test:
+        raise UserError(f"train and test under {root} have different class folders (only in train: "
+                        f"{sorted(set(train) - set(test))[:5]}, only in test: {sorted(set(test) - set(train))[:5]})")
+    return train
 
 
 class BatchLoader:

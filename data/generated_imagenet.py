@@ -21,8 +21,7 @@ from data.imagenet import imagenet_wnids
 
 def spread_wnids(count: int, offset: int = 0) -> List[str]:
     """``count`` real wnids spread over ImageNet's 1000 (every 1000 // count-th, starting at ``offset``)."""
-    step = 1000 // count
-    return [imagenet_wnids()[offset + i * step] for i in range(count)]
+    return [imagenet_wnids()[offset + i * (1000 // count)] for i in range(count)]
 
 
 def write_wnid_tree(root: Path, wnids: List[str], counts: Dict[str, int], seed: int = 0,

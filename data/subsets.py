@@ -12,8 +12,7 @@ from util.errors import UserError
 
 def seeded_generator(seed: int, *tags) -> torch.Generator:
     """A generator whose seed mixes ``seed`` with the tags (strings or ints), stable across runs and platforms."""
-    mixed = zlib.crc32(repr((seed,) + tags).encode())
-    return torch.Generator().manual_seed(mixed)
+    return torch.Generator().manual_seed(zlib.crc32(repr((seed,) + tags).encode()))
 
 
 def train_val_split(targets: torch.Tensor, val_ratio: float, seed: int) -> Tuple[torch.Tensor, torch.Tensor]:

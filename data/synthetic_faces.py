@@ -7,12 +7,12 @@ Pixels depend only on the arguments (IEEE arithmetic and sqrt), so they match ac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -36,55 +36,20 @@ _FACE_Y = 0.06  # image y of the face centre
 Colour = tuple[float, float, float]
 
 
-@dataclass(frozen=True)
-class IdentityParams:
-    """Fixed appearance of one identity: lengths in face units (the image spans about +-0.87), colours RGB in [0, 1]."""
-
-    face_width: float
-    face_height: float
-    jaw_width: float
-    skin: Colour
-    hair_colour: Colour
-    hair_length: float
-    hair_volume: float
-    fringe: float
-    parting: float
-    bald: bool
-    eye_spacing: float
-    eye_y: float
-    eye_size: float
-    eye_aspect: float
-    iris_colour: Colour
-    brow_thickness: float
-    brow_angle: float
-    nose_length: float
-    nose_width: float
-    mouth_width: float
-    mouth_gap: float
-    mouth_curve: float
-    lip_colour: Colour
-    lip_thickness: float
-    ear_size: float
-    beard: int
-    glasses: bool
-    glasses_colour: Colour
-    mole: tuple[float, float] | None
-
-
 def _colour(rgb: np.ndarray) -> Colour:
-    r, g, b = np.clip(rgb, 0.0, 1.0).tolist()
-    return (r, g, b)
+    return tuple(np.clip(rgb, 0.0, 1.0).tolist())
 
 
-def sample_identity(rng: np.random.Generator) -> IdentityParams:
-    """Draw the fixed appearance parameters of one identity from ``rng`` (its state advances)."""
+def sample_identity(rng: np.random.Generator) -> SimpleNamespace:
+    """Draw the fixed appearance of one identity from ``rng`` (its state advances): lengths in face units (the image
+    spans about +-0.87), colours RGB in [0, 1]."""
     skin = _LIGHT_SKIN + (_DARK_SKIN - _LIGHT_SKIN) * rng.random() + rng.normal(0.0, 0.03, 3)
     hair = np.array(_HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))]) + rng.normal(0.0, 0.04, 3)
     lip = skin + (_LIP_RED - skin) * rng.uniform(0.25, 0.7)
     beard_draw = rng.random()
     has_mole = rng.random() < 0.2
     mole_pos = (float(rng.uniform(-0.3, 0.3)), float(rng.uniform(0.0, 0.3)))
-    return IdentityParams(
+    return SimpleNamespace(
         face_width=float(rng.uniform(0.34, 0.46)), face_height=float(rng.uniform(0.46, 0.58)),
         jaw_width=float(rng.uniform(0.45, 0.95)), skin=_colour(skin), hair_colour=_colour(hair),
         hair_length=float(rng.random()), hair_volume=float(rng.uniform(0.02, 0.14)),
@@ -104,26 +69,21 @@ def sample_identity(rng: np.random.Generator) -> IdentityParams:
     )
 
 
-def _sample_view(rng: np.random.Generator, variation: float) -> SimpleNamespace:
-    """The pose, expression and photometric settings of one image, their spread scaled by ``variation``."""
-    s = variation
+def _sample_view(rng: np.random.Generator, s: float) -> SimpleNamespace:
+    """The pose, expression and photometric settings of one image, their spread scaled by the variation ``s``."""
     blink = rng.random() < min(0.06 * s, 0.5)
     return SimpleNamespace(
         roll=math.radians(15.0 * s) * float(np.clip(rng.normal(0.0, 0.5), -1.0, 1.0)),
         shift=(float(rng.normal(0.0, 0.06 * s)), float(rng.normal(0.0, 0.06 * s))),
         scale=_FACE_SCALE * math.exp(float(np.clip(rng.normal(0.0, 0.1 * s), -0.3, 0.3))),
-        yaw=float(rng.uniform(-0.5, 0.5) * min(s, 2.0)),
-        smile=float(rng.normal(0.0, 0.45 * s)),
+        yaw=float(rng.uniform(-0.5, 0.5) * min(s, 2.0)), smile=float(rng.normal(0.0, 0.45 * s)),
         mouth_open=float(max(0.0, rng.normal(-0.01, 0.025 * s))),
         eye_open=0.1 if blink else float(np.clip(rng.normal(1.0, 0.12 * s), 0.3, 1.3)),
         brow_raise=float(rng.normal(0.0, 0.015 * s)),
         gaze=(float(rng.normal(0.0, 0.2 * s)), float(rng.normal(0.0, 0.1 * s))),
-        light_angle=float(rng.uniform(0.0, 2.0 * math.pi)),
-        light_strength=float(rng.uniform(0.0, 0.5) * s),
-        brightness=math.exp(rng.normal(0.0, 0.18 * s)),
-        contrast=math.exp(rng.normal(0.0, 0.18 * s)),
-        cast=_colour(np.exp(rng.normal(0.0, 0.08 * s, 3))),
-        blur_sigma=float(rng.uniform(0.0, 1.0) * s),
+        light_angle=float(rng.uniform(0.0, 2.0 * math.pi)), light_strength=float(rng.uniform(0.0, 0.5) * s),
+        brightness=math.exp(rng.normal(0.0, 0.18 * s)), contrast=math.exp(rng.normal(0.0, 0.18 * s)),
+        cast=_colour(np.exp(rng.normal(0.0, 0.08 * s, 3))), blur_sigma=float(rng.uniform(0.0, 1.0) * s),
         noise_sigma=float(rng.uniform(0.0, 0.045) * s),
     )
 
@@ -170,7 +130,7 @@ def _background(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, variatio
     return img
 
 
-def _face_dist(ident: IdentityParams, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def _face_dist(ident: SimpleNamespace, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Signed distance to the face outline: an ellipse whose lower half narrows to the jaw."""
     lower = np.clip(v / ident.face_height, 0.0, 1.0)
     half_width = ident.face_width * (1.0 - (1.0 - ident.jaw_width) * lower * np.sqrt(lower))
@@ -178,10 +138,9 @@ def _face_dist(ident: IdentityParams, u: np.ndarray, v: np.ndarray) -> np.ndarra
     return (q - 1.0) * np.minimum(half_width, ident.face_height)
 
 
-def _draw_head(img: np.ndarray, ident: IdentityParams, view: SimpleNamespace, rng: np.random.Generator,
-               coords: tuple[np.ndarray, np.ndarray], aa: float) -> np.ndarray:
-    """Draw long hair, clothes, neck, ears and the face; return the face coverage."""
-    u, v = coords
+def _draw_head(img: np.ndarray, ident: SimpleNamespace, view: SimpleNamespace, rng: np.random.Generator,
+               u: np.ndarray, v: np.ndarray, aa: float) -> None:
+    """Draw long hair, clothes, neck, ears and the face."""
     fw, fh, skin = ident.face_width, ident.face_height, np.array(ident.skin)
     if not ident.bald and ident.hair_length > 0.3:
         top, bottom = -fh - ident.hair_volume, fh * (0.1 + 1.1 * ident.hair_length)
@@ -195,15 +154,12 @@ def _draw_head(img: np.ndarray, ident: IdentityParams, view: SimpleNamespace, rn
         centre = (side * (fw - 0.01 + 0.03 * side * view.yaw), ident.eye_y + 0.06)
         axes = (0.5 * ident.ear_size * visible + 1e-3, ident.ear_size)
         _paint(img, _coverage(_ellipse_dist(u, v, centre, axes), aa) * visible, skin * 0.93)
-    face = _coverage(_face_dist(ident, u, v), aa)
-    _paint(img, face, skin)
-    return face
+    _paint(img, _coverage(_face_dist(ident, u, v), aa), skin)
 
 
-def _draw_eyes(img: np.ndarray, ident: IdentityParams, view: SimpleNamespace,
-               coords: tuple[np.ndarray, np.ndarray], aa: float) -> None:
+def _draw_eyes(img: np.ndarray, ident: SimpleNamespace, view: SimpleNamespace, u: np.ndarray, v: np.ndarray,
+               aa: float) -> None:
     """Draw both eyes (sclera, iris, pupil, lid line) and eyebrows."""
-    u, v = coords
     w = ident.eye_size
     h = w * ident.eye_aspect * view.eye_open
     brow_colour = np.array(ident.hair_colour) * 0.7
@@ -223,31 +179,26 @@ def _draw_eyes(img: np.ndarray, ident: IdentityParams, view: SimpleNamespace,
         _paint(img, _coverage(brow, aa), brow_colour)
 
 
-def _draw_nose_and_mouth(img: np.ndarray, ident: IdentityParams, view: SimpleNamespace,
-                         coords: tuple[np.ndarray, np.ndarray], aa: float) -> None:
+def _draw_nose_and_mouth(img: np.ndarray, ident: SimpleNamespace, view: SimpleNamespace, u: np.ndarray, v: np.ndarray,
+                         aa: float) -> None:
     """Draw the nose (tip shading, nostrils), beard/moustache and the mouth."""
-    u, v = coords
-    skin = np.array(ident.skin)
+    skin, nw = np.array(ident.skin), ident.nose_width
     tip_y = ident.eye_y + ident.nose_length
     nose_u = u + 0.06 * view.yaw
-    ridge = np.maximum(np.abs(nose_u - 0.3 * ident.nose_width) - 0.15 * ident.nose_width,
+    ridge = np.maximum(np.abs(nose_u - 0.3 * nw) - 0.15 * nw,
                        np.abs(v - (ident.eye_y + tip_y) / 2) - ident.nose_length / 2)
     _paint(img, _coverage(ridge, aa) * 0.35, skin * 0.75)
-    _paint(img, _coverage(_ellipse_dist(nose_u, v, (0.0, tip_y),
-                                        (ident.nose_width, 0.6 * ident.nose_width)), aa), skin * 0.88)
+    _paint(img, _coverage(_ellipse_dist(nose_u, v, (0.0, tip_y), (nw, 0.6 * nw)), aa), skin * 0.88)
     for side in (-1.0, 1.0):
-        nostril = _ellipse_dist(nose_u, v, (side * 0.5 * ident.nose_width, tip_y + 0.2 * ident.nose_width),
-                                (0.3 * ident.nose_width, 0.18 * ident.nose_width))
+        nostril = _ellipse_dist(nose_u, v, (side * 0.5 * nw, tip_y + 0.2 * nw), (0.3 * nw, 0.18 * nw))
         _paint(img, _coverage(nostril, aa), skin * 0.45)
-    mouth_y = tip_y + ident.mouth_gap
-    hair = ident.hair_colour
+    mouth_y, mw = tip_y + ident.mouth_gap, ident.mouth_width
     if ident.beard == 2:
         beard = np.maximum(_face_dist(ident, u, v), tip_y + 0.04 - v)
-        _paint(img, _coverage(beard, aa) * 0.9, hair)
+        _paint(img, _coverage(beard, aa) * 0.9, ident.hair_colour)
     if ident.beard >= 1:
-        moustache = _ellipse_dist(u, v, (0.0, mouth_y - 0.035), (1.1 * ident.mouth_width, 0.03))
-        _paint(img, _coverage(moustache, aa), hair)
-    mw = ident.mouth_width
+        moustache = _ellipse_dist(u, v, (0.0, mouth_y - 0.035), (1.1 * mw, 0.03))
+        _paint(img, _coverage(moustache, aa), ident.hair_colour)
     taper = np.sqrt(np.clip(1.0 - (u / mw) ** 2, 0.0, 1.0))
     curve = mouth_y - (ident.mouth_curve + view.smile) * 0.5 * mw * (u / mw) ** 2
     half_open = 0.5 * view.mouth_open * taper
@@ -257,10 +208,9 @@ def _draw_nose_and_mouth(img: np.ndarray, ident: IdentityParams, view: SimpleNam
     _paint(img, _coverage(inner, aa), (0.25, 0.07, 0.08))
 
 
-def _draw_top_hair(img: np.ndarray, ident: IdentityParams, coords: tuple[np.ndarray, np.ndarray],
-                   feature_u: np.ndarray, aa: float) -> None:
+def _draw_top_hair(img: np.ndarray, ident: SimpleNamespace, u: np.ndarray, v: np.ndarray, feature_u: np.ndarray,
+                   aa: float) -> None:
     """Draw the hair on top of the head down to an identity-specific hairline."""
-    u, v = coords
     fw, fh, vol = ident.face_width, ident.face_height, ident.hair_volume
     head = _ellipse_dist(u, v, (0.0, -0.3 * vol), (fw + vol, fh + vol))
     side_drop = (0.3 + 0.5 * ident.hair_length) * fh
@@ -272,9 +222,8 @@ def _draw_top_hair(img: np.ndarray, ident: IdentityParams, coords: tuple[np.ndar
     _paint(img, _coverage(hair, aa), ident.hair_colour)
 
 
-def _draw_accessories(img: np.ndarray, ident: IdentityParams, coords: tuple[np.ndarray, np.ndarray], aa: float) -> None:
+def _draw_accessories(img: np.ndarray, ident: SimpleNamespace, u: np.ndarray, v: np.ndarray, aa: float) -> None:
     """Draw the mole and glasses of identities that have them."""
-    u, v = coords
     if ident.mole is not None:
         _paint(img, _coverage(_ellipse_dist(u, v, ident.mole, (0.018, 0.018)), aa), np.array(ident.skin) * 0.35)
     if not ident.glasses:
@@ -284,14 +233,12 @@ def _draw_accessories(img: np.ndarray, ident: IdentityParams, coords: tuple[np.n
         rim = _ellipse_dist(u, v, (side * ident.eye_spacing, ident.eye_y), (w, 0.8 * w))
         _paint(img, _coverage(rim, aa) * 0.15, (0.8, 0.9, 1.0))
         _paint(img, _coverage(np.abs(rim) - frame, aa), ident.glasses_colour)
-    half_gap = max(ident.eye_spacing - w, 0.01)
-    bridge = np.maximum(np.abs(u) - half_gap, np.abs(v - ident.eye_y + 0.3 * w) - frame)
+    bridge = np.maximum(np.abs(u) - max(ident.eye_spacing - w, 0.01), np.abs(v - ident.eye_y + 0.3 * w) - frame)
     _paint(img, _coverage(bridge, aa), ident.glasses_colour)
 
 
-def _draw_occluder(img: np.ndarray, rng: np.random.Generator, coords: tuple[np.ndarray, np.ndarray], aa: float) -> None:
+def _draw_occluder(img: np.ndarray, rng: np.random.Generator, u: np.ndarray, v: np.ndarray, aa: float) -> None:
     """Cover part of the face with a rectangle or a hand-like blob."""
-    u, v = coords
     centre = (float(rng.uniform(-0.35, 0.35)), float(rng.uniform(-0.3, 0.45)))
     if rng.random() < 0.5:
         half = (rng.uniform(0.1, 0.3), rng.uniform(0.06, 0.22))
@@ -308,8 +255,7 @@ def _draw_occluder(img: np.ndarray, rng: np.random.Generator, coords: tuple[np.n
 
 def _apply_photometrics(img: np.ndarray, view: SimpleNamespace, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Directional shading, contrast, brightness and colour cast."""
-    gain = 1.0 + view.light_strength * (math.cos(view.light_angle) * x + math.sin(view.light_angle) * y)
-    img = img * gain
+    img = img * (1.0 + view.light_strength * (math.cos(view.light_angle) * x + math.sin(view.light_angle) * y))
     mean = img.mean()
     img = (img - mean) * view.contrast + mean
     return img * (view.brightness * np.asarray(view.cast))[:, None, None]
@@ -320,8 +266,7 @@ def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     if sigma < 0.3:
         return img
     radius = int(math.ceil(2.5 * sigma))
-    offsets = np.arange(-radius, radius + 1)
-    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     kernel /= kernel.sum()
     size = img.shape[1]
     for axis in (1, 2):
@@ -330,7 +275,7 @@ def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return img
 
 
-def render_face(identity: IdentityParams, rng: np.random.Generator, image_size: int, variation: float) -> np.ndarray:
+def render_face(identity: SimpleNamespace, rng: np.random.Generator, image_size: int, variation: float) -> np.ndarray:
     """One (image_size, image_size, 3) uint8 RGB image of ``identity``, its variation drawn from ``rng`` (whose state
     advances) and scaled by ``variation`` (0: a canonical frontal face on a random background)."""
     view = _sample_view(rng, variation)
@@ -339,56 +284,41 @@ def render_face(identity: IdentityParams, rng: np.random.Generator, image_size: 
     img = _background(rng, x, y, variation)
     cos, sin = math.cos(view.roll), math.sin(view.roll)
     dx, dy = x - view.shift[0], y - view.shift[1] - _FACE_Y
-    u = (cos * dx + sin * dy) / view.scale
-    v = (-sin * dx + cos * dy) / view.scale
+    u, v = (cos * dx + sin * dy) / view.scale, (-sin * dx + cos * dy) / view.scale
     aa = 2.0 / image_size / view.scale
-    # Yaw turns a cylinder of this radius: inner features shift and the far side is squeezed.
-    radius = 1.15 * identity.face_width
-    depth = np.sqrt(np.maximum(radius**2 - u**2, 0.0))
+    # Yaw turns a cylinder of radius 1.15 face widths: inner features shift and the far side is squeezed.
+    depth = np.sqrt(np.maximum((1.15 * identity.face_width) ** 2 - u**2, 0.0))
     feature_u = u * math.cos(view.yaw) - depth * math.sin(view.yaw)
-    _draw_head(img, identity, view, rng, (u, v), aa)
-    _draw_nose_and_mouth(img, identity, view, (feature_u, v), aa)
-    _draw_eyes(img, identity, view, (feature_u, v), aa)
-    _draw_top_hair(img, identity, (u, v), feature_u, aa)
-    _draw_accessories(img, identity, (feature_u, v), aa)
+    _draw_head(img, identity, view, rng, u, v, aa)
+    _draw_nose_and_mouth(img, identity, view, feature_u, v, aa)
+    _draw_eyes(img, identity, view, feature_u, v, aa)
+    _draw_top_hair(img, identity, u, v, feature_u, aa)
+    _draw_accessories(img, identity, feature_u, v, aa)
     if rng.random() < min(0.1 * variation, 0.5):
-        _draw_occluder(img, rng, (u, v), aa)
-    img = _apply_photometrics(img, view, x, y)
-    img = _gaussian_blur(img, view.blur_sigma)
+        _draw_occluder(img, rng, u, v, aa)
+    img = _gaussian_blur(_apply_photometrics(img, view, x, y), view.blur_sigma)
     img = img + rng.normal(0.0, view.noise_sigma, img.shape)
-    pixels = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return np.ascontiguousarray(pixels.transpose(1, 2, 0))
+    return np.ascontiguousarray((np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(1, 2, 0))
 
 
 def _rng(seed: int, identity: int, stream: int, index: int) -> np.random.Generator:
     """Independent generator for one (seed, identity, stream, index); keys have fixed length."""
-    sequence = np.random.SeedSequence([seed, identity, stream, index])
-    return np.random.Generator(np.random.PCG64(sequence))
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, identity, stream, index])))
 
 
 def synthetic_faces_root(cache_dir: str | os.PathLike, num_identities: int = 100,
                          train_per_identity: int = 80, test_per_identity: int = 20,
                          image_size: int = 64, seed: int = 0, variation: float = 1.0) -> Path:
     """The folder in ``cache_dir`` whose name encodes ``ensure_synthetic_faces``'s arguments (nothing is generated)."""
-    name = (f"synthetic_faces_g{GENERATOR_VERSION}_n{num_identities}_tr{train_per_identity}"
-            f"_te{test_per_identity}_px{image_size}_seed{seed}_var{float(variation)!r}")
-    return Path(cache_dir) / name
-
-
-def _read_meta(root: Path) -> dict | None:
-    """The stored meta.json, or None when absent or unreadable."""
-    try:
-        return json.loads((root / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return Path(cache_dir) / (f"synthetic_faces_g{GENERATOR_VERSION}_n{num_identities}_tr{train_per_identity}"
+                              f"_te{test_per_identity}_px{image_size}_seed{seed}_var{float(variation)!r}")
 
 
 def _generate(root: Path, meta: dict) -> None:
     """Write all PNGs of both splits into ``root`` (which must not hold stale files)."""
-    count = meta["num_identities"]
-    width = max(3, len(str(count - 1)))
+    width = max(3, len(str(meta["num_identities"] - 1)))
     splits = (("train", 0, meta["train_per_identity"]), ("test", 1, meta["test_per_identity"]))
-    for identity in range(count):
+    for identity in range(meta["num_identities"]):
         params = sample_identity(_rng(meta["seed"], identity, _IDENTITY_STREAM, 0))
         for split, stream, per_identity in splits:
             folder = root / split / f"id_{identity:0{width}d}"
@@ -417,8 +347,9 @@ def ensure_synthetic_faces(cache_dir: str | os.PathLike, num_identities: int = 1
     meta = {"generator_version": GENERATOR_VERSION, "num_identities": int(num_identities),
             "train_per_identity": int(train_per_identity), "test_per_identity": int(test_per_identity),
             "image_size": int(image_size), "seed": int(seed), "variation": float(variation)}
-    if _read_meta(root) == meta:
-        return root
+    with contextlib.suppress(OSError, ValueError):  # an absent or unreadable meta.json: generate
+        if json.loads((root / "meta.json").read_text(encoding="utf-8")) == meta:
+            return root
     logger.info("Generating synthetic faces: %d identities x (%d train + %d test) at %d px in %s",
                 num_identities, train_per_identity, test_per_identity, image_size, root)
     if root.exists():

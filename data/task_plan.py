@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import List, Sequence
 
 from data.class_names import class_indices
-
 from util.errors import UserError
 
 
@@ -39,10 +38,7 @@ def plan_tasks(order: List[int], num_first_cls: int, per_forget_cls: int, num_ta
     tasks = []
     for i in range(num_tasks):
         end = f - i * p
-        if single_step_layout:
-            remain, missing = order[:end - o], order[end - o:end]
-        else:
-            remain, missing = order[o:end], order[:o]
+        remain, missing = (order[:end - o], order[end - o:end]) if single_step_layout else (order[o:end], order[:o])
         old = order[end + p:] if i > 0 else []
         tasks.append(Task(i, list(remain), list(order[end:end + p]), list(old), list(missing)))
     return tasks
