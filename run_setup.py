@@ -1,5 +1,6 @@
 """The assembly of a run from parsed flags: run folder and its checks, logging, device, data and model; the one adapter
 from the flag namespace to the explicit keywords the rest of the code takes."""
+import dataclasses
 import json
 import logging
 import random
@@ -39,6 +40,9 @@ RESUME_MAY_CHANGE = {"config", "device", "workers_id", "num_workers", "outdir", 
                      "validation_seed",  # derived from -r, which must match
                      "plan_file"}  # the names it held (named_tasks, named_missing) are compared instead
 RESUME_MAY_CHANGE_PREFIXES = ("ignored_", "switch_", "audit")  # audits measure a run, they do not define it
+# The forgetting protocol's flags RunSettings takes; pre-training parses none of them.
+PROTOCOL_FLAGS = ("data_ratio", "few_shot", "few_shot_num", "selection", "eval_every", "steps_per_task", "early_stop",
+                  "early_stop_growth", "no_retain")
 
 
 class Terminated(KeyboardInterrupt):
@@ -210,20 +214,13 @@ def outside_classes(root: Path, full_head: Optional[Dict[str, torch.Tensor]], im
     return OutsideClasses(images, rows, full_head["weight"].float(), full_head["bias"].float())
 
 
-def optim_from_args(args) -> OptimConfig:
-    return OptimConfig(opt=args.opt, lr=args.lr, weight_decay=args.weight_decay, opt_eps=args.opt_eps,
-                       opt_betas=args.opt_betas, momentum=args.momentum, epochs=args.epochs, min_lr=args.min_lr,
-                       warmup_epochs=args.warmup_epochs, warmup_lr=args.warmup_lr)
-
-
 def settings_from_args(args, outdir: Path, device: torch.device, model_args: Dict[str, object]) -> RunSettings:
     """Pre-training parses no forgetting flags; RunSettings' defaults stand in for them."""
-    protocol = {k: getattr(args, k) for k in ("data_ratio", "few_shot", "few_shot_num", "selection", "eval_every",
-                                              "steps_per_task", "early_stop", "early_stop_growth",
-                                              "no_retain") if hasattr(args, k)}
+    protocol = {k: getattr(args, k) for k in PROTOCOL_FLAGS if hasattr(args, k)}
+    optim = OptimConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(OptimConfig)})
     return RunSettings(outdir=outdir, batch_size=args.batch_size,
                        test_batch_size=args.test_batch_size or 5 * args.batch_size, device=device,
-                       amp=use_bf16(args.precision, device), seed=args.seed, optim=optim_from_args(args),
+                       amp=use_bf16(args.precision, device), seed=args.seed, optim=optim,
                        model_args=model_args, config=flags_as_json(args), audit=audit_settings_from_args(args),
                        **protocol)
 

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from config import OneLineParser, at_least
+from config import DEVICES, SWITCH, OneLineParser, add_flags, at_least
 from data import build_data, resolve_root
 from engine import undo
 from run_setup import make_folder, run_main
@@ -29,21 +29,20 @@ log = logging.getLogger("undo_forget")
 
 def parse_undo_args(argv: Optional[List[str]] = None):
     parser = OneLineParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run_dir", required=True,
-                        help="a GS-LoRA or GS-LoRA++ run folder (results.json, task-level/)")
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--task", type=at_least(0), help="index of the finished task to undo")
-    which.add_argument("--forget_class", metavar="NAME",
-                       help="undo the task that forgot this class (a class folder name, as in --forget_classes)")
-    parser.add_argument("--out", default=None,
-                        help="checkpoint to write (default RUN/undo/Backbone_without_task_T.pth; not .json, the "
-                             "report's ending); it and its report are never overwritten")
-    parser.add_argument("--no_eval", action="store_true", help="only write the checkpoint; no test evaluation")
-    parser.add_argument("--convention", default="original", choices=["original", "plain"],
-                        help="accuracy convention of the report (see docs/forgetting.md, Metrics)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to evaluate")
-    parser.add_argument("--test_batch_size", type=at_least(1), default=256, help="evaluation batch")
-    parser.add_argument("--log_level", default="INFO", help="logging level")
+    parser.add_argument("--run_dir", required=True, help="a GS-LoRA(++) run folder (results.json, task-level/)")
+    add_flags(parser.add_mutually_exclusive_group(required=True),
+              ("--task", at_least(0), None, "index of the finished task to undo"),
+              ("--forget_class", None, None, "undo the task that forgot this class (a class folder name, as in "
+               "--forget_classes)", {"metavar": "NAME"}))
+    add_flags(parser,
+              ("--out", None, None, "checkpoint to write (default RUN/undo/Backbone_without_task_T.pth; not .json, the "
+               "report's ending); it and its report are never overwritten"),
+              ("--no_eval", SWITCH, False, "only write the checkpoint; no test evaluation"),
+              ("--convention", None, "original", "accuracy convention of the report (see docs/forgetting.md, Metrics)",
+               {"choices": ["original", "plain"]}),
+              ("--device", None, "auto", "where to evaluate", {"choices": DEVICES}),
+              ("--test_batch_size", at_least(1), 256, "evaluation batch"),
+              ("--log_level", None, "INFO", "logging level"))
     return parser.parse_args(argv)
 
 
