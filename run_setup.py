@@ -63,10 +63,8 @@ def _stop(kind: str, message: object, status: int) -> None:
 def run_main(main: Callable[[], object], interrupted: str = "finished tasks are saved; rerun with --resume_run "
                                                           "to continue") -> None:
     """Runs an entry point (big tensors from a kept heap: util/allocator.py). A user mistake, or a full disk, forbidden
-    folder, long path or symlink loop (util/files.py USER_FIXABLE), prints one line and exits with status 2.
-
-    ``interrupted`` is what Ctrl-C and SIGTERM print. Under torchrun other processes' lines name their rank, and a
-    process whose peer stopped says so in one line (exit 1)."""
+    folder, long path or symlink loop (util/files.py USER_FIXABLE), prints one line and exits with status 2;
+    ``interrupted`` is what Ctrl-C and SIGTERM print. Under torchrun lines name the rank; a peer's stop is exit 1."""
     keep_freed_memory()
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -96,8 +94,7 @@ def flags_as_json(args) -> Dict[str, object]:
 
 
 def setup(args) -> torch.device:
-    """The device (under torchrun: joins the launch's process group, each process on its own GPU), logging to
-    stderr and seeds; nothing is written to disk yet (a refused call leaves no trace)."""
+    """The device (under torchrun: each process on its own GPU), logging to stderr and seeds; nothing is written yet."""
     device = distributed.init_distributed(resolve_device(args.device))
     setup_logging(args.log_level)
     random.seed(args.seed)
@@ -188,8 +185,7 @@ def validation_seed(args, made_with: Dict) -> int:
 
 
 def model_and_data_from_args(args) -> Tuple[Classifier, Dict[str, object], RunData]:
-    """Builds the model for the dataset's classes and reads the dataset at the model's input size (with
-    --imagenet900_root, also the outside classes and the -r file's full head that scores them)."""
+    """The model for the dataset's classes and the dataset at its input size (and --imagenet900_root's classes)."""
     # Under torchrun one process generates the synthetic faces before the others look for them.
     root = distributed.in_turn(lambda: resolve_root(args.data_mode, args.data_root, args.cache_dir,
                                                     args.synthetic_seed))

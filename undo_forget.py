@@ -30,19 +30,19 @@ log = logging.getLogger("undo_forget")
 def parse_undo_args(argv: Optional[List[str]] = None):
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run_dir", required=True, help="a GS-LoRA(++) run folder (results.json, task-level/)")
-    add_flags(parser.add_mutually_exclusive_group(required=True),
-              ("--task", at_least(0), None, "index of the finished task to undo"),
-              ("--forget_class", None, None, "undo the task that forgot this class (a class folder name, as in "
-               "--forget_classes)", {"metavar": "NAME"}))
-    add_flags(parser,
-              ("--out", None, None, "checkpoint to write (default RUN/undo/Backbone_without_task_T.pth; not .json, the "
-               "report's ending); it and its report are never overwritten"),
-              ("--no_eval", SWITCH, False, "only write the checkpoint; no test evaluation"),
-              ("--convention", None, "original", "accuracy convention of the report (see docs/forgetting.md, Metrics)",
-               {"choices": ["original", "plain"]}),
-              ("--device", None, "auto", "where to evaluate", {"choices": DEVICES}),
-              ("--test_batch_size", at_least(1), 256, "evaluation batch"),
-              ("--log_level", None, "INFO", "logging level"))
+    add_flags(parser.add_mutually_exclusive_group(required=True), [
+        ("--task", at_least(0), None, "index of the finished task to undo"),
+        ("--forget_class", None, None, "undo the task that forgot this class (a class folder name, as in "
+         "--forget_classes)", {"metavar": "NAME"})])
+    add_flags(parser, [
+        ("--out", None, None, "checkpoint to write (default RUN/undo/Backbone_without_task_T.pth; not .json, the "
+         "report's ending); it and its report are never overwritten"),
+        ("--no_eval", SWITCH, False, "only write the checkpoint; no test evaluation"),
+        ("--convention", None, "original", "accuracy convention of the report (see docs/forgetting.md, Metrics)",
+         {"choices": ["original", "plain"]}),
+        ("--device", None, "auto", "where to evaluate", {"choices": DEVICES}),
+        ("--test_batch_size", at_least(1), 256, "evaluation batch"),
+        ("--log_level", None, "INFO", "logging level")])
     return parser.parse_args(argv)
 
 
@@ -62,8 +62,7 @@ def output_paths(run_dir: Path, task: int, out: Optional[str], report: bool) -> 
 
 
 def evaluate_undo(run_dir: Path, content: Dict, device: torch.device, batch_size: int, convention: str) -> Dict:
-    """Accuracy per class set of the model before the undone task, the final model and the undone one, and the
-    relative weight distance from the undone model to the pre-trained model and every saved task model."""
+    """Accuracies per class set of the models before the task, final and undone; the undone one's weight distances."""
     results, done = undo.finished_tasks(run_dir)
     cfg, model_args, task = results["config"], content["model_args"], content["undo"]["task"]
     root = resolve_root(cfg["data_mode"], cfg["data_root"], cfg["cache_dir"], cfg["synthetic_seed"])
