@@ -85,15 +85,14 @@ def evaluate_undo(run_dir: Path, content: Dict, device: torch.device, batch_size
 
 def format_report(report: Dict) -> str:
     """The accuracy table (class sets x models) and the weight distances, nearest model marked."""
-    models = list(report["accuracy"])
-    width = max(len(name) for name in next(iter(report["accuracy"].values()))) + 2
-    lines = [f"Acc ({report['convention']} convention, %)".ljust(width) + "".join(f"{m:>24}" for m in models)]
-    for name in next(iter(report["accuracy"].values())):
-        lines.append(name.ljust(width) + "".join(f"{report['accuracy'][m][name]:>24.2f}" for m in models))
-    nearest = min(report["weight_distance"], key=report["weight_distance"].get)
+    accuracy, distance = report["accuracy"], report["weight_distance"]  # accuracy: model -> class set -> %
+    sets = next(iter(accuracy.values()))
+    width = max(map(len, sets)) + 2
+    lines = [f"Acc ({report['convention']} convention, %)".ljust(width) + "".join(f"{m:>24}" for m in accuracy)]
+    lines += [name.ljust(width) + "".join(f"{accuracy[m][name]:>24.2f}" for m in accuracy) for name in sets]
+    nearest = min(distance, key=distance.get)
     lines.append("weight distance ||W_undone - W||_F / ||W||_F:")
-    lines += [f"  {name:<22}{value:.3e}{'  <- nearest' if name == nearest else ''}"
-              for name, value in report["weight_distance"].items()]
+    lines += [f"  {name:<22}{value:.3e}{'  <- nearest' if name == nearest else ''}" for name, value in distance.items()]
     return "\n".join(lines)
 
 
