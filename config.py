@@ -1,11 +1,9 @@
 """The one argument parser for every entry point.
 
-The original flag names stay valid (``--num_of_first_cls``, ``--BND``, ``--Lwf`` ...), so the original command lines run
-unchanged, and so do the original test script's (``--model CKPT``, ``--network``, ``--depth``); ``--method NAME`` is the
-clear way to pick a method, each adding its flags through ``Method.add_arguments``. Precedence: defaults, a YAML file
-(``--config``), the command line. Flags the original accepted that change nothing here are collected in one group and
-say so. Flag types check value ranges (YAML values too), and every parser error is one line ``error: ...`` (exit status
-2)."""
+The original flag names and command lines stay valid (``--num_of_first_cls``, ``--Lwf``, the test script's ``--model
+CKPT`` ...); ``--method NAME`` picks a method, each adding its flags (``Method.add_arguments``). Precedence: defaults, a
+YAML file (``--config``), the command line. Flags the original accepted that change nothing here form one group and say
+so. Flag types check value ranges (YAML values too); every parser error is one line ``error: ...`` (exit status 2)."""
 import argparse
 import json
 import math
@@ -33,9 +31,8 @@ PATH_FLAGS = ("resume", "data_root", "cache_dir", "outdir", "config", "imagenet9
 NUMBERED_PLAN = {"num_of_first_cls": 90, "per_forget_cls": 10, "num_tasks": 9, "open_cls_num": 0}
 
 # The original picked a method with one switch each; these map to --method values.
-LEGACY_SWITCHES = {"--l2": "l2", "--ewc": "ewc", "--MAS": "mas", "--Lwf": "lwf", "--Der": "der",
-                   "--DER_plus": "der_pp", "--FDR": "fdr", "--SCRUB": "scrub", "--LIRF": "lirf",
-                   "--retrain": "retrain"}
+LEGACY_SWITCHES = {"--l2": "l2", "--ewc": "ewc", "--MAS": "mas", "--Lwf": "lwf", "--Der": "der", "--DER_plus": "der_pp",
+                   "--FDR": "fdr", "--SCRUB": "scrub", "--LIRF": "lirf", "--retrain": "retrain"}
 
 # The original parsers' flags that change nothing here: (names, values, why). Every parser accepts the first set,
 # which the original pre-training parser (train/train_own.py) had too; the forgetting parsers also the second, the
@@ -67,11 +64,8 @@ IGNORED_IN_FORGETTING = (
     (("--si",), 0, "SI switch; the original never implemented SI"),
     (("--si_c",), 1, "SI weight; the original never implemented SI"),
     (("--n_fisher_sample",), 1, "the original's sub-sampled Fisher; EWC's importance uses the task's remain subset"),
-    (("--samples_per_class",), 1, "image-generation leftover, unused by the original"),
-    (("--lambda_tv",), 1, "image-generation leftover, unused by the original"),
-    (("--lambda_div",), 1, "image-generation leftover, unused by the original"),
-    (("--gen_lr",), 1, "image-generation leftover, unused by the original"),
-    (("--gen_iteration",), 1, "image-generation leftover, unused by the original"),
+    *(((flag,), 1, "image-generation leftover, unused by the original")
+      for flag in ("--samples_per_class", "--lambda_tv", "--lambda_div", "--gen_lr", "--gen_iteration")),
 )
 
 # The ignored flag's value that is what pre-training does anyway (the original's default and every script's): no
@@ -79,11 +73,12 @@ IGNORED_IN_FORGETTING = (
 HONOURED = {"lora_pos": gs_lora.DEFAULTS["lora_pos"]}
 # GS-LoRA's ablation switches; a method without LoRA refuses a value other than GS-LoRA's default.
 LORA_SWITCHES = ("lora_pos", "grouping")
+DEVICES = ["auto", "cpu", "cuda"]
+SWITCH = "store_true"  # add_flags' type of an on/off flag
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """Prints a parser error as the single line ``error: ...`` and exits with status 2, the form every user mistake
-    takes (``run_setup.run_main`` prints a ``UserError`` alike); ``--help`` still shows the usage."""
+    """Prints a parser error as the one line ``error: ...`` (exit status 2), as ``run_main`` prints a ``UserError``."""
 
     def error(self, message: str):
         self.exit(2, f"error: {message}\n")
@@ -124,161 +119,137 @@ def backbone_name(name: str) -> str:
     return name
 
 
+def add_flags(group, rows) -> None:
+    """Adds one flag per row (names, type or SWITCH, default, help[, more add_argument keywords]); as argparse does, the
+    first long name gives the dest, dashes made underscores."""
+    for names, kind, default, text, *more in rows:
+        shape = {"action": kind} if kind == SWITCH else {"type": kind, "default": default}
+        group.add_argument(*names.split(), **shape, help=text, **(more[0] if more else {}))
+
+
 def add_system_args(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("system")
-    g.add_argument("--config", default=None, help="YAML file of flag defaults (command line wins)")
-    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run")
-    g.add_argument("-w", "--workers_id", default=None,
-                   help="original flag: 'cpu' or GPU ids such as '0'; only selects CPU or CUDA here")
-    g.add_argument("--num_workers", type=at_least(0), default=4,
-                   help="threads that decode an in-memory dataset at start-up; processes that decode a streamed one "
-                        "(imagenet100) during training and evaluation (0: in the main process)")
-    g.add_argument("--seed", type=at_least(0), default=1337, help="seed of the class order, subsets and model init")
-    g.add_argument("--outdir", default="", help="run folder (config.json, results.json, checkpoints, events)")
-    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="bf16 autocast or fp32; auto = bf16 on CUDA, fp32 on the CPU")
-    g.add_argument("--no_tensorboard", action="store_true", help="do not write TensorBoard events")
-    g.add_argument("--log_level", default="INFO", help="logging level of the run's messages")
+    add_flags(parser.add_argument_group("system"), [
+        ("--config", None, None, "YAML file of flag defaults (command line wins)"),
+        ("--device", None, "auto", "where to run", {"choices": DEVICES}),
+        ("-w --workers_id", None, None, "original flag: 'cpu' or GPU ids such as '0'; only selects CPU or CUDA here"),
+        ("--num_workers", at_least(0), 4, "threads that decode an in-memory dataset at start-up; processes that "
+         "decode a streamed one (imagenet100) while running (0: in the main process)"),
+        ("--seed", at_least(0), 1337, "seed of the class order, subsets and model init"),
+        ("--outdir", None, "", "run folder (config.json, results.json, checkpoints, events)"),
+        ("--precision", None, "auto", "bf16 autocast or fp32; auto = bf16 on CUDA, fp32 on the CPU",
+         {"choices": ["auto", "fp32", "bf16"]}),
+        ("--no_tensorboard", SWITCH, False, "do not write TensorBoard events"),
+        ("--log_level", None, "INFO", "logging level of the run's messages")])
 
 
 def add_data_args(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("data")
-    g.add_argument("-d", "--data_mode", default="casia100", choices=DATA_MODES,
-                   help="casia100 (the papers' faces), imagefolder (any train/ + test/ tree), synthetic (built in) or "
-                        "imagenet100 (train/ + test/ trees of ImageNet wnid folders, streamed from disk)")
-    g.add_argument("--data_root", default=None,
-                   help="folder holding train/<class>/* and test/<class>/* (casia100, imagefolder, imagenet100; "
-                        f"default {DEFAULT_DATA_ROOTS['casia100']}; "
-                        f"for imagenet100 {DEFAULT_DATA_ROOTS['imagenet100']})")
-    g.add_argument("--cache_dir", default="data/cache", help="where the synthetic faces are generated once")
-    g.add_argument("--synthetic_seed", type=at_least(0), default=0, help="seed of the synthetic identities")
-    g.add_argument("--image_size", type=at_least(1), default=None,
-                   help="input side in pixels; images are resized to it (default: the model size's own)")
-    g.add_argument("--val_ratio", type=float, default=0.1,
-                   help="fraction of each class's training images held out for model selection")
-    g.add_argument("--test_batch_size", type=at_least(1), default=None,
-                   help="evaluation batch (default 5 x --batch_size)")
+    add_flags(parser.add_argument_group("data"), [
+        ("-d --data_mode", None, "casia100", "casia100 (the papers' faces), imagefolder (any train/ + test/ tree), "
+         "synthetic (built in) or imagenet100 (train/ + test/ trees of wnid folders, streamed)",
+         {"choices": DATA_MODES}),
+        ("--data_root", None, None, "folder of train/<class>/* and test/<class>/* (casia100, imagefolder, imagenet100; "
+         f"default {DEFAULT_DATA_ROOTS['casia100']}, for imagenet100 {DEFAULT_DATA_ROOTS['imagenet100']})"),
+        ("--cache_dir", None, "data/cache", "where the synthetic faces are generated once"),
+        ("--synthetic_seed", at_least(0), 0, "seed of the synthetic identities"),
+        ("--image_size", at_least(1), None, "input side in pixels; images are resized to it (default: the size's)"),
+        ("--val_ratio", float, 0.1, "fraction of each class's training images held out for model selection"),
+        ("--test_batch_size", at_least(1), None, "evaluation batch (default 5 x --batch_size)")])
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("model")
-    g.add_argument("-n", "--net", "--network", default=None, type=backbone_name, metavar="NET",
-                   help="backbone size: VIT (= vit_face, the papers' 112 px model), vit_face_reduced, "
-                        "vit_face_small, vit_face_tiny, VIT_B16 (torchvision's ViT-B/16 for imagenet100, weights "
-                        "from -r vit_b_16-c867db91.pth), vit_tv_tiny (tests), or timm:NAME for a timm ViT by name "
-                        "(weights from --pretrained_file) (default: the -r checkpoint's, else VIT); --network is the "
-                        "original test script's name")
-    g.add_argument("--pretrained_file", default=None,
-                   help="local weight file of a -n timm:NAME model (timm's layout), loaded through timm's "
-                        "pretrained_cfg_overlay; nothing is downloaded")
-    g.add_argument("-head", "--head", default=None, type=str.lower, choices=HEADS.names(),
-                   help="classification head (default: the -r checkpoint's, else CosFace)")
-    g.add_argument("--margin_s", type=float, default=None, help="margin head scale s (default 64)")
-    g.add_argument("--margin_m", type=float, default=None, help="margin m (CosFace 0.35, ArcFace 0.5)")
-    g.add_argument("--vit_depth", "--depth", type=at_least(1), default=None,
-                   help="number of Transformer blocks (default: the -r checkpoint's, else the size's); --depth is "
-                        "the original test script's name")
-    g.add_argument("-r", "--resume", default="", help="pre-trained checkpoint to start from")
-    g.add_argument("--lora_rank", type=int, default=8,
-                   help="LoRA rank r (GS-LoRA, on the linears --lora_pos names); train_own.py ignores it: it "
-                        "trains and evaluates plain linears (the original's --lora_rank 0), and checkpoints hold "
-                        "merged weights")
-    g.add_argument("--lora_alpha", type=float, default=1.0, help="LoRA alpha; the update is scaled by alpha/r")
+    add_flags(parser.add_argument_group("model"), [
+        ("-n --net --network", backbone_name, None, "backbone size: VIT (= vit_face, the papers' 112 px model), "
+         "vit_face_reduced, vit_face_small, vit_face_tiny, VIT_B16 (torchvision's ViT-B/16 for imagenet100, weights "
+         "from -r vit_b_16-c867db91.pth), vit_tv_tiny (tests), or timm:NAME (a timm ViT, weights from "
+         "--pretrained_file); default: the -r checkpoint's, else VIT; --network: the original test script's name",
+         {"metavar": "NET"}),
+        ("--pretrained_file", None, None, "local weight file of a -n timm:NAME model (timm's layout), loaded through "
+         "timm's pretrained_cfg_overlay; nothing is downloaded"),
+        ("-head --head", str.lower, None, "classification head (default: the -r checkpoint's, else CosFace)",
+         {"choices": HEADS.names()}),
+        ("--margin_s", float, None, "margin head scale s (default 64)"),
+        ("--margin_m", float, None, "margin m (CosFace 0.35, ArcFace 0.5)"),
+        ("--vit_depth --depth", at_least(1), None, "number of Transformer blocks (default: the -r checkpoint's, else "
+         "the size's); --depth is the original test script's name"),
+        ("-r --resume", None, "", "pre-trained checkpoint to start from"),
+        ("--lora_rank", int, 8, "LoRA rank r (GS-LoRA, on the linears --lora_pos names); train_own.py ignores it: it "
+         "trains plain linears (the original's --lora_rank 0) and saves merged weights"),
+        ("--lora_alpha", float, 1.0, "LoRA alpha; the update is scaled by alpha/r")])
 
 
 def add_optim_args(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("optimisation (timm factories)")
-    g.add_argument("-e", "--epochs", type=at_least(1), default=125, help="epochs per task (an epoch = a remain pass)")
-    g.add_argument("-b", "--batch_size", type=at_least(1), default=256,
-                   help="training batch, per remain/forget side; under torchrun the global batch, split over the "
-                        "processes")
-    g.add_argument("--opt", type=timm_optimizer, default="adamw", help="timm optimizer name")
-    g.add_argument("--opt-eps", dest="opt_eps", type=at_least(0.0), default=1e-8, help="optimizer epsilon")
-    g.add_argument("--opt-betas", dest="opt_betas", type=float, nargs="+", default=None, help="optimizer betas")
-    g.add_argument("--momentum", type=at_least(0.0), default=0.9, help="SGD momentum")
-    g.add_argument("--weight-decay", dest="weight_decay", type=at_least(0.0), default=0.05,
-                   help="decoupled weight decay on matrices (not biases or norms)")
-    g.add_argument("--sched", default="cosine", choices=["cosine"], help="learning-rate schedule, per epoch")
-    g.add_argument("--lr", type=at_least(0.0), default=5e-4, help="peak learning rate")
-    g.add_argument("--warmup-lr", dest="warmup_lr", type=at_least(0.0), default=1e-6, help="learning rate at epoch 0")
-    g.add_argument("--min-lr", dest="min_lr", type=at_least(0.0), default=1e-5, help="cosine floor")
-    g.add_argument("--warmup-epochs", dest="warmup_epochs", type=at_least(0), default=3, help="linear warm-up epochs")
+    add_flags(parser.add_argument_group("optimisation (timm factories)"), [
+        ("-e --epochs", at_least(1), 125, "epochs per task (an epoch = a remain pass)"),
+        ("-b --batch_size", at_least(1), 256, "training batch, per remain/forget side; under torchrun the global "
+         "batch, split over the processes"),
+        ("--opt", timm_optimizer, "adamw", "timm optimizer name"),
+        ("--opt-eps", at_least(0.0), 1e-8, "optimizer epsilon"),
+        ("--opt-betas", float, None, "optimizer betas", {"nargs": "+"}),
+        ("--momentum", at_least(0.0), 0.9, "SGD momentum"),
+        ("--weight-decay", at_least(0.0), 0.05, "decoupled weight decay on matrices (not biases or norms)"),
+        ("--sched", None, "cosine", "learning-rate schedule, per epoch", {"choices": ["cosine"]}),
+        ("--lr", at_least(0.0), 5e-4, "peak learning rate"),
+        ("--warmup-lr", at_least(0.0), 1e-6, "learning rate at epoch 0"),
+        ("--min-lr", at_least(0.0), 1e-5, "cosine floor"),
+        ("--warmup-epochs", at_least(0), 3, "linear warm-up epochs")])
 
 
 def add_forgetting_args(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("forgetting protocol")
-    g.add_argument("--num_of_first_cls", type=at_least(1), default=None,
-                   help="F: classes kept before the first task (task i forgets order[F-i*P : F-i*P+P]; default 90)")
-    g.add_argument("--per_forget_cls", type=at_least(1), default=None,
-                   help="P: classes forgotten per task (default 10)")
-    g.add_argument("--num_tasks", type=at_least(1), default=None,
-                   help="number of forgetting tasks (1 = single-step; default 9)")
-    g.add_argument("--open_cls_num", type=at_least(0), default=None,
-                   help="missing-class setting: remembered classes without training data (default 0 = off)")
-    g.add_argument("--forget_classes", nargs="+", default=None, metavar="NAME",
-                   help="forget these classes in one task, by class folder name (space- or comma-separated) instead "
-                        "of the seeded class order; every other class is remembered (docs/forgetting.md)")
-    g.add_argument("--plan", dest="plan_file", default=None, metavar="JSON",
-                   help='continual forgetting by names: a JSON file {"tasks": [[names], ...], "missing": [names]}, '
-                        "one list of class folder names per task (any sizes) and the remembered classes without "
-                        "training data; every other class is remembered (docs/forgetting.md)")
-    g.add_argument("--imagenet900_root", "--missing_root", default=None,
-                   help="ImageNet100's missing-class evaluation: a folder of <wnid>/<images> (ImageNet validation "
-                        "images of the 900 classes outside ImageNet100), scored with the -r file's 1000-way head "
-                        "before the first task and after every task; reported as Acc_m")
-    g.add_argument("--data_ratio", type=float, default=0.1, help="fraction of each split's training images used")
-    g.add_argument("--few_shot", action="store_true", help="use --few_shot_num images per class instead")
-    g.add_argument("--few_shot_num", type=at_least(1), default=4, help="images per class in few-shot mode")
-    g.add_argument("--selection", default="val", choices=SELECTION_RULES,
-                   help="checkpoint selection per task: best H on the validation split (default), best H on the "
-                        "test set (the original's rule) or the last epoch")
-    g.add_argument("--eval_every", type=at_least(1), default=100, help="iterations between selection evaluations")
-    g.add_argument("--steps_per_task", type=at_least(1), default=None,
-                   help="end every task after exactly this many optimizer steps, whatever a method calls an epoch "
-                        "(equal budgets across methods); the cosine schedule then runs over the steps")
-    g.add_argument("--early_stop", type=at_least(1), default=None, metavar="K",
-                   help="end a task early once the selection H has not improved for K evaluations (every "
-                        "--eval_every steps) and the method's forgetting goal is met (GS-LoRA: the forget hinge is "
-                        "zero at the last step); the best weights are still the ones kept. Off by default, as in the "
-                        "papers")
-    g.add_argument("--early_stop_growth", type=at_least(0.0), default=0.0, metavar="R",
-                   help="with --early_stop K, the patience is max(K, ceil(R x the task's evaluations so far)): a task "
-                        "whose H still creeps up late (the last task, few classes left) waits longer; 0 = K alone")
-    g.add_argument("--no_retain", action="store_true",
-                   help="forget without retain data: no remain training image is loaded, the remain loss terms "
-                        "drop out and an epoch is a pass over the forget data (--selection val still scores the "
-                        "remain classes' validation images; --selection last uses none); methods that need remain "
-                        "images refuse it")
-    g.add_argument("--method", default=None, type=str.lower, choices=METHODS.names(),
-                   help="forgetting method (default gs_lora, or the one an original switch such as --ewc names)")
-    g.add_argument("--resume_run", action="store_true",
-                   help="continue the run in --outdir after its last finished task (its flags must match)")
+    add_flags(parser.add_argument_group("forgetting protocol"), [
+        ("--num_of_first_cls", at_least(1), None, "F: classes kept before the first task (task i forgets "
+         "order[F-i*P : F-i*P+P]; default 90)"),
+        ("--per_forget_cls", at_least(1), None, "P: classes forgotten per task (default 10)"),
+        ("--num_tasks", at_least(1), None, "number of forgetting tasks (1 = single-step; default 9)"),
+        ("--open_cls_num", at_least(0), None, "missing-class setting: remembered classes without training data "
+         "(default 0 = off)"),
+        ("--forget_classes", None, None, "forget these classes (folder names, space- or comma-separated) in one task "
+         "instead of the seeded order; every other class is remembered", {"nargs": "+", "metavar": "NAME"}),
+        ("--plan", None, None, 'continual forgetting by names: a JSON file {"tasks": [[names], ...], "missing": '
+         "[names]} of class folder names per task (any sizes) and the remembered classes without training data; every "
+         "other class is remembered (docs/forgetting.md)", {"dest": "plan_file", "metavar": "JSON"}),
+        ("--imagenet900_root --missing_root", None, None, "ImageNet100's missing-class evaluation (Acc_m): a folder "
+         "of <wnid>/<images> of the 900 classes outside ImageNet100, scored with the -r file's 1000-way head before "
+         "the first task and after every task"),
+        ("--data_ratio", float, 0.1, "fraction of each split's training images used"),
+        ("--few_shot", SWITCH, False, "use --few_shot_num images per class instead"),
+        ("--few_shot_num", at_least(1), 4, "images per class in few-shot mode"),
+        ("--selection", None, "val", "checkpoint selection per task: best H on the validation split (default), on "
+         "the test set (the original's rule) or the last epoch", {"choices": SELECTION_RULES}),
+        ("--eval_every", at_least(1), 100, "iterations between selection evaluations"),
+        ("--steps_per_task", at_least(1), None, "end every task after exactly this many optimizer steps, whatever a "
+         "method's epoch (equal budgets); the cosine schedule then runs over the steps"),
+        ("--early_stop", at_least(1), None, "end a task once the selection H has not improved for K evaluations and "
+         "the method's forgetting goal is met (GS-LoRA: zero forget hinge at the last step); the best weights are "
+         "kept. Off by default, as in the papers", {"metavar": "K"}),
+        ("--early_stop_growth", at_least(0.0), 0.0, "with --early_stop K, the patience is max(K, ceil(R x the task's "
+         "evaluations so far)), so late-improving tasks wait longer; 0 = K alone", {"metavar": "R"}),
+        ("--no_retain", SWITCH, False, "forget without retain data: no remain training image is loaded, the remain "
+         "loss terms drop out and an epoch is a forget-data pass (--selection val still scores the remain classes' "
+         "validation images); methods that need remain images refuse it"),
+        ("--method", str.lower, None, "forgetting method (default gs_lora, or the one an original switch such as "
+         "--ewc names)", {"choices": METHODS.names()}),
+        ("--resume_run", SWITCH, False, "continue the run in --outdir after its last finished task (same flags)")])
 
 
 def add_audit_args(parser: argparse.ArgumentParser) -> None:
     """The audits of what was forgotten (audit/): off by default, so the papers' protocol is unchanged."""
-    g = parser.add_argument_group("audits of forgetting (audit/; docs/audits.md)")
     default = AuditSettings()
-    g.add_argument("--audit", action="store_true",
-                   help="audit every task's final model: membership inference on the forget set, a kNN probe on the "
-                        "embeddings, TAR at FAR 1e-3 and relearn attacks; stored under 'audit' in results.json")
-    g.add_argument("--audit_k", type=at_least(1), nargs="+", default=list(default.ks),
-                   help="relearn attacks: training images per forgotten class the attacker fine-tunes on")
-    g.add_argument("--audit_steps", type=at_least(1), default=default.steps,
-                   help="optimizer steps of every relearn attack")
-    g.add_argument("--audit_lr", type=at_least(0.0), default=default.lr,
-                   help="AdamW learning rate of the whole-model attack")
-    g.add_argument("--audit_prompt_lr", type=at_least(0.0), default=default.prompt_lr,
-                   help="AdamW learning rate of the prompt-only attack (learned input tokens, weights frozen)")
-    g.add_argument("--audit_prompts", type=at_least(1), default=default.prompts,
-                   help="learned tokens of the prompt-only attack")
-    g.add_argument("--audit_images", type=at_least(1), default=default.images,
-                   help="images per class in every set an audit looks at (members, non-members, forget set, pairs)")
-    g.add_argument("--audit_batch", type=at_least(1), default=default.batch, help="images per relearn-attack step")
-    g.add_argument("--audit_oracle", default=None, metavar="RUN_DIR",
-                   help="the oracle of the same plan: a folder made by train_oracle.py (per task a model pre-trained "
-                        "without the forgotten classes; the true oracle), or a finished Retrain run. It is audited "
-                        "alike, and the gaps (ours minus the oracle's) are reported")
+    add_flags(parser.add_argument_group("audits of forgetting (audit/; docs/audits.md)"), [
+        ("--audit", SWITCH, False, "audit every task's final model: membership inference on the forget set, a kNN "
+         "probe on the embeddings, TAR at FAR 1e-3 and relearn attacks; stored under 'audit' in results.json"),
+        ("--audit_k", at_least(1), list(default.ks), "relearn attacks: training images per forgotten class the "
+         "attacker fine-tunes on", {"nargs": "+"}),
+        ("--audit_steps", at_least(1), default.steps, "optimizer steps of every relearn attack"),
+        ("--audit_lr", at_least(0.0), default.lr, "AdamW learning rate of the whole-model attack"),
+        ("--audit_prompt_lr", at_least(0.0), default.prompt_lr, "AdamW learning rate of the prompt-only attack "
+         "(learned input tokens, weights frozen)"),
+        ("--audit_prompts", at_least(1), default.prompts, "learned tokens of the prompt-only attack"),
+        ("--audit_images", at_least(1), default.images, "images per class in every set an audit looks at (members, "
+         "non-members, forget set, pairs)"),
+        ("--audit_batch", at_least(1), default.batch, "images per relearn-attack step"),
+        ("--audit_oracle", None, None, "the oracle of the same plan: a train_oracle.py folder (per task a model "
+         "pre-trained without the forgotten classes) or a finished Retrain run, audited alike; the gaps (ours minus "
+         "the oracle's) are reported", {"metavar": "RUN_DIR"})])
 
 
 def check_audit_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -289,25 +260,14 @@ def check_audit_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         parser.error(f"--audit_oracle {args.audit_oracle} is not a folder; pass a finished Retrain run folder")
 
 
-def add_ignored_args(group: argparse._ArgumentGroup, flags: Tuple[Tuple[Tuple[str, ...], object, str], ...]) -> None:
-    """Adds flags that are parsed and then ignored; ``flags`` holds (names, values, why): values 0 is a switch,
-    1 one value, "+" one or more, as in the original parser. Each stays in the namespace as ``ignored_NAME``."""
-    for names, values, why in flags:
-        name = names[0].strip("-").replace("-", "_")
-        if values == 0:
-            group.add_argument(*names, dest=f"ignored_{name}", action="store_true", help=why)
-        else:
-            group.add_argument(*names, dest=f"ignored_{name}", metavar=name.upper(),
-                               nargs=None if values == 1 else values, default=None, help=why)
-
-
 def ignored_flags(forgetting: bool) -> Tuple[Tuple[Tuple[str, ...], object, str], ...]:
+    """The original parser's flags that change nothing here: (names, values, why), values 0 a switch, 1 one value,
+    "+" one or more, as in the original parser. Each stays in the namespace as ``ignored_NAME``."""
     return IGNORED_EVERYWHERE + (IGNORED_IN_FORGETTING if forgetting else IGNORED_IN_PRETRAINING)
 
 
 def report_ignored_args(args: argparse.Namespace, forgetting: bool) -> None:
-    """One ``warning:`` line on stderr per ignored flag the command line sets, so an old script's flag never changes
-    nothing silently."""
+    """A ``warning:`` line per ignored flag that is set, so an old script's flag never changes nothing silently."""
     for names, _, why in ignored_flags(forgetting):
         name = names[0].strip("-").replace("-", "_")
         value = getattr(args, f"ignored_{name}")
@@ -320,7 +280,11 @@ def add_compat_args(parser: argparse.ArgumentParser, forgetting: bool = True) ->
     """The original flags that change nothing here. Pre-training gets those of the original train/train_own.py;
     forgetting gets those of util/args.py and the single-step parsers, plus the original method switches."""
     g = parser.add_argument_group("accepted for the original command lines; no effect here")
-    add_ignored_args(g, ignored_flags(forgetting))
+    for names, values, why in ignored_flags(forgetting):
+        name = names[0].strip("-").replace("-", "_")
+        shape = {"action": SWITCH} if values == 0 else {"metavar": name.upper(), "default": None,
+                                                        "nargs": None if values == 1 else values}
+        g.add_argument(*names, dest=f"ignored_{name}", help=why, **shape)
     if not forgetting:
         return
     g.add_argument("--one_stage", action="store_true",
@@ -336,17 +300,15 @@ def build_parser(description: str, forgetting: bool = True) -> argparse.Argument
     add_model_args(parser)
     add_optim_args(parser)
     if not forgetting:
-        g = parser.add_argument_group("pre-training and evaluation")
-        g.add_argument("--eval_only", action="store_true",
-                       help="only test the -r checkpoint; writes NAME_test_accuracy.json next to it (or into --outdir)")
-        g.add_argument("--model", default=None, metavar="CKPT",
-                       help="the original test script's flag (test/test_own.py --model CKPT): the same as "
-                            "--eval_only -r CKPT")
-        g.add_argument("--overwrite", action="store_true", help="pre-train into an --outdir that already holds files")
-        g.add_argument("--exclude_classes", nargs="+", default=None, metavar="NAME",
-                       help="class folder names (space- or comma-separated) to leave out of training and validation: "
-                            "a model that never saw them (train_oracle.py builds one per forgetting task)")
-    if forgetting:
+        add_flags(parser.add_argument_group("pre-training and evaluation"), [
+            ("--eval_only", SWITCH, False, "only test the -r checkpoint; writes NAME_test_accuracy.json next to it (or "
+             "into --outdir)"),
+            ("--model", None, None, "the original test script's flag (test/test_own.py --model CKPT): the same as "
+             "--eval_only -r CKPT", {"metavar": "CKPT"}),
+            ("--overwrite", SWITCH, False, "pre-train into an --outdir that already holds files"),
+            ("--exclude_classes", None, None, "class folder names (space- or comma-separated) to leave out of training "
+             "and validation (train_oracle.py's models never see a task's)", {"nargs": "+", "metavar": "NAME"})])
+    else:
         add_forgetting_args(parser)
         add_audit_args(parser)
         add_shared_arguments(parser)
@@ -422,8 +384,7 @@ def _resolve_method(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 
 def _check_finite(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Refuses a NaN or infinite value of any number flag: it passes every range check (nan < 0 is false) and would
-    only show as a diverged loss after the data is read and the run folder written."""
+    """Refuses a NaN or infinite number: it passes every range check (nan < 0 is false), then diverges the loss."""
     for action in parser._actions:
         value = getattr(args, action.dest, None)
         for number in value if isinstance(value, list) else [value]:
@@ -431,33 +392,15 @@ def _check_finite(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
                 parser.error(f"argument {'/'.join(action.option_strings)}: must be a finite number, got {number}")
 
 
-def _absolute(parser: argparse.ArgumentParser, flag: str, value: str) -> str:
-    """``value`` as an absolute path with symlinks resolved; a symlink loop is a parser error naming the flag."""
-    try:
-        return str(Path(value).expanduser().resolve())
-    except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError for a loop, later versions OSError
-        parser.error(f"argument --{flag}: {value} is a symlink loop")
-
-
-def _resolve_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Path flags made absolute (config.json works from another directory); an unset --data_root is the mode's default.
-    """
-    if getattr(args, "data_root", "") is None:
-        args.data_root = DEFAULT_DATA_ROOTS.get(args.data_mode, DEFAULT_DATA_ROOTS["casia100"])
-    for flag in PATH_FLAGS:
+def _absolute_paths(parser: argparse.ArgumentParser, args: argparse.Namespace, flags: Tuple[str, ...]) -> None:
+    """The set path ``flags`` made absolute, symlinks resolved (config.json works from another directory)."""
+    for flag in flags:
         value = getattr(args, flag, None)
-        if value:
-            setattr(args, flag, _absolute(parser, flag, value))
-
-
-def _resolve_test_script_flag(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Folds the original test script's ``--model CKPT`` into ``--eval_only -r CKPT``."""
-    model = vars(args).pop("model")
-    if model is None:
-        return
-    if args.resume and args.resume != model:
-        parser.error(f"--model {model} and -r {args.resume} name two checkpoints; pass one")
-    args.resume, args.eval_only = model, True
+        try:
+            if value:
+                setattr(args, flag, str(Path(value).expanduser().resolve()))
+        except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError for a loop, later versions OSError
+            parser.error(f"argument --{flag}: {value} is a symlink loop")
 
 
 def _read_plan(parser: argparse.ArgumentParser, path: str) -> Tuple[List[List[str]], List[str]]:
@@ -531,9 +474,8 @@ def _check_protocol(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         if getattr(args, flag) != gs_lora.DEFAULTS[flag] and not method.trains_lora:
             parser.error(f"--{flag} {getattr(args, flag)} places or groups GS-LoRA's LoRA, but --method "
                          f"{args.method} trains no LoRA; drop it")
-    refusal = method.no_retain_refusal
-    if args.no_retain and refusal:
-        parser.error(f"--method {args.method} cannot run with --no_retain: {refusal}")
+    if args.no_retain and method.no_retain_refusal:
+        parser.error(f"--method {args.method} cannot run with --no_retain: {method.no_retain_refusal}")
 
 
 def parse_args(description: str, forgetting: bool = True, argv: Optional[List[str]] = None,
@@ -552,11 +494,17 @@ def parse_args(description: str, forgetting: bool = True, argv: Optional[List[st
     if args.workers_id is not None and args.device == "auto":
         args.device = "cpu" if args.workers_id == "cpu" else "cuda"
     if not forgetting:
-        _resolve_test_script_flag(parser, args)
+        model = vars(args).pop("model")  # the original test script's --model CKPT: --eval_only -r CKPT
+        if model is not None:
+            if args.resume and args.resume != model:
+                parser.error(f"--model {model} and -r {args.resume} name two checkpoints; pass one")
+            args.resume, args.eval_only = model, True
         if args.eval_only and args.exclude_classes:
             parser.error("--exclude_classes changes what is trained; --eval_only trains nothing")
     _check_finite(parser, args)
-    _resolve_paths(parser, args)
+    if args.data_root is None:
+        args.data_root = DEFAULT_DATA_ROOTS.get(args.data_mode, DEFAULT_DATA_ROOTS["casia100"])
+    _absolute_paths(parser, args, PATH_FLAGS)
     if forgetting:
         _resolve_plan(parser, args, given, (fixed or {}).get("num_tasks"))
         _resolve_method(parser, args)
@@ -568,36 +516,34 @@ def parse_args(description: str, forgetting: bool = True, argv: Optional[List[st
 def parse_oracle_args(description: str, argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Flags of train_oracle.py: whose plan to follow, where to write and run (the recipe is the -r model's own)."""
     parser = OneLineParser(description=description)
-    parser.add_argument("--run_dir", required=True,
-                        help="a forgetting run (its results.json holds the plan; its -r model the recipe)")
-    parser.add_argument("--outdir", default=None, help="the oracle folder (default: 'oracle' beside --run_dir)")
-    parser.add_argument("--resume_run", action="store_true", help="keep the finished tasks of --outdir, build the rest")
-    parser.add_argument("--data_root", default=None,
-                        help="where the recipe's dataset is now (default: the run's own --data_root)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
-    parser.add_argument("--num_workers", type=at_least(0), default=4, help="threads that decode the dataset")
-    parser.add_argument("--no_tensorboard", action="store_true", help="do not write TensorBoard events")
-    parser.add_argument("--log_level", default="INFO", help="logging level")
+    add_flags(parser, [
+        ("--run_dir", None, None, "a forgetting run (its results.json holds the plan; its -r model the recipe)",
+         {"required": True}),
+        ("--outdir", None, None, "the oracle folder (default: 'oracle' beside --run_dir)"),
+        ("--resume_run", SWITCH, False, "keep the finished tasks of --outdir, build the rest"),
+        ("--data_root", None, None, "where the recipe's dataset is now (default: the run's own --data_root)"),
+        ("--device", None, "auto", "where to train", {"choices": DEVICES}),
+        ("--num_workers", at_least(0), 4, "threads that decode the dataset"),
+        ("--no_tensorboard", SWITCH, False, "do not write TensorBoard events"),
+        ("--log_level", None, "INFO", "logging level")])
     args = parser.parse_args(argv)
-    for flag in ("run_dir", "outdir", "data_root"):
-        if getattr(args, flag):
-            setattr(args, flag, _absolute(parser, flag, getattr(args, flag)))
+    _absolute_paths(parser, args, ("run_dir", "outdir", "data_root"))
     return args
 
 
 def parse_eval_args(description: str, argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Flags of test_forget_cl.py: which run folders to re-evaluate, and where."""
     parser = OneLineParser(description=description)
-    parser.add_argument("--run_dir", nargs="+", required=True, help="run folders (each with results.json)")
-    parser.add_argument("--table_dir", default=None, help="also write the combined table.csv/table.md here")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to evaluate")
-    parser.add_argument("--test_batch_size", type=at_least(1), default=256, help="evaluation batch")
-    parser.add_argument("--log_level", default="INFO", help="logging level")
+    add_flags(parser, [
+        ("--run_dir", None, None, "run folders (each with results.json)", {"nargs": "+", "required": True}),
+        ("--table_dir", None, None, "also write the combined table.csv/table.md here"),
+        ("--device", None, "auto", "where to evaluate", {"choices": DEVICES}),
+        ("--test_batch_size", at_least(1), 256, "evaluation batch"),
+        ("--log_level", None, "INFO", "logging level")])
     add_audit_args(parser)
-    parser.add_argument("--audit_out", default=None, metavar="DIR",
-                        help="write each audited run's results.json into DIR/<run folder name>/ instead of the run "
-                             "folder (the run's own results.json is left as it is); runs whose folders share a name "
-                             "get the part of their paths that differs, e.g. DIR/gs_lora_k3/")
+    parser.add_argument("--audit_out", metavar="DIR", help="write each audited run's results.json into DIR/<run folder "
+                        "name>/, not the run folder (whose results.json stays as it is); runs whose folders share a "
+                        "name get the part of their paths that differs, e.g. DIR/gs_lora_k3/")
     args = parser.parse_args(argv)
     _check_finite(parser, args)
     check_audit_args(parser, args)

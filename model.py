@@ -21,8 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class Classifier(nn.Module):
-    """Embeds images with ``backbone`` and scores them with ``head``: with labels the head applies its margin (training
-    loss, the original accuracy convention), without it returns plain logits."""
+    """Embeds images with ``backbone``; ``head`` scores them, with its margin when given labels, else plain logits."""
 
     def __init__(self, backbone: nn.Module, head: nn.Module):
         super().__init__()
@@ -96,8 +95,7 @@ def load_model_weights(model: nn.Module, state_dict: Dict[str, torch.Tensor], so
 
 
 def model_from_file(path, classes: List[str], model_args: Dict[str, object]) -> Classifier:
-    """The model a saved file holds, built with the file's model arguments (or ``model_args`` for a file without them)
-    and loaded with its weights, an ImageNet head cut to ``classes``."""
+    """The file's model, built with its model arguments (else ``model_args``), an ImageNet head cut to ``classes``."""
     checkpoint = load_checkpoint(path)
     model = build_model(**checkpoint.get("model_args", model_args))
     load_model_weights(model, pretrained_weights(checkpoint["model"], classes)[0], str(path))

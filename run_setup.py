@@ -1,5 +1,6 @@
 """The assembly of a run from parsed flags: run folder and its checks, logging, device, data and model; the one adapter
 from the flag namespace to the explicit keywords the rest of the code takes."""
+import dataclasses
 import json
 import logging
 import random
@@ -39,6 +40,9 @@ RESUME_MAY_CHANGE = {"config", "device", "workers_id", "num_workers", "outdir", 
                      "validation_seed",  # derived from -r, which must match
                      "plan_file"}  # the names it held (named_tasks, named_missing) are compared instead
 RESUME_MAY_CHANGE_PREFIXES = ("ignored_", "switch_", "audit")  # audits measure a run, they do not define it
+# The forgetting protocol's flags RunSettings takes; pre-training parses none of them.
+PROTOCOL_FLAGS = ("data_ratio", "few_shot", "few_shot_num", "selection", "eval_every", "steps_per_task", "early_stop",
+                  "early_stop_growth", "no_retain")
 
 
 class Terminated(KeyboardInterrupt):
@@ -59,10 +63,8 @@ def _stop(kind: str, message: object, status: int) -> None:
 def run_main(main: Callable[[], object], interrupted: str = "finished tasks are saved; rerun with --resume_run "
                                                           "to continue") -> None:
     """Runs an entry point (big tensors from a kept heap: util/allocator.py). A user mistake, or a full disk, forbidden
-    folder, long path or symlink loop (util/files.py USER_FIXABLE), prints one line and exits with status 2.
-
-    ``interrupted`` is what Ctrl-C and SIGTERM print. Under torchrun other processes' lines name their rank, and a
-    process whose peer stopped says so in one line (exit 1)."""
+    folder, long path or symlink loop (util/files.py USER_FIXABLE), prints one line and exits with status 2;
+    ``interrupted`` is what Ctrl-C and SIGTERM print. Under torchrun lines name the rank; a peer's stop is exit 1."""
     keep_freed_memory()
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -92,8 +94,7 @@ def flags_as_json(args) -> Dict[str, object]:
 
 
 def setup(args) -> torch.device:
-    """The device (under torchrun: joins the launch's process group, each process on its own GPU), logging to
-    stderr and seeds; nothing is written to disk yet (a refused call leaves no trace)."""
+    """The device (under torchrun: each process on its own GPU), logging to stderr and seeds; nothing is written yet."""
     device = distributed.init_distributed(resolve_device(args.device))
     setup_logging(args.log_level)
     random.seed(args.seed)
@@ -184,8 +185,7 @@ def validation_seed(args, made_with: Dict) -> int:
 
 
 def model_and_data_from_args(args) -> Tuple[Classifier, Dict[str, object], RunData]:
-    """Builds the model for the dataset's classes and reads the dataset at the model's input size (with
-    --imagenet900_root, also the outside classes and the -r file's full head that scores them)."""
+    """The model for the dataset's classes and the dataset at its input size (and --imagenet900_root's classes)."""
     # Under torchrun one process generates the synthetic faces before the others look for them.
     root = distributed.in_turn(lambda: resolve_root(args.data_mode, args.data_root, args.cache_dir,
                                                     args.synthetic_seed))
@@ -210,20 +210,13 @@ def outside_classes(root: Path, full_head: Optional[Dict[str, torch.Tensor]], im
     return OutsideClasses(images, rows, full_head["weight"].float(), full_head["bias"].float())
 
 
-def optim_from_args(args) -> OptimConfig:
-    return OptimConfig(opt=args.opt, lr=args.lr, weight_decay=args.weight_decay, opt_eps=args.opt_eps,
-                       opt_betas=args.opt_betas, momentum=args.momentum, epochs=args.epochs, min_lr=args.min_lr,
-                       warmup_epochs=args.warmup_epochs, warmup_lr=args.warmup_lr)
-
-
 def settings_from_args(args, outdir: Path, device: torch.device, model_args: Dict[str, object]) -> RunSettings:
     """Pre-training parses no forgetting flags; RunSettings' defaults stand in for them."""
-    protocol = {k: getattr(args, k) for k in ("data_ratio", "few_shot", "few_shot_num", "selection", "eval_every",
-                                              "steps_per_task", "early_stop", "early_stop_growth",
-                                              "no_retain") if hasattr(args, k)}
+    protocol = {k: getattr(args, k) for k in PROTOCOL_FLAGS if hasattr(args, k)}
+    optim = OptimConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(OptimConfig)})
     return RunSettings(outdir=outdir, batch_size=args.batch_size,
                        test_batch_size=args.test_batch_size or 5 * args.batch_size, device=device,
-                       amp=use_bf16(args.precision, device), seed=args.seed, optim=optim_from_args(args),
+                       amp=use_bf16(args.precision, device), seed=args.seed, optim=optim,
                        model_args=model_args, config=flags_as_json(args), audit=audit_settings_from_args(args),
                        **protocol)
 

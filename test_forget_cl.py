@@ -48,8 +48,7 @@ def cached_data(root: Path, image_size: int, val_ratio: float, seed: int, data_m
 
 def counts_of(path: Path, data, model_args: Dict, device: torch.device, batch_size: int, bf16: bool,
               outside: Optional[OutsideClasses] = None):
-    """Per-class test counts of a checkpoint and its Acc_m on the outside classes (None without them); a file without
-    model arguments (the run's -r) is built with the run's ``model_args``."""
+    """Per-class test counts of a checkpoint (the run's -r built with ``model_args``) and its Acc_m (or None)."""
     model = model_from_file(path, data.test.classes, model_args).to(device)
     accuracy = outside_accuracy(model, outside, batch_size, device, bf16) if outside else None
     return evaluate(model, data.test, torch.arange(len(data.test)), batch_size, device, bf16), accuracy
@@ -78,8 +77,7 @@ def open_run(run_dir: Path) -> Tuple[Dict, List[Task], Dict, RunData]:
 
 
 def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Tuple[Dict, float]:
-    """Recomputes a run's per-task metrics from its checkpoints; returns results.json's content with them, and the
-    largest difference to the saved ones (accuracy points)."""
+    """A run's results.json with its metrics recomputed from its checkpoints, and the largest change (points)."""
     results, tasks, model_args, data = open_run(run_dir)
     cfg = results["config"]
     bf16 = use_bf16(cfg.get("precision", "auto"), device)  # the run's own precision, so the numbers agree

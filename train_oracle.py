@@ -63,8 +63,8 @@ def read_recipe(checkpoint_path: str, run_config: Dict) -> Tuple[Dict, Dict]:
 
 
 def oracle_config(recipe: Dict, run_config: Dict, args) -> Dict:
-    """results.json's config: the recipe's flags with the run's data location and subset flags (the audits draw
-    the same images for the oracle as for the audited run) and the oracle's own."""
+    """results.json's config: the recipe's flags, the run's data and subset flags (the audits draw the same images for
+    the oracle as for the run) and the oracle's own."""
     return {**recipe, **{k: run_config.get(k) for k in FROM_RUN}, "data_root": args.data_root or
             run_config["data_root"], "method": "oracle", "run_dir": args.run_dir, "outdir": args.outdir,
             "validation_seed": recipe.get("validation_seed", recipe["seed"]), "recipe_seed": recipe["seed"]}

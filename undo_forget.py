@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from config import OneLineParser, at_least
+from config import DEVICES, SWITCH, OneLineParser, add_flags, at_least
 from data import build_data, resolve_root
 from engine import undo
 from run_setup import make_folder, run_main
@@ -29,21 +29,20 @@ log = logging.getLogger("undo_forget")
 
 def parse_undo_args(argv: Optional[List[str]] = None):
     parser = OneLineParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run_dir", required=True,
-                        help="a GS-LoRA or GS-LoRA++ run folder (results.json, task-level/)")
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--task", type=at_least(0), help="index of the finished task to undo")
-    which.add_argument("--forget_class", metavar="NAME",
-                       help="undo the task that forgot this class (a class folder name, as in --forget_classes)")
-    parser.add_argument("--out", default=None,
-                        help="checkpoint to write (default RUN/undo/Backbone_without_task_T.pth; not .json, the "
-                             "report's ending); it and its report are never overwritten")
-    parser.add_argument("--no_eval", action="store_true", help="only write the checkpoint; no test evaluation")
-    parser.add_argument("--convention", default="original", choices=["original", "plain"],
-                        help="accuracy convention of the report (see docs/forgetting.md, Metrics)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to evaluate")
-    parser.add_argument("--test_batch_size", type=at_least(1), default=256, help="evaluation batch")
-    parser.add_argument("--log_level", default="INFO", help="logging level")
+    parser.add_argument("--run_dir", required=True, help="a GS-LoRA(++) run folder (results.json, task-level/)")
+    add_flags(parser.add_mutually_exclusive_group(required=True), [
+        ("--task", at_least(0), None, "index of the finished task to undo"),
+        ("--forget_class", None, None, "undo the task that forgot this class (a class folder name, as in "
+         "--forget_classes)", {"metavar": "NAME"})])
+    add_flags(parser, [
+        ("--out", None, None, "checkpoint to write (default RUN/undo/Backbone_without_task_T.pth; not .json, the "
+         "report's ending); it and its report are never overwritten"),
+        ("--no_eval", SWITCH, False, "only write the checkpoint; no test evaluation"),
+        ("--convention", None, "original", "accuracy convention of the report (see docs/forgetting.md, Metrics)",
+         {"choices": ["original", "plain"]}),
+        ("--device", None, "auto", "where to evaluate", {"choices": DEVICES}),
+        ("--test_batch_size", at_least(1), 256, "evaluation batch"),
+        ("--log_level", None, "INFO", "logging level")])
     return parser.parse_args(argv)
 
 
@@ -63,8 +62,7 @@ def output_paths(run_dir: Path, task: int, out: Optional[str], report: bool) -> 
 
 
 def evaluate_undo(run_dir: Path, content: Dict, device: torch.device, batch_size: int, convention: str) -> Dict:
-    """Accuracy per class set of the model before the undone task, the final model and the undone one, and the
-    relative weight distance from the undone model to the pre-trained model and every saved task model."""
+    """Accuracies per class set of the models before the task, final and undone; the undone one's weight distances."""
     results, done = undo.finished_tasks(run_dir)
     cfg, model_args, task = results["config"], content["model_args"], content["undo"]["task"]
     root = resolve_root(cfg["data_mode"], cfg["data_root"], cfg["cache_dir"], cfg["synthetic_seed"])
@@ -87,15 +85,14 @@ def evaluate_undo(run_dir: Path, content: Dict, device: torch.device, batch_size
 
 def format_report(report: Dict) -> str:
     """The accuracy table (class sets x models) and the weight distances, nearest model marked."""
-    models = list(report["accuracy"])
-    width = max(len(name) for name in next(iter(report["accuracy"].values()))) + 2
-    lines = [f"Acc ({report['convention']} convention, %)".ljust(width) + "".join(f"{m:>24}" for m in models)]
-    for name in next(iter(report["accuracy"].values())):
-        lines.append(name.ljust(width) + "".join(f"{report['accuracy'][m][name]:>24.2f}" for m in models))
-    nearest = min(report["weight_distance"], key=report["weight_distance"].get)
+    accuracy, distance = report["accuracy"], report["weight_distance"]  # accuracy: model -> class set -> %
+    sets = next(iter(accuracy.values()))
+    width = max(map(len, sets)) + 2
+    lines = [f"Acc ({report['convention']} convention, %)".ljust(width) + "".join(f"{m:>24}" for m in accuracy)]
+    lines += [name.ljust(width) + "".join(f"{accuracy[m][name]:>24.2f}" for m in accuracy) for name in sets]
+    nearest = min(distance, key=distance.get)
     lines.append("weight distance ||W_undone - W||_F / ||W||_F:")
-    lines += [f"  {name:<22}{value:.3e}{'  <- nearest' if name == nearest else ''}"
-              for name, value in report["weight_distance"].items()]
+    lines += [f"  {name:<22}{value:.3e}{'  <- nearest' if name == nearest else ''}" for name, value in distance.items()]
     return "\n".join(lines)
 
 
