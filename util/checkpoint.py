@@ -40,9 +40,7 @@ def load_file(path: Union[str, Path]) -> Dict[str, Any]:
 def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
     """Loads a model checkpoint as a dict with at least ``model``; a bare state dict is wrapped."""
     content = load_file(path)
-    if "model" not in content:
-        content = {"model": content}
-    return content
+    return content if "model" in content else {"model": content}
 
 
 def rename_keys(state_dict: Dict[str, Any], renames: Sequence[Tuple[str, str]]) -> Dict[str, Any]:

@@ -18,8 +18,7 @@ def count_parameters(params: Iterable[nn.Parameter]) -> int:
 
 def trainable_summary(trainable: Iterable[nn.Parameter], model: nn.Module) -> Dict[str, float]:
     """Trainable parameter count and its percentage of the model's (frozen included) parameters."""
-    n_trainable = count_parameters(trainable)
-    n_total = count_parameters(model.parameters())
+    n_trainable, n_total = count_parameters(trainable), count_parameters(model.parameters())
     return {"trainable_params": n_trainable, "trainable_ratio": 100.0 * n_trainable / n_total}
 
 

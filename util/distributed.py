@@ -125,9 +125,7 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
 
     With equal parts of the batch the mean is the global batch's gradient. Parameters without a gradient (None on every
     process) are left alone, so the optimizer skips them as it would in one process."""
-    if world_size() == 1:
-        return
-    grads = [p.grad for p in params if p.grad is not None]
+    grads = [p.grad for p in params if p.grad is not None] if world_size() > 1 else []
     if not grads:
         return
     flat = torch.cat([g.reshape(-1) for g in grads])

@@ -86,10 +86,9 @@ def make_folder(path: Path, flag: str) -> Path:
     """Creates ``path`` (and parents); an invalid or unwritable path is a one-line error naming the flag."""
     try:
         path.mkdir(parents=True, exist_ok=True)
+        reason = unwritable_reason(path)
     except OSError as err:
-        raise UserError(f"{flag} {path} cannot be used as a folder ({err.strerror or err}); pass a writable "
-                        f"folder") from None
-    reason = unwritable_reason(path)
+        reason = err.strerror or err
     if reason:
-        raise UserError(f"{flag} {path} cannot be used as a folder ({reason}); pass a writable folder")
+        raise UserError(f"{flag} {path} cannot be used as a folder ({reason}); pass a writable folder") from None
     return path
