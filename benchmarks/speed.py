@@ -70,8 +70,7 @@ def timed_steps(method, ctx, remain_loader, forget_loader, steps: int, device, r
     if reference is not None:
         steppers["original"] = lambda remain, forget, i: reference(remain, forget)
     times = {name: [] for name in steppers}
-    pairs = zip(cycle(remain_loader), cycle(forget_loader))
-    for i, (remain, forget) in zip(range(steps + 1), pairs):
+    for i, (remain, forget) in zip(range(steps + 1), zip(cycle(remain_loader), cycle(forget_loader))):
         remain, forget = ctx.to_device(remain), ctx.to_device(forget)
         for name in sorted(steppers, reverse=bool(i % 2)):
             times[name].append(seconds(lambda: steppers[name](remain, forget, i), device))
@@ -117,8 +116,7 @@ def gemm_gflops(device: torch.device, dtype: torch.dtype, size: int = 1024, repe
 
 
 def method_for(name: str, net: str, argv: list, model):
-    args = parse_args("benchmark", argv=["-n", net, "--method", name] + argv)
-    return METHODS.get(name).from_args(model, args)
+    return METHODS.get(name).from_args(model, parse_args("benchmark", argv=["-n", net, "--method", name] + argv))
 
 
 def bench(config: str, root: Path, device: torch.device, steps: int, eval_images: int, amp: bool,

@@ -1,8 +1,7 @@
 """The one save and one load path for checkpoints: dicts of plain tensors and primitives (``weights_only=True``).
 
 ``model`` (a state dict, GS-LoRA's updates merged in), ``model_args`` (for ``model.build_model``), ``config`` (the
-resolved flags) and optional extras (``task``, ``epoch``, ``method`` state); a bare state dict is wrapped as ``model``.
-"""
+resolved flags) and optional extras (``task``, ``epoch``, ``method`` state); a bare state dict becomes ``model``."""
 import re
 from pathlib import Path
 from typing import Any, Dict, Sequence, Tuple, Union

@@ -73,8 +73,7 @@ def read_json(path: Path) -> Dict:
 
 
 def unwritable_reason(folder: Path) -> Optional[str]:
-    """None when a file can be made in ``folder``, else why not: a probe file, as a read-only mount refuses even root.
-    """
+    """None when a file can be made in ``folder``, else why not (a probe file: a read-only mount refuses even root)."""
     try:
         with tempfile.TemporaryFile(dir=folder):
             return None
