@@ -96,17 +96,14 @@ def _collective(operation: Callable, *args, **kwargs) -> None:
                                f"usually another process stopped: see its error") from None
 
 
-def _communication_device() -> torch.device:
-    """nccl reduces CUDA tensors only; gloo reduces CPU tensors."""
-    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-
-
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """The sum of ``tensor`` over the processes, on its device (``tensor`` itself without torchrun); integer counts sum
     exactly, so a split evaluation gives the single-process counts."""
     if world_size() == 1:
         return tensor
-    summed = tensor.to(_communication_device(), copy=True)
+    # nccl reduces CUDA tensors only; gloo reduces CPU tensors.
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    summed = tensor.to(device, copy=True)
     _collective(dist.all_reduce, summed)
     return summed.to(tensor.device)
 

@@ -2,6 +2,7 @@
 
 A write that fails (disk full, read-only or forbidden folder, a name too long) removes its temporary file and, for
 the causes a user fixes, becomes a UserError: one line naming the file, no traceback, nothing half-written left."""
+import contextlib
 import errno
 import json
 import os
@@ -49,10 +50,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
             write(fh)
         os.replace(tmp, path)
     except BaseException as err:  # Ctrl-C and SIGTERM too
-        try:
+        with contextlib.suppress(OSError):  # the temporary file could not even be made
             tmp.unlink(missing_ok=True)
-        except OSError:
-            pass  # the temporary file could not even be made
         cause = fixable_cause(err)
         if cause is not None:
             raise user_os_error(cause, path) from None
