@@ -26,14 +26,9 @@ def audit_finished_run(run_dir: Path, results: Dict, data, tasks: List[Task], se
                                      remain_idx, forget_idx, settings)
             log.info("%s task %d: audit in %.1f s", run_dir, task.index, audit["seconds"])
         entry["audit"] = attach_oracle(audit, data, task, remain_idx, forget_idx, settings)
-    write_audits(run_dir, results, out_dir)
-    return out_dir
-
-
-def write_audits(run_dir: Path, results: Dict, out_dir: Path) -> None:
-    """Writes ``run_dir``'s results.json with only the audits of ``results`` added as ``out_dir/results.json``."""
-    saved = read_json(run_dir / "results.json")
+    saved = read_json(run_dir / "results.json")  # the run's own results with only the audits added
     for entry, audited in zip(saved["tasks"], results["tasks"]):
         entry["audit"] = audited["audit"]
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "results.json", saved)
+    return out_dir

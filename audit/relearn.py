@@ -33,9 +33,8 @@ def fine_tune(model: nn.Module, params: List[nn.Parameter], images: Images, indi
         x, y = (t.to(device) for t in next(batches))
         with autocast(device, amp):
             logits, _ = model(x, y)
-        loss = F.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        F.cross_entropy(logits.float(), y).backward()
         optimizer.step()
 
 

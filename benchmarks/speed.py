@@ -70,8 +70,7 @@ def timed_steps(method, ctx, remain_loader, forget_loader, steps: int, device, r
     if reference is not None:
         steppers["original"] = lambda remain, forget, i: reference(remain, forget)
     times = {name: [] for name in steppers}
-    pairs = zip(cycle(remain_loader), cycle(forget_loader))
-    for i, (remain, forget) in zip(range(steps + 1), pairs):
+    for i, (remain, forget) in zip(range(steps + 1), zip(cycle(remain_loader), cycle(forget_loader))):
         remain, forget = ctx.to_device(remain), ctx.to_device(forget)
         for name in sorted(steppers, reverse=bool(i % 2)):
             times[name].append(seconds(lambda: steppers[name](remain, forget, i), device))
@@ -117,8 +116,7 @@ def gemm_gflops(device: torch.device, dtype: torch.dtype, size: int = 1024, repe
 
 
 def method_for(name: str, net: str, argv: list, model):
-    args = parse_args("benchmark", argv=["-n", net, "--method", name] + argv)
-    return METHODS.get(name).from_args(model, args)
+    return METHODS.get(name).from_args(model, parse_args("benchmark", argv=["-n", net, "--method", name] + argv))
 
 
 def bench(config: str, root: Path, device: torch.device, steps: int, eval_images: int, amp: bool,
@@ -165,10 +163,8 @@ def bench(config: str, root: Path, device: torch.device, steps: int, eval_images
 def protocol_hours(result: dict, remain_classes) -> float:
     """Hours of tasks with these remain-class counts under the original's settings: 100 epochs of ceil(images / 48)
     steps, an evaluation every 100 steps and the prototypes per task (images: task 0's 2,797 scaled by class)."""
-    total = 0.0
-    for classes in remain_classes:
-        steps = EPOCHS * -(-round(REMAIN_IMAGES * classes / 80) // 48)
-        total += steps * result["gs_step_s"] + steps // EVAL_EVERY * result["eval_s"] + result["prototypes_s"]
+    steps = [EPOCHS * -(-round(REMAIN_IMAGES * classes / 80) // 48) for classes in remain_classes]
+    total = sum(n * result["gs_step_s"] + n // EVAL_EVERY * result["eval_s"] + result["prototypes_s"] for n in steps)
     return total / 3600
 
 
@@ -247,10 +243,8 @@ def report(result: dict) -> None:
             ("task 0, original settings", "task0_h", "h"), ("4-task protocol (Table 3)", "protocol_h", "h")]
     print(f"{'':38s}{'ours':>10s}{'original':>10s}{'ours/orig':>11s}")
     for label, key, unit in rows:
-        line = f"{label:38s}{result[key]:9.3f}{unit}"
-        if key in ref:
-            line += f"{ref[key]:9.3f}{unit}{result[key] / ref[key]:10.2f}x"
-        print(line)
+        print(f"{label:38s}{result[key]:9.3f}{unit}" + (f"{ref[key]:9.3f}{unit}{result[key] / ref[key]:10.2f}x"
+                                                        if key in ref else ""))
     print(f"GS-LoRA step / full fine-tuning step, per image: {per_image_ratio(result):.2f} (original 0.86-1.11, "
           f"target <= 0.80)")
     if "original_graph_gs_step_s" in result:

@@ -104,20 +104,15 @@ def set_option(options: List[Option], flag: str, values: Optional[List[str]], de
     return kept[:at] + [(flag, list(values))] + kept[at:]
 
 
-def _set_value(options: List[Option], flag: str, values: List[str], dests: Dict[str, str],
-               overridden_by: Dict[str, str]) -> List[Option]:
-    """``set_option``, also dropping the per-task list that overrides a single-value flag ('beta' -> 'cl_beta_list')."""
-    if dests[flag] in overridden_by:
-        options = set_option(options, option_string(overridden_by[dests[flag]], dests), None, dests)
-    return set_option(options, flag, values, dests)
-
-
 def merge_options(first: List[Option], second: List[Option], dests: Dict[str, str],
                   overridden_by: Dict[str, str]) -> List[Option]:
-    """``first`` with each option of ``second`` set over it (a preset under a base command line)."""
+    """``first`` with each option of ``second`` set over it (a preset under a base command line), dropping the
+    per-task list that overrides a single-value flag set ('beta' -> 'cl_beta_list')."""
     options = list(first)
     for flag, values in second:
-        options = _set_value(options, flag, values, dests, overridden_by)
+        if dests[flag] in overridden_by:
+            options = set_option(options, option_string(overridden_by[dests[flag]], dests), None, dests)
+        options = set_option(options, flag, values, dests)
     return options
 
 
@@ -161,7 +156,7 @@ def point_argv(base: List[Option], point: Point, dests: Dict[str, str], switches
     for name, value in point.assignment.items():
         flag = option_string(name, dests)
         if dests[flag] not in switches:
-            options = _set_value(options, flag, value.split(), dests, overridden_by)
+            options = merge_options(options, [(flag, value.split())], dests, overridden_by)
         elif value not in SWITCH_VALUES:
             raise UserError(f"--vary {name}: the switch takes on or off, not {value!r}")
         else:
@@ -195,8 +190,7 @@ def point_folders(points: Sequence[Point], settings: Sequence[str]) -> List[str]
 
 def finished_tasks(folder: Path) -> int:
     """How many tasks the run in ``folder`` has finished (0 for a folder without results)."""
-    path = folder / "results.json"
-    return len(read_json(path).get("tasks", [])) if path.is_file() else 0
+    return len(read_json(folder / "results.json").get("tasks", [])) if (folder / "results.json").is_file() else 0
 
 
 def claim_folder(folder: Path, argv: List[str], settings: Dict[str, object]) -> None:
@@ -246,8 +240,7 @@ def display_value(value) -> str:
 def split_summary(metrics: Dict) -> Dict[str, Optional[float]]:
     """H, Acc_r, Acc_f, Acc_r before the task and the bound H* of one task on one split."""
     summary = {k: metrics.get(k) for k in ("h_mean", "acc_r", "acc_f", "acc_r_before", "acc_f_before")}
-    summary["bound"] = h_bound(summary["acc_r_before"], summary["acc_f_before"])
-    return summary
+    return {**summary, "bound": h_bound(summary["acc_r_before"], summary["acc_f_before"])}
 
 
 @dataclass
@@ -448,11 +441,8 @@ def plan(args, dests: Dict[str, str], switches: set) -> Dict[Path, Tuple[Point, 
     settings = [json.dumps(point_settings(ns), sort_keys=True) for ns in spaces]
     unique: Dict[Path, Tuple[Point, List[str], argparse.Namespace]] = {}
     for name, point, argv, ns in zip(point_folders(points, settings), points, argvs, spaces):
-        folder = Path(args.out) / name
-        if folder in unique:
-            unique[folder][0].groups.extend(g for g in point.groups if g not in unique[folder][0].groups)
-        else:
-            unique[folder] = (point, argv, ns)
+        kept = unique.setdefault(Path(args.out) / name, (point, argv, ns))[0]  # a shared folder merges the groups
+        kept.groups.extend([g for g in point.groups if g not in kept.groups])
     return unique
 
 
@@ -472,10 +462,9 @@ def main(argv=None) -> List[str]:
     todo = [(f, a) for f, (_, a, ns) in points.items() if finished_tasks(f) < ns.num_tasks]
     log.info("%d points, %d to run (%d at once)", len(points), 0 if args.report_only else len(todo), args.jobs)
     failed = [] if args.report_only else run_points(ROOT / "train_own_forget_cl.py", todo, args.jobs, args.threads)
-    done = [f for f, (_, _, ns) in points.items() if str(f) not in failed and finished_tasks(f) >= ns.num_tasks]
     names = [n for v in args.vary for n in parse_vary(v)[0]]
     measured = [measure(f, p, {n: shown_value(ns, dests[option_string(n, dests)]) for n in names})
-                for f, (p, _, ns) in points.items() if f in done]
+                for f, (p, _, ns) in points.items() if str(f) not in failed and finished_tasks(f) >= ns.num_tasks]
     if measured:
         groups = ["grid"] if args.grid else list(dict.fromkeys(g for p, _, _ in points.values() for g in p.groups))
         options = {n: option_string(n, dests) for n in names}

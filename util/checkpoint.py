@@ -1,8 +1,7 @@
 """The one save and one load path for checkpoints: dicts of plain tensors and primitives (``weights_only=True``).
 
 ``model`` (a state dict, GS-LoRA's updates merged in), ``model_args`` (for ``model.build_model``), ``config`` (the
-resolved flags) and optional extras (``task``, ``epoch``, ``method`` state); a bare state dict is wrapped as ``model``.
-"""
+resolved flags) and optional extras (``task``, ``epoch``, ``method`` state); a bare state dict becomes ``model``."""
 import re
 from pathlib import Path
 from typing import Any, Dict, Sequence, Tuple, Union
@@ -40,9 +39,7 @@ def load_file(path: Union[str, Path]) -> Dict[str, Any]:
 def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
     """Loads a model checkpoint as a dict with at least ``model``; a bare state dict is wrapped."""
     content = load_file(path)
-    if "model" not in content:
-        content = {"model": content}
-    return content
+    return content if "model" in content else {"model": content}
 
 
 def rename_keys(state_dict: Dict[str, Any], renames: Sequence[Tuple[str, str]]) -> Dict[str, Any]:

@@ -2,6 +2,7 @@
 
 Peak memory is the CUDA allocator's peak on a GPU. On the CPU it is the process's peak resident set (VmHWM),
 which Linux lets us reset between tasks by writing 5 to /proc/self/clear_refs; elsewhere it is the peak so far."""
+import contextlib
 import resource
 import sys
 import time
@@ -18,8 +19,7 @@ def count_parameters(params: Iterable[nn.Parameter]) -> int:
 
 def trainable_summary(trainable: Iterable[nn.Parameter], model: nn.Module) -> Dict[str, float]:
     """Trainable parameter count and its percentage of the model's (frozen included) parameters."""
-    n_trainable = count_parameters(trainable)
-    n_total = count_parameters(model.parameters())
+    n_trainable, n_total = count_parameters(trainable), count_parameters(model.parameters())
     return {"trainable_params": n_trainable, "trainable_ratio": 100.0 * n_trainable / n_total}
 
 
@@ -44,10 +44,8 @@ class CostMeter:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         else:
-            try:
+            with contextlib.suppress(OSError):
                 Path("/proc/self/clear_refs").write_text("5")
-            except OSError:
-                pass
         self.started = time.perf_counter()
 
     def stop(self) -> Dict[str, float]:

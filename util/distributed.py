@@ -96,17 +96,14 @@ def _collective(operation: Callable, *args, **kwargs) -> None:
                                f"usually another process stopped: see its error") from None
 
 
-def _communication_device() -> torch.device:
-    """nccl reduces CUDA tensors only; gloo reduces CPU tensors."""
-    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-
-
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """The sum of ``tensor`` over the processes, on its device (``tensor`` itself without torchrun); integer counts sum
     exactly, so a split evaluation gives the single-process counts."""
     if world_size() == 1:
         return tensor
-    summed = tensor.to(_communication_device(), copy=True)
+    # nccl reduces CUDA tensors only; gloo reduces CPU tensors.
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    summed = tensor.to(device, copy=True)
     _collective(dist.all_reduce, summed)
     return summed.to(tensor.device)
 
@@ -125,9 +122,7 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
 
     With equal parts of the batch the mean is the global batch's gradient. Parameters without a gradient (None on every
     process) are left alone, so the optimizer skips them as it would in one process."""
-    if world_size() == 1:
-        return
-    grads = [p.grad for p in params if p.grad is not None]
+    grads = [p.grad for p in params if p.grad is not None] if world_size() > 1 else []
     if not grads:
         return
     flat = torch.cat([g.reshape(-1) for g in grads])

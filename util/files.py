@@ -2,6 +2,7 @@
 
 A write that fails (disk full, read-only or forbidden folder, a name too long) removes its temporary file and, for
 the causes a user fixes, becomes a UserError: one line naming the file, no traceback, nothing half-written left."""
+import contextlib
 import errno
 import json
 import os
@@ -49,10 +50,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
             write(fh)
         os.replace(tmp, path)
     except BaseException as err:  # Ctrl-C and SIGTERM too
-        try:
+        with contextlib.suppress(OSError):  # the temporary file could not even be made
             tmp.unlink(missing_ok=True)
-        except OSError:
-            pass  # the temporary file could not even be made
         cause = fixable_cause(err)
         if cause is not None:
             raise user_os_error(cause, path) from None
@@ -73,8 +72,7 @@ def read_json(path: Path) -> Dict:
 
 
 def unwritable_reason(folder: Path) -> Optional[str]:
-    """None when a file can be made in ``folder``, else why not: a probe file, as a read-only mount refuses even root.
-    """
+    """None when a file can be made in ``folder``, else why not (a probe file: a read-only mount refuses even root)."""
     try:
         with tempfile.TemporaryFile(dir=folder):
             return None
@@ -86,10 +84,9 @@ def make_folder(path: Path, flag: str) -> Path:
     """Creates ``path`` (and parents); an invalid or unwritable path is a one-line error naming the flag."""
     try:
         path.mkdir(parents=True, exist_ok=True)
+        reason = unwritable_reason(path)
     except OSError as err:
-        raise UserError(f"{flag} {path} cannot be used as a folder ({err.strerror or err}); pass a writable "
-                        f"folder") from None
-    reason = unwritable_reason(path)
+        reason = err.strerror or err
     if reason:
-        raise UserError(f"{flag} {path} cannot be used as a folder ({reason}); pass a writable folder")
+        raise UserError(f"{flag} {path} cannot be used as a folder ({reason}); pass a writable folder") from None
     return path

@@ -7,8 +7,6 @@ from typing import Dict, Iterable, Optional
 
 import torch
 
-CONVENTIONS = ("original", "plain")
-
 
 @dataclass
 class ClassCounts:
@@ -20,12 +18,8 @@ class ClassCounts:
     def accuracy(self, classes: Iterable[int], convention: str = "original") -> Optional[float]:
         """Percent correct over all images of ``classes``; None for an empty class set."""
         classes = list(classes)
-        if not classes:
-            return None
-        total = int(self.total[classes].sum())
-        if total == 0:
-            return None
-        return 100.0 * int(self.correct[convention][classes].sum()) / total
+        total = int(self.total[classes].sum()) if classes else 0
+        return 100.0 * int(self.correct[convention][classes].sum()) / total if total else None
 
 
 def count_correct(plain_logits: torch.Tensor, margin_logits: torch.Tensor, labels: torch.Tensor,

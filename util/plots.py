@@ -37,12 +37,10 @@ def plot_group_norms(runs: Sequence[Run], path: Path) -> Optional[Path]:
         image = ax.imshow(norms, cmap="viridis", vmin=0, vmax=top, aspect="auto")
         blocks = len(norms[0])
         ax.set_xticks(range(blocks), [str(b + 1) for b in range(blocks)])
-        labels = [setting_label(plans.get(name, {}).get(t["task"]), t["task"]) for t in tasks]
-        ax.set_yticks(range(len(tasks)), labels)
+        ax.set_yticks(range(len(tasks)), [setting_label(plans.get(name, {}).get(t["task"]), t["task"]) for t in tasks])
         grouping = {"block": "transformer block", "lora": "LoRA layer", "matrix": "LoRA matrix"}[groupings[name]]
-        ax.set_xlabel(grouping if grouping == "transformer block" else f"{grouping} (in block order)")
-        ax.set_ylabel("task (classes known - forgotten)")
-        ax.set_title(name)
+        ax.set(xlabel=grouping if grouping == "transformer block" else f"{grouping} (in block order)",
+               ylabel="task (classes known - forgotten)", title=name)
         if blocks * len(tasks) <= 60:
             for i, row in enumerate(norms):
                 for j, value in enumerate(row):
@@ -80,10 +78,8 @@ def plot_accuracy(runs: Sequence[Run], path: Path, convention: str = "original")
         for index, (name, row) in enumerate(cells.items()):
             ax.plot(x, _nan([row.get(s, {}).get(key) for s in settings]), label=name, **_style(plt, index))
         ax.set_xticks(x, settings)
-        ax.set_xlabel("task (classes known - forgotten)")
-        ax.set_ylabel(f"{'Acc_r' if key == 'acc_r' else 'Acc_f'} (%, {convention} convention)")
-        ax.set_ylim(-2, 102)
-        ax.set_title(title)
+        ax.set(xlabel="task (classes known - forgotten)", ylim=(-2, 102), title=title,
+               ylabel=f"{'Acc_r' if key == 'acc_r' else 'Acc_f'} (%, {convention} convention)")
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return _save(fig, plt, path)
@@ -113,8 +109,7 @@ def plot_cost(runs: Sequence[Run], path: Path, convention: str = "original") -> 
     axes[0].set_xlabel("trainable parameters (% of the model, log scale)")
     axes[1].set_xlabel("wall time, all tasks (s)")
     for ax, title in ((axes[0], "H against trainable parameters"), (axes[1], "H against wall time")):
-        ax.set_ylabel(f"mean H over tasks (%, {convention} convention)")
-        ax.set_title(title)
+        ax.set(ylabel=f"mean H over tasks (%, {convention} convention)", title=title)
         ax.margins(x=0.15, y=0.1)  # room for the method names
         ax.grid(alpha=0.3)
     return _save(fig, plt, path)
@@ -140,8 +135,7 @@ def plot_sweep(option: str, lines, path: Path, title: str) -> Path:
     """H, Acc_r, Acc_f (columns) on both splits (rows) against ``option``'s value, H* and Acc_r before dashed."""
     plt = _pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(11.5, 5.8), constrained_layout=True, squeeze=False)
-    all_values = [v for points in lines.values() for v, _ in points]
-    _, slots, log_scale = _sweep_axis(all_values)
+    _, slots, log_scale = _sweep_axis([v for points in lines.values() for v, _ in points])
     for row, (split, split_title) in zip(axes, SWEEP_SPLITS):
         for ax, (key, name, reference, reference_name) in zip(row, SWEEP_PANELS):
             for index, (label, points) in enumerate(lines.items()):
@@ -155,8 +149,7 @@ def plot_sweep(option: str, lines, path: Path, title: str) -> Path:
                 ax.set_xticks(range(len(slots)), slots)
             elif log_scale:
                 ax.set_xscale("log")
-            ax.set_xlabel(option)
-            ax.set_ylabel(f"{name} (%)")
+            ax.set(xlabel=option, ylabel=f"{name} (%)")
             if key == "acc_f":  # from 0, so that a change of hundredths does not fill the panel
                 ax.set_ylim(bottom=0)
             ax.set_title(f"{name}, {split_title}", fontsize=10)

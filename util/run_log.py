@@ -38,8 +38,7 @@ def _task_of(line: bytes) -> float:
 
 
 class RunLog:
-    """Appends records to ``log.jsonl``, numeric fields mirrored to TensorBoard as ``prefix/name``; main process only.
-    """
+    """Appends records to ``log.jsonl``, numeric fields mirrored to TensorBoard as ``prefix/name``; main process only"""
 
     def __init__(self, outdir: Optional[Path], tensorboard: bool = True):
         outdir = outdir if is_main_process() else None

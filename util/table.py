@@ -67,9 +67,8 @@ def recompute_h(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Op
     if acc_r is None or acc_f_before is None or acc_f is None:
         return None
     drop = acc_f_before - acc_f
-    if drop <= 0:  # Acc_f did not fall: nothing forgotten, H = 0 (the fixed rule; the original let H go negative)
-        return 0.0
-    return 2 * acc_r * drop / (acc_r + drop)
+    # Acc_f did not fall: nothing forgotten, H = 0 (the fixed rule; the original let H go negative)
+    return 0.0 if drop <= 0 else 2 * acc_r * drop / (acc_r + drop)
 
 
 def setting_label(plan: Optional[Dict], index: int, named: bool = False) -> str:
@@ -94,39 +93,24 @@ def task_labels(results: Dict) -> Dict[int, str]:
 
 def name_notes(runs: Runs) -> List[str]:
     """'<setting> forgets <names>' for each task of a run made by names whose label could not hold its names."""
-    notes = []
-    for _, results in _pairs(runs):
-        for plan in results.get("plan", []) if made_by_names(results) else []:
-            names = plan.get("forget_names") or []
-            line = f"{setting_label(plan, plan['task'])} forgets {', '.join(names)}"
-            if len(names) > NAMES_IN_LABEL and line not in notes:
-                notes.append(line)
-    return notes
+    plans = [plan for _, results in _pairs(runs) if made_by_names(results) for plan in results.get("plan", [])]
+    return list(dict.fromkeys(f"{setting_label(plan, plan['task'])} forgets {', '.join(plan['forget_names'])}"
+                              for plan in plans if len(plan.get("forget_names") or []) > NAMES_IN_LABEL))
 
 
 def _pairs(runs: Runs) -> Sequence[Run]:
     return list(runs.items()) if isinstance(runs, dict) else runs
 
 
-def columns_of(results: Dict) -> set:
-    """The settings ('a-b') a run's tasks fill."""
-    return set(task_labels(results).values())
-
-
 def distinct_row_names(runs: Sequence[Tuple[str, Path, Dict]]) -> List[str]:
     """Row names of (name, folder, results): runs of a name sharing a column get ``name (first differing folder)``."""
-    names = []
-    for name, folder, results in runs:
-        rivals = [f for other, f, theirs in runs
-                  if other == name and f != folder and columns_of(theirs) & columns_of(results)]
+    names, columns = [], [set(task_labels(results).values()) for _, _, results in runs]
+    for (name, folder, _), mine in zip(runs, columns):
+        rivals = [f for (other, f, _), theirs in zip(runs, columns) if other == name and f != folder and theirs & mine]
         where = next((part for depth, part in enumerate(folder.parts)
                       if all(len(f.parts) <= depth or f.parts[depth] != part for f in rivals)), str(folder))
         names.append(f"{name} ({where})" if rivals else name)
     return names
-
-
-def _metrics(task: Dict, convention: str) -> Dict:
-    return task if convention == "original" else task.get("plain", {})
 
 
 def fmt_cell(value: Optional[float]) -> str:
@@ -144,7 +128,7 @@ def collect(runs: Runs, convention: str = "original"):
             label = labels[task["task"]]
             if label not in settings:
                 settings.append(label)
-            row[label] = _metrics(task, convention)
+            row[label] = task if convention == "original" else task.get("plain", {})
             if task["task"] < len(before):
                 pretrained.setdefault(label, before[task["task"]])
             tasks.append(task)
