@@ -213,8 +213,7 @@ class GSLoRA(Method):
             means = class_mean_embeddings(self.model, ctx.train, torch.cat([ctx.remain_idx, ctx.forget_idx]),
                                           5 * ctx.batch_size, ctx.device, ctx.amp)
             self.prototypes = torch.zeros(ctx.num_classes, next(iter(means.values())).numel())
-            for c, mean in means.items():
-                self.prototypes[c] = mean
+            self.prototypes[list(means)] = torch.stack(list(means.values()))
             self.prototypes = self.prototypes.to(ctx.device)
 
     def alpha_at(self, epoch: int) -> float:

@@ -55,8 +55,8 @@ class LIRF(FineTuneMethod):
     presets = {"paper": "--lr 1e-4", "cpu": "--lr 1e-3", "smoke": "-e 3 --lr 3e-3"}
 
     group = "LIRF"
-    options = {"temperature": Option("LIRF_T", 10.0, "distillation temperature T"),
-               "alpha": Option("LIRF_alpha", 0.1, "a: balances the CE and distillation terms"), "seed": Option("seed", 1337)}
+    options = {"temperature": Option("LIRF_T", 10.0, "distillation temperature T"), "seed": Option("seed", 1337),
+               "alpha": Option("LIRF_alpha", 0.1, "a: balances the CE and distillation terms")}
 
     def __init__(self, model: nn.Module, **options):
         super().__init__(model, **options)

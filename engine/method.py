@@ -133,11 +133,8 @@ class Method:
     def freeze(self) -> None:
         """Sets requires_grad to match ``trainable_parameters``."""
         trainable = {id(p) for p in self.trainable_parameters()}
-        for p in self.all_parameters():
+        for p in self.model.parameters():
             p.requires_grad_(id(p) in trainable)
-
-    def all_parameters(self) -> List[nn.Parameter]:
-        return list(self.model.parameters())
 
     def begin_task(self, ctx: TaskContext) -> None:
         self.ctx = ctx
@@ -230,7 +227,4 @@ def forward_pair(model: nn.Module, remain: Optional[Batch], forget: Batch) -> Tu
 
 def frozen_copy(model: nn.Module) -> nn.Module:
     """A deep copy in eval mode with gradients off: a teacher for distillation-based methods."""
-    teacher = copy.deepcopy(model).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher
+    return copy.deepcopy(model).eval().requires_grad_(False)
