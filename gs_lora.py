@@ -90,14 +90,8 @@ def group_lasso(groups: Iterable[Iterable[torch.Tensor]]) -> torch.Tensor:
 
 
 def prototype_kl(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
-    """KL(softmax(p) || softmax(f)) over the embedding coordinates, averaged over the batch.
-
-    Args:
-        features: (B, D) embeddings of a batch.
-        prototypes: (B, D) the prototype of each sample's class.
-    Returns:
-        (1/B) sum_i sum_k softmax(p_i)_k [log softmax(p_i)_k - log softmax(f_i)_k], a scalar.
-    """
+    """KL(softmax(p) || softmax(f)) over the embedding coordinates of (B, D) features f and their classes' prototypes
+    p, averaged over the batch: (1/B) sum_i sum_k softmax(p_i)_k [log softmax(p_i)_k - log softmax(f_i)_k]."""
     return F.kl_div(F.log_softmax(features, dim=1), F.log_softmax(prototypes, dim=1), reduction="batchmean",
                     log_target=True)
 

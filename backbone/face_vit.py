@@ -39,8 +39,7 @@ class Attention(nn.Module):
     def __init__(self, dim: int, heads: int, dim_head: int):
         super().__init__()
         inner = heads * dim_head
-        self.heads = heads
-        self.dim_head = dim_head
+        self.heads, self.dim_head = heads, dim_head
         self.scale = dim ** -0.5  # the original scales by the model width: kept for checkpoint parity
         self.qkv = nn.Linear(dim, 3 * inner, bias=False)
         self.proj = nn.Linear(inner, dim)
@@ -101,9 +100,7 @@ class FaceViT(ClassTokenViT):
         if image_size % patch_size:
             raise UserError(f"--image_size {image_size} is not a multiple of the model's patch size {patch_size}; "
                             f"pass a multiple such as {image_size - image_size % patch_size or patch_size}")
-        self.image_size = image_size
-        self.patch_size = patch_size
-        self.embed_dim = dim
+        self.image_size, self.patch_size, self.embed_dim = image_size, patch_size, dim
         num_patches = (image_size // patch_size) ** 2
         self.patch_embed = nn.Linear(channels * patch_size ** 2, dim)
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
