@@ -25,7 +25,7 @@ others still are) and --project_forget (the forget terms' gradient projected off
 """
 import argparse
 import math
-from typing import Dict, Iterable, List, Optional, Union
+from typing import Dict, Iterable, List, Optional
 
 import torch
 import torch.nn as nn
@@ -35,7 +35,7 @@ from baselines.common import distillation_kl
 from backbone.lora import (GROUPINGS, LORA_POSITIONS, inject_lora, lora_groups, lora_layers, mark_only_lora_trainable,
                            merge_lora, reset_lora)
 from engine.evaluation import class_mean_embeddings
-from engine.method import METHODS, Method, StepInfo, TaskContext, forward_pair, frozen_copy
+from engine.method import METHODS, Method, Option, StepInfo, TaskContext, forward_pair, frozen_copy
 from util.errors import UserError
 
 
@@ -97,14 +97,8 @@ def group_lasso(groups: Iterable[Iterable[torch.Tensor]]) -> torch.Tensor:
 
 
 def prototype_kl(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
-    """KL(softmax(p) || softmax(f)) over the embedding coordinates, averaged over the batch.
-
-    Args:
-        features: (B, D) embeddings of a batch.
-        prototypes: (B, D) the prototype of each sample's class.
-    Returns:
-        (1/B) sum_i sum_k softmax(p_i)_k [log softmax(p_i)_k - log softmax(f_i)_k], a scalar.
-    """
+    """KL(softmax(p) || softmax(f)) over the embedding coordinates of (B, D) features f and their classes' prototypes
+    p, averaged over the batch: (1/B) sum_i sum_k softmax(p_i)_k [log softmax(p_i)_k - log softmax(f_i)_k]."""
     return F.kl_div(F.log_softmax(features, dim=1), F.log_softmax(prototypes, dim=1), reduction="batchmean",
                     log_target=True)
 
@@ -128,10 +122,8 @@ LOGGED_ONLY = ("forget_ce", "forget_shortfall")
 # The terms that push the forget images away, which --project_forget projects off the others where they conflict.
 FORGET_TERMS = ("forget", "prototype_forget")
 
-# The defaults of the original's continual parser; the constructor and the flags share them (one source).
-DEFAULTS = {"bound": 10.0, "beta": 0.03, "alpha": 0.1, "big_alpha": 1e-4, "alpha_epoch": 20, "small_beta": 1e-4,
-            "bound_pro": 18.0, "retain_kd_T": 4.0, "lora_pos": "FFN", "grouping": "block",
-            "forget_hinge": "batch"}
+# The defaults of the ablation switches, which methods without LoRA refuse to change (config.py).
+DEFAULTS = {"lora_pos": "FFN", "grouping": "block"}
 
 
 def _per_task(values: List[float], task: int, default: float) -> float:
@@ -148,82 +140,55 @@ class GSLoRA(Method):
     presets = {"paper": "--lr 1e-2 --lora_rank 8 --BND 105 --alpha 1e-4",
                "cpu": "--lr 1e-2 --lora_rank 8 --BND auto --cl_beta_list 0.2 0.2 0.2 0.2 --alpha 1e-3",
                "smoke": "-e 6 --lr 1e-2 --lora_rank 4 --BND 15 --beta 0.5 --alpha 1e-3"}
+    group = "GS-LoRA / GS-LoRA++"
+    options = {  # the defaults of the original's continual parser, in the order of the flags in --help
+        "rank": Option("lora_rank", 8), "lora_alpha": Option("lora_alpha", 1.0),
+        "bound": Option("BND", 10.0, "bound of the forget hinge ReLU(BND - CE_f); 'auto' = 2 ln C for a head of C "
+                        "classes (the forget class's probability a factor C below chance), 'chance' = ln C; recorded "
+                        "per task", {"type": bound_flag}),
+        "forget_hinge": Option("forget_hinge", "batch", "batch: the hinge on the batch-mean forget CE (the papers'); "
+                               "image: the mean of one hinge per forget image (ours), so images already past the bound "
+                               "stop being pushed", {"choices": FORGET_HINGES}),
+        "beta": Option("beta", 0.03, "weight of the forget hinge (single value)"),
+        "beta_list": Option("cl_beta_list", [], "forget-hinge weight per task (overrides --beta task by task)"),
+        "alpha": Option("alpha", 0.1, "weight of the group-lasso (structure) loss"),
+        "warmup_alpha": Option("warmup_alpha", False, "group-lasso weight 0 before --alpha_epoch, --big_alpha from "
+                               "then on"),
+        "big_alpha": Option("big_alpha", 1e-4, "group-lasso weight after the warm-up (single-step default 5e-4, as "
+                            "the original's)"),
+        "alpha_epoch": Option("alpha_epoch", 20, "epochs without group lasso when warming up"),
+        "beta_decay": Option("beta_decay", False, "forget-hinge weight --small_beta from epoch 50"),
+        "small_beta": Option("small_beta", 1e-4, "forget-hinge weight after the decay"),
+        "prototype": Option("prototype", False, "add the prototype loss (GS-LoRA++)"),
+        "pro_f_weight": Option("pro_f_weight", 0.0, "w_f, weight of the forget prototype hinge"),
+        "prof_list": Option("cl_prof_list", [], "w_f per task (overrides)"),
+        "pro_r_weight": Option("pro_r_weight", 0.0, "w_r, weight of the remain prototype KL"),
+        "bound_pro": Option("BND_pro", 18.0, "bound of the forget prototype hinge"),
+        "retain_kd": Option("retain_kd", 0.0, "w_kd: weight of distilling the task's starting model's logits of the "
+                            "classes to remember on forget images (ours, not the papers'; an anchor for --no_retain); "
+                            "0 = off"),
+        "retain_kd_T": Option("retain_kd_T", 4.0, "temperature T of --retain_kd and --remain_kd"),
+        "remain_kd": Option("remain_kd", 0.0, "w_rkd: weight of the same distillation on remain images (ours; "
+                            "retention while forgetting); 0 = off"),
+        "project_forget": Option("project_forget", False, "remove from the forget terms' gradient its component "
+                                 "against the other terms' gradient when the two conflict (ours; one-sided PCGrad; "
+                                 "two backward passes a step)"),
+        "lora_pos": Option("lora_pos", DEFAULTS["lora_pos"], "where LoRA goes: the FFN's two linears (the papers' "
+                           "method) or the attention's qkv projection, one rank-r update each for q, k and v (the "
+                           "papers' ablation)", {"choices": sorted(LORA_POSITIONS)}),
+        "grouping": Option("grouping", DEFAULTS["grouping"], "group-lasso groups: one per block (the papers' method), "
+                           "per LoRA layer, or per matrix", {"choices": GROUPINGS})}
 
-    def __init__(self, model: nn.Module, rank: int = 8, lora_alpha: float = 1.0,
-                 bound: Union[float, str] = DEFAULTS["bound"], beta: float = DEFAULTS["beta"],
-                 beta_list: Optional[List[float]] = None,
-                 alpha: float = DEFAULTS["alpha"], warmup_alpha: bool = False,
-                 big_alpha: float = DEFAULTS["big_alpha"], alpha_epoch: int = DEFAULTS["alpha_epoch"],
-                 beta_decay: bool = False, small_beta: float = DEFAULTS["small_beta"], prototype: bool = False,
-                 pro_f_weight: float = 0.0, pro_r_weight: float = 0.0, prof_list: Optional[List[float]] = None,
-                 bound_pro: float = DEFAULTS["bound_pro"], retain_kd: float = 0.0,
-                 retain_kd_T: float = DEFAULTS["retain_kd_T"], lora_pos: str = DEFAULTS["lora_pos"],
-                 grouping: str = DEFAULTS["grouping"], remain_kd: float = 0.0, project_forget: bool = False,
-                 forget_hinge: str = DEFAULTS["forget_hinge"]):
-        super().__init__(model)
-        self.rank, self.lora_alpha, self.grouping = rank, lora_alpha, grouping
-        self.bound_setting, self.beta, self.beta_list = bound, beta, beta_list or []
-        self.bound = None if bound in NAMED_BOUNDS else bound  # a named bound is set per task (begin_task)
-        self.forget_hinge = forget_hinge
-        self.alpha, self.warmup_alpha, self.big_alpha, self.alpha_epoch = alpha, warmup_alpha, big_alpha, alpha_epoch
-        self.beta_decay, self.small_beta = beta_decay, small_beta
-        self.prototype, self.pro_r_weight, self.bound_pro = prototype, pro_r_weight, bound_pro
-        self.pro_f_weight, self.prof_list = pro_f_weight, prof_list or []
+    def __init__(self, model: nn.Module, **options):
+        super().__init__(model, **options)
+        self.bound_setting = self.bound
+        self.bound = None if self.bound in NAMED_BOUNDS else self.bound  # a named bound is set per task (begin_task)
         self.prototypes: Optional[torch.Tensor] = None
-        self.retain_kd, self.retain_kd_T, self.remain_kd = retain_kd, retain_kd_T, remain_kd
-        self.project_forget = project_forget
         try:
-            inject_lora(model.backbone, rank, lora_alpha, lora_pos)
+            inject_lora(model.backbone, self.rank, self.lora_alpha, self.lora_pos)
         except TypeError as error:
-            raise UserError(f"--lora_pos {lora_pos}: {error}") from None
+            raise UserError(f"--lora_pos {self.lora_pos}: {error}") from None
         mark_only_lora_trainable(model)
-
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        g = parser.add_argument_group("GS-LoRA / GS-LoRA++")
-        g.add_argument("--BND", type=bound_flag, default=DEFAULTS["bound"],
-                       help="bound of the forget hinge ReLU(BND - CE_f); 'auto' = 2 ln C for a head of C classes "
-                            "(the forget class's probability a factor C below chance), 'chance' = ln C; recorded per "
-                            "task")
-        g.add_argument("--forget_hinge", default=DEFAULTS["forget_hinge"], choices=FORGET_HINGES,
-                       help="batch: the hinge on the batch-mean forget CE (the papers'); image: the mean of one hinge "
-                            "per forget image (ours), so images already past the bound stop being pushed")
-        g.add_argument("--beta", type=float, default=DEFAULTS["beta"], help="weight of the forget hinge (single value)")
-        g.add_argument("--cl_beta_list", type=float, nargs="*", default=[],
-                       help="forget-hinge weight per task (overrides --beta task by task)")
-        g.add_argument("--alpha", type=float, default=DEFAULTS["alpha"],
-                       help="weight of the group-lasso (structure) loss")
-        g.add_argument("--warmup_alpha", action="store_true",
-                       help="group-lasso weight 0 before --alpha_epoch, --big_alpha from then on")
-        g.add_argument("--big_alpha", type=float, default=DEFAULTS["big_alpha"],
-                       help="group-lasso weight after the warm-up (single-step default 5e-4, as the original's)")
-        g.add_argument("--alpha_epoch", type=int, default=DEFAULTS["alpha_epoch"],
-                       help="epochs without group lasso when warming up")
-        g.add_argument("--beta_decay", action="store_true", help="forget-hinge weight --small_beta from epoch 50")
-        g.add_argument("--small_beta", type=float, default=DEFAULTS["small_beta"],
-                       help="forget-hinge weight after the decay")
-        g.add_argument("--prototype", action="store_true", help="add the prototype loss (GS-LoRA++)")
-        g.add_argument("--pro_f_weight", type=float, default=0.0, help="w_f, weight of the forget prototype hinge")
-        g.add_argument("--cl_prof_list", type=float, nargs="*", default=[], help="w_f per task (overrides)")
-        g.add_argument("--pro_r_weight", type=float, default=0.0, help="w_r, weight of the remain prototype KL")
-        g.add_argument("--BND_pro", type=float, default=DEFAULTS["bound_pro"],
-                       help="bound of the forget prototype hinge")
-        g.add_argument("--retain_kd", type=float, default=0.0,
-                       help="w_kd: weight of distilling the task's starting model's logits of the classes to remember "
-                            "on forget images (ours, not the papers'; an anchor for --no_retain); 0 = off")
-        g.add_argument("--retain_kd_T", type=float, default=DEFAULTS["retain_kd_T"],
-                       help="temperature T of --retain_kd and --remain_kd")
-        g.add_argument("--remain_kd", type=float, default=0.0,
-                       help="w_rkd: weight of the same distillation on remain images (ours; retention while "
-                            "forgetting); 0 = off")
-        g.add_argument("--project_forget", action="store_true",
-                       help="remove from the forget terms' gradient its component against the other terms' gradient "
-                            "when the two conflict (ours; one-sided PCGrad; two backward passes a step)")
-        g.add_argument("--lora_pos", default=DEFAULTS["lora_pos"], choices=sorted(LORA_POSITIONS),
-                       help="where LoRA goes: the FFN's two linears (the papers' method) or the attention's qkv "
-                            "projection, one rank-r update each for q, k and v (the papers' ablation)")
-        g.add_argument("--grouping", default=DEFAULTS["grouping"], choices=GROUPINGS,
-                       help="group-lasso groups: one per block (the papers' method), per LoRA layer, or per matrix")
 
     @classmethod
     def check_arguments(cls, parser, args) -> None:
@@ -240,17 +205,6 @@ class GSLoRA(Method):
         if args.no_retain and args.pro_r_weight > 0:
             parser.error("--pro_r_weight pulls remain features to their prototypes, but --no_retain loads no remain "
                          "image; drop one of them")
-
-    @classmethod
-    def from_args(cls, model: nn.Module, args) -> "GSLoRA":
-        return cls(model, rank=args.lora_rank, lora_alpha=args.lora_alpha, bound=args.BND, beta=args.beta,
-                   beta_list=args.cl_beta_list, alpha=args.alpha, warmup_alpha=args.warmup_alpha,
-                   big_alpha=args.big_alpha, alpha_epoch=args.alpha_epoch, beta_decay=args.beta_decay,
-                   small_beta=args.small_beta, prototype=args.prototype or cls is GSLoRAPlusPlus,
-                   pro_f_weight=args.pro_f_weight, pro_r_weight=args.pro_r_weight, prof_list=args.cl_prof_list,
-                   bound_pro=args.BND_pro, retain_kd=args.retain_kd, retain_kd_T=args.retain_kd_T,
-                   lora_pos=args.lora_pos, grouping=args.grouping, remain_kd=args.remain_kd,
-                   project_forget=args.project_forget, forget_hinge=args.forget_hinge)
 
     def trainable_parameters(self) -> List[nn.Parameter]:
         return [p for layer in lora_layers(self.model) for p in (layer.lora_A, layer.lora_B)]
@@ -270,8 +224,7 @@ class GSLoRA(Method):
             means = class_mean_embeddings(self.model, ctx.train, torch.cat([ctx.remain_idx, ctx.forget_idx]),
                                           5 * ctx.batch_size, ctx.device, ctx.amp)
             self.prototypes = torch.zeros(ctx.num_classes, next(iter(means.values())).numel())
-            for c, mean in means.items():
-                self.prototypes[c] = mean
+            self.prototypes[list(means)] = torch.stack(list(means.values()))
             self.prototypes = self.prototypes.to(ctx.device)
 
     def alpha_at(self, epoch: int) -> float:
@@ -363,5 +316,6 @@ class GSLoRAPlusPlus(GSLoRA):
                "smoke": "-e 6 --lr 1e-2 --lora_rank 4 --BND 15 --beta 0.5 --alpha 1e-3 --pro_f_weight 0.1"}
 
     @classmethod
-    def add_arguments(cls, parser) -> None:
-        """Shares GS-LoRA's flags."""
+    def from_args(cls, model: nn.Module, args) -> "GSLoRA":
+        """GS-LoRA's flags, --prototype implied."""
+        return super().from_args(model, argparse.Namespace(**{**vars(args), "prototype": True}))

@@ -35,22 +35,8 @@ def _masked_scale(x: torch.Tensor, mask: torch.Tensor, scale: float, base=None) 
 
 
 class _MaskedScale(torch.autograd.Function):
-    """y = x * mask * scale; the backward applies the same boolean mask (1 byte per element)."""
-
-    @staticmethod
-    def forward(ctx, x, mask, scale):
-        ctx.save_for_backward(mask)
-        ctx.scale = scale
-        return _masked_scale(x, mask, scale)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (mask,) = ctx.saved_tensors
-        return _masked_scale(grad, mask, ctx.scale), None, None
-
-
-class _AddMaskedScale(torch.autograd.Function):
-    """out = residual + x * mask * scale; the residual's gradient passes through unchanged."""
+    """out = residual + x * mask * scale (no residual: None); the backward applies the same boolean mask (1 byte per
+    element), the residual's gradient passes through unchanged."""
 
     @staticmethod
     def forward(ctx, residual, x, mask, scale):
@@ -62,7 +48,7 @@ class _AddMaskedScale(torch.autograd.Function):
     def backward(ctx, grad):
         (mask,) = ctx.saved_tensors
         grad_x = _masked_scale(grad, mask, ctx.scale) if ctx.needs_input_grad[1] else None
-        return grad, grad_x, None, None
+        return grad if ctx.needs_input_grad[0] else None, grad_x, None, None
 
 
 class FastDropout(nn.Dropout):
@@ -73,7 +59,7 @@ class FastDropout(nn.Dropout):
             return x
         if not self._cheap_mask_applies(x):
             return F.dropout(x, self.p, True, self.inplace)
-        return _MaskedScale.apply(x, keep_mask(x.shape, self.p), self._scale())
+        return _MaskedScale.apply(None, x, keep_mask(x.shape, self.p), self._scale())
 
     def _cheap_mask_applies(self, x: torch.Tensor) -> bool:
         return x.device.type == "cpu" and self.p < 1.0 and not self.inplace
@@ -87,7 +73,7 @@ def add_dropped(residual: torch.Tensor, x: torch.Tensor, dropout: nn.Module) -> 
     same mask draw (and the same floats) as adding ``dropout(x)``."""
     if (isinstance(dropout, FastDropout) and dropout.training and dropout.p > 0.0
             and dropout._cheap_mask_applies(x) and residual.shape == x.shape):
-        return _AddMaskedScale.apply(residual, x, keep_mask(x.shape, dropout.p), dropout._scale())
+        return _MaskedScale.apply(residual, x, keep_mask(x.shape, dropout.p), dropout._scale())
     return residual + dropout(x)
 
 

@@ -3,6 +3,7 @@
 A pre-norm ViT with a class token, CLS pooling and a final LayerNorm giving the face embedding. Kept from the
 original so that its checkpoints load and behave the same: the attention scale is ``dim ** -0.5`` (model width) and
 the attention width is ``heads * dim_head``. The FFN is timm's ``Mlp``; LoRA finds it by that type."""
+import functools
 from typing import Dict, Optional
 
 import torch
@@ -38,8 +39,7 @@ class Attention(nn.Module):
     def __init__(self, dim: int, heads: int, dim_head: int):
         super().__init__()
         inner = heads * dim_head
-        self.heads = heads
-        self.dim_head = dim_head
+        self.heads, self.dim_head = heads, dim_head
         self.scale = dim ** -0.5  # the original scales by the model width: kept for checkpoint parity
         self.qkv = nn.Linear(dim, 3 * inner, bias=False)
         self.proj = nn.Linear(inner, dim)
@@ -69,7 +69,27 @@ class Block(nn.Module):
         return add_dropped(x, self.mlp(self.norm2(x)), self.mlp_drop)
 
 
-class FaceViT(nn.Module):
+class ClassTokenViT(nn.Module):
+    """What the Face Transformer and torchvision's ViT share: ``patch_embed``, ``cls_token`` and ``pos_embedding``
+    (the stem), ``blocks``, ``norm``; the embedding is the class token after the final norm."""
+
+    def stem_parameters(self):
+        """The parameters before the first block: patch embedding, class token, position embedding."""
+        return list(self.patch_embed.parameters()) + [self.cls_token, self.pos_embedding]
+
+    def tokens(self, images: torch.Tensor, depth: Optional[int] = None) -> torch.Tensor:
+        """The token sequence (B, patches + 1, dim) after the first ``depth`` blocks (default: all)."""
+        x = self.patches(images)
+        x = self.emb_drop(torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embedding)
+        for block in self.blocks[:depth]:
+            x = block(x)
+        return x
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.tokens(images)[:, 0])
+
+
+class FaceViT(ClassTokenViT):
     """Face Transformer: images in [0, 1] of shape (B, 3, S, S) -> embeddings (B, dim), S a multiple of the patch
     size; ``dropout`` acts in the blocks, ``emb_dropout`` after adding the position embeddings."""
 
@@ -80,9 +100,7 @@ class FaceViT(nn.Module):
         if image_size % patch_size:
             raise UserError(f"--image_size {image_size} is not a multiple of the model's patch size {patch_size}; "
                             f"pass a multiple such as {image_size - image_size % patch_size or patch_size}")
-        self.image_size = image_size
-        self.patch_size = patch_size
-        self.embed_dim = dim
+        self.image_size, self.patch_size, self.embed_dim = image_size, patch_size, dim
         num_patches = (image_size // patch_size) ** 2
         self.patch_embed = nn.Linear(channels * patch_size ** 2, dim)
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
@@ -97,10 +115,6 @@ class FaceViT(nn.Module):
         nn.init.normal_(self.cls_token)
         nn.init.normal_(self.pos_embedding)
 
-    def stem_parameters(self):
-        """The parameters before the first block: patch embedding, class token, position embedding."""
-        return list(self.patch_embed.parameters()) + [self.cls_token, self.pos_embedding]
-
     def patchify(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, patches, p*p*C), patches row-major, inside a patch rows, columns, then channels."""
         b, c, h, w = images.shape
@@ -108,17 +122,8 @@ class FaceViT(nn.Module):
         x = images.view(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1)
         return x.reshape(b, (h // p) * (w // p), p * p * c)
 
-    def tokens(self, images: torch.Tensor, depth: Optional[int] = None) -> torch.Tensor:
-        """The token sequence (B, patches + 1, dim) after the first ``depth`` blocks (default: all)."""
-        x = self.patch_embed(self.patchify(images))
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embedding
-        x = self.emb_drop(x)
-        for block in self.blocks[:depth]:
-            x = block(x)
-        return x
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.tokens(images)[:, 0])
+    def patches(self, images: torch.Tensor) -> torch.Tensor:
+        return self.patch_embed(self.patchify(images))
 
 
 _ORIGINAL_KEYS = [
@@ -147,34 +152,18 @@ def convert_original_checkpoint(state_dict: Dict[str, torch.Tensor]) -> Dict[str
 
 
 def _face_vit(defaults: dict, **overrides) -> FaceViT:
-    config = {**defaults, **{k: v for k, v in overrides.items() if v is not None}}
-    return FaceViT(**config)
+    return FaceViT(**{**defaults, **{k: v for k, v in overrides.items() if v is not None}})
 
 
-@BACKBONES.register("vit_face", "VIT")
-def vit_face(**overrides) -> FaceViT:
-    """The papers' Face Transformer: 112 px, patch 8, width 512, depth 6, 8 heads of 64, MLP 2048."""
-    return _face_vit(dict(image_size=112, patch_size=8, dim=512, depth=6, heads=8, dim_head=64, mlp_dim=2048),
-                     **overrides)
-
-
-@BACKBONES.register("vit_face_reduced")
-def vit_face_reduced(**overrides) -> FaceViT:
-    """The reduced configuration of reference/original-speed.md: 56 px, width 256, MLP 1024, attention 8 x 64."""
-    return _face_vit(dict(image_size=56, patch_size=8, dim=256, depth=6, heads=8, dim_head=64, mlp_dim=1024),
-                     **overrides)
-
-
-@BACKBONES.register("vit_face_small")
-def vit_face_small(**overrides) -> FaceViT:
-    """A CPU-sized model (quick start, CASIA-100 CPU runs): 32 px, patch 8, width 128, depth 6, 4 heads of 32."""
-    return _face_vit(dict(image_size=32, patch_size=8, dim=128, depth=6, heads=4, dim_head=32, mlp_dim=256),
-                     **overrides)
-
-
-@BACKBONES.register("vit_face_tiny")
-def vit_face_tiny(**overrides) -> FaceViT:
-    """A model for unit tests: 16 px, patch 4, width 32, depth 2."""
-    return _face_vit(dict(image_size=16, patch_size=4, dim=32, depth=2, heads=2, dim_head=16, mlp_dim=64,
-                          dropout=0.0, emb_dropout=0.0), **overrides)
+# The named sizes: the papers' Face Transformer; the reduced configuration of reference/original-speed.md; a CPU size
+# (quick start, CASIA-100 CPU runs); a model for unit tests. Overrides (depth, image_size) that are None keep them.
+FACE_VIT_SIZES = {
+    ("vit_face", "VIT"): dict(image_size=112, patch_size=8, dim=512, depth=6, heads=8, dim_head=64, mlp_dim=2048),
+    ("vit_face_reduced",): dict(image_size=56, patch_size=8, dim=256, depth=6, heads=8, dim_head=64, mlp_dim=1024),
+    ("vit_face_small",): dict(image_size=32, patch_size=8, dim=128, depth=6, heads=4, dim_head=32, mlp_dim=256),
+    ("vit_face_tiny",): dict(image_size=16, patch_size=4, dim=32, depth=2, heads=2, dim_head=16, mlp_dim=64,
+                             dropout=0.0, emb_dropout=0.0),
+}
+for _names, _defaults in FACE_VIT_SIZES.items():
+    BACKBONES.register(*_names)(functools.partial(_face_vit, _defaults))
 

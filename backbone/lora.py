@@ -146,11 +146,8 @@ class LoRALinear(nn.Linear):
 
 
 def ffn_linears(block: nn.Module) -> List[Tuple[nn.Module, str]]:
-    """(FFN module, child name) of the linears of ``block``'s feed-forward module, in forward order.
-
-    The FFN is the first submodule of a type in ``FFN_TYPES``; its linears are its direct ``nn.Linear`` children
-    (timm: fc1, fc2; torchvision: positions 0 and 3 of its Sequential).
-    """
+    """(FFN module, child name) of the direct ``nn.Linear`` children, in forward order, of ``block``'s first
+    submodule of a type in ``FFN_TYPES`` (timm: fc1, fc2; torchvision: positions 0 and 3 of its Sequential)."""
     for module in block.modules():
         if isinstance(module, FFN_TYPES):
             return [(module, name) for name, child in module.named_children() if isinstance(child, nn.Linear)]

@@ -6,12 +6,13 @@ torchvision's own ``EncoderBlock`` modules, laid out like the Face Transformer (
 The embedding is the class token after the final LayerNorm; weights come from a local torchvision file
 (``vit_b_16-c867db91.pth``), nothing is downloaded. Inputs are ImageNet-normalised (data/imagenet.py)."""
 import logging
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
 from torchvision.models.vision_transformer import VisionTransformer
 
+from backbone.face_vit import ClassTokenViT
 from backbone.registry import BACKBONES
 from util.checkpoint import rename_keys
 from util.errors import UserError
@@ -19,7 +20,7 @@ from util.errors import UserError
 log = logging.getLogger(__name__)
 
 
-class TorchvisionViT(nn.Module):
+class TorchvisionViT(ClassTokenViT):
     """torchvision's VisionTransformer without its classifier: images (B, 3, S, S) -> class-token embedding (B, dim).
     Its head is always the linear softmax head of its weight file (``head_type``): plain CE, as the original."""
 
@@ -43,20 +44,12 @@ class TorchvisionViT(nn.Module):
         nn.init.zeros_(self.cls_token)
         nn.init.normal_(self.pos_embedding, std=0.02)
 
-    def stem_parameters(self) -> List[nn.Parameter]:
-        """The parameters before the first block: patch embedding, class token, position embedding."""
-        return list(self.patch_embed.parameters()) + [self.cls_token, self.pos_embedding]
+    def patches(self, images: torch.Tensor) -> torch.Tensor:
+        return self.patch_embed(images).flatten(2).transpose(1, 2)
 
-    def tokens(self, images: torch.Tensor, depth: Optional[int] = None) -> torch.Tensor:
-        """The token sequence (B, patches + 1, dim) after the first ``depth`` blocks (default: all)."""
-        x = self.patch_embed(images).flatten(2).transpose(1, 2)
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embedding
-        for block in self.blocks[:depth]:
-            x = block(x)
+    def emb_drop(self, x: torch.Tensor) -> torch.Tensor:
+        """No dropout after the position embedding (torchvision's is p 0)."""
         return x
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.tokens(images)[:, 0])
 
 
 # torchvision's key names -> ours; the classifier keys go to the head (cut to the run's classes by model.py).

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from backbone.lora import FFN_TYPES
 from data.subsets import seeded_generator
-from engine.method import Method, StepInfo, TaskContext, forward_pair, frozen_copy, wrong_labels
+from engine.method import Method, Option, StepInfo, TaskContext, forward_pair, frozen_copy, wrong_labels
 
 
 def add_shared_arguments(parser) -> None:
@@ -29,18 +29,12 @@ class FineTuneMethod(Method):
     ``relabel`` draws wrong labels uniformly over the other classes, from a generator seeded per task. (The original
     drew them in [0, number of forget classes) and anew at every access: its bug 5.)"""
 
-    def __init__(self, model: nn.Module, train_head: bool = False, only_ffn: bool = False, seed: int = 1337):
-        super().__init__(model)
-        self.train_head, self.only_ffn, self.seed = train_head, only_ffn, seed
+    options = {"train_head": Option("ffn_open", False), "only_ffn": Option("only_ffn", False),
+               "seed": Option("seed", 1337)}
+
+    def __init__(self, model: nn.Module, **options):
+        super().__init__(model, **options)
         self.relabel_generator = torch.Generator()
-
-    @classmethod
-    def shared_kwargs(cls, args) -> dict:
-        return {"train_head": args.ffn_open, "only_ffn": args.only_ffn, "seed": args.seed}
-
-    @classmethod
-    def from_args(cls, model: nn.Module, args) -> "FineTuneMethod":
-        return cls(model, **cls.shared_kwargs(args))
 
     def trainable_parameters(self) -> List[nn.Parameter]:
         backbone = self.model.backbone
@@ -67,8 +61,8 @@ class TeacherMethod(FineTuneMethod):
                          "them it is plain wrong-label fine-tuning (l2 without --replay adds a pull to earlier "
                          "weights)")
 
-    def __init__(self, model: nn.Module, **shared):
-        super().__init__(model, **shared)
+    def __init__(self, model: nn.Module, **options):
+        super().__init__(model, **options)
         self.teacher = frozen_copy(model)
 
     def batches(self, ctx: TaskContext, loaders):

@@ -9,10 +9,9 @@ e: the embedding, e_t the frozen pre-trained model's; summed over the batch, not
 from typing import Dict
 
 import torch
-import torch.nn as nn
 
 from baselines.common import TeacherMethod
-from engine.method import METHODS
+from engine.method import METHODS, Option
 
 
 def embedding_drift(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
@@ -27,19 +26,9 @@ class DER(TeacherMethod):
     name = "der"
     presets = {"paper": "--lr 1e-3 --DER_lambda 0.01", "cpu": "--lr 1e-3 --DER_lambda 0.01", "smoke": "-e 4 --lr 3e-3"}
 
-    def __init__(self, model: nn.Module, drift_weight: float = 0.1, **shared):
-        super().__init__(model, **shared)
-        self.drift_weight = drift_weight
-
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        g = parser.add_argument_group("DER / DER++")
-        g.add_argument("--DER_lambda", type=float, default=0.1,
-                       help="weight of the summed squared embedding distance to the pre-trained model on remain data")
-
-    @classmethod
-    def from_args(cls, model: nn.Module, args) -> "DER":
-        return cls(model, drift_weight=args.DER_lambda, **cls.shared_kwargs(args))
+    group = "DER / DER++"
+    options = {**TeacherMethod.options, "drift_weight": Option(
+        "DER_lambda", 0.1, "weight of the summed squared embedding distance to the pre-trained model on remain data")}
 
     def teacher_terms(self, student, teacher, remain) -> Dict[str, torch.Tensor]:
         return {"drift": self.drift_weight * embedding_drift(student[1], teacher[1])}

@@ -6,11 +6,10 @@ x_r': the remain batch drawn right after x_r from the same cycled loader."""
 from typing import Dict
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.der import DER
-from engine.method import METHODS, StepInfo, TaskContext
+from engine.method import METHODS, Option, StepInfo, TaskContext
 
 
 @METHODS.register("der_pp")
@@ -22,21 +21,10 @@ class DERPlusPlus(DER):
                "cpu": "--lr 1e-3 --DER_lambda 0.005 --DER_plus_lambda 0.005",
                "smoke": "-e 4 --lr 3e-3"}
 
-    def __init__(self, model: nn.Module, drift_weight: float = 0.1, replay_weight: float = 0.1, **shared):
-        super().__init__(model, drift_weight=drift_weight, **shared)
-        self.replay_weight = replay_weight
-        self.next_remain = None
-
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        """Adds only --DER_plus_lambda; --DER_lambda comes from DER."""
-        g = parser.add_argument_group("DER++")
-        g.add_argument("--DER_plus_lambda", type=float, default=0.1,
-                       help="weight of the cross-entropy on the second remain batch")
-
-    @classmethod
-    def from_args(cls, model: nn.Module, args) -> "DERPlusPlus":
-        return cls(model, drift_weight=args.DER_lambda, replay_weight=args.DER_plus_lambda, **cls.shared_kwargs(args))
+    group = "DER++"  # adds only --DER_plus_lambda; --DER_lambda comes from DER
+    options = {**DER.options, "replay_weight": Option("DER_plus_lambda", 0.1,
+                                                      "weight of the cross-entropy on the second remain batch")}
+    next_remain = None
 
     def batches(self, ctx: TaskContext, loaders):
         """DER's pairs; before each is yielded, the next remain batch is kept on the device for the replay term."""

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from baselines.l2 import L2, gradient_importance
+from baselines.l2 import L2, gradient_importance, penalty_option
 from engine.method import METHODS, TaskContext
 
 
@@ -32,7 +32,8 @@ class EWC(L2):
     presets = {"paper": "--lr 1e-4 --ewc_lambda 10 --replay",
                "cpu": "--lr 1e-3 --ewc_lambda 10 --replay",
                "smoke": "-e 3 --lr 3e-3 --ewc_lambda 1 --replay"}
-    weight_flag = "ewc_lambda"
+    group = "EWC (quadratic penalty)"
+    options = {**L2.options, "penalty_weight": penalty_option("ewc_lambda")}
     no_retain_refusal = "its Fisher importance is measured on remain images (l2 runs without them)"
 
     def importance(self, ctx: TaskContext, params: List[nn.Parameter]) -> List[torch.Tensor]:

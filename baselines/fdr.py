@@ -8,10 +8,9 @@ z_t: the frozen pre-trained model's logits; the per-sample L2 norm is not square
 from typing import Dict
 
 import torch
-import torch.nn as nn
 
 from baselines.common import TeacherMethod
-from engine.method import METHODS
+from engine.method import METHODS, Option
 
 
 def logit_distance(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
@@ -28,19 +27,9 @@ class FDR(TeacherMethod):
                "cpu": "--lr 1e-3 --FDR_lambda 50",
                "smoke": "-e 4 --lr 3e-3 --FDR_lambda 5"}
 
-    def __init__(self, model: nn.Module, distance_weight: float = 0.1, **shared):
-        super().__init__(model, **shared)
-        self.distance_weight = distance_weight
-
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        g = parser.add_argument_group("FDR")
-        g.add_argument("--FDR_lambda", type=float, default=0.1,
-                       help="weight of the mean L2 distance between the remain logits and the pre-trained model's")
-
-    @classmethod
-    def from_args(cls, model: nn.Module, args) -> "FDR":
-        return cls(model, distance_weight=args.FDR_lambda, **cls.shared_kwargs(args))
+    group = "FDR"
+    options = {**TeacherMethod.options, "distance_weight": Option(
+        "FDR_lambda", 0.1, "weight of the mean L2 distance between the remain logits and the pre-trained model's")}
 
     def teacher_terms(self, student, teacher, remain) -> Dict[str, torch.Tensor]:
         return {"logit_distance": self.distance_weight * logit_distance(student[0], teacher[0])}

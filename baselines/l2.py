@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.common import FineTuneMethod
-from engine.method import METHODS, StepInfo, TaskContext, forward_pair
+from engine.method import METHODS, Option, StepInfo, TaskContext, forward_pair
 from util.device import in_eval_mode
 
 Term = Dict[str, List[torch.Tensor]]
@@ -50,6 +50,10 @@ def gradient_importance(model: nn.Module, params: List[nn.Parameter], batches: I
     return [s / max(1, num_batches) for s in sums]
 
 
+def penalty_option(flag: str) -> Option:
+    return Option(flag, 0.1, "lambda, weight of the summed importance-weighted squared distance to earlier weights")
+
+
 @METHODS.register("l2")
 class L2(FineTuneMethod):
     """Full fine-tuning with an unweighted (importance 1) quadratic penalty; base of EWC and MAS."""
@@ -58,26 +62,14 @@ class L2(FineTuneMethod):
     presets = {"paper": "--lr 1e-4 --l2_lambda 0.1 --replay",
                "cpu": "--lr 1e-3 --l2_lambda 0.1 --replay",
                "smoke": "-e 3 --lr 3e-3 --l2_lambda 1 --replay"}
-    weight_flag = "l2_lambda"
     no_retain_refusal = None  # without --replay its steps see forget images only
+    group = "L2 (quadratic penalty)"  # one group per method, named after it; EWC and MAS have their own flag
+    options = {**FineTuneMethod.options, "penalty_weight": penalty_option("l2_lambda"),
+               "replay": Option("replay", False), "online": Option("online", False)}
 
-    def __init__(self, model: nn.Module, penalty_weight: float = 0.1, replay: bool = False, online: bool = False,
-                 **shared):
-        super().__init__(model, **shared)
-        self.penalty_weight, self.replay, self.online = penalty_weight, replay, online
+    def __init__(self, model: nn.Module, **options):
+        super().__init__(model, **options)
         self.terms: List[Term] = []
-
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        """One group per method, named after it; EWC and MAS inherit this with their own flag."""
-        g = parser.add_argument_group(f"{cls.name.upper()} (quadratic penalty)")
-        g.add_argument(f"--{cls.weight_flag}", type=float, default=0.1,
-                       help="lambda, weight of the summed importance-weighted squared distance to earlier weights")
-
-    @classmethod
-    def from_args(cls, model: nn.Module, args) -> "L2":
-        return cls(model, penalty_weight=getattr(args, cls.weight_flag), replay=args.replay, online=args.online,
-                   **cls.shared_kwargs(args))
 
     @classmethod
     def check_arguments(cls, parser, args) -> None:

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.common import FineTuneMethod, distillation_kl
-from engine.method import METHODS, StepInfo, TaskContext, frozen_copy
+from engine.method import METHODS, Option, StepInfo, TaskContext, frozen_copy
 
 AT_WEIGHT, REMAIN_KL_WEIGHT, DEPOSIT_WEIGHT, REMAIN_CE_WEIGHT = 300.0, 10.0, 0.05, 5.0  # fixed in the original
 
@@ -54,24 +54,17 @@ class LIRF(FineTuneMethod):
     no_retain_refusal = None  # only its remain CE needs remain images; its remain-class KL is on forget images
     presets = {"paper": "--lr 1e-4", "cpu": "--lr 1e-3", "smoke": "-e 3 --lr 3e-3"}
 
-    def __init__(self, model: nn.Module, temperature: float = 10.0, alpha: float = 0.1, seed: int = 1337):
-        super().__init__(model, seed=seed)
-        self.temperature, self.alpha = temperature, alpha
+    group = "LIRF"
+    options = {"temperature": Option("LIRF_T", 10.0, "distillation temperature T"), "seed": Option("seed", 1337),
+               "alpha": Option("LIRF_alpha", 0.1, "a: balances the CE and distillation terms")}
+
+    def __init__(self, model: nn.Module, **options):
+        super().__init__(model, **options)
         self.split = len(model.backbone.blocks) // 2
         self.teacher = frozen_copy(model)
         self.deposit = copy.deepcopy(model.backbone)  # only its lower half is used and trained
         self.deposit.blocks, self.deposit.norm = self.deposit.blocks[:self.split], nn.Identity()
         self.deposit.requires_grad_(True)
-
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        g = parser.add_argument_group("LIRF")
-        g.add_argument("--LIRF_T", type=float, default=10.0, help="distillation temperature T")
-        g.add_argument("--LIRF_alpha", type=float, default=0.1, help="a: balances the CE and distillation terms")
-
-    @classmethod
-    def from_args(cls, model: nn.Module, args) -> "LIRF":
-        return cls(model, temperature=args.LIRF_T, alpha=args.LIRF_alpha, seed=args.seed)
 
     def trainable_parameters(self) -> List[nn.Parameter]:
         return lower_half_parameters(self.model.backbone, self.split)

@@ -7,11 +7,10 @@ throughout (reference Sec. 2.5). The original's KD term was identically zero (it
 from typing import Dict
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.common import TeacherMethod, distillation_kl
-from engine.method import METHODS
+from engine.method import METHODS, Option
 
 
 @METHODS.register("lwf")
@@ -23,23 +22,10 @@ class LwF(TeacherMethod):
                "cpu": "--lr 1e-3 --Lwf_lambda_remain 10",
                "smoke": "-e 4 --lr 3e-3"}
 
-    def __init__(self, model: nn.Module, temperature: float = 2.0, kd_weight: float = 0.5,
-                 remain_weight: float = 1.0, **shared):
-        super().__init__(model, **shared)
-        self.temperature, self.kd_weight, self.remain_weight = temperature, kd_weight, remain_weight
-
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        g = parser.add_argument_group("LwF")
-        g.add_argument("--Lwf_T", type=float, default=2.0, help="distillation temperature T (unitless)")
-        g.add_argument("--Lwf_lambda_kd", type=float, default=0.5,
-                       help="weight of the distillation term on remain data")
-        g.add_argument("--Lwf_lambda_remain", type=float, default=1.0, help="weight of the remain cross-entropy")
-
-    @classmethod
-    def from_args(cls, model: nn.Module, args) -> "LwF":
-        return cls(model, temperature=args.Lwf_T, kd_weight=args.Lwf_lambda_kd,
-                   remain_weight=args.Lwf_lambda_remain, **cls.shared_kwargs(args))
+    group = "LwF"
+    options = {**TeacherMethod.options, "temperature": Option("Lwf_T", 2.0, "distillation temperature T (unitless)"),
+               "kd_weight": Option("Lwf_lambda_kd", 0.5, "weight of the distillation term on remain data"),
+               "remain_weight": Option("Lwf_lambda_remain", 1.0, "weight of the remain cross-entropy")}
 
     def teacher_terms(self, student, teacher, remain) -> Dict[str, torch.Tensor]:
         # A real KL: the original took log of log-softmax values and zeroed the NaNs, so its KD was 0 (its bug 3).

@@ -8,7 +8,7 @@ from typing import List
 import torch
 import torch.nn as nn
 
-from baselines.l2 import L2, gradient_importance
+from baselines.l2 import L2, gradient_importance, penalty_option
 from engine.method import METHODS, TaskContext
 
 
@@ -36,7 +36,8 @@ class MAS(L2):
     presets = {"paper": "--lr 1e-4 --mas_lambda 0.005 --replay",
                "cpu": "--lr 1e-3 --mas_lambda 0.005 --replay",
                "smoke": "-e 3 --lr 3e-3 --mas_lambda 1 --replay"}
-    weight_flag = "mas_lambda"
+    group = "MAS (quadratic penalty)"
+    options = {**L2.options, "penalty_weight": penalty_option("mas_lambda")}
     no_retain_refusal = "its output-sensitivity importance is measured on remain images (l2 runs without them)"
 
     def importance(self, ctx: TaskContext, params: List[nn.Parameter]) -> List[torch.Tensor]:

@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data.subsets import seeded_generator
-from engine.method import METHODS, Method, StepInfo, TaskContext
+from engine.method import METHODS, Method, Option, StepInfo, TaskContext
 
 
 def reinitialise(model: nn.Module, seed: int) -> None:
@@ -29,13 +29,7 @@ class Retrain(Method):
     no_retain_refusal = "it trains on remain images only"
     presets = {"paper": "--lr 3e-4 --warmup-epochs 5", "cpu": "--lr 3e-3 --warmup-epochs 1", "smoke": "-e 10 --lr 1e-2"}
 
-    def __init__(self, model: nn.Module, seed: int = 1337):
-        super().__init__(model)
-        self.seed = seed
-
-    @classmethod
-    def from_args(cls, model: nn.Module, args) -> "Retrain":
-        return cls(model, seed=args.seed)
+    options = {"seed": Option("seed", 1337)}
 
     def trainable_parameters(self) -> List[nn.Parameter]:
         return list(self.model.parameters())

@@ -4,14 +4,14 @@ Max step, forget batch (true labels): L = -KD(s(x_f), t(x_f)) + rho * sum_n ||th
 Min step, remain batch: L = gamma * CE(z(x_r), y_r) + alpha_s * KD(s(x_r), t(x_r)) + rho * sum_n ||...||_F
 KD distils the pre-trained teacher's margin logits at temperature T. A super-epoch has 10 inner epochs: 0-4 run a
 forget pass of max steps then a remain pass of min steps, 5-9 a remain pass only; ``-e`` is ignored."""
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.common import FineTuneMethod, distillation_kl
-from engine.method import METHODS, StepInfo, TaskContext, frozen_copy
+from engine.method import METHODS, Option, StepInfo, TaskContext, frozen_copy
 
 INNER_EPOCHS, MAX_EPOCHS = 10, 5
 
@@ -51,45 +51,32 @@ class SCRUB(FineTuneMethod):
     no_retain_refusal = ("its min steps on remain images are all that guards the remembered classes; max steps "
                          "alone push the whole model away from the teacher")
 
-    def __init__(self, model: nn.Module, smoothing: Optional[float] = None, gamma: float = 0.99,
-                 kd_alpha: float = 0.001, temperature: float = 2.0, superepochs: int = 10, optimizer: str = "adam",
-                 lr: float = 1e-4, momentum: float = 0.9, weight_decay: float = 5e-4, decay_epoch: int = 100,
-                 **shared):
-        super().__init__(model, **shared)
-        self.smoothing = self.default_smoothing if smoothing is None else smoothing
-        self.gamma, self.kd_alpha, self.temperature, self.superepochs = gamma, kd_alpha, temperature, superepochs
-        self.opt_name, self.lr, self.momentum, self.weight_decay = optimizer, lr, momentum, weight_decay
-        self.decay_epoch, self._epoch = decay_epoch, 0
+    group = "SCRUB / SCRUB-S"
+    options = {  # listed in the order of the flags in --help; smoothing None: the class's default_smoothing
+        "smoothing": Option("sgda_smoothing", 0.0, "rho, weight of sum ||theta - theta_swa||_F; > 0 selects SCRUB-S"),
+        "gamma": Option("sgda_gamma", 0.99, "gamma, weight of the remain CE (min step)"),
+        "kd_alpha": Option("sgda_alpha", 0.001, "alpha_s, weight of the remain KD (min step)"),
+        "lr": Option("sgda_learning_rate", 1e-4, "lr of the --opt adam/sgd/rmsp optimizer"),
+        "momentum": Option("sgda_momentum", 0.9, "momentum with --opt sgd or rmsp"),
+        "weight_decay": Option("sgda_weight_decay", 5e-4, "L2 weight decay of that optimizer"),
+        "temperature": Option("kd_T", 2.0, "distillation temperature T"),
+        "superepochs": Option("SCRUB_superepoch", 10, "super-epochs of 10 inner epochs (-e ignored)"),
+        "decay_epoch": Option("scrub_decay_epoch", 100,
+                              "lr x0.1 once the inner-epoch counter (15 per super-epoch) passes it"),
+        "opt_name": Option("opt", "adam"), **FineTuneMethod.options}
+
+    def __init__(self, model: nn.Module, **options):
+        super().__init__(model, **options)
+        if options.get("smoothing") is None:
+            self.smoothing = self.default_smoothing
+        self._epoch = 0
         self.teacher = frozen_copy(model)
         self.swa, self.swa_updates = [p.detach().clone() for p in self.trainable_parameters()], 0
-
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        g = parser.add_argument_group("SCRUB / SCRUB-S")
-        for flag, default, text in (
-                ("--sgda_smoothing", 0.0, "rho, weight of sum ||theta - theta_swa||_F; > 0 selects SCRUB-S"),
-                ("--sgda_gamma", 0.99, "gamma, weight of the remain CE (min step)"),
-                ("--sgda_alpha", 0.001, "alpha_s, weight of the remain KD (min step)"),
-                ("--sgda_learning_rate", 1e-4, "lr of the --opt adam/sgd/rmsp optimizer"),
-                ("--sgda_momentum", 0.9, "momentum with --opt sgd or rmsp"),
-                ("--sgda_weight_decay", 5e-4, "L2 weight decay of that optimizer"),
-                ("--kd_T", 2.0, "distillation temperature T")):
-            g.add_argument(flag, type=float, default=default, help=text)
-        g.add_argument("--SCRUB_superepoch", type=int, default=10, help="super-epochs of 10 inner epochs (-e ignored)")
-        g.add_argument("--scrub_decay_epoch", type=int, default=100,
-                       help="lr x0.1 once the inner-epoch counter (15 per super-epoch) passes it")
 
     @classmethod
     def check_arguments(cls, parser, args) -> None:
         if (args.sgda_smoothing > 0) != (cls.default_smoothing > 0):
             parser.error(f"--method {cls.name} needs --sgda_smoothing {'> 0' if cls.default_smoothing else '0'}")
-
-    @classmethod
-    def from_args(cls, model: nn.Module, args) -> "SCRUB":
-        return cls(model, smoothing=args.sgda_smoothing, gamma=args.sgda_gamma, kd_alpha=args.sgda_alpha,
-                   temperature=args.kd_T, superepochs=args.SCRUB_superepoch, optimizer=args.opt,
-                   lr=args.sgda_learning_rate, momentum=args.sgda_momentum, weight_decay=args.sgda_weight_decay,
-                   decay_epoch=args.scrub_decay_epoch, **cls.shared_kwargs(args))
 
     def begin_task(self, ctx: TaskContext) -> None:
         super().begin_task(ctx)
@@ -159,7 +146,3 @@ class SCRUBS(SCRUB):
                "smoke": "--opt adam --sgda_learning_rate 1e-3 --sgda_gamma 1 --sgda_smoothing 0.05 "
                         "--SCRUB_superepoch 1 --selection last"}
     default_smoothing = 0.05
-
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        """Shares SCRUB's flags."""

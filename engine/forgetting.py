@@ -102,11 +102,6 @@ class Selector:
         return met
 
 
-def epochs_of_task(method: Method, ctx: TaskContext, settings: RunSettings):
-    """The epoch indices of a task: the method's own count, or endless when ``steps_per_task`` ends the task."""
-    return itertools.count() if settings.steps_per_task else range(method.num_epochs(ctx))
-
-
 def task_loaders(ctx: TaskContext) -> Dict[str, Iterator]:
     """A one-pass and an endless loader ('<side>_cycle') of each side the task has: forget, and remain unless
     ``--no_retain`` (then a method that reached for remain data would fail at once instead of training on it)."""
@@ -128,7 +123,8 @@ def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: R
     step, index = StepInfo(ctx.task.index, 0, 0), ctx.task.index
     progress = tqdm(desc=f"task {index}", unit="step", total=settings.steps_per_task,
                     disable=progress_off(), leave=False)
-    for epoch in epochs_of_task(method, ctx, settings):
+    # The method's own count of epochs, or endless when ``steps_per_task`` ends the task.
+    for epoch in itertools.count() if settings.steps_per_task else range(method.num_epochs(ctx)):
         step.epoch = epoch
         scheduler.step(epoch)
         means = train_epoch(method, ctx, loaders, scheduler, step, selector, settings, run_log, progress)
@@ -164,16 +160,12 @@ def train_epoch(method: Method, ctx: TaskContext, loaders, scheduler, step: Step
     return mean_over_processes({k: v / counts[k] for k, v in sums.items()})
 
 
-def seed_task(seed: int, index: int) -> None:
-    """Seeds the global generators from (seed, task index) before a task draws anything (LoRA initialisation,
-    dropout masks), so a resumed run draws what an uninterrupted one draws."""
-    torch.manual_seed(seeded_generator(seed, "task", index).initial_seed())
-
-
 def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -> Dict[str, object]:
     """Before-evaluation, training, selection, test evaluation and the method's end-of-task step."""
     s, model = settings, method.model
-    seed_task(s.seed, task.index)
+    # Seeded from (seed, task index) before the task draws anything (LoRA initialisation, dropout masks), so a
+    # resumed run draws what an uninterrupted one draws.
+    torch.manual_seed(seeded_generator(s.seed, "task", task.index).initial_seed())
     test_idx = torch.arange(len(data.test))
     before = evaluate(model, data.test, test_idx, s.test_batch_size, s.device, s.amp)
     outside_before = outside_metrics(model, data, s)

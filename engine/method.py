@@ -2,7 +2,7 @@
 helpers only methods use. The task loop (engine/forgetting.py) only calls the hooks documented on the class."""
 import copy
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -58,6 +58,17 @@ class StepInfo:
     iteration: int
 
 
+class Option(NamedTuple):
+    """A constructor keyword's flag (``from_args`` passes ``args.<flag>``), default and help. With a help text the
+    method's ``add_arguments`` adds the flag, typed by the default (a bool a switch, a list of floats) or by ``kw``;
+    without, another group adds it (the shared flags)."""
+
+    flag: str
+    default: object
+    help: Optional[str] = None
+    kw: Optional[Dict[str, object]] = None
+
+
 class Method:
     """Base class of every forgetting method; the hook contract the engine relies on.
 
@@ -77,15 +88,30 @@ class Method:
     presets: Dict[str, str] = {}
     no_retain_refusal: Optional[str] = "it does not declare a loss for forget images alone"
     trains_lora = False  # True: it honours --lora_pos and --grouping (GS-LoRA's ablation switches)
+    options: Dict[str, Option] = {}  # the constructor's keywords, each set as the attribute of its name
+    group = ""  # the title of the argument group of the flags its options add
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, **options):
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected keyword arguments: {', '.join(unknown)}")
         self.model = model
         self.optimizer: Optional[torch.optim.Optimizer] = None
         self.ctx: Optional[TaskContext] = None
+        for key, option in self.options.items():
+            setattr(self, key, options.get(key, option.default))
 
     @classmethod
     def add_arguments(cls, parser) -> None:
-        """Adds the method's own flags (an argument group) to the shared parser."""
+        """Adds the flags of the options with a help text that the parent class lacks (an argument group)."""
+        inherited = getattr(cls.__base__, "options", {})
+        own = [o for key, o in cls.options.items() if o.help and inherited.get(key) != o]
+        g = parser.add_argument_group(cls.group) if own else None
+        for o in own:
+            kind = ({"action": "store_true"} if isinstance(o.default, bool) else  # a fresh list for each parser:
+                    {"type": float, "nargs": "*", "default": []} if isinstance(o.default, list) else
+                    {"type": type(o.default)})
+            g.add_argument(f"--{o.flag}", **{"default": o.default, **kind, **(o.kw or {})}, help=o.help)
 
     @classmethod
     def check_arguments(cls, parser, args) -> None:
@@ -93,8 +119,8 @@ class Method:
 
     @classmethod
     def from_args(cls, model: nn.Module, args) -> "Method":
-        """The adapter from the parsed flags to the constructor's explicit keywords."""
-        return cls(model)
+        """The adapter from the parsed flags to the constructor's keywords (``options``)."""
+        return cls(model, **{key: getattr(args, o.flag) for key, o in cls.options.items()})
 
     def trainable_parameters(self) -> List[nn.Parameter]:
         """Default for full fine-tuning baselines: the whole backbone; the head stays frozen (reference 1.7)."""
@@ -107,11 +133,8 @@ class Method:
     def freeze(self) -> None:
         """Sets requires_grad to match ``trainable_parameters``."""
         trainable = {id(p) for p in self.trainable_parameters()}
-        for p in self.all_parameters():
+        for p in self.model.parameters():
             p.requires_grad_(id(p) in trainable)
-
-    def all_parameters(self) -> List[nn.Parameter]:
-        return list(self.model.parameters())
 
     def begin_task(self, ctx: TaskContext) -> None:
         self.ctx = ctx
@@ -204,7 +227,4 @@ def forward_pair(model: nn.Module, remain: Optional[Batch], forget: Batch) -> Tu
 
 def frozen_copy(model: nn.Module) -> nn.Module:
     """A deep copy in eval mode with gradients off: a teacher for distillation-based methods."""
-    teacher = copy.deepcopy(model).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher
+    return copy.deepcopy(model).eval().requires_grad_(False)

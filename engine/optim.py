@@ -43,19 +43,15 @@ def create_optimizer(params: Iterable[nn.Parameter], optim: OptimConfig) -> torc
         raise UserError(f"--opt {optim.opt} cannot be built here ({err}); pick another timm optimizer") from None
 
 
-def create_scheduler(optimizer: torch.optim.Optimizer, optim: OptimConfig, epochs: int,
-                     steps: Optional[int] = None) -> CosineLRScheduler:
-    """Linear warm-up from ``warmup_lr`` over ``warmup_epochs``, then one cosine cycle over ``epochs`` to ``min_lr``.
-    With ``steps`` (``--steps_per_task``) the same shape is laid over the steps, updated after each."""
-    if steps:
-        warmup = round(steps * optim.warmup_epochs / max(1, epochs))
-        return CosineLRScheduler(optimizer, t_initial=steps, lr_min=optim.min_lr, warmup_t=warmup,
-                                 warmup_lr_init=optim.warmup_lr, t_in_epochs=False)
-    return CosineLRScheduler(optimizer, t_initial=epochs, lr_min=optim.min_lr, warmup_t=optim.warmup_epochs,
-                             warmup_lr_init=optim.warmup_lr)
-
-
 def create_optimizer_and_scheduler(params: Iterable[nn.Parameter], optim: OptimConfig, epochs: int,
                                    steps: Optional[int] = None) -> Tuple[torch.optim.Optimizer, CosineLRScheduler]:
+    """The optimizer, and a linear warm-up from ``warmup_lr`` over ``warmup_epochs``, then one cosine cycle over
+    ``epochs`` to ``min_lr``. With ``steps`` (``--steps_per_task``) the same shape is laid over the steps, updated
+    after each."""
     optimizer = create_optimizer(params, optim)
-    return optimizer, create_scheduler(optimizer, optim, epochs, steps)
+    if steps:
+        warmup = round(steps * optim.warmup_epochs / max(1, epochs))
+        return optimizer, CosineLRScheduler(optimizer, t_initial=steps, lr_min=optim.min_lr, warmup_t=warmup,
+                                            warmup_lr_init=optim.warmup_lr, t_in_epochs=False)
+    return optimizer, CosineLRScheduler(optimizer, t_initial=epochs, lr_min=optim.min_lr, warmup_t=optim.warmup_epochs,
+                                        warmup_lr_init=optim.warmup_lr)

@@ -14,15 +14,8 @@ from engine.settings import RunSettings
 from model import load_model_weights
 from util.checkpoint import load_checkpoint, save_checkpoint
 from util.device import autocast
-from util.distributed import (
-    all_reduce_sum,
-    average_gradients,
-    broadcast_from_main,
-    is_main_process,
-    progress_off,
-    seed_per_process,
-    shard,
-)
+from util.distributed import (all_reduce_sum, average_gradients, broadcast_from_main, is_main_process, progress_off,
+                              seed_per_process, shard)
 from util.errors import check_finite
 
 

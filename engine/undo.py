@@ -73,11 +73,8 @@ def delta_path(run_dir: Path, task: int) -> Path:
 
 def undo_task(run_dir: Path, task: int) -> Dict[str, object]:
     """The run's final model with ``task``'s LoRA update subtracted, as checkpoint content (``model``,
-    ``model_args``, ``config`` and ``undo``: which task was undone, from which run, and whether the result is exact).
-
-    Raises UserError for a task the run has not finished and for a run that saved no LoRA update (a method that
-    trains the weights themselves).
-    """
+    ``model_args``, ``config`` and ``undo``: which task was undone, from which run, and whether the result is exact);
+    a UserError for a task the run has not finished or a run that saved no LoRA update (it trained the weights)."""
     results, done = finished_tasks(run_dir)
     if not 0 <= task < done:
         raise UserError(f"task {task} is not a finished task of {run_dir} (its finished tasks: 0-{done - 1})")

@@ -18,8 +18,7 @@ class MarginHead(nn.Module):
 
     def __init__(self, embed_dim: int, num_classes: int, s: float = 64.0, m: float = 0.35):
         super().__init__()
-        self.s = s
-        self.m = m
+        self.s, self.m = s, m
         self.weight = nn.Parameter(torch.empty(num_classes, embed_dim))
         self.reset_parameters()
 
