@@ -14,8 +14,7 @@ log = logging.getLogger(__name__)
 
 def audit_finished_run(run_dir: Path, results: Dict, data, tasks: List[Task], settings: RunSettings,
                        out_dir: Path) -> Path:
-    """Audits every task of ``results`` (a stored audit of the same settings is kept) with the oracle's; writes
-    ``out_dir``/results.json and returns ``out_dir``."""
+    """Audits each task of ``results`` (keeping stored ones of the same settings) with the oracle's into ``out_dir``."""
     record = settings.audit.record(settings.seed)
     for entry in results["tasks"]:
         task = tasks[entry["task"]]

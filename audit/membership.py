@@ -1,10 +1,7 @@
-"""Membership inference on the forget set: does the model still treat the forgotten classes' training images as
-images it was trained on?
-
-Both attacks learn "member" on the retained classes (training images against test images) and report the share of
-the forgotten classes' training images they call member; lower is more forgotten, the oracle shows the target.
-Shokri et al. (2017) for the classifier, Yeom et al. (2018) for the loss threshold; the confidence feature is
-SalUn's and ℓ1-sparse's MIA (paper-results.md Sec. 3)."""
+"""Membership inference on the forget set: both attacks learn "member" on the retained classes (training against test
+images) and report the share of the forgotten classes' training images they call member (lower is more forgotten).
+Shokri et al. (2017) for the classifier, Yeom et al. (2018) for the loss threshold; the confidence feature is SalUn's
+and ℓ1-sparse's MIA (paper-results.md Sec. 3)."""
 from typing import Dict
 
 import numpy as np

@@ -1,10 +1,7 @@
-"""The oracle of the audits: a model that never saw the forgotten classes, audited alike, and the gaps to it.
-
-``--audit_oracle`` takes an ``oracle`` folder (train_oracle.py: per task a model pre-trained with the -r model's recipe
-without the classes forgotten so far; the true reference) or a finished Retrain run of the same plan (weak at a small
-budget, so its low numbers also reflect poor features). The gaps (audited minus oracle: MIA, kNN Acc_f, TAR_f, relearn
-at every k) say how much more the audited model holds. The oracle's stored audit is reused when made with the same
-settings and subsets, else computed from its task checkpoint."""
+"""The oracle of the audits, a model that never saw the forgotten classes, and the gaps to it (audited minus oracle).
+``--audit_oracle`` takes an ``oracle`` folder (train_oracle.py: the true reference) or a finished Retrain run of the
+same plan (weak at a small budget: its low numbers also reflect poor features). Its stored audit is reused when made
+with the same settings and subsets, else computed from its task checkpoint."""
 import logging
 from pathlib import Path
 from typing import Callable, Dict, Optional

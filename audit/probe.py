@@ -1,8 +1,6 @@
-"""The embedding probe: a kNN classifier on the frozen embeddings (backbone output, no head).
-
-Fitted on training images of every class of the task and scored on the forgotten classes' test images: a method that
-only moved the head's decision leaves the identities separable (high probe accuracy with Acc_f zero). The probe on the
-remembered classes is the ceiling to read it against."""
+"""The embedding probe: a kNN classifier on the frozen embeddings, fitted on training images of the task's classes and
+scored on the forgotten classes' test images. A method that only moved the head's decision leaves the identities
+separable (high probe accuracy with Acc_f zero); the probe on the remembered classes is the ceiling."""
 import numpy as np
 import torch
 from sklearn.neighbors import KNeighborsClassifier

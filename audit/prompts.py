@@ -1,8 +1,6 @@
-"""Learned input tokens for the prompt-only attacker (visual prompt tuning, Jia et al. 2022, its shallow variant).
-
-A few tokens after the class token, every weight frozen: what this attacker recovers was still in the weights, as it
-cannot teach the model anything new. They enter through a forward pre-hook on the first block, so every backbone with
-``blocks`` takes them and checkpoint keys stay as they are."""
+"""Learned input tokens for the prompt-only attacker (shallow visual prompt tuning, Jia et al. 2022): with every weight
+frozen it cannot teach the model anything new, so what it recovers was still in the weights. A forward pre-hook on the
+first block inserts them, so every backbone with ``blocks`` takes them and checkpoint keys stay as they are."""
 import contextlib
 from typing import Optional
 

@@ -1,9 +1,6 @@
-"""The relearn attack: how much of the forgotten classes' accuracy comes back after a little fine-tuning?
-
-A copy of the model is fine-tuned with CE on k training images per forgotten class for a fixed number of AdamW steps,
-then Acc_f (plain, percent) is measured; two budgets: the whole model, and prompt-only (learned input tokens, weights
-frozen: prompts.py). Recovery far above the oracle's means the knowledge was hidden, not removed. Reproducible without
-the global random state: eval mode, a seeded loader and seeded prompt tokens."""
+"""The relearn attack: does the forgotten classes' accuracy come back after fine-tuning a copy on k training images per
+class (the whole model, or prompt tokens only: prompts.py)? Recovery far above the oracle's means the knowledge was
+hidden, not removed. Reproducible without the global random state: eval mode, a seeded loader and seeded prompts."""
 import copy
 from typing import Dict, List
 

@@ -1,7 +1,5 @@
-"""All audits of one model and task: what a task's entry of results.json holds under "audit".
-
-Called after each task (``--audit``) with the final weights and for finished runs (finished.py) with the saved
-checkpoint; both audit a fresh model built from the merged weights, so they agree and the run's model is untouched."""
+"""All audits of one model and task (a task's "audit" in results.json), after each task (``--audit``) and for finished
+runs (finished.py): both audit a fresh model built from the merged weights, so they agree and leave the run's alone."""
 import copy
 import json
 import logging
@@ -75,8 +73,7 @@ def audit_weights(state: Dict[str, torch.Tensor], model_args: Dict, data, task: 
 
 def audit_checkpoint(path: Path, data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor,
                      settings: RunSettings) -> Dict[str, object]:
-    """The audit of a saved task checkpoint, computed once per process for a file, task, settings and subsets: an oracle
-    shared by several audited runs costs one audit."""
+    """The audit of a saved task checkpoint, once per process (an oracle shared by several audited runs costs one)."""
     subsets = zlib.crc32(remain_idx.numpy().tobytes() + b"|" + forget_idx.numpy().tobytes())
     key = (str(Path(path).resolve()), task.index, json.dumps(settings.audit.record(settings.seed), sort_keys=True),
            subsets)

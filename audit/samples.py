@@ -1,7 +1,5 @@
-"""The images an audit looks at, capped per class and drawn reproducibly, and the model's outputs on them.
-
-Capping every set at a few images per class keeps an audit at seconds on the CPU; each set has its own seeded
-generator, so an audit of the same model and task always looks at the same images."""
+"""The images an audit looks at, a few per class (an audit takes seconds on the CPU) drawn by a seeded generator per set
+(the same model and task always give the same images), and the model's outputs on them."""
 from typing import Tuple
 
 import torch

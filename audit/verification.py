@@ -1,10 +1,6 @@
-"""Face verification: does the embedding still verify the people who asked to be forgotten?
-
-Every unordered pair of test images is scored by the cosine similarity of their embeddings (genuine: one identity,
-impostor: two). TAR is the fraction of genuine pairs above the threshold that accepts a fraction FAR of impostor pairs,
-among the forgotten identities and, as the reference, the retained ones. The threshold is numpy's linear quantile at 1 -
-FAR of the impostor scores; with fewer than 1/FAR impostor pairs the achieved FAR exceeds the one asked (up to 1/n), so
-it is reported next to the TAR."""
+"""Face verification: does the embedding still verify the people who asked to be forgotten? TAR over every unordered
+pair of test images (cosine similarity of their embeddings) at the threshold that accepts a fraction FAR of impostor
+pairs; with fewer than 1/FAR impostor pairs the achieved FAR exceeds the asked one, so it is reported with the TAR."""
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -27,8 +23,7 @@ def threshold_at_far(impostor_scores: np.ndarray, far: float) -> float:
 
 
 def tar_at_far(genuine_scores: np.ndarray, impostor_scores: np.ndarray, far: float) -> Dict[str, Optional[float]]:
-    """TAR (percent of genuine scores above the threshold), the threshold, the achieved FAR (percent of impostor
-    scores above it) and the pair counts; TAR is None without genuine or impostor pairs."""
+    """TAR and achieved FAR (percent above the threshold), the threshold and the pair counts; None without pairs."""
     counts = {"genuine_pairs": len(genuine_scores), "impostor_pairs": len(impostor_scores)}
     if not len(genuine_scores) or not len(impostor_scores):
         return {"tar": None, "threshold": None, "far_achieved": None, **counts}

@@ -1,12 +1,9 @@
-"""Dropout whose CPU masks cost a fifth of ``nn.Dropout``'s.
-
-On non-Intel CPUs PyTorch draws a mask with one serial Mersenne-Twister call per element (20 % of a Face Transformer
-step). Here each 64-bit draw gives four 16-bit uniforms and the boolean mask also scales the gradient. An element is
-dropped with probability round(p * 65536) / 65536 (within 8e-6 of p), survivors scaled by the inverse of that keep
-probability (unbiased). Masks come from the default CPU generator (``torch.manual_seed`` reproduces them at any thread
-count); other devices use ``F.dropout``. The mask is one float product (``addcmul``), and ``add_dropped`` folds the
-following residual into it (x + scale * y * mask): the same floats as separate passes, each of which costs 15-35 ms on a
-(48 x 197 x 2048) activation on these 2-core machines."""
+"""Dropout whose CPU masks cost a fifth of ``nn.Dropout``'s (its one serial Mersenne-Twister call per element is 20 %
+of a Face Transformer step on non-Intel CPUs): each 64-bit draw gives four 16-bit uniforms, so an element is dropped
+with probability round(p * 65536) / 65536 (within 8e-6 of p), survivors scaled by the inverse keep probability. Masks
+come from the default CPU generator (``torch.manual_seed`` reproduces them); other devices use ``F.dropout``.
+``add_dropped`` folds the following residual into the mask's product: the same floats as separate passes, each of
+which costs 15-35 ms on a (48 x 197 x 2048) activation on these 2-core machines."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -35,8 +32,7 @@ def _masked_scale(x: torch.Tensor, mask: torch.Tensor, scale: float, base=None) 
 
 
 class _MaskedScale(torch.autograd.Function):
-    """out = residual + x * mask * scale (no residual: None); the backward applies the same boolean mask (1 byte per
-    element), the residual's gradient passes through unchanged."""
+    """out = residual + x * mask * scale (no residual: None); the backward reuses the boolean mask (1 byte/element)."""
 
     @staticmethod
     def forward(ctx, residual, x, mask, scale):

@@ -4,6 +4,7 @@ A pre-norm ViT with a class token, CLS pooling and a final LayerNorm giving the 
 original so that its checkpoints load and behave the same: the attention scale is ``dim ** -0.5`` (model width) and
 the attention width is ``heads * dim_head``. The FFN is timm's ``Mlp``; LoRA finds it by that type."""
 import functools
+import re
 from typing import Dict, Optional
 
 import torch
@@ -18,10 +19,8 @@ from util.errors import UserError
 
 
 def attention(qkv: torch.Tensor, scale: float) -> torch.Tensor:
-    """softmax(q k^T * scale) v for ``qkv`` (B, tokens, 3, heads, dim_head); returns (B, tokens, heads * dim_head).
-
-    PyTorch's fused CPU kernel is slow in bf16 on these 50-token sequences (4x in a training step at the reduced size of
-    benchmarks/speed.py), so bf16 on the CPU takes plain batched products, the scale folded into the first."""
+    """softmax(q k^T * scale) v for ``qkv`` (B, tokens, 3, heads, dim_head) -> (B, tokens, heads * dim_head); bf16 on
+    the CPU takes plain batched products: the fused kernel is 4x slower there on these 50-token sequences."""
     b, n, _, heads, dim_head = qkv.shape
     if qkv.device.type == "cpu" and qkv.dtype == torch.bfloat16:
         q, k, v = qkv.permute(2, 0, 3, 1, 4).reshape(3, b * heads, n, dim_head).unbind(0)
@@ -51,9 +50,8 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    """x + Drop(Attn(LN(x))), then x + Drop(FFN(LN(x))); the FFN drops after its activation as well.
-
-    The two residual dropouts live here, applied and added in one pass (``add_dropped``); masks are drawn in order."""
+    """x + Drop(Attn(LN(x))), then x + Drop(FFN(LN(x))) (the FFN drops after its activation as well); the residual
+    dropouts live here, so that ``add_dropped`` applies and adds each in one pass."""
 
     def __init__(self, dim: int, heads: int, dim_head: int, mlp_dim: int, dropout: float):
         super().__init__()
@@ -126,18 +124,13 @@ class FaceViT(ClassTokenViT):
         return self.patch_embed(self.patchify(images))
 
 
-_ORIGINAL_KEYS = [
-    (r"^patch_to_embedding\.", "backbone.patch_embed."),
-    (r"^(cls_token|pos_embedding)$", r"backbone.\1"),
-    (r"^transformer\.layers\.(\d+)\.0\.fn\.norm\.", r"backbone.blocks.\1.norm1."),
-    (r"^transformer\.layers\.(\d+)\.0\.fn\.fn\.to_qkv\.", r"backbone.blocks.\1.attn.qkv."),
-    (r"^transformer\.layers\.(\d+)\.0\.fn\.fn\.to_out\.0\.", r"backbone.blocks.\1.attn.proj."),
-    (r"^transformer\.layers\.(\d+)\.1\.fn\.norm\.", r"backbone.blocks.\1.norm2."),
-    (r"^transformer\.layers\.(\d+)\.1\.fn\.fn\.net\.0\.", r"backbone.blocks.\1.mlp.fc1."),
-    (r"^transformer\.layers\.(\d+)\.1\.fn\.fn\.net\.3\.", r"backbone.blocks.\1.mlp.fc2."),
-    (r"^mlp_head\.0\.", "backbone.norm."),
-    (r"^loss\.weight$", "head.weight"),
-]
+# The original's key names -> ours; block i of the original is transformer.layers.i (0: attention, 1: FFN).
+_ORIGINAL_BLOCK_KEYS = (("0.fn.norm", "norm1"), ("0.fn.fn.to_qkv", "attn.qkv"), ("0.fn.fn.to_out.0", "attn.proj"),
+                        ("1.fn.norm", "norm2"), ("1.fn.fn.net.0", "mlp.fc1"), ("1.fn.fn.net.3", "mlp.fc2"))
+_ORIGINAL_KEYS = [(r"^patch_to_embedding\.", "backbone.patch_embed."), (r"^(cls_token|pos_embedding)$", r"backbone.\1"),
+                  *((rf"^transformer\.layers\.(\d+)\.{re.escape(old)}\.", rf"backbone.blocks.\1.{new}.")
+                    for old, new in _ORIGINAL_BLOCK_KEYS),
+                  (r"^mlp_head\.0\.", "backbone.norm."), (r"^loss\.weight$", "head.weight")]
 
 
 def is_original_checkpoint(state_dict: Dict[str, torch.Tensor]) -> bool:

@@ -1,21 +1,10 @@
 """LoRA on the feed-forward linears of a Transformer, grouped per block (GS-LoRA, Zhao et al. CVPR 2024, Sec. 3.2),
 or on the attention's qkv projection, grouped per block, per LoRA layer or per matrix (the papers' ablations).
 
-``LoRALinear`` is a ``nn.Linear`` with a frozen weight and bias plus a trainable low-rank update
-``W x + b + scaling * B A x`` (A: rank x in, B: out x rank, scaling = alpha / rank). Its weight and bias keep the
-plain ``nn.Linear`` names, so dropping the ``lora_*`` keys of a state dict gives a checkpoint for a model without LoRA.
-
-On the qkv projection (``parts=3``) q, k and v each get their own rank-r update, as loralib's ``MergedLinear`` with
-``enable_lora=[True, True, True]`` that the original used: A holds the three A_i stacked (3r x in), B the three B_i
-stacked (out x r), and output slice i gets B_i A_i.
-
-Merging is explicit: ``merge()`` folds ``scaling * B A`` into the weight and zeroes B. Nothing happens on
-``train()``/``eval()``: the original's implicit merge on mode switches is what made a reloaded checkpoint apply its
-update twice.
-
-The forward has three paths with one result: training the factors uses a hand-written backward (``_LoRAProduct``,
-faster on the CPU), evaluation folds the update into the weight, and a trainable base falls back to autograd.
-"""
+``LoRALinear`` keeps ``nn.Linear``'s parameter names, so dropping the ``lora_*`` keys of a state dict gives a checkpoint
+for a model without LoRA. On the qkv projection (``parts=3``) q, k and v each get their own rank-r update, as the
+original's loralib ``MergedLinear``. Merging is explicit (``merge()``), never on ``train()``/``eval()``: the original's
+implicit merge on mode switches made a reloaded checkpoint apply its update twice."""
 import math
 from typing import Dict, List, Tuple
 
@@ -31,13 +20,9 @@ FFN_TYPES = (Mlp, TorchvisionMLP)
 
 
 class _LoRAProduct(torch.autograd.Function):
-    """y = x W^T + b + scaling * (x A^T) B^T with a hand-written backward.
-
-    Autograd's version of the same graph adds the base and low-rank input gradients in a separate pass and computes
-    the B gradient as a tall-skinny product with a transposed operand, which the CPU BLAS runs slowly; here the
-    input gradient accumulates in place and the B gradient is (A x)^T-major. Measured on the CPU at the benchmark's
-    shapes: a LoRA layer's forward and backward 5-44 % faster. W and b never get gradients (they are frozen).
-    """
+    """y = x W^T + b + scaling * (x A^T) B^T with a hand-written backward, 5-44 % faster on the CPU than autograd's
+    (which adds the input gradients in a separate pass and takes B's gradient from a transposed operand, slow in the CPU
+    BLAS). W and b are frozen: they never get gradients."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, lora_a, lora_b, scaling):
@@ -54,13 +39,9 @@ class _LoRAProduct(torch.autograd.Function):
         flat, low_rank, weight, lora_a, lora_b = ctx.saved_tensors
         grad = grad.reshape(-1, grad.shape[-1])
         grad_low_rank = (grad @ lora_b).mul_(ctx.scaling)
-        grad_x = grad_a = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = (grad @ weight).addmm_(grad_low_rank, lora_a).view(ctx.x_shape)
-        if ctx.needs_input_grad[3]:
-            grad_a = grad_low_rank.t() @ flat
-        if ctx.needs_input_grad[4]:
-            grad_b = (low_rank.t() @ grad).t().mul_(ctx.scaling)
+        grad_x = (grad @ weight).addmm_(grad_low_rank, lora_a).view(ctx.x_shape) if ctx.needs_input_grad[0] else None
+        grad_a = grad_low_rank.t() @ flat if ctx.needs_input_grad[3] else None
+        grad_b = (low_rank.t() @ grad).t().mul_(ctx.scaling) if ctx.needs_input_grad[4] else None
         return grad_x, None, None, grad_a, grad_b, None
 
 
@@ -76,8 +57,7 @@ def low_rank_update(lora_a: torch.Tensor, lora_b: torch.Tensor, scaling: float) 
 
 
 class LoRALinear(nn.Linear):
-    """A linear layer with a frozen base and a trainable rank-``rank`` update (one per equal output slice with
-    ``parts`` > 1)."""
+    """A linear layer with a frozen base and a trainable rank-``rank`` update on each of ``parts`` output slices."""
 
     def __init__(self, in_features: int, out_features: int, rank: int, alpha: float = 1.0, bias: bool = True,
                  parts: int = 1):
@@ -146,8 +126,7 @@ class LoRALinear(nn.Linear):
 
 
 def ffn_linears(block: nn.Module) -> List[Tuple[nn.Module, str]]:
-    """(FFN module, child name) of the direct ``nn.Linear`` children, in forward order, of ``block``'s first
-    submodule of a type in ``FFN_TYPES`` (timm: fc1, fc2; torchvision: positions 0 and 3 of its Sequential)."""
+    """(FFN module, child name) of the ``nn.Linear`` children, in forward order, of ``block``'s first ``FFN_TYPES``."""
     for module in block.modules():
         if isinstance(module, FFN_TYPES):
             return [(module, name) for name, child in module.named_children() if isinstance(child, nn.Linear)]
@@ -156,8 +135,7 @@ def ffn_linears(block: nn.Module) -> List[Tuple[nn.Module, str]]:
 
 
 def attention_qkv(block: nn.Module) -> List[Tuple[nn.Module, str]]:
-    """(attention module, 'qkv') of ``block``'s first submodule with a ``qkv`` linear (the Face Transformer's and timm's
-    attention); torchvision's ViT keeps q, k and v inside ``nn.MultiheadAttention`` and has none."""
+    """(attention module, 'qkv') of ``block``'s first submodule with a ``qkv`` linear (torchvision's ViT has none)."""
     for module in block.modules():
         if isinstance(getattr(module, "qkv", None), nn.Linear):
             return [(module, "qkv")]
@@ -172,8 +150,7 @@ GROUPINGS = ("block", "lora", "matrix")
 
 
 def inject_lora(backbone: nn.Module, rank: int, alpha: float = 1.0, position: str = "FFN") -> None:
-    """Replaces the linears at ``position`` (a ``LORA_POSITIONS`` key) of every block of ``backbone.blocks`` by
-    ``LoRALinear`` layers (in place), keeping their pre-trained weights."""
+    """Replaces the linears at ``position`` of every block by ``LoRALinear`` layers (in place) with their weights."""
     find, parts = LORA_POSITIONS[position]
     for block in backbone.blocks:
         for owner, name in find(block):

@@ -1,8 +1,5 @@
-"""timm Vision Transformers by name (``-n timm:vit_small_patch16_224``), weights from a local file.
-
-``timm.create_model`` builds the architecture without its classifier; ``--pretrained_file PATH`` loads through
-``pretrained_cfg_overlay=dict(file=PATH)`` (nothing is downloaded). The wrapper exposes ``blocks``, ``norm``, ``tokens``
-and ``stem_parameters``; LoRA finds timm's ``Mlp`` in each block by type."""
+"""timm Vision Transformers by name (``-n timm:vit_small_patch16_224``), weights from a local ``--pretrained_file``
+(nothing is downloaded), exposing the ``blocks``, ``norm``, ``tokens`` and ``stem_parameters`` the methods use."""
 from typing import List, Optional
 
 import torch

@@ -1,10 +1,7 @@
-"""torchvision's ViT-B/16 (Dosovitskiy et al., ICLR 2021) as a backbone: the ImageNet100 model of the GS-LoRA papers
-(Table 4), and a tiny model of the same architecture for tests.
-
-torchvision's own ``EncoderBlock`` modules, laid out like the Face Transformer (``patch_embed``, ``cls_token``,
-``pos_embedding``, ``blocks``, ``norm``, ``tokens``) so that LoRA, the group lasso and every method find the same parts.
-The embedding is the class token after the final LayerNorm; weights come from a local torchvision file
-(``vit_b_16-c867db91.pth``), nothing is downloaded. Inputs are ImageNet-normalised (data/imagenet.py)."""
+"""torchvision's ViT-B/16 (Dosovitskiy et al., ICLR 2021), the ImageNet100 model of the GS-LoRA papers (Table 4), and
+a tiny model of the same architecture for tests: torchvision's own ``EncoderBlock`` modules laid out like the Face
+Transformer, so that LoRA, the group lasso and every method find the same parts. Weights come from a local torchvision
+file (``vit_b_16-c867db91.pth``), nothing is downloaded; inputs are ImageNet-normalised (data/imagenet.py)."""
 import logging
 from typing import Dict, Optional
 
@@ -21,8 +18,7 @@ log = logging.getLogger(__name__)
 
 
 class TorchvisionViT(ClassTokenViT):
-    """torchvision's VisionTransformer without its classifier: images (B, 3, S, S) -> class-token embedding (B, dim).
-    Its head is always the linear softmax head of its weight file (``head_type``): plain CE, as the original."""
+    """torchvision's ViT without its classifier; its head is always its weight file's softmax head (as the original)."""
 
     head_type = "softmax"
 
@@ -53,14 +49,10 @@ class TorchvisionViT(ClassTokenViT):
 
 
 # torchvision's key names -> ours; the classifier keys go to the head (cut to the run's classes by model.py).
-_TORCHVISION_KEYS = [
-    (r"^conv_proj\.", "backbone.patch_embed."),
-    (r"^class_token$", "backbone.cls_token"),
-    (r"^encoder\.pos_embedding$", "backbone.pos_embedding"),
-    (r"^encoder\.layers\.encoder_layer_(\d+)\.", r"backbone.blocks.\1."),
-    (r"^encoder\.ln\.", "backbone.norm."),
-    (r"^heads\.head\.", "head."),
-]
+_TORCHVISION_KEYS = [(r"^conv_proj\.", "backbone.patch_embed."), (r"^class_token$", "backbone.cls_token"),
+                     (r"^encoder\.pos_embedding$", "backbone.pos_embedding"),
+                     (r"^encoder\.layers\.encoder_layer_(\d+)\.", r"backbone.blocks.\1."),
+                     (r"^encoder\.ln\.", "backbone.norm."), (r"^heads\.head\.", "head.")]
 
 
 def is_torchvision_checkpoint(state_dict: Dict[str, torch.Tensor]) -> bool:
@@ -68,18 +60,16 @@ def is_torchvision_checkpoint(state_dict: Dict[str, torch.Tensor]) -> bool:
 
 
 def convert_torchvision_checkpoint(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Renames a torchvision VisionTransformer state dict (``encoder.layers.encoder_layer_{i}.mlp.0`` ...) to ours; the
-    1000-way classifier becomes ``head.weight``/``head.bias``, all rows kept."""
+    """Renames a torchvision ViT state dict's keys to ours; its 1000-way classifier becomes ``head`` (all rows kept)."""
     return rename_keys(state_dict, _TORCHVISION_KEYS)
 
 
 def _fixed_size(name: str, depth: Optional[int], image_size: Optional[int], defaults: dict) -> dict:
     """The architecture of a weight file is fixed: --vit_depth and --image_size are ignored with a warning (the
     original's ImageNet scripts pass --vit_depth 6, which its ViT-B/16 ignored too)."""
-    for flag, given, own in (("--vit_depth", depth, defaults["depth"]), ("--image_size", image_size,
-                                                                       defaults["image_size"])):
-        if given is not None and given != own:
-            log.warning("%s %s ignored: %s has %s fixed by its weight file", flag, given, name, own)
+    for flag, given, key in (("--vit_depth", depth, "depth"), ("--image_size", image_size, "image_size")):
+        if given is not None and given != defaults[key]:
+            log.warning("%s %s ignored: %s has %s fixed by its weight file", flag, given, name, defaults[key])
     return defaults
 
 

@@ -1,6 +1,5 @@
-"""Classes named by their folder names, as users name them ("forget 0000045 and 0000099"), checked against a dataset.
-
-An unknown name is a one-line error that lists the closest names, so a typo is caught before anything is trained."""
+"""Classes named by their folder names ("forget 0000045 and 0000099"), checked against a dataset: an unknown name is a
+one-line error that lists the closest names, so a typo is caught before anything is trained."""
 import difflib
 from typing import Iterable, List
 

@@ -1,8 +1,6 @@
-"""Image folders, decoded once into memory or streamed from disk, and a batch loader over index sets.
-
-Face pipelines use ``ToTensor`` only, so each image is decoded once and kept as uint8 (CASIA-100 at 112 px: 1.3 GB)
-and every subset is a tensor of indices; ImageNet100 (19 GB) is streamed by worker processes instead. Both kinds
-expose ``targets``, ``classes`` and ``batches(index_chunks)``, so the engine never asks which kind it iterates."""
+"""Image folders, decoded once into memory (face data sets, uint8: CASIA-100 at 112 px is 1.3 GB) or streamed from disk
+by worker processes (ImageNet100, 19 GB), and a batch loader over index sets. Both kinds expose ``targets``,
+``classes`` and ``batches(index_chunks)``, so the engine never asks which kind it iterates."""
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -83,10 +81,9 @@ def _resolvable(path: Path) -> Path:
     return path
 
 
-def _list_images(root: Path, split: str) -> Tuple[List[str], List[Tuple[Path, int]]]:
-    """The class names and (file, label) pairs of ``root/split``, listed without decoding anything.
-
-    A missing split, no images, or a class folder without images (neither learnable nor measurable) is a UserError."""
+def _list_images(root: Path, split: str) -> Tuple[List[str], List[Path], torch.Tensor]:
+    """The class names, files and labels of ``root/split``, listed without decoding anything. A missing split, no
+    images, or a class folder without images (neither learnable nor measurable) is a UserError."""
     split_dir = Path(root) / split
     if not split_dir.is_dir():
         raise UserError(f"dataset folder {split_dir} not found; {_layout(root)}")
@@ -102,8 +99,8 @@ def _list_images(root: Path, split: str) -> Tuple[List[str], List[Tuple[Path, in
     if empty:
         raise UserError(f"{len(empty)} class folder(s) in {split_dir} hold no images (first: {empty[:5]}); "
                         "every class needs images in both train and test")
-    samples = [(f, label) for label, found in enumerate(files) for f in found]
-    return [d.name for d in class_dirs], samples
+    targets = torch.tensor([label for label, found in enumerate(files) for _ in found], dtype=torch.int64)
+    return [d.name for d in class_dirs], [f for found in files for f in found], targets
 
 
 def _open_rgb(path: Path) -> Image.Image:
@@ -140,22 +137,19 @@ def _decode(path: Path, size: int) -> np.ndarray:
 
 def load_image_folder(root: Path, split: str, image_size: int, workers: int = 4) -> ImageTensors:
     """Decodes ``root/split/<class>/<image>`` into memory at ``image_size`` x ``image_size``; bad input: UserError."""
-    classes, samples = _list_images(root, split)
-    log.info("decoding %d images of %s at %d px", len(samples), Path(root) / split, image_size)
+    classes, files, targets = _list_images(root, split)
+    log.info("decoding %d images of %s at %d px", len(files), Path(root) / split, image_size)
     # On a decode error, map's iterator cancels the images not yet started, so the error shows without delay.
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        arrays = list(pool.map(lambda s: _decode(s[0], image_size), samples))
-    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    targets = torch.tensor([label for _, label in samples], dtype=torch.int64)
-    return ImageTensors(images, targets, classes)
+        arrays = list(pool.map(lambda f: _decode(f, image_size), files))
+    return ImageTensors(torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous(), targets, classes)
 
 
 def stream_image_folder(root: Path, split: str, transform: Callable, workers: int = 4) -> StreamedImages:
     """Lists ``root/split/<class>/<image>`` for streaming (nothing is decoded yet); errors as ``load_image_folder``."""
-    classes, samples = _list_images(root, split)
-    log.info("streaming %d images of %s with %d worker(s)", len(samples), Path(root) / split, workers)
-    targets = torch.tensor([label for _, label in samples], dtype=torch.int64)
-    return StreamedImages([f for f, _ in samples], targets, classes, transform, workers)
+    classes, files, targets = _list_images(root, split)
+    log.info("streaming %d images of %s with %d worker(s)", len(files), Path(root) / split, workers)
+    return StreamedImages(files, targets, classes, transform, workers)
 
 
 def class_folders(root: Path) -> List[str]:
@@ -168,11 +162,10 @@ def class_folders(root: Path) -> List[str]:
 
 
 class BatchLoader:
-    """Iterates (images, labels) batches over ``indices`` of an ``ImageTensors`` or ``StreamedImages``.
-
-    Shuffling uses a generator seeded from (seed, tag, pass number): reproducible, a new permutation each pass.
-    ``shard`` = (rank, world size): every torchrun process draws the same global batches and keeps its part of each
-    (parts differ by at most one image); a last batch smaller than the world size is left out."""
+    """Iterates (images, labels) batches over ``indices`` of an ``ImageTensors`` or ``StreamedImages``, shuffled by a
+    generator seeded from (seed, tag, pass number): reproducible, a new permutation each pass. ``shard`` = (rank, world
+    size): every torchrun process draws the same global batches and keeps its part of each (parts differ by at most one
+    image); a last batch smaller than the world size is left out."""
 
     def __init__(self, data: Images, indices: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0,
                  tag: str = "", drop_last: bool = False, shard: Tuple[int, int] = (0, 1)):

@@ -1,8 +1,7 @@
 """A generated stand-in for ImageNet100 and the ViT-B/16 weight file, for tests and the scripts' smoke mode.
 
-Small JPEG trees whose folders are real ImageNet wnids (the wnid checks, head surgery and missing-class evaluation run
-as on the real data) and a random torchvision ``VisionTransformer`` at test size with a 1000-way head, saved as
-``vit_b_16-c867db91.pth`` is. Not imported by a run; images depend only on the arguments:
+Small JPEG trees with real ImageNet wnids as folders (wnid checks, head surgery and missing-class evaluation run as on
+real data) and a random torchvision ViT with 1000 classes. Not imported by a run; images depend only on the arguments:
 
     python -m data.generated_imagenet OUT [--classes 10 --outside 3]
     # OUT/imagenet100/{train,test}/<wnid>/*.JPEG, OUT/imagenet900/<wnid>/*.JPEG, OUT/vit_tv_tiny_torchvision.pth"""

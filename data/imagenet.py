@@ -1,8 +1,6 @@
-"""ImageNet100 (the GS-LoRA papers' Table 4): wnid class folders, ImageNet rows and the ImageNet transform.
-
-ImageNet's class index order is the sorted order of its wnids (timm's ``ImageNetInfo``), so a wnid folder finds its row
-of a 1000-way classifier. Images are streamed (19 GB as uint8) through Resize(256) -> CenterCrop(224) -> ToTensor ->
-Normalize, for training and testing alike (reference Sec. 3.6), scaled with the model's input side."""
+"""ImageNet100 (the GS-LoRA papers' Table 4): wnid class folders, their rows of a 1000-way classifier (ImageNet's class
+index order is its sorted wnids) and the ImageNet transform, Resize(256) -> CenterCrop(224) -> ToTensor -> Normalize
+for training and testing alike (reference Sec. 3.6), scaled with the model's input side; images are streamed."""
 import functools
 from pathlib import Path
 from typing import List

@@ -1,7 +1,5 @@
-"""Which training images a run may use: the validation split, data-ratio subsets and few-shot subsets.
-
-Every draw uses its own ``torch.Generator`` seeded from the run seed and a purpose tag, so subsets do not depend
-on how many random numbers model construction consumed (the original's subsets did)."""
+"""Which training images a run may use: the validation split, data-ratio and few-shot subsets. Each draw has its own
+generator seeded from the run seed and a purpose tag, so subsets do not depend on model construction's random draws."""
 import zlib
 from typing import Tuple
 

@@ -1,9 +1,7 @@
-"""Built-in synthetic face identities, generated deterministically from a seed.
-
-Cartoon-like frontal faces drawn with numpy, so the quick start needs no download: each identity has fixed
-parameters and every image varies them (pose, expression, lighting, clutter, occlusion, blur, noise), scaled by
-``variation``. Written once into a cache folder in ImageFolder layout; ``meta.json``, written last, marks it complete.
-Pixels depend only on the arguments (IEEE arithmetic and sqrt), so they match across machines."""
+"""Built-in synthetic face identities drawn with numpy from a seed, so the quick start needs no download: each identity
+has fixed parameters and every image varies them (pose, expression, lighting, clutter, occlusion, blur, noise), scaled
+by ``variation``. Written once into a cache folder in ImageFolder layout, ``meta.json`` last to mark it complete. Pixels
+depend only on the arguments (IEEE arithmetic and sqrt), so they match across machines."""
 
 from __future__ import annotations
 
@@ -52,20 +50,18 @@ def sample_identity(rng: np.random.Generator) -> SimpleNamespace:
     return SimpleNamespace(
         face_width=float(rng.uniform(0.34, 0.46)), face_height=float(rng.uniform(0.46, 0.58)),
         jaw_width=float(rng.uniform(0.45, 0.95)), skin=_colour(skin), hair_colour=_colour(hair),
-        hair_length=float(rng.random()), hair_volume=float(rng.uniform(0.02, 0.14)),
-        fringe=float(rng.random()), parting=float(rng.uniform(-1.0, 1.0)),
-        bald=bool(rng.random() < 0.1), eye_spacing=float(rng.uniform(0.13, 0.21)),
-        eye_y=float(rng.uniform(-0.13, -0.02)), eye_size=float(rng.uniform(0.055, 0.09)),
-        eye_aspect=float(rng.uniform(0.4, 0.7)),
+        hair_length=float(rng.random()), hair_volume=float(rng.uniform(0.02, 0.14)), fringe=float(rng.random()),
+        parting=float(rng.uniform(-1.0, 1.0)), bald=bool(rng.random() < 0.1),
+        eye_spacing=float(rng.uniform(0.13, 0.21)), eye_y=float(rng.uniform(-0.13, -0.02)),
+        eye_size=float(rng.uniform(0.055, 0.09)), eye_aspect=float(rng.uniform(0.4, 0.7)),
         iris_colour=_colour(np.array(_IRIS_COLOURS[rng.integers(len(_IRIS_COLOURS))])),
         brow_thickness=float(rng.uniform(0.012, 0.04)), brow_angle=float(rng.uniform(-0.3, 0.3)),
         nose_length=float(rng.uniform(0.12, 0.22)), nose_width=float(rng.uniform(0.035, 0.075)),
         mouth_width=float(rng.uniform(0.09, 0.18)), mouth_gap=float(rng.uniform(0.08, 0.13)),
         mouth_curve=float(rng.uniform(-0.3, 0.6)), lip_colour=_colour(lip),
         lip_thickness=float(rng.uniform(0.012, 0.03)), ear_size=float(rng.uniform(0.07, 0.12)),
-        beard=2 if beard_draw < 0.12 else (1 if beard_draw < 0.22 else 0),
-        glasses=bool(rng.random() < 0.15), glasses_colour=_colour(rng.uniform(0.0, 0.5, 3)),
-        mole=mole_pos if has_mole else None,
+        beard=2 if beard_draw < 0.12 else (1 if beard_draw < 0.22 else 0), glasses=bool(rng.random() < 0.15),
+        glasses_colour=_colour(rng.uniform(0.0, 0.5, 3)), mole=mole_pos if has_mole else None,
     )
 
 
