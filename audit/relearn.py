@@ -43,8 +43,7 @@ def forget_accuracy(model: nn.Module, data, eval_idx: torch.Tensor, task: Task, 
 
 def attack(model: nn.Module, budget: str, data, shots: torch.Tensor, eval_idx: torch.Tensor, task: Task,
            settings: RunSettings, tag: str) -> float:
-    """Acc_f after fine-tuning a copy of ``model`` on ``data.train[shots]`` with the ``budget``'s parameters ('model':
-    every weight; 'prompt': new prompt tokens only). ``model`` itself is never changed."""
+    """Acc_f after fine-tuning a copy of ``model`` (unchanged) on ``data.train[shots]``, training ``budget``'s part."""
     cfg = settings.audit
     attacker = copy.deepcopy(model).eval()
     for p in attacker.parameters():

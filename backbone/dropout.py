@@ -65,8 +65,7 @@ class FastDropout(nn.Dropout):
 
 
 def add_dropped(residual: torch.Tensor, x: torch.Tensor, dropout: nn.Module) -> torch.Tensor:
-    """residual + dropout(x): one pass over memory when ``dropout`` is a training ``FastDropout`` on the CPU, the
-    same mask draw (and the same floats) as adding ``dropout(x)``."""
+    """residual + dropout(x), in one pass over memory for a training ``FastDropout`` on the CPU (the same floats)."""
     if (isinstance(dropout, FastDropout) and dropout.training and dropout.p > 0.0
             and dropout._cheap_mask_applies(x) and residual.shape == x.shape):
         return _MaskedScale.apply(residual, x, keep_mask(x.shape, dropout.p), dropout._scale())

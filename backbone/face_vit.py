@@ -1,8 +1,6 @@
-"""The Face Transformer (ViT-P8S8 of the GS-LoRA papers) and its named sizes.
-
-A pre-norm ViT with a class token, CLS pooling and a final LayerNorm giving the face embedding. Kept from the
-original so that its checkpoints load and behave the same: the attention scale is ``dim ** -0.5`` (model width) and
-the attention width is ``heads * dim_head``. The FFN is timm's ``Mlp``; LoRA finds it by that type."""
+"""The Face Transformer (ViT-P8S8 of the GS-LoRA papers), a pre-norm ViT with a class token, and its named sizes. Kept
+from the original so that its checkpoints load and behave the same: the attention scale is ``dim ** -0.5`` (model
+width) and the attention width is ``heads * dim_head``. The FFN is timm's ``Mlp``; LoRA finds it by that type."""
 import functools
 import re
 from typing import Dict, Optional

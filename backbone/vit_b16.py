@@ -64,20 +64,16 @@ def convert_torchvision_checkpoint(state_dict: Dict[str, torch.Tensor]) -> Dict[
     return rename_keys(state_dict, _TORCHVISION_KEYS)
 
 
-def _fixed_size(name: str, depth: Optional[int], image_size: Optional[int], defaults: dict) -> dict:
-    """The architecture of a weight file is fixed: --vit_depth and --image_size are ignored with a warning (the
-    original's ImageNet scripts pass --vit_depth 6, which its ViT-B/16 ignored too)."""
-    for flag, given, key in (("--vit_depth", depth, "depth"), ("--image_size", image_size, "image_size")):
-        if given is not None and given != defaults[key]:
-            log.warning("%s %s ignored: %s has %s fixed by its weight file", flag, given, name, defaults[key])
-    return defaults
-
-
 @BACKBONES.register("vit_b16")
 def vit_b16(depth: Optional[int] = None, image_size: Optional[int] = None) -> TorchvisionViT:
-    """ViT-B/16: 224 px, patch 16, width 768, depth 12, 12 heads, MLP 3072 (torchvision's vit_b_16)."""
+    """ViT-B/16: 224 px, patch 16, width 768, depth 12, 12 heads, MLP 3072 (torchvision's vit_b_16). Its weight file
+    fixes the architecture: --vit_depth and --image_size are ignored with a warning (the original's ImageNet scripts
+    pass --vit_depth 6, which its ViT-B/16 ignored too)."""
     config = dict(image_size=224, patch_size=16, dim=768, depth=12, heads=12, mlp_dim=3072)
-    return TorchvisionViT(**_fixed_size("VIT_B16", depth, image_size, config))
+    for flag, given, key in (("--vit_depth", depth, "depth"), ("--image_size", image_size, "image_size")):
+        if given is not None and given != config[key]:
+            log.warning("%s %s ignored: VIT_B16 has %s fixed by its weight file", flag, given, config[key])
+    return TorchvisionViT(**config)
 
 
 @BACKBONES.register("vit_tv_tiny")

@@ -162,10 +162,9 @@ def class_folders(root: Path) -> List[str]:
 
 
 class BatchLoader:
-    """Iterates (images, labels) batches over ``indices`` of an ``ImageTensors`` or ``StreamedImages``, shuffled by a
-    generator seeded from (seed, tag, pass number): reproducible, a new permutation each pass. ``shard`` = (rank, world
-    size): every torchrun process draws the same global batches and keeps its part of each (parts differ by at most one
-    image); a last batch smaller than the world size is left out."""
+    """(images, labels) batches over ``indices``, shuffled by a generator seeded from (seed, tag, pass number): a new
+    permutation each pass. With ``shard`` = (rank, world size) every torchrun process draws the same global batches and
+    keeps its part of each (parts differ by at most one image); a last batch smaller than the world size is left out."""
 
     def __init__(self, data: Images, indices: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0,
                  tag: str = "", drop_last: bool = False, shard: Tuple[int, int] = (0, 1)):

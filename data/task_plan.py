@@ -44,9 +44,8 @@ def plan_tasks(order: List[int], num_first_cls: int, per_forget_cls: int, num_ta
 
 
 def named_tasks(classes: List[str], forget: Sequence[Sequence[str]], missing: Sequence[str], flag: str) -> List[Task]:
-    """The task list of a plan by names: task i forgets the classes named in ``forget[i]``, ``missing`` are remembered
-    without training data, every other class not yet forgotten is remembered. An unknown or repeated name, an empty task
-    or no remembered class is a UserError naming ``flag``."""
+    """Task i forgets the classes named in ``forget[i]``, ``missing`` are remembered without data, the others not yet
+    forgotten are remembered; a bad name, an empty task or no remembered class is a UserError naming ``flag``."""
     named = class_indices([name for task in forget for name in task] + list(missing), classes, flag)
     missing_idx = named[len(named) - len(missing):]
     tasks, start = [], 0
