@@ -1,7 +1,6 @@
 """Audits of a finished run from its saved task checkpoints (``test_forget_cl.py --audit``), without retraining."""
 import logging
 from pathlib import Path
-from typing import Dict, List
 
 from audit.run import attach_oracle, audit_checkpoint
 from data.task_plan import Task
@@ -12,7 +11,7 @@ from util.files import read_json, write_json
 log = logging.getLogger(__name__)
 
 
-def audit_finished_run(run_dir: Path, results: Dict, data, tasks: List[Task], settings: RunSettings,
+def audit_finished_run(run_dir: Path, results: dict, data, tasks: list[Task], settings: RunSettings,
                        out_dir: Path) -> Path:
     """Audits each task of ``results`` (keeping stored ones of the same settings) with the oracle's into ``out_dir``."""
     record = settings.audit.record(settings.seed)

@@ -2,8 +2,6 @@
 images) and report the share of the forgotten classes' training images they call member (lower is more forgotten).
 Shokri et al. (2017) for the classifier, Yeom et al. (2018) for the loss threshold; the confidence feature is SalUn's
 and ℓ1-sparse's MIA (paper-results.md Sec. 3)."""
-from typing import Dict
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -25,7 +23,7 @@ def balanced_accuracy(member_hits: np.ndarray, non_member_hits: np.ndarray) -> f
     return 50.0 * (float(np.mean(member_hits)) + 1.0 - float(np.mean(non_member_hits)))
 
 
-def classifier_attack(members: np.ndarray, non_members: np.ndarray, targets: np.ndarray) -> Dict[str, float]:
+def classifier_attack(members: np.ndarray, non_members: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     """A balanced logistic regression on standardised features, members (1) against non-members (0): member_rate
     (percent of ``targets`` called member) and attack_accuracy (balanced, percent, on its fit set; 50: no signal)."""
     x = np.concatenate([members, non_members])
@@ -47,7 +45,7 @@ def loss_threshold(member_losses: np.ndarray, non_member_losses: np.ndarray) -> 
 
 
 def loss_threshold_attack(member_losses: np.ndarray, non_member_losses: np.ndarray,
-                          target_losses: np.ndarray) -> Dict[str, float]:
+                          target_losses: np.ndarray) -> dict[str, float]:
     """The loss-threshold attack: member_rate (percent of ``target_losses`` at or under the threshold chosen on the
     member/non-member split), the threshold (nats) and its balanced accuracy on that split (percent)."""
     threshold = loss_threshold(member_losses, non_member_losses)

@@ -2,7 +2,6 @@
 frozen it cannot teach the model anything new, so what it recovers was still in the weights. A forward pre-hook on the
 first block inserts them, so every backbone with ``blocks`` takes them and checkpoint keys stay as they are."""
 import contextlib
-from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -23,7 +22,7 @@ class PromptTokens(nn.Module):
 
 
 @contextlib.contextmanager
-def prompted(backbone: nn.Module, prompts: Optional[PromptTokens]):
+def prompted(backbone: nn.Module, prompts: PromptTokens | None):
     """Within the block, ``backbone`` runs with ``prompts`` inserted (no change for None); afterwards without."""
     if prompts is None:
         yield

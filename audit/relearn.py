@@ -2,7 +2,6 @@
 class (the whole model, or prompt tokens only: prompts.py)? Recovery far above the oracle's means the knowledge was
 hidden, not removed. Reproducible without the global random state: eval mode, a seeded loader and seeded prompts."""
 import copy
-from typing import Dict, List
 
 import torch
 import torch.nn as nn
@@ -20,7 +19,7 @@ from util.device import autocast
 BUDGETS = ("model", "prompt")
 
 
-def fine_tune(model: nn.Module, params: List[nn.Parameter], images: Images, indices: torch.Tensor, steps: int,
+def fine_tune(model: nn.Module, params: list[nn.Parameter], images: Images, indices: torch.Tensor, steps: int,
               lr: float, batch: int, seed: int, tag: str, device: torch.device, amp: bool = False) -> None:
     """``steps`` AdamW steps (no weight decay) of cross-entropy on the training loss's logits (margin heads apply
     their margin) over ``images[indices]``, in batches of up to ``batch`` drawn by a loader seeded with (seed, tag)."""
@@ -58,11 +57,11 @@ def attack(model: nn.Module, budget: str, data, shots: torch.Tensor, eval_idx: t
 
 
 def relearn_attacks(model: nn.Module, data, task: Task, eval_idx: torch.Tensor, settings: RunSettings
-                    ) -> Dict[str, object]:
+                    ) -> dict[str, object]:
     """Acc_f before any attack ('before') and after each budget's attack with each k ({budget: {str(k): Acc_f}}). A
     class's k images are the first k of one seeded permutation of its training images (smaller sets inside larger)."""
     pool = subset_indices(data.train, task.forget, data.train_idx)
-    result: Dict[str, object] = {"before": forget_accuracy(model, data, eval_idx, task, settings)}
+    result: dict[str, object] = {"before": forget_accuracy(model, data, eval_idx, task, settings)}
     for budget in BUDGETS:
         result[budget] = {}
         for k in settings.audit.ks:

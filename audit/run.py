@@ -6,7 +6,6 @@ import logging
 import time
 import zlib
 from pathlib import Path
-from typing import Dict, Tuple
 
 import torch
 import torch.nn as nn
@@ -29,7 +28,7 @@ from util.checkpoint import load_checkpoint
 log = logging.getLogger(__name__)
 
 # Audits of saved checkpoints made in this process, by (file, task, settings, subsets): see audit_checkpoint.
-_CHECKPOINT_AUDITS: Dict[Tuple[str, int, str, int], Dict[str, object]] = {}
+_CHECKPOINT_AUDITS: dict[tuple[str, int, str, int], dict[str, object]] = {}
 
 
 def audit_sets(data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor, settings: RunSettings):
@@ -45,7 +44,7 @@ def audit_sets(data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Ten
 
 
 def audit_model(model: nn.Module, data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor,
-                settings: RunSettings) -> Dict[str, object]:
+                settings: RunSettings) -> dict[str, object]:
     """Membership inference, the embedding probe, verification and the relearn attacks of ``model`` (percent)."""
     sets = audit_sets(data, task, remain_idx, forget_idx, settings)
     out = {name: model_outputs(model, images, idx, settings.test_batch_size, settings.device, settings.amp)
@@ -61,8 +60,8 @@ def audit_model(model: nn.Module, data, task: Task, remain_idx: torch.Tensor, fo
             "relearn": relearn_attacks(model, data, task, sets["forget_test"][1], settings)}
 
 
-def audit_weights(state: Dict[str, torch.Tensor], model_args: Dict, data, task: Task, remain_idx: torch.Tensor,
-                  forget_idx: torch.Tensor, settings: RunSettings) -> Dict[str, object]:
+def audit_weights(state: dict[str, torch.Tensor], model_args: dict, data, task: Task, remain_idx: torch.Tensor,
+                  forget_idx: torch.Tensor, settings: RunSettings) -> dict[str, object]:
     """The audit of merged weights ``state``, loaded into a fresh model, with its settings and its time (s)."""
     start = time.perf_counter()
     model = build_model(**model_args)
@@ -72,7 +71,7 @@ def audit_weights(state: Dict[str, torch.Tensor], model_args: Dict, data, task: 
 
 
 def audit_checkpoint(path: Path, data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor,
-                     settings: RunSettings) -> Dict[str, object]:
+                     settings: RunSettings) -> dict[str, object]:
     """The audit of a saved task checkpoint, once per process (an oracle shared by several audited runs costs one)."""
     subsets = zlib.crc32(remain_idx.numpy().tobytes() + b"|" + forget_idx.numpy().tobytes())
     key = (str(Path(path).resolve()), task.index, json.dumps(settings.audit.record(settings.seed), sort_keys=True),
@@ -84,8 +83,8 @@ def audit_checkpoint(path: Path, data, task: Task, remain_idx: torch.Tensor, for
     return copy.deepcopy(_CHECKPOINT_AUDITS[key])
 
 
-def attach_oracle(audit: Dict, data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor,
-                  settings: RunSettings) -> Dict[str, object]:
+def attach_oracle(audit: dict, data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor,
+                  settings: RunSettings) -> dict[str, object]:
     """``audit`` with the numbers of the ``--audit_oracle`` run and the gaps to it; without an oracle, or for the
     oracle's own audit (a gap of zero by construction), ``audit`` without either."""
     oracle_dir = Path(settings.audit.oracle or settings.outdir)
@@ -97,7 +96,7 @@ def attach_oracle(audit: Dict, data, task: Task, remain_idx: torch.Tensor, forge
 
 
 def audit_task(model: nn.Module, data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor,
-               settings: RunSettings) -> Dict[str, object]:
+               settings: RunSettings) -> dict[str, object]:
     """The audit of a task's final model (its merged weights, as saved), with the oracle's when one is named."""
     audit = audit_weights(without_lora(model.state_dict()), settings.model_args, data, task, remain_idx, forget_idx,
                           settings)

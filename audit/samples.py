@@ -1,7 +1,5 @@
 """The images an audit looks at, a few per class (an audit takes seconds on the CPU) drawn by a seeded generator per set
 (the same model and task always give the same images), and the model's outputs on them."""
-from typing import Tuple
-
 import torch
 import torch.nn as nn
 
@@ -22,7 +20,7 @@ def per_class_sample(indices: torch.Tensor, targets: torch.Tensor, cap: int, gen
 @torch.no_grad()
 @in_eval_mode
 def model_outputs(model: nn.Module, images: Images, indices: torch.Tensor, batch_size: int, device: torch.device,
-                  amp: bool = False) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                  amp: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Plain logits (N, C), embeddings (N, D) and labels (N,) of ``images[indices]``, in eval mode, on the CPU."""
     logits, embeddings, labels = [], [], []
     for batch, target in BatchLoader(images, indices, batch_size):

@@ -1,7 +1,6 @@
 """The flags of ``--audit`` as one record, stored with every audit (``record``, everything but the oracle's folder): an
 oracle's stored audit is reused, and ``test_forget_cl.py --audit`` skips an audit, only when the record matches."""
 from dataclasses import asdict, dataclass
-from typing import Dict, Optional, Tuple
 
 # Face verification is judged at this false accept rate (one impostor pair in a thousand accepted).
 FAR = 1e-3
@@ -15,22 +14,22 @@ class AuditSettings:
     ``lr`` of the whole-model and ``prompt_lr`` of the prompt-only attack (``prompts`` learned tokens), ``images`` per
     class in every audited set, ``batch`` images per relearn step, and the ``oracle`` run folder (or None)."""
 
-    ks: Tuple[int, ...] = (1, 5, 10, 25)
+    ks: tuple[int, ...] = (1, 5, 10, 25)
     steps: int = 10
     lr: float = 1e-3
     prompt_lr: float = 0.1
     prompts: int = 4
     images: int = 20
     batch: int = 32
-    oracle: Optional[str] = None
+    oracle: str | None = None
 
-    def record(self, seed: int) -> Dict[str, object]:
+    def record(self, seed: int) -> dict[str, object]:
         """What defines an audit's numbers: every setting but the oracle's folder, the run seed and the constants."""
         values = {k: v for k, v in asdict(self).items() if k != "oracle"}
         return {**values, "ks": list(self.ks), "seed": seed, "far": FAR, "neighbours": PROBE_NEIGHBOURS}
 
 
-def audit_settings_from_args(args) -> Optional[AuditSettings]:
+def audit_settings_from_args(args) -> AuditSettings | None:
     """The audit settings of parsed flags; None unless ``--audit`` is on."""
     if not getattr(args, "audit", False):
         return None

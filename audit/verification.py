@@ -1,14 +1,12 @@
 """Face verification: does the embedding still verify the people who asked to be forgotten? TAR over every unordered
 pair of test images (cosine similarity of their embeddings) at the threshold that accepts a fraction FAR of impostor
 pairs; with fewer than 1/FAR impostor pairs the achieved FAR exceeds the asked one, so it is reported with the TAR."""
-from typing import Dict, Optional, Tuple
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 
-def pair_scores(embeddings: torch.Tensor, labels: torch.Tensor) -> Tuple[np.ndarray, np.ndarray]:
+def pair_scores(embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Cosine similarities of every unordered pair of different images: (genuine scores, impostor scores)."""
     unit = F.normalize(embeddings.double(), dim=1)
     scores = unit @ unit.t()
@@ -22,7 +20,7 @@ def threshold_at_far(impostor_scores: np.ndarray, far: float) -> float:
     return float(np.quantile(impostor_scores, 1.0 - far))
 
 
-def tar_at_far(genuine_scores: np.ndarray, impostor_scores: np.ndarray, far: float) -> Dict[str, Optional[float]]:
+def tar_at_far(genuine_scores: np.ndarray, impostor_scores: np.ndarray, far: float) -> dict[str, float | None]:
     """TAR and achieved FAR (percent above the threshold), the threshold and the pair counts; None without pairs."""
     counts = {"genuine_pairs": len(genuine_scores), "impostor_pairs": len(impostor_scores)}
     if not len(genuine_scores) or not len(impostor_scores):
@@ -32,6 +30,6 @@ def tar_at_far(genuine_scores: np.ndarray, impostor_scores: np.ndarray, far: flo
             "far_achieved": 100.0 * float(np.mean(impostor_scores > threshold)), **counts}
 
 
-def verification(embeddings: torch.Tensor, labels: torch.Tensor, far: float) -> Dict[str, Optional[float]]:
+def verification(embeddings: torch.Tensor, labels: torch.Tensor, far: float) -> dict[str, float | None]:
     """TAR at ``far`` among the identities of ``labels`` (see ``tar_at_far``)."""
     return tar_at_far(*pair_scores(embeddings, labels), far)

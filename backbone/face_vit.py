@@ -3,7 +3,6 @@ from the original so that its checkpoints load and behave the same: the attentio
 width) and the attention width is ``heads * dim_head``. The FFN is timm's ``Mlp``; LoRA finds it by that type."""
 import functools
 import re
-from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -73,7 +72,7 @@ class ClassTokenViT(nn.Module):
         """The parameters before the first block: patch embedding, class token, position embedding."""
         return list(self.patch_embed.parameters()) + [self.cls_token, self.pos_embedding]
 
-    def tokens(self, images: torch.Tensor, depth: Optional[int] = None) -> torch.Tensor:
+    def tokens(self, images: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         """The token sequence (B, patches + 1, dim) after the first ``depth`` blocks (default: all)."""
         x = self.patches(images)
         x = self.emb_drop(torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embedding)
@@ -131,11 +130,11 @@ _ORIGINAL_KEYS = [(r"^patch_to_embedding\.", "backbone.patch_embed."), (r"^(cls_
                   (r"^mlp_head\.0\.", "backbone.norm."), (r"^loss\.weight$", "head.weight")]
 
 
-def is_original_checkpoint(state_dict: Dict[str, torch.Tensor]) -> bool:
+def is_original_checkpoint(state_dict: dict[str, torch.Tensor]) -> bool:
     return "patch_to_embedding.weight" in state_dict
 
 
-def convert_original_checkpoint(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def convert_original_checkpoint(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Renames the original repository's keys (``transformer.layers.{i}.1.fn.fn.net.0`` ...) to ours, dropping its LoRA
     factors: its checkpoints hold merged weights, and the factors would apply the update twice (reference bug 11)."""
     kept = {key.removeprefix("module."): value for key, value in state_dict.items() if "lora_" not in key}

@@ -6,7 +6,6 @@ for a model without LoRA. On the qkv projection (``parts=3``) q, k and v each ge
 original's loralib ``MergedLinear``. Merging is explicit (``merge()``), never on ``train()``/``eval()``: the original's
 implicit merge on mode switches made a reloaded checkpoint apply its update twice."""
 import math
-from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
@@ -125,7 +124,7 @@ class LoRALinear(nn.Linear):
         return f"{super().extra_repr()}, rank={self.rank}{parts}, scaling={self.scaling:g}"
 
 
-def ffn_linears(block: nn.Module) -> List[Tuple[nn.Module, str]]:
+def ffn_linears(block: nn.Module) -> list[tuple[nn.Module, str]]:
     """(FFN module, child name) of the ``nn.Linear`` children, in forward order, of ``block``'s first ``FFN_TYPES``."""
     for module in block.modules():
         if isinstance(module, FFN_TYPES):
@@ -134,7 +133,7 @@ def ffn_linears(block: nn.Module) -> List[Tuple[nn.Module, str]]:
                     f"in block {type(block).__name__}")
 
 
-def attention_qkv(block: nn.Module) -> List[Tuple[nn.Module, str]]:
+def attention_qkv(block: nn.Module) -> list[tuple[nn.Module, str]]:
     """(attention module, 'qkv') of ``block``'s first submodule with a ``qkv`` linear (torchvision's ViT has none)."""
     for module in block.modules():
         if isinstance(getattr(module, "qkv", None), nn.Linear):
@@ -159,11 +158,11 @@ def inject_lora(backbone: nn.Module, rank: int, alpha: float = 1.0, position: st
                 setattr(owner, name, LoRALinear.from_linear(linear, rank, alpha, parts))
 
 
-def lora_layers(module: nn.Module) -> List[LoRALinear]:
+def lora_layers(module: nn.Module) -> list[LoRALinear]:
     return [m for m in module.modules() if isinstance(m, LoRALinear)]
 
 
-def lora_groups(backbone: nn.Module, grouping: str = "block") -> List[List[nn.Parameter]]:
+def lora_groups(backbone: nn.Module, grouping: str = "block") -> list[list[nn.Parameter]]:
     """The group lasso's groups, in block order: ``block`` one per block holding its LoRA matrices (4 with FFN LoRA:
     fc1 A, fc1 B, fc2 A, fc2 B), ``lora`` one per LoRA layer (its A and B), ``matrix`` one per matrix."""
     layers = [lora_layers(block) for block in backbone.blocks]
@@ -186,11 +185,11 @@ def reset_lora(model: nn.Module, a: float = math.sqrt(5)) -> None:
         layer.reset_lora(a)
 
 
-def merge_lora(model: nn.Module) -> Dict[str, torch.Tensor]:
+def merge_lora(model: nn.Module) -> dict[str, torch.Tensor]:
     """Merges every LoRA layer of ``model``; returns the weight deltas keyed by the weight's state-dict name."""
     return {f"{name}.weight": layer.merge() for name, layer in model.named_modules() if isinstance(layer, LoRALinear)}
 
 
-def without_lora(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def without_lora(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A state dict for a model without LoRA: the (merged) weights only."""
     return {k: v for k, v in state_dict.items() if "lora_" not in k.rsplit(".", 1)[-1]}

@@ -1,7 +1,5 @@
 """timm Vision Transformers by name (``-n timm:vit_small_patch16_224``), weights from a local ``--pretrained_file``
 (nothing is downloaded), exposing the ``blocks``, ``norm``, ``tokens`` and ``stem_parameters`` the methods use."""
-from typing import List, Optional
-
 import torch
 import torch.nn as nn
 
@@ -20,8 +18,8 @@ class TimmViT(nn.Module):
 
     head_type = "softmax"
 
-    def __init__(self, name: str, depth: Optional[int] = None, image_size: Optional[int] = None,
-                 pretrained_file: Optional[str] = None):
+    def __init__(self, name: str, depth: int | None = None, image_size: int | None = None,
+                 pretrained_file: str | None = None):
         super().__init__()
         import timm
         if name not in timm.list_models():
@@ -43,13 +41,13 @@ class TimmViT(nn.Module):
     def norm(self) -> nn.Module:
         return self.vit.norm
 
-    def stem_parameters(self) -> List[nn.Parameter]:
+    def stem_parameters(self) -> list[nn.Parameter]:
         """Everything before the first block: patch embedding, class token, position embedding."""
         blocks = {id(p) for p in self.vit.blocks.parameters()}
         after = {id(p) for m in (self.vit.norm, self.vit.fc_norm, self.vit.head) for p in m.parameters()}
         return [p for p in self.vit.parameters() if id(p) not in blocks | after]
 
-    def tokens(self, images: torch.Tensor, depth: Optional[int] = None) -> torch.Tensor:
+    def tokens(self, images: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         """The token sequence (B, tokens, dim) after the first ``depth`` blocks (default: all)."""
         x = self.vit.norm_pre(self.vit.patch_drop(self.vit._pos_embed(self.vit.patch_embed(images))))
         for block in self.vit.blocks[:depth]:
@@ -60,7 +58,7 @@ class TimmViT(nn.Module):
         return self.vit(images)
 
 
-def timm_backbone(name: str, depth: Optional[int] = None, image_size: Optional[int] = None,
-                  pretrained_file: Optional[str] = None) -> TimmViT:
+def timm_backbone(name: str, depth: int | None = None, image_size: int | None = None,
+                  pretrained_file: str | None = None) -> TimmViT:
     """The backbone for ``-n timm:NAME``."""
     return TimmViT(name[len(PREFIX):], depth, image_size, pretrained_file)

@@ -3,7 +3,6 @@ a tiny model of the same architecture for tests: torchvision's own ``EncoderBloc
 Transformer, so that LoRA, the group lasso and every method find the same parts. Weights come from a local torchvision
 file (``vit_b_16-c867db91.pth``), nothing is downloaded; inputs are ImageNet-normalised (data/imagenet.py)."""
 import logging
-from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -55,17 +54,17 @@ _TORCHVISION_KEYS = [(r"^conv_proj\.", "backbone.patch_embed."), (r"^class_token
                      (r"^encoder\.ln\.", "backbone.norm."), (r"^heads\.head\.", "head.")]
 
 
-def is_torchvision_checkpoint(state_dict: Dict[str, torch.Tensor]) -> bool:
+def is_torchvision_checkpoint(state_dict: dict[str, torch.Tensor]) -> bool:
     return "conv_proj.weight" in state_dict and "encoder.ln.weight" in state_dict
 
 
-def convert_torchvision_checkpoint(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def convert_torchvision_checkpoint(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Renames a torchvision ViT state dict's keys to ours; its 1000-way classifier becomes ``head`` (all rows kept)."""
     return rename_keys(state_dict, _TORCHVISION_KEYS)
 
 
 @BACKBONES.register("vit_b16")
-def vit_b16(depth: Optional[int] = None, image_size: Optional[int] = None) -> TorchvisionViT:
+def vit_b16(depth: int | None = None, image_size: int | None = None) -> TorchvisionViT:
     """ViT-B/16: 224 px, patch 16, width 768, depth 12, 12 heads, MLP 3072 (torchvision's vit_b_16). Its weight file
     fixes the architecture: --vit_depth and --image_size are ignored with a warning (the original's ImageNet scripts
     pass --vit_depth 6, which its ViT-B/16 ignored too)."""
@@ -77,6 +76,6 @@ def vit_b16(depth: Optional[int] = None, image_size: Optional[int] = None) -> To
 
 
 @BACKBONES.register("vit_tv_tiny")
-def vit_tv_tiny(depth: Optional[int] = None, image_size: Optional[int] = None) -> TorchvisionViT:
+def vit_tv_tiny(depth: int | None = None, image_size: int | None = None) -> TorchvisionViT:
     """torchvision's ViT architecture at test size: 32 px, patch 8, width 32, depth 2, 2 heads, MLP 64."""
     return TorchvisionViT(image_size=image_size or 32, patch_size=8, dim=32, depth=depth or 2, heads=2, mlp_dim=64)

@@ -8,7 +8,6 @@ real data) and a random torchvision ViT with 1000 classes. Not imported by a run
 import argparse
 import zlib
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -18,13 +17,13 @@ from PIL import Image
 from data.imagenet import imagenet_wnids
 
 
-def spread_wnids(count: int, offset: int = 0) -> List[str]:
+def spread_wnids(count: int, offset: int = 0) -> list[str]:
     """``count`` real wnids spread over ImageNet's 1000 (every 1000 // count-th, starting at ``offset``)."""
     return [imagenet_wnids()[offset + i * (1000 // count)] for i in range(count)]
 
 
-def write_wnid_tree(root: Path, wnids: List[str], counts: Dict[str, int], seed: int = 0,
-                    size: Tuple[int, int] = (40, 36)) -> Path:
+def write_wnid_tree(root: Path, wnids: list[str], counts: dict[str, int], seed: int = 0,
+                    size: tuple[int, int] = (40, 36)) -> Path:
     """JPEGs of ``size`` (width, height; not square, so Resize and CenterCrop both act): a colour per wnid plus noise.
     ``counts`` maps a split folder ('train', 'test', '' for ``root``) to images per class."""
     rng = np.random.default_rng(seed)

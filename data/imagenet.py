@@ -3,7 +3,6 @@ index order is its sorted wnids) and the ImageNet transform, Resize(256) -> Cent
 for training and testing alike (reference Sec. 3.6), scaled with the model's input side; images are streamed."""
 import functools
 from pathlib import Path
-from typing import List
 
 from torchvision import transforms
 
@@ -15,13 +14,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @functools.lru_cache(maxsize=1)
-def imagenet_wnids() -> List[str]:
+def imagenet_wnids() -> list[str]:
     """ImageNet-1k's wnids in class-index order (timm's copy of the list, read from the installed package)."""
     from timm.data import ImageNetInfo
     return list(ImageNetInfo().label_names())
 
 
-def imagenet_rows(wnids: List[str], where: str = "the dataset") -> List[int]:
+def imagenet_rows(wnids: list[str], where: str = "the dataset") -> list[int]:
     """The ImageNet-1k class index (row of a 1000-way head) of each wnid; a name that is no wnid is a UserError."""
     index = {wnid: row for row, wnid in enumerate(imagenet_wnids())}
     unknown = [w for w in wnids if w not in index]

@@ -1,7 +1,6 @@
 """Which training images a run may use: the validation split, data-ratio and few-shot subsets. Each draw has its own
 generator seeded from the run seed and a purpose tag, so subsets do not depend on model construction's random draws."""
 import zlib
-from typing import Tuple
 
 import torch
 
@@ -13,7 +12,7 @@ def seeded_generator(seed: int, *tags) -> torch.Generator:
     return torch.Generator().manual_seed(zlib.crc32(repr((seed,) + tags).encode()))
 
 
-def train_val_split(targets: torch.Tensor, val_ratio: float, seed: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def train_val_split(targets: torch.Tensor, val_ratio: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per class, holds out ``round(count * val_ratio)`` images (at least one when the ratio is positive)."""
     gen = seeded_generator(seed, "validation")
     train, val = [], []
