@@ -24,11 +24,9 @@ class PromptTokens(nn.Module):
 @contextlib.contextmanager
 def prompted(backbone: nn.Module, prompts: PromptTokens | None):
     """Within the block, ``backbone`` runs with ``prompts`` inserted (no change for None); afterwards without."""
-    if prompts is None:
-        yield
-        return
-    handle = backbone.blocks[0].register_forward_pre_hook(prompts.insert)
+    handle = None if prompts is None else backbone.blocks[0].register_forward_pre_hook(prompts.insert)
     try:
         yield
     finally:
-        handle.remove()
+        if handle is not None:
+            handle.remove()

@@ -96,10 +96,9 @@ class FaceViT(ClassTokenViT):
             raise UserError(f"--image_size {image_size} is not a multiple of the model's patch size {patch_size}; "
                             f"pass a multiple such as {image_size - image_size % patch_size or patch_size}")
         self.image_size, self.patch_size, self.embed_dim = image_size, patch_size, dim
-        num_patches = (image_size // patch_size) ** 2
         self.patch_embed = nn.Linear(channels * patch_size ** 2, dim)
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
-        self.pos_embedding = nn.Parameter(torch.randn(1, num_patches + 1, dim))
+        self.pos_embedding = nn.Parameter(torch.randn(1, (image_size // patch_size) ** 2 + 1, dim))
         self.emb_drop = nn.Dropout(emb_dropout)
         self.blocks = nn.ModuleList(Block(dim, heads, dim_head, mlp_dim, dropout) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)

@@ -61,6 +61,7 @@ class LoRALinear(nn.Linear):
     def __init__(self, in_features: int, out_features: int, rank: int, alpha: float = 1.0, bias: bool = True,
                  parts: int = 1):
         super().__init__(in_features, out_features, bias=bias)
+        self.requires_grad_(False)  # the base (weight and bias) is frozen; the factors made below train
         if rank < 1:
             raise ValueError(f"LoRA rank must be at least 1, got {rank}")
         if out_features % parts:
@@ -69,9 +70,6 @@ class LoRALinear(nn.Linear):
         self.scaling = alpha / rank
         self.lora_A = nn.Parameter(torch.empty(parts * rank, in_features))
         self.lora_B = nn.Parameter(torch.empty(out_features, rank))
-        self.weight.requires_grad_(False)
-        if self.bias is not None:
-            self.bias.requires_grad_(False)
         self.reset_lora()
 
     @classmethod
@@ -79,10 +77,7 @@ class LoRALinear(nn.Linear):
         """Wraps an existing linear layer, keeping its weight and bias tensors."""
         layer = cls(linear.in_features, linear.out_features, rank, alpha, bias=linear.bias is not None, parts=parts)
         layer.to(device=linear.weight.device, dtype=linear.weight.dtype)
-        with torch.no_grad():
-            layer.weight.copy_(linear.weight)
-            if linear.bias is not None:
-                layer.bias.copy_(linear.bias)
+        layer.load_state_dict(linear.state_dict(), strict=False)  # weight and bias; the factors keep their init
         return layer
 
     def reset_lora(self, a: float = math.sqrt(5)) -> None:
