@@ -1,7 +1,6 @@
-"""Membership inference on the forget set: both attacks learn "member" on the retained classes (training against test
-images) and report the share of the forgotten classes' training images they call member (lower is more forgotten).
-Shokri et al. (2017) for the classifier, Yeom et al. (2018) for the loss threshold; the confidence feature is SalUn's
-and ℓ1-sparse's MIA (paper-results.md Sec. 3)."""
+"""Membership inference on the forget set: attacks learn "member" on the retained classes (training against test images)
+and report the share of the forgotten classes' training images they call member. Shokri et al. (2017) for the
+classifier, Yeom et al. (2018) for the loss threshold; the confidence feature is SalUn's and ℓ1-sparse's MIA."""
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -24,8 +23,7 @@ def balanced_accuracy(member_hits: np.ndarray, non_member_hits: np.ndarray) -> f
 
 
 def classifier_attack(members: np.ndarray, non_members: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-    """A balanced logistic regression on standardised features, members (1) against non-members (0): member_rate
-    (percent of ``targets`` called member) and attack_accuracy (balanced, percent, on its fit set; 50: no signal)."""
+    """member_rate (percent of ``targets`` called member) and balanced attack_accuracy of a logistic regression."""
     x = np.concatenate([members, non_members])
     y = np.concatenate([np.ones(len(members)), np.zeros(len(non_members))])
     attack = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced")).fit(x, y)
@@ -34,8 +32,7 @@ def classifier_attack(members: np.ndarray, non_members: np.ndarray, targets: np.
 
 
 def loss_threshold(member_losses: np.ndarray, non_member_losses: np.ndarray) -> float:
-    """The threshold t of "loss <= t is a member" with the best balanced accuracy on the given split. Candidates: the
-    midpoints between consecutive distinct losses, one below and one above all; a tie goes to the smallest."""
+    """The t of "loss <= t is a member" with the best balanced accuracy among loss midpoints (ties: the smallest)."""
     values = np.unique(np.concatenate([member_losses, non_member_losses]))
     candidates = np.concatenate([[values[0] - 1.0], (values[1:] + values[:-1]) / 2, [values[-1] + 1.0]])
     members, non_members = np.sort(member_losses), np.sort(non_member_losses)
@@ -46,8 +43,7 @@ def loss_threshold(member_losses: np.ndarray, non_member_losses: np.ndarray) -> 
 
 def loss_threshold_attack(member_losses: np.ndarray, non_member_losses: np.ndarray,
                           target_losses: np.ndarray) -> dict[str, float]:
-    """The loss-threshold attack: member_rate (percent of ``target_losses`` at or under the threshold chosen on the
-    member/non-member split), the threshold (nats) and its balanced accuracy on that split (percent)."""
+    """member_rate (percent of ``target_losses`` <= ``loss_threshold``), the threshold and its balanced accuracy."""
     threshold = loss_threshold(member_losses, non_member_losses)
     return {"member_rate": 100.0 * float(np.mean(target_losses <= threshold)), "threshold": threshold,
             "attack_accuracy": balanced_accuracy(member_losses <= threshold, non_member_losses <= threshold)}

@@ -1,7 +1,6 @@
 """The oracle of the audits, a model that never saw the forgotten classes, and the gaps to it (audited minus oracle).
-``--audit_oracle`` takes an ``oracle`` folder (train_oracle.py: the true reference) or a finished Retrain run of the
-same plan (weak at a small budget: its low numbers also reflect poor features). Its stored audit is reused when made
-with the same settings and subsets, else computed from its task checkpoint."""
+``--audit_oracle`` names an ``oracle`` folder (train_oracle.py: the true reference) or a finished Retrain run of the
+same plan (weak at a small budget: its low numbers also reflect poor features); a stored audit made alike is reused."""
 import logging
 from pathlib import Path
 from typing import Callable, Dict, Optional

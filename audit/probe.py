@@ -1,6 +1,5 @@
-"""The embedding probe: a kNN classifier on the frozen embeddings, fitted on training images of the task's classes and
-scored on the forgotten classes' test images. A method that only moved the head's decision leaves the identities
-separable (high probe accuracy with Acc_f zero); the probe on the remembered classes is the ceiling."""
+"""The embedding probe: a kNN classifier on the frozen embeddings, scored on the forgotten classes' test images. A
+method that only moved the head's decision leaves the identities separable (high probe accuracy with Acc_f zero)."""
 import numpy as np
 import torch
 from sklearn.neighbors import KNeighborsClassifier
@@ -10,8 +9,7 @@ from audit.settings import PROBE_NEIGHBOURS
 
 def knn_accuracy(fit_embeddings: torch.Tensor, fit_labels: torch.Tensor, test_embeddings: torch.Tensor,
                  test_labels: torch.Tensor, neighbours: int = PROBE_NEIGHBOURS) -> float:
-    """Percent of (M, D) ``test_embeddings`` whose majority label among the ``neighbours`` nearest (N, D) fitted
-    embeddings (cosine distance, the face-verification metric) is their own."""
+    """Percent of ``test_embeddings`` whose ``neighbours`` nearest fitted ones (cosine distance) vote their label."""
     probe = KNeighborsClassifier(n_neighbors=min(neighbours, len(fit_labels)), metric="cosine", algorithm="brute")
     probe.fit(fit_embeddings.numpy(), fit_labels.numpy())
     return 100.0 * float(np.mean(probe.predict(test_embeddings.numpy()) == test_labels.numpy()))

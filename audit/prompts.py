@@ -1,6 +1,5 @@
 """Learned input tokens for the prompt-only attacker (shallow visual prompt tuning, Jia et al. 2022): with every weight
-frozen it cannot teach the model anything new, so what it recovers was still in the weights. A forward pre-hook on the
-first block inserts them, so every backbone with ``blocks`` takes them and checkpoint keys stay as they are."""
+frozen it cannot teach the model anything new, so what it recovers was still in the weights."""
 import contextlib
 
 import torch
@@ -23,7 +22,7 @@ class PromptTokens(nn.Module):
 
 @contextlib.contextmanager
 def prompted(backbone: nn.Module, prompts: PromptTokens | None):
-    """Within the block, ``backbone`` runs with ``prompts`` inserted (no change for None); afterwards without."""
+    """Within the block, ``backbone`` runs with ``prompts`` (if any) inserted by a hook; its weights are untouched."""
     handle = None if prompts is None else backbone.blocks[0].register_forward_pre_hook(prompts.insert)
     try:
         yield

@@ -1,6 +1,5 @@
-"""The relearn attack: does the forgotten classes' accuracy come back after fine-tuning a copy on k training images per
-class (the whole model, or prompt tokens only: prompts.py)? Recovery far above the oracle's means the knowledge was
-hidden, not removed. Reproducible without the global random state: eval mode, a seeded loader and seeded prompts."""
+"""The relearn attack: does Acc_f come back after fine-tuning a copy (whole, or prompts only) on k images per forgotten
+class? Far above the oracle's, the knowledge was hidden, not removed. Seeded throughout, so reproducible."""
 import copy
 
 import torch
@@ -21,8 +20,7 @@ BUDGETS = ("model", "prompt")
 
 def fine_tune(model: nn.Module, params: list[nn.Parameter], images: Images, indices: torch.Tensor, steps: int,
               lr: float, batch: int, seed: int, tag: str, device: torch.device, amp: bool = False) -> None:
-    """``steps`` AdamW steps (no weight decay) of cross-entropy on the training loss's logits (margin heads apply
-    their margin) over ``images[indices]``, in batches of up to ``batch`` drawn by a loader seeded with (seed, tag)."""
+    """``steps`` AdamW steps of CE on the training logits (margin heads apply their margin) over seeded batches."""
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     batches = cycle(BatchLoader(images, indices, min(batch, len(indices)), shuffle=True, seed=seed, tag=tag))
     for _ in range(steps):
@@ -58,8 +56,7 @@ def attack(model: nn.Module, budget: str, data, shots: torch.Tensor, eval_idx: t
 
 def relearn_attacks(model: nn.Module, data, task: Task, eval_idx: torch.Tensor, settings: RunSettings
                     ) -> dict[str, object]:
-    """Acc_f before any attack ('before') and after each budget's attack with each k ({budget: {str(k): Acc_f}}). A
-    class's k images are the first k of one seeded permutation of its training images (smaller sets inside larger)."""
+    """{'before': Acc_f, budget: {str(k): Acc_f after its attack}}; smaller k's images are among larger k's."""
     pool = subset_indices(data.train, task.forget, data.train_idx)
     result: dict[str, object] = {"before": forget_accuracy(model, data, eval_idx, task, settings)}
     for budget in BUDGETS:

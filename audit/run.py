@@ -85,8 +85,7 @@ def audit_checkpoint(path: Path, data, task: Task, remain_idx: torch.Tensor, for
 
 def attach_oracle(audit: dict, data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor,
                   settings: RunSettings) -> dict[str, object]:
-    """``audit`` with the numbers of the ``--audit_oracle`` run and the gaps to it; without an oracle, or for the
-    oracle's own audit (a gap of zero by construction), ``audit`` without either."""
+    """``audit`` with the ``--audit_oracle`` run's numbers and gaps (neither without one, nor in the oracle's own)."""
     oracle_dir = Path(settings.audit.oracle or settings.outdir)
     if oracle_dir.resolve() == Path(settings.outdir).resolve():
         return with_oracle(audit, None, oracle_dir)

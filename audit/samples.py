@@ -9,8 +9,7 @@ from util.device import autocast, in_eval_mode
 
 def per_class_sample(indices: torch.Tensor, targets: torch.Tensor, cap: int, generator: torch.Generator
                      ) -> torch.Tensor:
-    """Up to ``cap`` of ``indices`` per class, in class order: the first ``cap`` of one permutation per class, so
-    growing caps give nested sets (the relearn attack's k = 1 image is among its k = 5)."""
+    """Up to ``cap`` of ``indices`` per class, the first of a seeded permutation each: growing caps give nested sets."""
     labels = targets[indices]
     chosen = [indices[labels == c][torch.randperm(int((labels == c).sum()), generator=generator)[:cap]]
               for c in labels.unique().tolist()]

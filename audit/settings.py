@@ -10,9 +10,8 @@ PROBE_NEIGHBOURS = 5
 
 @dataclass(frozen=True)
 class AuditSettings:
-    """What the audits of a task do: relearn sizes ``ks`` (images per forgotten class), ``steps`` per attack, AdamW
-    ``lr`` of the whole-model and ``prompt_lr`` of the prompt-only attack (``prompts`` learned tokens), ``images`` per
-    class in every audited set, ``batch`` images per relearn step, and the ``oracle`` run folder (or None)."""
+    """What the audits of a task do: relearn sizes ``ks`` (images per forgotten class), ``steps``, AdamW ``lr`` and
+    ``prompt_lr``, ``prompts`` tokens, ``images`` per class per audited set, ``batch`` per step, ``oracle`` folder."""
 
     ks: tuple[int, ...] = (1, 5, 10, 25)
     steps: int = 10

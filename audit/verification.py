@@ -1,6 +1,5 @@
-"""Face verification: does the embedding still verify the people who asked to be forgotten? TAR over every unordered
-pair of test images (cosine similarity of their embeddings) at the threshold that accepts a fraction FAR of impostor
-pairs; with fewer than 1/FAR impostor pairs the achieved FAR exceeds the asked one, so it is reported with the TAR."""
+"""Face verification: does the embedding still verify the people who asked to be forgotten? TAR over all test image
+pairs at the cosine threshold accepting FAR of impostor pairs, and the FAR achieved (more than FAR if pairs are few)."""
 import numpy as np
 import torch
 import torch.nn.functional as F

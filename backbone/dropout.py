@@ -1,9 +1,8 @@
-"""Dropout whose CPU masks cost a fifth of ``nn.Dropout``'s (its one serial Mersenne-Twister call per element is 20 %
-of a Face Transformer step on non-Intel CPUs): each 64-bit draw gives four 16-bit uniforms, so an element is dropped
-with probability round(p * 65536) / 65536 (within 8e-6 of p), survivors scaled by the inverse keep probability. Masks
-come from the default CPU generator (``torch.manual_seed`` reproduces them); other devices use ``F.dropout``.
-``add_dropped`` folds the following residual into the mask's product: the same floats as separate passes, each of
-which costs 15-35 ms on a (48 x 197 x 2048) activation on these 2-core machines."""
+"""Dropout whose CPU masks cost a fifth of ``nn.Dropout``'s (one serial Mersenne-Twister call per element: 20 % of a
+Face Transformer step on non-Intel CPUs): each 64-bit draw of the default CPU generator (``torch.manual_seed``
+reproduces it) gives four 16-bit uniforms, an element dropped with probability round(p * 65536) / 65536 (within 8e-6
+of p), survivors scaled by the inverse keep probability. ``add_dropped`` folds the next residual into the product: the
+same floats as separate passes, each 15-35 ms on a (48 x 197 x 2048) activation; other devices use ``F.dropout``."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -13,8 +13,7 @@ def is_timm_name(name: str) -> bool:
 
 
 class TimmViT(nn.Module):
-    """A timm ``VisionTransformer`` with a class token: images (B, 3, S, S) -> pooled embedding (B, dim). ``depth`` and
-    ``image_size`` override the named architecture's (``None`` keeps them); no ``pretrained_file``: random weights."""
+    """A timm ``VisionTransformer`` pooling its class token; ``None`` keeps the named architecture's depth or size."""
 
     head_type = "softmax"
 

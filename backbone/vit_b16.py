@@ -1,7 +1,6 @@
-"""torchvision's ViT-B/16 (Dosovitskiy et al., ICLR 2021), the ImageNet100 model of the GS-LoRA papers (Table 4), and
-a tiny model of the same architecture for tests: torchvision's own ``EncoderBlock`` modules laid out like the Face
-Transformer, so that LoRA, the group lasso and every method find the same parts. Weights come from a local torchvision
-file (``vit_b_16-c867db91.pth``), nothing is downloaded; inputs are ImageNet-normalised (data/imagenet.py)."""
+"""torchvision's ViT-B/16 (Dosovitskiy et al., ICLR 2021), the ImageNet100 model of the GS-LoRA papers (Table 4), and a
+tiny one for tests, laid out like the Face Transformer so that LoRA and every method find the same parts. Weights come
+from a local torchvision file (``vit_b_16-c867db91.pth``); inputs are ImageNet-normalised (data/imagenet.py)."""
 import logging
 
 import torch
@@ -65,9 +64,8 @@ def convert_torchvision_checkpoint(state_dict: dict[str, torch.Tensor]) -> dict[
 
 @BACKBONES.register("vit_b16")
 def vit_b16(depth: int | None = None, image_size: int | None = None) -> TorchvisionViT:
-    """ViT-B/16: 224 px, patch 16, width 768, depth 12, 12 heads, MLP 3072 (torchvision's vit_b_16). Its weight file
-    fixes the architecture: --vit_depth and --image_size are ignored with a warning (the original's ImageNet scripts
-    pass --vit_depth 6, which its ViT-B/16 ignored too)."""
+    """torchvision's vit_b_16 (224 px, patch 16, width 768, depth 12, 12 heads, MLP 3072). Its weight file fixes the
+    architecture: --vit_depth and --image_size only warn (the original's ImageNet scripts pass --vit_depth 6)."""
     config = dict(image_size=224, patch_size=16, dim=768, depth=12, heads=12, mlp_dim=3072)
     for flag, given, key in (("--vit_depth", depth, "depth"), ("--image_size", image_size, "image_size")):
         if given is not None and given != config[key]:

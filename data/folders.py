@@ -40,8 +40,7 @@ class ImageTensors:
 
 @dataclass
 class StreamedImages:
-    """Image files read from disk at every pass by ``workers`` processes (0: the calling process); ``transform`` maps a
-    PIL image to a float tensor (3, S, S). Same interface as ``ImageTensors``."""
+    """Image files decoded each pass by ``workers`` processes (0: this one) via ``transform``; as ``ImageTensors``."""
 
     files: List[Path]
     targets: torch.Tensor
@@ -82,8 +81,7 @@ def _resolvable(path: Path) -> Path:
 
 
 def _list_images(root: Path, split: str) -> Tuple[List[str], List[Path], torch.Tensor]:
-    """The class names, files and labels of ``root/split``, listed without decoding anything. A missing split, no
-    images, or a class folder without images (neither learnable nor measurable) is a UserError."""
+    """Class names, files and labels of ``root/split``, undecoded; an empty class can neither be learned nor tested."""
     split_dir = Path(root) / split
     if not split_dir.is_dir():
         raise UserError(f"dataset folder {split_dir} not found; {_layout(root)}")
@@ -117,8 +115,7 @@ def _open_rgb(path: Path) -> Image.Image:
 
 
 def _to_rgb(img: Image.Image, path: Path) -> Image.Image:
-    """An 8-bit RGB copy of ``img``: 16-bit samples become round(v / 257) (0 -> 0, 65535 -> 255), as an 8-bit export
-    holds; a mode of no fixed range (32-bit float) is refused rather than guessed."""
+    """8-bit RGB; 16-bit samples become round(v / 257) as an 8-bit export holds; float (no fixed range) is refused."""
     if img.mode in SIXTEEN_BIT_MODES:
         values = np.asarray(img, dtype=np.int64)
         if values.size and (values.min() < 0 or values.max() > 65535):

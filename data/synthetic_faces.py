@@ -1,7 +1,6 @@
-"""Built-in synthetic face identities drawn with numpy from a seed, so the quick start needs no download: each identity
-has fixed parameters and every image varies them (pose, expression, lighting, clutter, occlusion, blur, noise), scaled
-by ``variation``. Written once into a cache folder in ImageFolder layout, ``meta.json`` last to mark it complete. Pixels
-depend only on the arguments (IEEE arithmetic and sqrt), so they match across machines."""
+"""Built-in synthetic face identities drawn with numpy from a seed, so the quick start needs no download: every image
+varies its identity's fixed parameters (pose, expression, lighting, clutter, occlusion, blur, noise) by ``variation``.
+Cached in ImageFolder layout, ``meta.json`` last; the pixels match on every machine (IEEE arithmetic and sqrt only)."""
 
 from __future__ import annotations
 
@@ -39,8 +38,7 @@ def _colour(rgb: np.ndarray) -> Colour:
 
 
 def sample_identity(rng: np.random.Generator) -> SimpleNamespace:
-    """Draw the fixed appearance of one identity from ``rng`` (its state advances): lengths in face units (the image
-    spans about +-0.87), colours RGB in [0, 1]."""
+    """An identity's fixed appearance from ``rng``: lengths in face units (the image spans +-0.87), RGB in [0, 1]."""
     skin = _LIGHT_SKIN + (_DARK_SKIN - _LIGHT_SKIN) * rng.random() + rng.normal(0.0, 0.03, 3)
     hair = np.array(_HAIR_COLOURS[rng.integers(len(_HAIR_COLOURS))]) + rng.normal(0.0, 0.04, 3)
     lip = skin + (_LIP_RED - skin) * rng.uniform(0.25, 0.7)
@@ -272,8 +270,7 @@ def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def render_face(identity: SimpleNamespace, rng: np.random.Generator, image_size: int, variation: float) -> np.ndarray:
-    """One (image_size, image_size, 3) uint8 RGB image of ``identity``, its variation drawn from ``rng`` (whose state
-    advances) and scaled by ``variation`` (0: a canonical frontal face on a random background)."""
+    """An (S, S, 3) uint8 RGB image of ``identity``, its variation drawn from ``rng`` and scaled by ``variation``."""
     view = _sample_view(rng, variation)
     centres = ((np.arange(image_size) + 0.5) * (2.0 / image_size) - 1.0).astype(np.float32)
     x, y = np.meshgrid(centres, centres)  # pixel centres in [-1, 1], x to the right and y downwards
