@@ -31,9 +31,8 @@ def check_oracle(results: Dict, oracle_dir: Path, config: Dict, task: Task) -> N
     if kind not in KINDS:
         raise UserError(f"--audit_oracle {oracle_dir} is a {kind} run; pass a folder made by train_oracle.py or a "
                         f"Retrain run")
-    theirs = results.get("config", {})
     keys = SAME_DATA + (SAME_SUBSETS if kind == "retrain" else ())
-    differing = [k for k in keys if theirs.get(k) != config.get(k)]
+    differing = [k for k in keys if results.get("config", {}).get(k) != config.get(k)]
     if differing:
         raise UserError(f"--audit_oracle {oracle_dir} was made with other {', '.join(differing)} than the audited "
                         f"run; build the oracle of this run's plan (train_oracle.py --run_dir)")
@@ -68,8 +67,7 @@ def difference(ours: Optional[float], theirs: Optional[float]) -> Optional[float
 
 
 def with_oracle(audit: Dict, oracle: Optional[Dict], oracle_dir: Path) -> Dict:
-    """``audit`` with the oracle's numbers under 'oracle' and the gaps (points, ours minus the oracle's: 'mia',
-    'knn_acc_f', 'tar_f', and per relearn budget {k: gap}) under 'gap'; unchanged without an oracle."""
+    """``audit`` with the oracle's numbers ('oracle') and gaps, ours minus its ('gap', per relearn budget {k: gap})."""
     plain = {k: v for k, v in audit.items() if k not in ("oracle", "gap")}
     if oracle is None:
         return plain

@@ -73,9 +73,8 @@ def audit_weights(state: dict[str, torch.Tensor], model_args: dict, data, task: 
 def audit_checkpoint(path: Path, data, task: Task, remain_idx: torch.Tensor, forget_idx: torch.Tensor,
                      settings: RunSettings) -> dict[str, object]:
     """The audit of a saved task checkpoint, once per process (an oracle shared by several audited runs costs one)."""
-    subsets = zlib.crc32(remain_idx.numpy().tobytes() + b"|" + forget_idx.numpy().tobytes())
     key = (str(Path(path).resolve()), task.index, json.dumps(settings.audit.record(settings.seed), sort_keys=True),
-           subsets)
+           zlib.crc32(remain_idx.numpy().tobytes() + b"|" + forget_idx.numpy().tobytes()))
     if key not in _CHECKPOINT_AUDITS:
         checkpoint = load_checkpoint(path)
         _CHECKPOINT_AUDITS[key] = audit_weights(checkpoint["model"], checkpoint.get("model_args", settings.model_args),

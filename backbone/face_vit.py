@@ -85,8 +85,7 @@ class ClassTokenViT(nn.Module):
 
 
 class FaceViT(ClassTokenViT):
-    """Face Transformer: images in [0, 1] of shape (B, 3, S, S) -> embeddings (B, dim), S a multiple of the patch
-    size; ``dropout`` acts in the blocks, ``emb_dropout`` after adding the position embeddings."""
+    """Face Transformer: images in [0, 1] (B, 3, S, S) -> embeddings (B, dim), S a multiple of the patch size."""
 
     def __init__(self, image_size: int = 112, patch_size: int = 8, dim: int = 512, depth: int = 6, heads: int = 8,
                  dim_head: int = 64, mlp_dim: int = 2048, dropout: float = 0.1, emb_dropout: float = 0.1,

@@ -63,8 +63,7 @@ class LoRALinear(nn.Linear):
             raise ValueError(f"LoRA rank must be at least 1, got {rank}")
         if out_features % parts:
             raise ValueError(f"{out_features} outputs do not split into {parts} equal parts")
-        self.rank, self.parts = rank, parts
-        self.scaling = alpha / rank
+        self.rank, self.parts, self.scaling = rank, parts, alpha / rank
         self.lora_A = nn.Parameter(torch.empty(parts * rank, in_features))
         self.lora_B = nn.Parameter(torch.empty(out_features, rank))
         self.reset_lora()

@@ -1,6 +1,5 @@
-"""One entry point for the data of a run: decoded train/test images and the train/validation split. Modes: ``casia100``
-(the papers' 100 CASIA-WebFace identities), ``imagefolder`` (any ``train/`` + ``test/`` tree), ``synthetic`` (generated
-once into ``--cache_dir``), all in memory, and ``imagenet100`` (wnid folders, streamed)."""
+"""The decoded data of a run and its train/validation split. Modes: ``casia100`` (the papers' 100 CASIA-WebFace ids),
+``imagefolder`` (``train/`` + ``test/``), ``synthetic`` (into ``--cache_dir``) in memory; ``imagenet100`` streamed."""
 import dataclasses
 from pathlib import Path
 from typing import Iterable, List, Optional
@@ -54,8 +53,7 @@ def dataset_classes(data_mode: str, root: Path) -> List[str]:
 
 def build_data(root: Path, image_size: int, val_ratio: float = 0.1, seed: int = 1337, workers: int = 4,
                data_mode: str = "imagefolder") -> RunData:
-    """Both splits at ``image_size`` and a per-class validation split carved from the training images. Streamed modes
-    decode in ``workers`` processes at every pass; the others decode once now in ``workers`` threads."""
+    """Both splits at ``image_size`` and a per-class validation split; streamed modes decode each pass, others now."""
     dataset_classes(data_mode, root)
     load = stream_imagenet_split if data_mode in STREAMED_MODES else load_image_folder
     train, test = (load(root, split, image_size, workers) for split in ("train", "test"))

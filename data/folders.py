@@ -1,6 +1,5 @@
-"""Image folders, decoded once into memory (face data sets, uint8: CASIA-100 at 112 px is 1.3 GB) or streamed from disk
-by worker processes (ImageNet100, 19 GB), and a batch loader over index sets. Both kinds expose ``targets``,
-``classes`` and ``batches(index_chunks)``, so the engine never asks which kind it iterates."""
+"""Image folders, decoded once into memory (face data sets; CASIA-100 at 112 px is 1.3 GB) or streamed by worker
+processes (ImageNet100, 19 GB) behind one interface (``targets``, ``classes``, ``batches``), and a batch loader."""
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -159,9 +158,8 @@ def class_folders(root: Path) -> List[str]:
 
 
 class BatchLoader:
-    """(images, labels) batches over ``indices``, shuffled by a generator seeded from (seed, tag, pass number): a new
-    permutation each pass. With ``shard`` = (rank, world size) every torchrun process draws the same global batches and
-    keeps its part of each (parts differ by at most one image); a last batch smaller than the world size is left out."""
+    """(images, labels) batches over ``indices``, shuffled by a generator seeded from (seed, tag, pass): new each pass.
+    With ``shard`` = (rank, world size) each torchrun process keeps its part of each global batch of >= world images."""
 
     def __init__(self, data: Images, indices: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0,
                  tag: str = "", drop_last: bool = False, shard: Tuple[int, int] = (0, 1)):

@@ -24,8 +24,7 @@ def spread_wnids(count: int, offset: int = 0) -> list[str]:
 
 def write_wnid_tree(root: Path, wnids: list[str], counts: dict[str, int], seed: int = 0,
                     size: tuple[int, int] = (40, 36)) -> Path:
-    """JPEGs of ``size`` (width, height; not square, so Resize and CenterCrop both act): a colour per wnid plus noise.
-    ``counts`` maps a split folder ('train', 'test', '' for ``root``) to images per class."""
+    """JPEGs (not square, so Resize and CenterCrop act) of a colour per wnid plus noise, ``counts[split]`` per class."""
     rng = np.random.default_rng(seed)
     colours = {wnid: np.random.default_rng(zlib.crc32(wnid.encode())).random(3) for wnid in wnids}
     for split, count in counts.items():

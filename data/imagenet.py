@@ -1,6 +1,5 @@
-"""ImageNet100 (the GS-LoRA papers' Table 4): wnid class folders, their rows of a 1000-way classifier (ImageNet's class
-index order is its sorted wnids) and the ImageNet transform, Resize(256) -> CenterCrop(224) -> ToTensor -> Normalize
-for training and testing alike (reference Sec. 3.6), scaled with the model's input side; images are streamed."""
+"""ImageNet100 (the papers' Table 4): wnid folders, their rows of a 1000-way head (ImageNet's order: sorted wnids),
+and the transform, Resize(256) -> CenterCrop(224) -> ToTensor -> Normalize, for training and testing (Sec. 3.6)."""
 import functools
 from pathlib import Path
 

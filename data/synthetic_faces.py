@@ -326,9 +326,7 @@ def _generate(root: Path, meta: dict) -> None:
 def ensure_synthetic_faces(cache_dir: str | os.PathLike, num_identities: int = 100,
                            train_per_identity: int = 80, test_per_identity: int = 20,
                            image_size: int = 64, seed: int = 0, variation: float = 1.0) -> Path:
-    """Generates the data set unless an identical complete one is cached, and returns its root (``train/``, ``test/``).
-
-    A folder whose meta.json is missing (an interrupted generation) or differs is deleted and regenerated."""
+    """Generates the data set unless an identical complete one is cached (else regenerated) and returns its root."""
     if min(num_identities, train_per_identity, test_per_identity) < 1:
         raise ValueError("num_identities, train_per_identity and test_per_identity must be >= 1")
     if image_size < 8:

@@ -1,9 +1,7 @@
-"""Task plans: which classes are remembered, forgotten, already forgotten or missing in each task (Sec. 3.3).
-
-With F = ``num_first_cls``, P = ``per_forget_cls`` and the class ``order``, task i forgets ``order[F-i*P : F-i*P+P]``,
-keeps ``order[:F-i*P]`` and has already forgotten ``order[F-i*P+P:]``; single-step is one task. O missing classes
-(remembered, no training data) are ``order[:O]`` in the continual layout and ``order[F-O:F]`` in the single-step one,
-as in the original scripts. ``named_tasks`` builds a plan from class names instead."""
+"""Task plans: what each task remembers, forgets, forgot before and misses (Sec. 3.3). With F = ``num_first_cls``,
+P = ``per_forget_cls`` and the class ``order``, task i forgets ``order[F-i*P : F-i*P+P]``, keeps ``order[:F-i*P]`` and
+has already forgotten ``order[F-i*P+P:]``; single-step is one task. O missing classes (remembered, no training data)
+are ``order[:O]`` in the continual layout and ``order[F-O:F]`` in the single-step one, as in the original scripts."""
 from dataclasses import dataclass
 from typing import List, Sequence
 
