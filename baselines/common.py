@@ -1,7 +1,7 @@
 """What the full fine-tuning baselines share: which parameters train, their shared flags, wrong forget labels.
 
-Reference Sec. 1.7: the whole backbone trains, the head frozen; ``--ffn_open`` (a misnomer kept from the original)
-also trains the head, ``--only_ffn`` trains only the feed-forward linears (and the head)."""
+The whole backbone trains, the head frozen (reference Sec. 1.7); ``--ffn_open`` (the original's misnomer) also trains
+the head, ``--only_ffn`` only the feed-forward linears and the head."""
 from typing import Dict, List, Tuple
 
 import torch
@@ -24,10 +24,8 @@ def add_shared_arguments(parser) -> None:
 
 
 class FineTuneMethod(Method):
-    """A baseline that fine-tunes the backbone (all of it, or its FFN linears) and optionally the head.
-
-    ``relabel`` draws wrong labels uniformly over the other classes, from a generator seeded per task. (The original
-    drew them in [0, number of forget classes) and anew at every access: its bug 5.)"""
+    """A baseline that fine-tunes the backbone (or its FFN linears) and optionally the head; ``relabel`` draws wrong
+    labels over all other classes, seeded per task (the original drew them anew in [0, forget classes): bug 5)."""
 
     options = {"train_head": Option("ffn_open", False), "only_ffn": Option("only_ffn", False),
                "seed": Option("seed", 1337)}
@@ -87,11 +85,8 @@ class TeacherMethod(FineTuneMethod):
 
 
 def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Temperature-softened knowledge distillation on (B, C) student and teacher logits, a scalar:
-
-        T^2 * (1/B) sum_i sum_c p_ic [log p_ic - log q_ic],  p = softmax(t/T), q = softmax(s/T)
-
-    (the T^2 factor keeps the gradient scale independent of T)."""
+    """T^2 * (1/B) sum_i sum_c p_ic [log p_ic - log q_ic], p = softmax(t/T), q = softmax(s/T), on (B, C) student and
+    teacher logits: distillation whose gradient scale the T^2 keeps independent of T."""
     return temperature ** 2 * F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
                                        F.log_softmax(teacher_logits / temperature, dim=1),
                                        reduction="batchmean", log_target=True)

@@ -22,11 +22,10 @@ def swa_distance(params: Iterable[torch.Tensor], averaged: Iterable[torch.Tensor
 
 
 class ScrubLRDecay:
-    """lr = lr0 * 0.1^(milestones passed by e = 15 * super-epoch + inner epoch), lr0 the optimizer's initial lr.
+    """lr = lr0 * 0.1^(milestones passed by e = 15 * super-epoch + inner epoch), lr0 the optimizer's initial lr; the 15
+    is the original's quirk, kept (milestone 100 decays super-epochs 7-9)."""
 
-    The 15 (for 10 inner epochs) is the original's quirk, kept: milestone 100 decays super-epochs 7-9. The original
-    decayed from ``--lr``, not lr0; its scripts set both to 1e-4."""
-
+    # The original decayed from --lr, not lr0; its scripts set both to 1e-4.
     def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float, milestones: List[int]):
         self.optimizer, self.base_lr, self.milestones = optimizer, base_lr, milestones
 
