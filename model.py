@@ -1,6 +1,5 @@
-"""The model of a run: a backbone and a classification head as one module, its builder and its weight loader.
-
-``model(images, labels) -> (logits, embeddings)``; above backbone/ and head/, which know nothing of each other."""
+"""The model of a run, ``model(images, labels) -> (logits, embeddings)``: a backbone and a head (which know nothing of
+each other) as one module, its builder and its weight loader."""
 import logging
 from typing import Dict, List, Optional, Tuple
 
@@ -61,10 +60,8 @@ def cut_head(state_dict: Dict[str, torch.Tensor], rows: List[int]) -> Dict[str, 
 
 def pretrained_weights(state_dict: Dict[str, torch.Tensor], classes: List[str]
                        ) -> Tuple[Dict[str, torch.Tensor], Optional[Dict[str, torch.Tensor]]]:
-    """A ``-r`` state dict in our key names, its head cut to the dataset's ``classes``, and the full head.
-
-    An ImageNet-1k head (1000 rows) for fewer classes is cut through the class folders' wnids and returned whole
-    ({'weight', 'bias'}) for the missing-class evaluation; any other state dict comes back unchanged with None."""
+    """A ``-r`` state dict in our key names and, for an ImageNet-1k head and fewer ``classes``, that head cut through
+    the class folders' wnids and returned whole ({'weight', 'bias'}, for Acc_m); else the full head is None."""
     if is_torchvision_checkpoint(state_dict):
         state_dict = convert_torchvision_checkpoint(state_dict)
     weight = state_dict.get("head.weight")

@@ -1,7 +1,6 @@
-"""Evaluation passes: per-class correct counts in both accuracy conventions, class-mean embeddings, test reports.
-
-Each pass runs in eval mode (dropout off, LoRA folded) and restores the model's mode. Under torchrun the counting passes
-(``evaluate``, ``outside_accuracy``) are split over the processes and summed: every process must call them."""
+"""Evaluation passes in eval mode (dropout off, LoRA folded; the mode restored after): per-class correct counts in both
+conventions, class-mean embeddings, test reports. Under torchrun the counting passes (``evaluate``,
+``outside_accuracy``) are split over the processes and summed: every process must call them."""
 from dataclasses import dataclass
 from typing import Dict, Iterable
 
@@ -72,8 +71,7 @@ class OutsideClasses:
 @in_eval_mode
 def outside_accuracy(model: nn.Module, outside: OutsideClasses, batch_size: int, device: torch.device,
                      amp: bool = False) -> float:
-    """Percent of ``outside``'s images whose argmax over the full head is their class: the model's backbone with
-    the kept head instead of the run's cut one."""
+    """Percent of ``outside``'s images whose argmax over the kept full head (not the run's cut one) is their class."""
     weight, bias = outside.weight.to(device), outside.bias.to(device)
     correct = torch.zeros((), dtype=torch.int64)
     for images, labels in share_of_pass(outside.images, torch.arange(len(outside.images)), batch_size):

@@ -46,8 +46,7 @@ def create_optimizer(params: Iterable[nn.Parameter], optim: OptimConfig) -> torc
 def create_optimizer_and_scheduler(params: Iterable[nn.Parameter], optim: OptimConfig, epochs: int,
                                    steps: Optional[int] = None) -> Tuple[torch.optim.Optimizer, CosineLRScheduler]:
     """The optimizer, and a linear warm-up from ``warmup_lr`` over ``warmup_epochs``, then one cosine cycle over
-    ``epochs`` to ``min_lr``. With ``steps`` (``--steps_per_task``) the same shape is laid over the steps, updated
-    after each."""
+    ``epochs`` to ``min_lr``; with ``steps`` (--steps_per_task) the same shape over the steps, updated after each."""
     optimizer = create_optimizer(params, optim)
     if steps:
         warmup = round(steps * optim.warmup_epochs / max(1, epochs))
