@@ -150,8 +150,7 @@ class GSLoRA(Method):
         "project_forget": Option("project_forget", False, "project the forget terms' gradient off the others' where "
                                  "they conflict (ours; one-sided PCGrad; two backward passes a step)"),
         "lora_pos": Option("lora_pos", DEFAULTS["lora_pos"], "where LoRA goes: the FFN's two linears (the papers') or "
-                           "the attention's qkv, one update each for q, k, v (ablation)",
-                           {"choices": sorted(LORA_POSITIONS)}),
+                           "the attention's qkv (ablation)", {"choices": sorted(LORA_POSITIONS)}),
         "grouping": Option("grouping", DEFAULTS["grouping"], "group-lasso groups: per block (the papers'), LoRA layer "
                            "or matrix", {"choices": GROUPINGS})}
 
@@ -280,10 +279,8 @@ class GSLoRAPlusPlus(GSLoRA):
     """GS-LoRA++: GS-LoRA with the prototype loss always on."""
 
     name = "gs_lora_pp"
-    presets = {"paper": "--lr 1e-2 --lora_rank 8 --BND 105 --alpha 1e-4",
-               "cpu": "--lr 1e-2 --lora_rank 8 --BND auto --cl_beta_list 0.2 0.2 0.2 0.2 --alpha 1e-3 "
-                      "--pro_f_weight 0.01 --BND_pro 18",
-               "smoke": "-e 6 --lr 1e-2 --lora_rank 4 --BND 15 --beta 0.5 --alpha 1e-3 --pro_f_weight 0.1"}
+    presets = {**GSLoRA.presets, "cpu": GSLoRA.presets["cpu"] + " --pro_f_weight 0.01 --BND_pro 18",
+               "smoke": GSLoRA.presets["smoke"] + " --pro_f_weight 0.1"}
 
     @classmethod
     def from_args(cls, model: nn.Module, args) -> "GSLoRA":

@@ -179,8 +179,7 @@ def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -
              "train_images": {"remain": len(remain_idx), "forget": len(forget_idx)},
              **with_outside(task_metrics(before, after, *classes, "original"), outside_before, outside_after),
              "plain": with_outside(task_metrics(before, after, *classes, "plain"), outside_before, outside_after),
-             "selection": selection, "optimizer_steps": steps,
-             **trainable, **meter.stop(), **extras}
+             "selection": selection, "optimizer_steps": steps, **trainable, **meter.stop(), **extras}
     if s.audit:  # imported here: the audits sit above the engine and pull in scikit-learn
         from audit.run import audit_task
         entry["audit"] = audit_task(model, data, task, remain_idx, forget_idx, s)
