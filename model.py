@@ -72,8 +72,7 @@ def pretrained_weights(state_dict: Dict[str, torch.Tensor], classes: List[str]
 
 
 def load_model_weights(model: nn.Module, state_dict: Dict[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """Loads merged weights (an original repository's state dict converted first; LoRA factors not loaded); weights that
-    do not fit are a UserError naming the missing, unexpected and mis-shaped keys."""
+    """Loads merged weights (an original repository's converted; LoRA factors not); a misfit is a UserError."""
     if is_original_checkpoint(state_dict):
         state_dict = convert_original_checkpoint(state_dict)
     own = without_lora(model.state_dict())

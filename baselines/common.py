@@ -24,8 +24,7 @@ def add_shared_arguments(parser) -> None:
 
 
 class FineTuneMethod(Method):
-    """A baseline that fine-tunes the backbone (or its FFN linears) and optionally the head; ``relabel`` draws wrong
-    labels over all other classes, seeded per task (the original drew them anew in [0, forget classes): bug 5)."""
+    """A baseline that fine-tunes the backbone (or its FFN linears), optionally the head, with wrong forget labels."""
 
     options = {"train_head": Option("ffn_open", False), "only_ffn": Option("only_ffn", False),
                "seed": Option("seed", 1337)}
@@ -47,13 +46,13 @@ class FineTuneMethod(Method):
         self.relabel_generator = seeded_generator(self.seed, "relabel", ctx.task.index)
 
     def relabel(self, labels: torch.Tensor) -> torch.Tensor:
+        # Over all other classes, seeded per task: the original drew them anew in [0, forget classes) (its bug 5).
         return wrong_labels(labels, self.ctx.num_classes, self.relabel_generator)
 
 
 class TeacherMethod(FineTuneMethod):
-    """Wrong-label CE on forget data plus ``teacher_terms`` that keep the remain outputs near a frozen teacher's (the
-    pre-trained model, never refreshed): LwF, DER, DER++, FDR. An epoch is one pass over the forget data with remain
-    batches cycled, as in the original (reference Sec. 3.5)."""
+    """Wrong-label CE on forget data plus ``teacher_terms`` keeping the remain outputs near the frozen pre-trained
+    model's (LwF, DER, DER++, FDR); an epoch is a pass over the forget data, as in the original (reference 3.5)."""
 
     no_retain_refusal = ("its teacher terms on remain images are all that guards the remembered classes; without "
                          "them it is plain wrong-label fine-tuning (l2 without --replay adds a pull to earlier "

@@ -77,8 +77,9 @@ class L2(FineTuneMethod):
         return [torch.ones_like(p) for p in params]
 
     def begin_task(self, ctx: TaskContext) -> None:
-        """Anchors a new term at the current weights, its importance measured on the task's remain subset (the
-        original used the full remain set even when few-shot: bug 7); ``online`` keeps one term, importance summed."""
+        """Anchors a new term at the current weights, its importance measured on the task's remain subset."""
+        # The original measured it on the full remain set even when few-shot (its bug 7). ``online`` keeps one term,
+        # its importance the sum of every task's (the original's online mode, online EWC with decay 1).
         super().begin_task(ctx)
         params = self.trainable_parameters()
         self.terms = [{k: [t.to(ctx.device) for t in v] for k, v in term.items()} for term in self.terms]

@@ -69,8 +69,8 @@ class LIRF(FineTuneMethod):
         return lower_half_parameters(self.model.backbone, self.split)
 
     def optimized_parameters(self) -> List[nn.Parameter]:
-        """The student's lower half and the deposit: the original left the deposit out of its optimizer, so
-        the deposit term changed nothing (its bug 4). Selection snapshots the pair together."""
+        """The student's lower half and the deposit, snapshot together for selection."""
+        # The original left the deposit out of its optimizer, so the deposit term changed nothing (its bug 4).
         return self.trainable_parameters() + list(self.deposit.parameters())
 
     def begin_task(self, ctx: TaskContext) -> None:
@@ -81,8 +81,7 @@ class LIRF(FineTuneMethod):
         self.forget_cols = torch.tensor(ctx.task.forget, device=ctx.device)
 
     def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
-        """The terms of L; without a remain batch (``--no_retain``) the remain CE is absent and the rest, all on
-        forget images (the remain-class KL included), stays."""
+        """The terms of L; without a remain batch (--no_retain) the remain CE is absent, the rest stays."""
         a, temp = self.alpha, self.temperature
         # The frozen upper half runs without dropout, as the original's frozen 'up' model in eval mode. Set at every
         # step: the engine's evaluations put the whole model back in train mode.

@@ -198,8 +198,7 @@ def evaluate_test(model: nn.Module, data, s: RunSettings) -> Tuple[ClassCounts, 
 
 
 def with_outside(metrics: Dict[str, object], before, after) -> Dict[str, object]:
-    """``metrics`` with Acc_m and its before-value from the outside classes (alike in both conventions: a linear head
-    has no margin); unchanged without them (Acc_m is then the plan's missing classes; the parser refuses both)."""
+    """``metrics`` with Acc_m and its before-value from the outside classes, if any (a linear head: no margin)."""
     return metrics if after is None else {**metrics, "acc_m": after, "acc_m_before": before}
 
 
@@ -265,8 +264,7 @@ def resume_state(method: Method, settings: RunSettings, results_path: Path) -> D
 
 def run_forgetting(method: Method, data, tasks: List[Task], settings: RunSettings, run_log,
                    resume: bool = False) -> Dict:
-    """Runs every task not yet finished, rewriting ``results.json`` as each ends; with ``resume`` it continues after
-    the last finished task (otherwise an existing results file is an error)."""
+    """Runs every task not yet finished (after the last finished one with ``resume``), rewriting ``results.json``."""
     results_path, classes = settings.outdir / "results.json", list(data.train.classes)
     results = {"method": method.name, "selection": settings.selection, "config": settings.config,
                "no_retain": settings.no_retain, "class_names": classes, "plan": plan_record(tasks, classes),

@@ -28,8 +28,7 @@ class OptimConfig:
 
 
 def create_optimizer(params: Iterable[nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
-    """A fresh timm optimizer over the parameters that require gradients; weight decay on matrices only. ``--opt-betas``
-    reaches Adam-style optimizers, ``--momentum`` the SGD family."""
+    """A fresh timm optimizer over the parameters that require gradients; weight decay on matrices only."""
     params = [p for p in params if p.requires_grad]
     groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": optim.weight_decay},
               {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]

@@ -47,8 +47,7 @@ def train_supervised_epoch(model: nn.Module, loader: BatchLoader, optimizer: tor
 
 def pretrain(model: nn.Module, data, settings: RunSettings, run_log, checkpoint_path: Path,
              task: Optional[int] = None) -> Dict[str, object]:
-    """Supervised training on ``data.train_idx``'s classes, keeping the best validation epoch (original convention);
-    returns it, its accuracy, the steps and the test accuracy overall and per class (``task`` tags oracle logs)."""
+    """Supervised training keeping the best validation epoch (original convention); returns it, steps, test report."""
     broadcast_from_main(model.state_dict().values())  # every process starts from the same weights
     seed_per_process()
     epochs = settings.optim.epochs
