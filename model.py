@@ -75,10 +75,8 @@ def load_model_weights(model: nn.Module, state_dict: Dict[str, torch.Tensor], so
     """Loads merged weights (an original repository's converted; LoRA factors not); a misfit is a UserError."""
     if is_original_checkpoint(state_dict):
         state_dict = convert_original_checkpoint(state_dict)
-    own = without_lora(model.state_dict())
-    given = without_lora(state_dict)
-    missing = sorted(set(own) - set(given))
-    unexpected = sorted(set(given) - set(own))
+    own, given = without_lora(model.state_dict()), without_lora(state_dict)
+    missing, unexpected = sorted(set(own) - set(given)), sorted(set(given) - set(own))
     mis_shaped = [f"{k} {tuple(given[k].shape)} vs model {tuple(own[k].shape)}"
                   for k in own.keys() & given.keys() if own[k].shape != given[k].shape]
     if missing or unexpected or mis_shaped:
