@@ -38,14 +38,10 @@ def bounded_forget_loss(ce_forget: torch.Tensor, bound: float) -> torch.Tensor:
 
 # Bounds named by what they mean rather than by a number, set per task from the head's class count C. They mean the
 # same on any head, where a fixed BND does not (a softmax head's forget CE stops near 11, so the CPU presets' former
-# BND 30 was never reached; CosFace logits at s 64 reach 105).
-NAMED_BOUNDS = {
-    # 2 ln C: the batch-mean forget CE at which the forget class's probability is, on average, 1/C^2, a factor C
-    # below chance.
-    "auto": lambda num_classes: 2 * math.log(num_classes),
-    # ln C: the CE of a uniform prediction; per image (--forget_hinge image), each forget image pushed to chance.
-    "chance": lambda num_classes: math.log(num_classes),
-}
+# BND 30 was never reached; CosFace logits at s 64 reach 105). auto, 2 ln C: the batch-mean forget CE at which the
+# forget class's probability is, on average, 1/C^2, a factor C below chance. chance, ln C: the CE of a uniform
+# prediction; per image (--forget_hinge image), each forget image pushed to chance.
+NAMED_BOUNDS = {"auto": lambda classes: 2 * math.log(classes), "chance": lambda classes: math.log(classes)}
 
 
 def bound_flag(text: str):
