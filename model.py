@@ -51,11 +51,7 @@ def build_model(net: str, head: str, num_classes: int, depth: Optional[int] = No
 
 def cut_head(state_dict: Dict[str, torch.Tensor], rows: List[int]) -> Dict[str, torch.Tensor]:
     """The state dict with its head cut to ``rows``: local class i takes row ``rows[i]`` of the weight and bias."""
-    cut = dict(state_dict)
-    for key in ("head.weight", "head.bias"):
-        if key in cut:
-            cut[key] = state_dict[key][rows].clone()
-    return cut
+    return {k: v[rows].clone() if k in ("head.weight", "head.bias") else v for k, v in state_dict.items()}
 
 
 def pretrained_weights(state_dict: Dict[str, torch.Tensor], classes: List[str]

@@ -22,9 +22,8 @@ State = Dict[str, torch.Tensor]
 
 def lora_update(factors: State, scaling: float) -> State:
     """{'<layer>.weight': scaling * B @ A} of every LoRA layer from its factors, computed as the merge computed it."""
-    layers = sorted({key.rsplit(".", 1)[0] for key in factors})
     return {f"{layer}.weight": low_rank_update(factors[f"{layer}.lora_A"], factors[f"{layer}.lora_B"], scaling)
-            for layer in layers}
+            for layer in sorted({key.rsplit(".", 1)[0] for key in factors})}
 
 
 def subtract_update(state: State, update: State) -> State:
