@@ -60,8 +60,7 @@ class SCRUB(FineTuneMethod):
         "weight_decay": Option("sgda_weight_decay", 5e-4, "L2 weight decay of that optimizer"),
         "temperature": Option("kd_T", 2.0, "distillation temperature T"),
         "superepochs": Option("SCRUB_superepoch", 10, "super-epochs of 10 inner epochs (-e ignored)"),
-        "decay_epoch": Option("scrub_decay_epoch", 100,
-                              "lr x0.1 once the inner-epoch counter (15 per super-epoch) passes it"),
+        "decay_epoch": Option("scrub_decay_epoch", 100, "lr x0.1 past this inner-epoch count (15 a super-epoch)"),
         "opt_name": Option("opt", "adam"), **FineTuneMethod.options}
 
     def __init__(self, model: nn.Module, **options):
