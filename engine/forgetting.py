@@ -206,12 +206,10 @@ def save_task(method: Method, settings: RunSettings, index: int, artifacts: Dict
     """The task's merged weights, the method's state and extra artifacts (LoRA delta); only the main process writes."""
     if not is_main_process():
         return
-    folder = settings.task_dir
-    save_checkpoint(folder / f"Backbone_task_{index}.pth", model=without_lora(method.model.state_dict()),
-                    model_args=settings.model_args, config=settings.config, task=index)
-    save_checkpoint(folder / f"method_task_{index}.pth", **method.state_dict())
-    for name, tensors in artifacts.items():
-        save_checkpoint(folder / f"{name}_task_{index}.pth", **tensors)
+    files = {"Backbone": {"model": without_lora(method.model.state_dict()), "model_args": settings.model_args,
+                          "config": settings.config, "task": index}, "method": method.state_dict(), **artifacts}
+    for name, content in files.items():
+        save_checkpoint(settings.task_dir / f"{name}_task_{index}.pth", **content)
 
 
 def plan_record(tasks: List[Task], classes: List[str]) -> List[Dict[str, object]]:
