@@ -194,9 +194,8 @@ class GSLoRA(Method):
         if self.prototype:
             means = class_mean_embeddings(self.model, ctx.train, torch.cat([ctx.remain_idx, ctx.forget_idx]),
                                           5 * ctx.batch_size, ctx.device, ctx.amp)
-            self.prototypes = torch.zeros(ctx.num_classes, next(iter(means.values())).numel())
-            self.prototypes[list(means)] = torch.stack(list(means.values()))
-            self.prototypes = self.prototypes.to(ctx.device)
+            self.prototypes = torch.zeros(ctx.num_classes, next(iter(means.values())).numel(), device=ctx.device)
+            self.prototypes[list(means)] = torch.stack(list(means.values())).to(ctx.device)
 
     def alpha_at(self, epoch: int) -> float:
         if self.warmup_alpha:

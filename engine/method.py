@@ -46,9 +46,7 @@ class TaskContext:
 
     def to_device(self, batch: Optional[Batch]) -> Optional[Batch]:
         """Moves an (images, labels) batch to the device; None (a step without that side) stays None."""
-        if batch is None:
-            return None
-        return batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)
+        return None if batch is None else tuple(t.to(self.device, non_blocking=True) for t in batch)
 
 
 @dataclass
