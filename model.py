@@ -24,8 +24,7 @@ class Classifier(nn.Module):
 
     def __init__(self, backbone: nn.Module, head: nn.Module):
         super().__init__()
-        self.backbone = backbone
-        self.head = head
+        self.backbone, self.head = backbone, head
 
     def forward(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         emb = self.backbone(images)

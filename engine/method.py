@@ -57,12 +57,11 @@ class StepInfo:
 
 
 class Option(NamedTuple):
-    """A constructor keyword's flag, default and help; with a help text ``add_arguments`` adds the flag (typed by the
-    default or by ``kw``), without one another group adds it (the shared flags)."""
+    """A constructor keyword's flag (``from_args`` passes ``args.<flag>``), default, help and argparse keywords."""
 
     flag: str
     default: object
-    help: Optional[str] = None
+    help: Optional[str] = None  # with one, add_arguments adds the flag (typed by the default or kw); else another group
     kw: Optional[Dict[str, object]] = None
 
 
@@ -72,11 +71,11 @@ class Method:
     Per task: ``begin_task``, ``build_optimizer``, then per epoch ``batches`` and a ``training_step`` per (remain,
     forget) pair (returning the named losses with 'total'), then ``end_task`` once the selected weights are restored
     and tested; its dict goes into the task's results. An overridden ``training_step`` calls ``average_gradients``
-    between backward and every optimizer step (torchrun). ``presets``: flag strings per setting, printed by
-    ``scripts/method_flags.py``; ``no_retain_refusal``: why the method cannot run with ``--no_retain``, or None."""
+    between backward and every optimizer step (torchrun)."""
 
     name = "method"
-    presets: Dict[str, str] = {}
+    presets: Dict[str, str] = {}  # flag strings per setting ('paper', 'cpu', 'smoke'), for scripts/method_flags.py
+    # Why the method cannot run with --no_retain (a parser error), or None: it can, its steps get (None, forget) pairs.
     no_retain_refusal: Optional[str] = "it does not declare a loss for forget images alone"
     trains_lora = False  # True: it honours --lora_pos and --grouping (GS-LoRA's ablation switches)
     options: Dict[str, Option] = {}  # the constructor's keywords, each set as the attribute of its name
