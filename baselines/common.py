@@ -18,8 +18,7 @@ def add_shared_arguments(parser) -> None:
     g = parser.add_argument_group("baselines (shared)")
     g.add_argument("--ffn_open", action="store_true", help="also train the classification head")
     g.add_argument("--only_ffn", action="store_true", help="train only the FFN linears (and the head)")
-    g.add_argument("--replay", action="store_true",
-                   help="L2/EWC/MAS: train on forget (wrong labels) and remain data; without it forget data only")
+    g.add_argument("--replay", action="store_true", help="L2/EWC/MAS: also train on remain data, not forget data alone")
     g.add_argument("--online", action="store_true", help="EWC/MAS/L2: keep one penalty term instead of one per task")
 
 

@@ -33,8 +33,7 @@ def evaluate(model: nn.Module, data: ImageTensors, indices: torch.Tensor, batch_
 
 
 def share_of_pass(data: Images, indices: torch.Tensor, batch_size: int) -> Iterable:
-    """Batches of this process's share of a pass over ``data[indices]`` (all without torchrun; none for a process left
-    without images); the caller sums the counts over the processes."""
+    """Batches of this process's share of ``data[indices]`` (none if it gets no image); the caller sums the counts."""
     mine = shard_indices(indices)
     return () if len(mine) == 0 and len(indices) > 0 else BatchLoader(data, mine, batch_size)
 
