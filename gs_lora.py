@@ -9,11 +9,9 @@ Each task trains a fresh LoRA on the FFN linears of every block, minimising (ref
         + w_kd * T^2 KL(t(x_f)[:, K] || z(x_f)[:, K])                    opt-in retain-free anchor (--retain_kd)
         + w_rkd * T^2 KL(t(x_r)[:, K] || z(x_r)[:, K])                   opt-in retention on remain images (--remain_kd)
 
-and merges the LoRA into the frozen weights when the task ends (its factors saved on their own). The papers' ablations
-are --lora_pos Attention and --grouping lora|matrix. Prototypes are the class-mean embeddings at the start of each task,
-after the checkpoint is loaded (the original computed them on the random network: its bug 1). Ours, not the papers':
-the last two terms (t the task's starting model, K the classes still remembered; the first, after LIRF's remain-class
-KL, is an anchor for --no_retain), named bounds (--BND auto|chance), --forget_hinge image and --project_forget.
+and merges the LoRA into the frozen weights when the task ends (its factors saved on their own). Ours, not the
+papers': the last two terms (t the task's starting model, K the classes still remembered; the first, after LIRF's
+remain-class KL, is an anchor for --no_retain), --BND auto|chance, --forget_hinge image and --project_forget.
 """
 import argparse
 import math
@@ -191,7 +189,7 @@ class GSLoRA(Method):
         if self.retain_kd or self.remain_kd:  # the model as the task finds it (B = 0: the fresh LoRA changes nothing)
             self.teacher = frozen_copy(self.model)
             self.kept_cols = torch.tensor(ctx.task.remain + ctx.task.missing, device=ctx.device)
-        if self.prototype:
+        if self.prototype:  # class means of the loaded model; the original took the random network's (its bug 1)
             means = class_mean_embeddings(self.model, ctx.train, torch.cat([ctx.remain_idx, ctx.forget_idx]),
                                           5 * ctx.batch_size, ctx.device, ctx.amp)
             self.prototypes = torch.zeros(ctx.num_classes, next(iter(means.values())).numel(), device=ctx.device)
