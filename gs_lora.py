@@ -9,19 +9,9 @@ Each task trains a fresh LoRA on the FFN linears of every block, minimising (ref
         + w_kd * T^2 KL(t(x_f)[:, K] || z(x_f)[:, K])                    opt-in retain-free anchor (--retain_kd)
         + w_rkd * T^2 KL(t(x_r)[:, K] || z(x_r)[:, K])                   opt-in retention on remain images (--remain_kd)
 
-and merges the LoRA into the frozen weights when the task ends (its low-rank factors are saved on their own). The
-papers' ablation switches move the LoRA to the attention's qkv projection (--lora_pos Attention) and group the lasso
-per LoRA layer or per matrix (--grouping lora|matrix) instead. Prototypes are class-mean embeddings of the model at
-the start of each task, computed after the checkpoint is loaded; the original single-step script computed them on the
-randomly initialised network (its bug 1).
-
-The last two terms are ours, not the papers': t is the frozen model from the start of the task and K the classes
-still to be remembered (remain and missing). On forget images the first keeps the logits of those classes as they
-were while the forget class is pushed down, an anchor without any remain image (LIRF's remain-class KL, Ye et al.
-2022) meant for --no_retain; on remain images the second holds the remembered classes while forgetting happens.
-Also ours: --BND auto (a bound of 2 ln C for C classes, the same meaning on every head) or chance (ln C),
---forget_hinge image (the hinge taken per forget image, so an image already forgotten stops being pushed while the
-others still are) and --project_forget (the forget terms' gradient projected off the others' where they conflict).
+and merges the LoRA into the frozen weights when the task ends (its factors saved on their own). Ours, not the
+papers': the last two terms (t the task's starting model, K the classes still remembered; the first, after LIRF's
+remain-class KL, is an anchor for --no_retain), --BND auto|chance, --forget_hinge image and --project_forget.
 """
 import argparse
 import math
@@ -40,21 +30,16 @@ from util.errors import UserError
 
 
 def bounded_forget_loss(ce_forget: torch.Tensor, bound: float) -> torch.Tensor:
-    """ReLU(BND - CE_f), element-wise: pushes a forget cross-entropy (the batch mean, or each image's) up until it
-    reaches the bound, and no further."""
+    """ReLU(BND - CE_f), element-wise: pushes a forget cross-entropy up to the bound, and no further."""
     return F.relu(bound - ce_forget)
 
 
 # Bounds named by what they mean rather than by a number, set per task from the head's class count C. They mean the
 # same on any head, where a fixed BND does not (a softmax head's forget CE stops near 11, so the CPU presets' former
-# BND 30 was never reached; CosFace logits at s 64 reach 105).
-NAMED_BOUNDS = {
-    # 2 ln C: the batch-mean forget CE at which the forget class's probability is, on average, 1/C^2, a factor C
-    # below chance.
-    "auto": lambda num_classes: 2 * math.log(num_classes),
-    # ln C: the CE of a uniform prediction; per image (--forget_hinge image), each forget image pushed to chance.
-    "chance": lambda num_classes: math.log(num_classes),
-}
+# BND 30 was never reached; CosFace logits at s 64 reach 105). auto, 2 ln C: the batch-mean forget CE at which the
+# forget class's probability is, on average, 1/C^2, a factor C below chance. chance, ln C: the CE of a uniform
+# prediction; per image (--forget_hinge image), each forget image pushed to chance.
+NAMED_BOUNDS = {"auto": lambda classes: 2 * math.log(classes), "chance": lambda classes: math.log(classes)}
 
 
 def bound_flag(text: str):
@@ -71,9 +56,8 @@ def bound_flag(text: str):
 
 
 def project_off_conflict(forget_grads: List[torch.Tensor], rest_grads: List[torch.Tensor]) -> List[torch.Tensor]:
-    """g_f - <g_f, g_r> / ||g_r||^2 * g_r when the forget gradient g_f conflicts with the rest's g_r (<g_f, g_r> < 0),
-    else g_f: the forget step then leaves the rest of the loss unchanged to first order instead of raising it
-    (one-sided PCGrad, Yu et al. 2020; ``--project_forget``)."""
+    """g_f - <g_f, g_r> / ||g_r||^2 * g_r where the forget gradient conflicts with the rest's (<g_f, g_r> < 0), else
+    g_f: the rest of the loss is then unchanged to first order (one-sided PCGrad, Yu et al. 2020)."""
     dot = sum((f * r).sum() for f, r in zip(forget_grads, rest_grads))
     norm_sq = sum(r.pow(2).sum() for r in rest_grads)
     if dot >= 0 or norm_sq == 0:
@@ -82,10 +66,8 @@ def project_off_conflict(forget_grads: List[torch.Tensor], rest_grads: List[torc
 
 
 def group_norms(groups: Iterable[Iterable[torch.Tensor]]) -> torch.Tensor:
-    """(G,) the L2 norm of each group's matrices, sqrt(sum_{P in g} ||P||_F^2).
-
-    A group that is all zero (a fresh B on its own, --grouping matrix) has norm 0 and gradient 0, the subgradient
-    torch.norm takes there; sqrt's own gradient at 0 is infinite and would make every gradient NaN."""
+    """(G,) the L2 norm of each group's matrices, sqrt(sum_{P in g} ||P||_F^2); an all-zero group (a fresh B alone)
+    gets gradient 0, torch.norm's subgradient, where sqrt's infinite one would make every gradient NaN."""
     squares = torch.stack([sum(p.pow(2).sum() for p in group) for group in groups])
     nonzero = squares > 0
     return torch.where(nonzero, torch.sqrt(torch.where(nonzero, squares, torch.ones_like(squares))), 0.0)
@@ -105,8 +87,7 @@ def prototype_kl(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tens
 
 def prototype_loss(kl_forget: torch.Tensor, kl_remain: Optional[torch.Tensor], w_forget: float, w_remain: float,
                    bound: float) -> Dict[str, torch.Tensor]:
-    """w_f * ReLU(BND_pro - KL_f) (forget features pushed from their prototypes) and w_r * KL_r (remain pulled);
-    the second term is absent without remain features (``kl_remain`` None, ``--no_retain``)."""
+    """w_f * ReLU(BND_pro - KL_f) (forget pushed from prototypes) and w_r * KL_r (remain pulled; absent if None)."""
     terms = {"prototype_forget": w_forget * F.relu(bound - kl_forget)}
     if kl_remain is not None:
         terms["prototype_remain"] = w_remain * kl_remain
@@ -126,10 +107,6 @@ FORGET_TERMS = ("forget", "prototype_forget")
 DEFAULTS = {"lora_pos": "FFN", "grouping": "block"}
 
 
-def _per_task(values: List[float], task: int, default: float) -> float:
-    return values[task] if values else default
-
-
 @METHODS.register("gs_lora")
 class GSLoRA(Method):
     """GS-LoRA; with ``prototype=True`` GS-LoRA++."""
@@ -143,19 +120,15 @@ class GSLoRA(Method):
     group = "GS-LoRA / GS-LoRA++"
     options = {  # the defaults of the original's continual parser, in the order of the flags in --help
         "rank": Option("lora_rank", 8), "lora_alpha": Option("lora_alpha", 1.0),
-        "bound": Option("BND", 10.0, "bound of the forget hinge ReLU(BND - CE_f); 'auto' = 2 ln C for a head of C "
-                        "classes (the forget class's probability a factor C below chance), 'chance' = ln C; recorded "
-                        "per task", {"type": bound_flag}),
+        "bound": Option("BND", 10.0, "bound of the forget hinge ReLU(BND - CE_f); 'auto' = 2 ln C for C classes (a "
+                        "factor C below chance), 'chance' = ln C; recorded per task", {"type": bound_flag}),
         "forget_hinge": Option("forget_hinge", "batch", "batch: the hinge on the batch-mean forget CE (the papers'); "
-                               "image: the mean of one hinge per forget image (ours), so images already past the bound "
-                               "stop being pushed", {"choices": FORGET_HINGES}),
+                               "image: one hinge per forget image (ours)", {"choices": FORGET_HINGES}),
         "beta": Option("beta", 0.03, "weight of the forget hinge (single value)"),
         "beta_list": Option("cl_beta_list", [], "forget-hinge weight per task (overrides --beta task by task)"),
         "alpha": Option("alpha", 0.1, "weight of the group-lasso (structure) loss"),
-        "warmup_alpha": Option("warmup_alpha", False, "group-lasso weight 0 before --alpha_epoch, --big_alpha from "
-                               "then on"),
-        "big_alpha": Option("big_alpha", 1e-4, "group-lasso weight after the warm-up (single-step default 5e-4, as "
-                            "the original's)"),
+        "warmup_alpha": Option("warmup_alpha", False, "group-lasso weight 0 before --alpha_epoch, then --big_alpha"),
+        "big_alpha": Option("big_alpha", 1e-4, "group-lasso weight after the warm-up (single-step default 5e-4)"),
         "alpha_epoch": Option("alpha_epoch", 20, "epochs without group lasso when warming up"),
         "beta_decay": Option("beta_decay", False, "forget-hinge weight --small_beta from epoch 50"),
         "small_beta": Option("small_beta", 1e-4, "forget-hinge weight after the decay"),
@@ -165,19 +138,15 @@ class GSLoRA(Method):
         "pro_r_weight": Option("pro_r_weight", 0.0, "w_r, weight of the remain prototype KL"),
         "bound_pro": Option("BND_pro", 18.0, "bound of the forget prototype hinge"),
         "retain_kd": Option("retain_kd", 0.0, "w_kd: weight of distilling the task's starting model's logits of the "
-                            "classes to remember on forget images (ours, not the papers'; an anchor for --no_retain); "
-                            "0 = off"),
+                            "remembered classes on forget images (ours; an anchor for --no_retain); 0 = off"),
         "retain_kd_T": Option("retain_kd_T", 4.0, "temperature T of --retain_kd and --remain_kd"),
-        "remain_kd": Option("remain_kd", 0.0, "w_rkd: weight of the same distillation on remain images (ours; "
-                            "retention while forgetting); 0 = off"),
-        "project_forget": Option("project_forget", False, "remove from the forget terms' gradient its component "
-                                 "against the other terms' gradient when the two conflict (ours; one-sided PCGrad; "
-                                 "two backward passes a step)"),
-        "lora_pos": Option("lora_pos", DEFAULTS["lora_pos"], "where LoRA goes: the FFN's two linears (the papers' "
-                           "method) or the attention's qkv projection, one rank-r update each for q, k and v (the "
-                           "papers' ablation)", {"choices": sorted(LORA_POSITIONS)}),
-        "grouping": Option("grouping", DEFAULTS["grouping"], "group-lasso groups: one per block (the papers' method), "
-                           "per LoRA layer, or per matrix", {"choices": GROUPINGS})}
+        "remain_kd": Option("remain_kd", 0.0, "w_rkd: the same distillation on remain images (ours); 0 = off"),
+        "project_forget": Option("project_forget", False, "project the forget terms' gradient off the others' where "
+                                 "they conflict (ours; one-sided PCGrad; two backward passes a step)"),
+        "lora_pos": Option("lora_pos", DEFAULTS["lora_pos"], "where LoRA goes: the FFN's two linears (the papers') or "
+                           "the attention's qkv (ablation)", {"choices": sorted(LORA_POSITIONS)}),
+        "grouping": Option("grouping", DEFAULTS["grouping"], "group-lasso groups: per block (the papers'), LoRA layer "
+                           "or matrix", {"choices": GROUPINGS})}
 
     def __init__(self, model: nn.Module, **options):
         super().__init__(model, **options)
@@ -213,19 +182,18 @@ class GSLoRA(Method):
         super().begin_task(ctx)
         # The original re-initialises A with a = sqrt(50) from the second task on (a smaller start); kept.
         reset_lora(self.model, a=math.sqrt(5) if ctx.task.index == 0 else math.sqrt(50))
-        self.task_beta = _per_task(self.beta_list, ctx.task.index, self.beta)
+        self.task_beta = self.beta_list[ctx.task.index] if self.beta_list else self.beta
         named = NAMED_BOUNDS.get(self.bound_setting)
         self.bound = named(ctx.num_classes) if named else self.bound_setting
-        self.task_w_f = _per_task(self.prof_list, ctx.task.index, self.pro_f_weight)
+        self.task_w_f = self.prof_list[ctx.task.index] if self.prof_list else self.pro_f_weight
         if self.retain_kd or self.remain_kd:  # the model as the task finds it (B = 0: the fresh LoRA changes nothing)
             self.teacher = frozen_copy(self.model)
             self.kept_cols = torch.tensor(ctx.task.remain + ctx.task.missing, device=ctx.device)
-        if self.prototype:
+        if self.prototype:  # class means of the loaded model; the original took the random network's (its bug 1)
             means = class_mean_embeddings(self.model, ctx.train, torch.cat([ctx.remain_idx, ctx.forget_idx]),
                                           5 * ctx.batch_size, ctx.device, ctx.amp)
-            self.prototypes = torch.zeros(ctx.num_classes, next(iter(means.values())).numel())
-            self.prototypes[list(means)] = torch.stack(list(means.values()))
-            self.prototypes = self.prototypes.to(ctx.device)
+            self.prototypes = torch.zeros(ctx.num_classes, next(iter(means.values())).numel(), device=ctx.device)
+            self.prototypes[list(means)] = torch.stack(list(means.values())).to(ctx.device)
 
     def alpha_at(self, epoch: int) -> float:
         if self.warmup_alpha:
@@ -236,9 +204,7 @@ class GSLoRA(Method):
         return self.small_beta if self.beta_decay and epoch >= 50 else self.task_beta
 
     def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
-        """The named terms of L and their total; without a remain batch (``--no_retain``) the remain CE and the
-        remain prototype pull are absent, while the forget hinge, the group lasso and the forget prototype hinge
-        stay."""
+        """The named terms of L and their total; without a remain batch (--no_retain) the remain terms are absent."""
         logits_r, logits_f, emb_r, emb_f = forward_pair(self.model, remain, forget)
         losses = {} if remain is None else {"remain": F.cross_entropy(logits_r.float(), remain[1])}
         if self.forget_hinge == "image":
@@ -263,8 +229,7 @@ class GSLoRA(Method):
         return losses
 
     def backward(self, losses: Dict[str, torch.Tensor]) -> None:
-        """With ``--project_forget``, the forget terms' gradient projected off the other terms' where they conflict,
-        plus the other terms' gradient."""
+        """With --project_forget: the forget terms' gradient projected off the others' (on conflict), plus theirs."""
         if not self.project_forget:
             return super().backward(losses)
         params = self.trainable_parameters()
@@ -275,16 +240,13 @@ class GSLoRA(Method):
             p.grad = f + r
 
     def remembered_class_kl(self, logits: torch.Tensor, batch) -> torch.Tensor:
-        """T^2 KL(t(x)[:, K] || z(x)[:, K]): the task's starting model t against ours on the logits of the classes
-        to remember, for the images of ``batch``."""
+        """T^2 KL(t(x)[:, K] || z(x)[:, K]): the task's starting model t against ours on the remembered classes."""
         with torch.no_grad():
             teacher = self.teacher(*batch)[0].float()
-        k = self.kept_cols
-        return distillation_kl(logits.float()[:, k], teacher[:, k], self.retain_kd_T)
+        return distillation_kl(logits.float()[:, self.kept_cols], teacher[:, self.kept_cols], self.retain_kd_T)
 
     def forget_goal_met(self, losses: Dict[str, float]) -> bool:
-        """The forget hinge is satisfied: the forget images' cross entropy has reached the bound BND (per image,
-        with ``--forget_hinge image``: no shortfall left)."""
+        """The forget hinge is satisfied: the forget CE has reached BND (per image: no shortfall left)."""
         if self.forget_hinge == "image":
             return losses["forget_shortfall"] <= 0
         return losses["forget_ce"] >= self.bound
@@ -310,10 +272,8 @@ class GSLoRAPlusPlus(GSLoRA):
     """GS-LoRA++: GS-LoRA with the prototype loss always on."""
 
     name = "gs_lora_pp"
-    presets = {"paper": "--lr 1e-2 --lora_rank 8 --BND 105 --alpha 1e-4",
-               "cpu": "--lr 1e-2 --lora_rank 8 --BND auto --cl_beta_list 0.2 0.2 0.2 0.2 --alpha 1e-3 "
-                      "--pro_f_weight 0.01 --BND_pro 18",
-               "smoke": "-e 6 --lr 1e-2 --lora_rank 4 --BND 15 --beta 0.5 --alpha 1e-3 --pro_f_weight 0.1"}
+    presets = {**GSLoRA.presets, "cpu": GSLoRA.presets["cpu"] + " --pro_f_weight 0.01 --BND_pro 18",
+               "smoke": GSLoRA.presets["smoke"] + " --pro_f_weight 0.1"}
 
     @classmethod
     def from_args(cls, model: nn.Module, args) -> "GSLoRA":

@@ -1,6 +1,5 @@
-"""The model of a run: a backbone and a classification head as one module, its builder and its weight loader.
-
-``model(images, labels) -> (logits, embeddings)``; above backbone/ and head/, which know nothing of each other."""
+"""The model of a run, ``model(images, labels) -> (logits, embeddings)``: a backbone and a head (which know nothing of
+each other) as one module, its builder and its weight loader."""
 import logging
 from typing import Dict, List, Optional, Tuple
 
@@ -25,8 +24,7 @@ class Classifier(nn.Module):
 
     def __init__(self, backbone: nn.Module, head: nn.Module):
         super().__init__()
-        self.backbone = backbone
-        self.head = head
+        self.backbone, self.head = backbone, head
 
     def forward(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         emb = self.backbone(images)
@@ -52,19 +50,13 @@ def build_model(net: str, head: str, num_classes: int, depth: Optional[int] = No
 
 def cut_head(state_dict: Dict[str, torch.Tensor], rows: List[int]) -> Dict[str, torch.Tensor]:
     """The state dict with its head cut to ``rows``: local class i takes row ``rows[i]`` of the weight and bias."""
-    cut = dict(state_dict)
-    for key in ("head.weight", "head.bias"):
-        if key in cut:
-            cut[key] = state_dict[key][rows].clone()
-    return cut
+    return {k: v[rows].clone() if k in ("head.weight", "head.bias") else v for k, v in state_dict.items()}
 
 
 def pretrained_weights(state_dict: Dict[str, torch.Tensor], classes: List[str]
                        ) -> Tuple[Dict[str, torch.Tensor], Optional[Dict[str, torch.Tensor]]]:
-    """A ``-r`` state dict in our key names, its head cut to the dataset's ``classes``, and the full head.
-
-    An ImageNet-1k head (1000 rows) for fewer classes is cut through the class folders' wnids and returned whole
-    ({'weight', 'bias'}) for the missing-class evaluation; any other state dict comes back unchanged with None."""
+    """A ``-r`` state dict in our key names and, for an ImageNet-1k head and fewer ``classes``, that head cut through
+    the class folders' wnids and returned whole ({'weight', 'bias'}, for Acc_m); else the full head is None."""
     if is_torchvision_checkpoint(state_dict):
         state_dict = convert_torchvision_checkpoint(state_dict)
     weight = state_dict.get("head.weight")
@@ -75,14 +67,11 @@ def pretrained_weights(state_dict: Dict[str, torch.Tensor], classes: List[str]
 
 
 def load_model_weights(model: nn.Module, state_dict: Dict[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """Loads merged weights (an original repository's state dict converted first; LoRA factors not loaded); weights that
-    do not fit are a UserError naming the missing, unexpected and mis-shaped keys."""
+    """Loads merged weights (an original repository's converted; LoRA factors not); a misfit is a UserError."""
     if is_original_checkpoint(state_dict):
         state_dict = convert_original_checkpoint(state_dict)
-    own = without_lora(model.state_dict())
-    given = without_lora(state_dict)
-    missing = sorted(set(own) - set(given))
-    unexpected = sorted(set(given) - set(own))
+    own, given = without_lora(model.state_dict()), without_lora(state_dict)
+    missing, unexpected = sorted(set(own) - set(given)), sorted(set(given) - set(own))
     mis_shaped = [f"{k} {tuple(given[k].shape)} vs model {tuple(own[k].shape)}"
                   for k in own.keys() & given.keys() if own[k].shape != given[k].shape]
     if missing or unexpected or mis_shaped:

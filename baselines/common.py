@@ -1,7 +1,7 @@
 """What the full fine-tuning baselines share: which parameters train, their shared flags, wrong forget labels.
 
-Reference Sec. 1.7: the whole backbone trains, the head frozen; ``--ffn_open`` (a misnomer kept from the original)
-also trains the head, ``--only_ffn`` trains only the feed-forward linears (and the head)."""
+The whole backbone trains, the head frozen (reference Sec. 1.7); ``--ffn_open`` (the original's misnomer) also trains
+the head, ``--only_ffn`` only the feed-forward linears and the head."""
 from typing import Dict, List, Tuple
 
 import torch
@@ -18,16 +18,12 @@ def add_shared_arguments(parser) -> None:
     g = parser.add_argument_group("baselines (shared)")
     g.add_argument("--ffn_open", action="store_true", help="also train the classification head")
     g.add_argument("--only_ffn", action="store_true", help="train only the FFN linears (and the head)")
-    g.add_argument("--replay", action="store_true",
-                   help="L2/EWC/MAS: train on forget (wrong labels) and remain data; without it forget data only")
+    g.add_argument("--replay", action="store_true", help="L2/EWC/MAS: also train on remain data, not forget data alone")
     g.add_argument("--online", action="store_true", help="EWC/MAS/L2: keep one penalty term instead of one per task")
 
 
 class FineTuneMethod(Method):
-    """A baseline that fine-tunes the backbone (all of it, or its FFN linears) and optionally the head.
-
-    ``relabel`` draws wrong labels uniformly over the other classes, from a generator seeded per task. (The original
-    drew them in [0, number of forget classes) and anew at every access: its bug 5.)"""
+    """A baseline that fine-tunes the backbone (or its FFN linears), optionally the head, with wrong forget labels."""
 
     options = {"train_head": Option("ffn_open", False), "only_ffn": Option("only_ffn", False),
                "seed": Option("seed", 1337)}
@@ -49,13 +45,13 @@ class FineTuneMethod(Method):
         self.relabel_generator = seeded_generator(self.seed, "relabel", ctx.task.index)
 
     def relabel(self, labels: torch.Tensor) -> torch.Tensor:
+        # Over all other classes, seeded per task: the original drew them anew in [0, forget classes) (its bug 5).
         return wrong_labels(labels, self.ctx.num_classes, self.relabel_generator)
 
 
 class TeacherMethod(FineTuneMethod):
-    """Wrong-label CE on forget data plus ``teacher_terms`` that keep the remain outputs near a frozen teacher's (the
-    pre-trained model, never refreshed): LwF, DER, DER++, FDR. An epoch is one pass over the forget data with remain
-    batches cycled, as in the original (reference Sec. 3.5)."""
+    """Wrong-label CE on forget data plus ``teacher_terms`` keeping the remain outputs near the frozen pre-trained
+    model's (LwF, DER, DER++, FDR); an epoch is a pass over the forget data, as in the original (reference 3.5)."""
 
     no_retain_refusal = ("its teacher terms on remain images are all that guards the remembered classes; without "
                          "them it is plain wrong-label fine-tuning (l2 without --replay adds a pull to earlier "
@@ -87,11 +83,8 @@ class TeacherMethod(FineTuneMethod):
 
 
 def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Temperature-softened knowledge distillation on (B, C) student and teacher logits, a scalar:
-
-        T^2 * (1/B) sum_i sum_c p_ic [log p_ic - log q_ic],  p = softmax(t/T), q = softmax(s/T)
-
-    (the T^2 factor keeps the gradient scale independent of T)."""
+    """T^2 * (1/B) sum_i sum_c p_ic [log p_ic - log q_ic], p = softmax(t/T), q = softmax(s/T), on (B, C) student and
+    teacher logits: distillation whose gradient scale the T^2 keeps independent of T."""
     return temperature ** 2 * F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
                                        F.log_softmax(teacher_logits / temperature, dim=1),
                                        reduction="batchmean", log_target=True)

@@ -1,11 +1,9 @@
 """DER (Buzzega et al., NeurIPS 2020) adapted to forgetting: wrong labels on forget data, embedding replay on remain.
 
-Per step (forget batch x_f with wrong labels y~_f, cycled remain batch x_r; reference Sec. 2.5)
+    L = CE(z(x_f), y~_f) + lambda * ||e(x_r) - e_t(x_r)||_F^2                    (reference Sec. 2.5)
 
-    L = CE(z(x_f), y~_f) + lambda * ||e(x_r) - e_t(x_r)||_F^2
-
-e: the embedding, e_t the frozen pre-trained model's; summed over the batch, not averaged, as in the original. DER++
-(der_pp.py) extends this class."""
+x_f: a forget batch with wrong labels y~_f, x_r a cycled remain batch, e the embedding (e_t the frozen pre-trained
+model's); summed over the batch, not averaged, as in the original."""
 from typing import Dict
 
 import torch

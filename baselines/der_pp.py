@@ -18,8 +18,7 @@ class DERPlusPlus(DER):
 
     name = "der_pp"
     presets = {"paper": "--lr 1e-3 --DER_lambda 0.005 --DER_plus_lambda 0.005",
-               "cpu": "--lr 1e-3 --DER_lambda 0.005 --DER_plus_lambda 0.005",
-               "smoke": "-e 4 --lr 3e-3"}
+               "cpu": "--lr 1e-3 --DER_lambda 0.005 --DER_plus_lambda 0.005", "smoke": "-e 4 --lr 3e-3"}
 
     group = "DER++"  # adds only --DER_plus_lambda; --DER_lambda comes from DER
     options = {**DER.options, "replay_weight": Option("DER_plus_lambda", 0.1,

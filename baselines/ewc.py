@@ -13,15 +13,11 @@ from baselines.l2 import L2, gradient_importance, penalty_option
 from engine.method import METHODS, TaskContext
 
 
-def fisher_contribution(grad: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """One batch's share of the empirical Fisher: |b| * g^2 (g: the gradient of the batch-mean CE)."""
-    return grad.pow(2) * batch_size
-
-
 def fisher_importance(model: nn.Module, params: List[nn.Parameter], batches, device: torch.device,
                       autocast) -> List[torch.Tensor]:
     """Empirical Fisher diagonal F_n = (1/nb) sum_b |b| (d CE_b / d theta_n)^2, one tensor per parameter."""
-    return gradient_importance(model, params, batches, F.cross_entropy, fisher_contribution, device, autocast)
+    return gradient_importance(model, params, batches, F.cross_entropy, lambda grad, size: grad.pow(2) * size, device,
+                               autocast)
 
 
 @METHODS.register("ewc")
@@ -29,8 +25,7 @@ class EWC(L2):
     """L2 with the empirical Fisher as importance."""
 
     name = "ewc"
-    presets = {"paper": "--lr 1e-4 --ewc_lambda 10 --replay",
-               "cpu": "--lr 1e-3 --ewc_lambda 10 --replay",
+    presets = {"paper": "--lr 1e-4 --ewc_lambda 10 --replay", "cpu": "--lr 1e-3 --ewc_lambda 10 --replay",
                "smoke": "-e 3 --lr 3e-3 --ewc_lambda 1 --replay"}
     group = "EWC (quadratic penalty)"
     options = {**L2.options, "penalty_weight": penalty_option("ewc_lambda")}

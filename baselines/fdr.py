@@ -23,8 +23,7 @@ class FDR(TeacherMethod):
     """Wrong-label fine-tuning on forget data, keeping the remain logits near the pre-trained model's."""
 
     name = "fdr"
-    presets = {"paper": "--lr 1e-3 --FDR_lambda 50",
-               "cpu": "--lr 1e-3 --FDR_lambda 50",
+    presets = {"paper": "--lr 1e-3 --FDR_lambda 50", "cpu": "--lr 1e-3 --FDR_lambda 50",
                "smoke": "-e 4 --lr 3e-3 --FDR_lambda 5"}
 
     group = "FDR"

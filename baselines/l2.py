@@ -2,9 +2,8 @@
 
     CE(z(x), y~) + lambda * sum_t sum_n Omega_{t,n} (theta_n - theta*_{t,n})^2
 
-x: the forget batch (wrong labels y~), with ``--replay`` also the remain batch (true labels); theta*_t: the weights
-at the start of task t; Omega_t: their importance, 1 for L2. EWC (Kirkpatrick et al., PNAS 2017) and MAS (Aljundi
-et al., ECCV 2018) subclass it and only replace ``importance``."""
+x: the forget batch (wrong labels y~), with ``--replay`` also the remain batch; theta*_t: the weights at the start of
+task t; Omega_t: their importance, 1 for L2 (EWC and MAS replace only ``importance``)."""
 from typing import Callable, Dict, Iterable, List
 
 import torch
@@ -19,9 +18,8 @@ Term = Dict[str, List[torch.Tensor]]
 
 
 def weighted_penalty(params: List[torch.Tensor], terms: List[Term]) -> torch.Tensor:
-    """sum_t sum_n Omega_{t,n} (theta_n - theta*_{t,n})^2, summed over every entry (not averaged); zero without terms.
-
-    ``terms``: one dict per term, 'anchor' (theta*_t) and 'importance' (Omega_t), tensors shaped like ``params``."""
+    """sum_t sum_n Omega_{t,n} (theta_n - theta*_{t,n})^2 summed over every entry; ``terms``: one dict per term,
+    'anchor' (theta*_t) and 'importance' (Omega_t), tensors shaped like ``params``."""
     total = params[0].new_zeros(())
     for term in terms:
         for p, anchor, weight in zip(params, term["anchor"], term["importance"]):
@@ -32,10 +30,8 @@ def weighted_penalty(params: List[torch.Tensor], terms: List[Term]) -> torch.Ten
 @in_eval_mode
 def gradient_importance(model: nn.Module, params: List[nn.Parameter], batches: Iterable, objective: Callable,
                         contribution: Callable, device: torch.device, autocast: Callable) -> List[torch.Tensor]:
-    """(1/nb) sum_b contribution(d objective_b / d theta, |b|), in eval mode, one detached tensor per parameter.
-
-    ``objective`` maps (margin logits (B, C) float, labels (B,)) to a scalar; ``contribution`` maps (a parameter's
-    gradient, batch size) to that batch's share."""
+    """(1/nb) sum_b contribution(d objective_b / d theta, |b|) per parameter, in eval mode; ``objective`` maps (margin
+    logits, labels) to a scalar, ``contribution`` (a parameter's gradient, batch size) to that batch's share."""
     sums = [torch.zeros_like(p) for p in params]
     num_batches = 0
     for images, labels in batches:
@@ -59,8 +55,7 @@ class L2(FineTuneMethod):
     """Full fine-tuning with an unweighted (importance 1) quadratic penalty; base of EWC and MAS."""
 
     name = "l2"
-    presets = {"paper": "--lr 1e-4 --l2_lambda 0.1 --replay",
-               "cpu": "--lr 1e-3 --l2_lambda 0.1 --replay",
+    presets = {"paper": "--lr 1e-4 --l2_lambda 0.1 --replay", "cpu": "--lr 1e-3 --l2_lambda 0.1 --replay",
                "smoke": "-e 3 --lr 3e-3 --l2_lambda 1 --replay"}
     no_retain_refusal = None  # without --replay its steps see forget images only
     group = "L2 (quadratic penalty)"  # one group per method, named after it; EWC and MAS have their own flag
@@ -82,11 +77,9 @@ class L2(FineTuneMethod):
         return [torch.ones_like(p) for p in params]
 
     def begin_task(self, ctx: TaskContext) -> None:
-        """Anchors a new term at the current weights, its importance measured on the task's remain subset.
-
-        The original measured it on the full remain training set even in few-shot mode (its bug 7); here only on the
-        subset the method is given. ``online`` keeps one term, its importance the sum of every task's (as the original's
-        online mode and online EWC with decay 1)."""
+        """Anchors a new term at the current weights, its importance measured on the task's remain subset."""
+        # The original measured it on the full remain set even when few-shot (its bug 7). ``online`` keeps one term,
+        # its importance the sum of every task's (the original's online mode, online EWC with decay 1).
         super().begin_task(ctx)
         params = self.trainable_parameters()
         self.terms = [{k: [t.to(ctx.device) for t in v] for k, v in term.items()} for term in self.terms]

@@ -1,8 +1,7 @@
 """LIRF (Ye et al., ECCV 2022, "Learning with Recoverable Forgetting") as run by the GS-LoRA papers (reference 2.5).
 
-The backbone is split after depth//2 blocks: the student is the live lower half (trained); the upper half, final norm
-and head stay frozen and serve as the shared ``up``; the teacher is the frozen pre-trained model; the deposit a trained
-copy of the pre-trained lower half.
+The backbone splits after depth//2 blocks: the student is the trained lower half, the frozen upper half, norm and head
+the shared ``up``, the teacher the frozen pre-trained model, the deposit a trained copy of the pre-trained lower half.
 
     L = (1-a) CE(up(s(x_f)), y~_f) - 300 AT(s(x_f), t(x_f)) + 10 a T^2 KL(t[:, R] || s[:, R])
         + 0.05 [a T^2 KL(t[:, F] || d[:, F]) + (1-a) CE(d, y~_f)] + 5 CE(up(s(x_r)), y_r)
@@ -23,8 +22,8 @@ AT_WEIGHT, REMAIN_KL_WEIGHT, DEPOSIT_WEIGHT, REMAIN_CE_WEIGHT = 300.0, 10.0, 0.0
 
 
 def attention_map(tokens: torch.Tensor, threshold: float = 0.005) -> torch.Tensor:
-    """(B, N, D) tokens -> (B, D): L2-normalised (over D) mean over the N tokens of x^2; entries < threshold -> 0 (axes
-    of the reference text: the original's ``x.pow(2).mean(1)`` on (B, 197, 512) token features)."""
+    """(B, N, D) tokens -> (B, D): L2-normalised (over D) mean over the N tokens of x^2; entries < threshold -> 0."""
+    # Axes of the reference text: the original's x.pow(2).mean(1) on (B, 197, 512) token features.
     a = F.normalize(tokens.pow(2).mean(dim=1), dim=1)
     return torch.where(a < threshold, torch.zeros_like(a), a)
 
@@ -70,8 +69,8 @@ class LIRF(FineTuneMethod):
         return lower_half_parameters(self.model.backbone, self.split)
 
     def optimized_parameters(self) -> List[nn.Parameter]:
-        """The student's lower half and the deposit: the original left the deposit out of its optimizer, so
-        the deposit term changed nothing (its bug 4). Selection snapshots the pair together."""
+        """The student's lower half and the deposit, snapshot together for selection."""
+        # The original left the deposit out of its optimizer, so the deposit term changed nothing (its bug 4).
         return self.trainable_parameters() + list(self.deposit.parameters())
 
     def begin_task(self, ctx: TaskContext) -> None:
@@ -82,8 +81,7 @@ class LIRF(FineTuneMethod):
         self.forget_cols = torch.tensor(ctx.task.forget, device=ctx.device)
 
     def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
-        """The terms of L; without a remain batch (``--no_retain``) the remain CE is absent and the rest, all on
-        forget images (the remain-class KL included), stays."""
+        """The terms of L; without a remain batch (--no_retain) the remain CE is absent, the rest stays."""
         a, temp = self.alpha, self.temperature
         # The frozen upper half runs without dropout, as the original's frozen 'up' model in eval mode. Set at every
         # step: the engine's evaluations put the whole model back in train mode.

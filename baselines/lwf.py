@@ -18,8 +18,7 @@ class LwF(TeacherMethod):
     """Wrong-label fine-tuning on forget data, distillation from the pre-trained model and CE on remain data."""
 
     name = "lwf"
-    presets = {"paper": "--lr 1e-4 --Lwf_lambda_remain 10",
-               "cpu": "--lr 1e-3 --Lwf_lambda_remain 10",
+    presets = {"paper": "--lr 1e-4 --Lwf_lambda_remain 10", "cpu": "--lr 1e-3 --Lwf_lambda_remain 10",
                "smoke": "-e 4 --lr 3e-3"}
 
     group = "LwF"

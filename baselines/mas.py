@@ -12,20 +12,11 @@ from baselines.l2 import L2, gradient_importance, penalty_option
 from engine.method import METHODS, TaskContext
 
 
-def squared_output(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """mean_{i,c} z_{i,c}^2 over the (B, C) logits: the squared L2 norm of the output, averaged. Scalar."""
-    return logits.pow(2).mean()
-
-
-def sensitivity_contribution(grad: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """One batch's share of the MAS importance: |g| (unweighted by the batch size)."""
-    return grad.abs()
-
-
 def mas_importance(model: nn.Module, params: List[nn.Parameter], batches, device: torch.device,
                    autocast) -> List[torch.Tensor]:
-    """Omega_n = (1/nb) sum_b |d mean(z_b^2) / d theta_n|, one tensor per parameter."""
-    return gradient_importance(model, params, batches, squared_output, sensitivity_contribution, device, autocast)
+    """Omega_n = (1/nb) sum_b |d mean(z_b^2) / d theta_n|, one tensor per parameter (the batch size unweighted)."""
+    return gradient_importance(model, params, batches, lambda logits, labels: logits.pow(2).mean(),
+                               lambda grad, batch_size: grad.abs(), device, autocast)
 
 
 @METHODS.register("mas")
@@ -33,8 +24,7 @@ class MAS(L2):
     """L2 with the MAS output-sensitivity importance."""
 
     name = "mas"
-    presets = {"paper": "--lr 1e-4 --mas_lambda 0.005 --replay",
-               "cpu": "--lr 1e-3 --mas_lambda 0.005 --replay",
+    presets = {"paper": "--lr 1e-4 --mas_lambda 0.005 --replay", "cpu": "--lr 1e-3 --mas_lambda 0.005 --replay",
                "smoke": "-e 3 --lr 3e-3 --mas_lambda 1 --replay"}
     group = "MAS (quadratic penalty)"
     options = {**L2.options, "penalty_weight": penalty_option("mas_lambda")}

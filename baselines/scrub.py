@@ -22,11 +22,10 @@ def swa_distance(params: Iterable[torch.Tensor], averaged: Iterable[torch.Tensor
 
 
 class ScrubLRDecay:
-    """lr = lr0 * 0.1^(milestones passed by e = 15 * super-epoch + inner epoch), lr0 the optimizer's initial lr.
+    """lr = lr0 * 0.1^(milestones passed by e = 15 * super-epoch + inner epoch), lr0 the optimizer's initial lr; the 15
+    is the original's quirk, kept (milestone 100 decays super-epochs 7-9)."""
 
-    The 15 (for 10 inner epochs) is the original's quirk, kept: milestone 100 decays super-epochs 7-9. The original
-    decayed from ``--lr``, not lr0; its scripts set both to 1e-4."""
-
+    # The original decayed from --lr, not lr0; its scripts set both to 1e-4.
     def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float, milestones: List[int]):
         self.optimizer, self.base_lr, self.milestones = optimizer, base_lr, milestones
 
@@ -61,8 +60,7 @@ class SCRUB(FineTuneMethod):
         "weight_decay": Option("sgda_weight_decay", 5e-4, "L2 weight decay of that optimizer"),
         "temperature": Option("kd_T", 2.0, "distillation temperature T"),
         "superepochs": Option("SCRUB_superepoch", 10, "super-epochs of 10 inner epochs (-e ignored)"),
-        "decay_epoch": Option("scrub_decay_epoch", 100,
-                              "lr x0.1 once the inner-epoch counter (15 per super-epoch) passes it"),
+        "decay_epoch": Option("scrub_decay_epoch", 100, "lr x0.1 past this inner-epoch count (15 a super-epoch)"),
         "opt_name": Option("opt", "adam"), **FineTuneMethod.options}
 
     def __init__(self, model: nn.Module, **options):

@@ -1,7 +1,6 @@
-"""Evaluation passes: per-class correct counts in both accuracy conventions, class-mean embeddings, test reports.
-
-Each pass runs in eval mode (dropout off, LoRA folded) and restores the model's mode. Under torchrun the counting passes
-(``evaluate``, ``outside_accuracy``) are split over the processes and summed: every process must call them."""
+"""Evaluation passes in eval mode (dropout off, LoRA folded; the mode restored after): per-class correct counts in both
+conventions, class-mean embeddings, test reports. Under torchrun the counting passes (``evaluate``,
+``outside_accuracy``) are split over the processes and summed: every process must call them."""
 from dataclasses import dataclass
 from typing import Dict, Iterable
 
@@ -34,8 +33,7 @@ def evaluate(model: nn.Module, data: ImageTensors, indices: torch.Tensor, batch_
 
 
 def share_of_pass(data: Images, indices: torch.Tensor, batch_size: int) -> Iterable:
-    """Batches of this process's share of a pass over ``data[indices]`` (all without torchrun; none for a process left
-    without images); the caller sums the counts over the processes."""
+    """Batches of this process's share of ``data[indices]`` (none if it gets no image); the caller sums the counts."""
     mine = shard_indices(indices)
     return () if len(mine) == 0 and len(indices) > 0 else BatchLoader(data, mine, batch_size)
 
@@ -72,8 +70,7 @@ class OutsideClasses:
 @in_eval_mode
 def outside_accuracy(model: nn.Module, outside: OutsideClasses, batch_size: int, device: torch.device,
                      amp: bool = False) -> float:
-    """Percent of ``outside``'s images whose argmax over the full head is their class: the model's backbone with
-    the kept head instead of the run's cut one."""
+    """Percent of ``outside``'s images whose argmax over the kept full head (not the run's cut one) is their class."""
     weight, bias = outside.weight.to(device), outside.bias.to(device)
     correct = torch.zeros((), dtype=torch.int64)
     for images, labels in share_of_pass(outside.images, torch.arange(len(outside.images)), batch_size):

@@ -1,12 +1,11 @@
 """The continual-forgetting task loop shared by all methods: task -> epoch -> batch, selection, results, resume.
 
-Per task: evaluate before, train on paired remain/forget batches, keep the selected weights, test after, let the method
-finish (merge LoRA, update importance), save and rewrite ``results.json``. Only ``Method``'s hooks are called."""
+Per task: evaluate, train, keep the selected weights, test, end the method's task, save, rewrite ``results.json``."""
 import itertools
 import logging
 import math
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -31,8 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def task_subsets(data, task: Task, settings: RunSettings) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The remain and forget training images a method may use in ``task`` (data-ratio or few-shot subsets); with
-    ``no_retain`` no remain image at all."""
+    """The remain and forget training images a method may use in ``task`` (none remain with ``no_retain``)."""
     picked = {"remain": torch.empty(0, dtype=torch.long)}
     sides = (("forget", task.forget),) if settings.no_retain else (("remain", task.remain), ("forget", task.forget))
     for name, classes in sides:
@@ -89,9 +87,8 @@ class Selector:
         return {"rule": self.settings.selection, "h_mean": self.best_score, **self.at, **stopped}
 
     def should_stop(self, losses: Dict[str, torch.Tensor]) -> bool:
-        """``--early_stop K``: H has not improved for K evaluations (or for ``--early_stop_growth`` R of the task's
-        evaluations so far, if more) and the method's forgetting goal is met by the last step's losses (averaged over
-        processes under torchrun, so that all stop together)."""
+        """``--early_stop K``: H has not improved for max(K, R * evaluations so far) evaluations and the forgetting
+        goal is met by the last step's losses (averaged over processes under torchrun, so that all stop together)."""
         patience = self.settings.early_stop
         if patience:
             patience = max(patience, math.ceil(self.settings.early_stop_growth * self.evaluations))
@@ -103,8 +100,8 @@ class Selector:
 
 
 def task_loaders(ctx: TaskContext) -> Dict[str, Iterator]:
-    """A one-pass and an endless loader ('<side>_cycle') of each side the task has: forget, and remain unless
-    ``--no_retain`` (then a method that reached for remain data would fail at once instead of training on it)."""
+    """A one-pass and an endless loader ('<side>_cycle') of each side the task has (no remain with --no_retain, so
+    that a method reaching for remain data fails at once)."""
     sides = ("forget",) if ctx.no_retain else ("remain", "forget")
     loaders = {side: ctx.loader(getattr(ctx, f"{side}_idx"), side, sharded=True) for side in sides}
     loaders.update({f"{side}_cycle": cycle(loaders[side]) for side in sides})
@@ -113,8 +110,7 @@ def task_loaders(ctx: TaskContext) -> Dict[str, Iterator]:
 
 def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: RunSettings, run_log
                ) -> Tuple[Dict[str, object], int]:
-    """The epoch and batch loop of one task; returns how the kept weights were selected and the steps taken.
-    ``steps_per_task`` ends it after exactly that many optimizer steps; ``early_stop`` may end it sooner."""
+    """The epoch and batch loop of one task; returns how the kept weights were selected and the steps taken."""
     method.begin_task(ctx)
     broadcast_from_main(method.optimized_parameters())  # torchrun: every process starts from the same weights
     seed_per_process()
@@ -166,9 +162,7 @@ def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -
     # Seeded from (seed, task index) before the task draws anything (LoRA initialisation, dropout masks), so a
     # resumed run draws what an uninterrupted one draws.
     torch.manual_seed(seeded_generator(s.seed, "task", task.index).initial_seed())
-    test_idx = torch.arange(len(data.test))
-    before = evaluate(model, data.test, test_idx, s.test_batch_size, s.device, s.amp)
-    outside_before = outside_metrics(model, data, s)
+    before, outside_before = evaluate_test(model, data, s)
     remain_idx, forget_idx = task_subsets(data, task, s)
     ctx = TaskContext(task, data.train, remain_idx, forget_idx, s.batch_size, s.device, s.amp, s.seed,
                       data.num_classes, s.optim.epochs, s.optim, steps=s.steps_per_task, no_retain=s.no_retain)
@@ -176,8 +170,7 @@ def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -
     meter.start()
     selector = Selector(method, data, task, s)
     selection, steps = train_task(method, ctx, selector, s, run_log)
-    after = evaluate(model, data.test, test_idx, s.test_batch_size, s.device, s.amp)
-    outside_after = outside_metrics(model, data, s)
+    after, outside_after = evaluate_test(model, data, s)
     trainable = trainable_summary(method.trainable_parameters(), model)
     extras = method.end_task(ctx)
     classes = (task.remain, task.forget, task.old, task.missing)
@@ -186,8 +179,7 @@ def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -
              "train_images": {"remain": len(remain_idx), "forget": len(forget_idx)},
              **with_outside(task_metrics(before, after, *classes, "original"), outside_before, outside_after),
              "plain": with_outside(task_metrics(before, after, *classes, "plain"), outside_before, outside_after),
-             "selection": selection, "optimizer_steps": steps,
-             **trainable, **meter.stop(), **extras}
+             "selection": selection, "optimizer_steps": steps, **trainable, **meter.stop(), **extras}
     if s.audit:  # imported here: the audits sit above the engine and pull in scikit-learn
         from audit.run import audit_task
         entry["audit"] = audit_task(model, data, task, remain_idx, forget_idx, s)
@@ -198,43 +190,36 @@ def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -
     return entry
 
 
-def outside_metrics(model: nn.Module, data, settings: RunSettings):
-    """Acc_m on the classes outside the run (ImageNet-900), or None when the run has no such set."""
+def evaluate_test(model: nn.Module, data, s: RunSettings) -> Tuple[ClassCounts, Optional[float]]:
+    """The test split's per-class counts, and Acc_m on the classes outside the run (ImageNet-900) or None."""
+    counts = evaluate(model, data.test, torch.arange(len(data.test)), s.test_batch_size, s.device, s.amp)
     outside = getattr(data, "outside", None)
-    if outside is None:
-        return None
-    return outside_accuracy(model, outside, settings.test_batch_size, settings.device, settings.amp)
+    return counts, None if outside is None else outside_accuracy(model, outside, s.test_batch_size, s.device, s.amp)
 
 
 def with_outside(metrics: Dict[str, object], before, after) -> Dict[str, object]:
-    """``metrics`` with Acc_m and its before-value from the outside classes (alike in both conventions: a linear head
-    has no margin); unchanged without them (Acc_m is then the plan's missing classes; the parser refuses both)."""
+    """``metrics`` with Acc_m and its before-value from the outside classes, if any (a linear head: no margin)."""
     return metrics if after is None else {**metrics, "acc_m": after, "acc_m_before": before}
 
 
 def save_task(method: Method, settings: RunSettings, index: int, artifacts: Dict[str, Dict[str, torch.Tensor]]) -> None:
-    """The task's merged weights as a plain state dict, the method's state, and extra artifacts (LoRA delta); only
-    the main process writes."""
+    """The task's merged weights, the method's state and extra artifacts (LoRA delta); only the main process writes."""
     if not is_main_process():
         return
-    folder = settings.task_dir
-    save_checkpoint(folder / f"Backbone_task_{index}.pth", model=without_lora(method.model.state_dict()),
-                    model_args=settings.model_args, config=settings.config, task=index)
-    save_checkpoint(folder / f"method_task_{index}.pth", **method.state_dict())
-    for name, tensors in artifacts.items():
-        save_checkpoint(folder / f"{name}_task_{index}.pth", **tensors)
+    files = {"Backbone": {"model": without_lora(method.model.state_dict()), "model_args": settings.model_args,
+                          "config": settings.config, "task": index}, "method": method.state_dict(), **artifacts}
+    for name, content in files.items():
+        save_checkpoint(settings.task_dir / f"{name}_task_{index}.pth", **content)
 
 
 def plan_record(tasks: List[Task], classes: List[str]) -> List[Dict[str, object]]:
-    """The task plan as written into results.json, so re-evaluation uses exactly the classes trained with; the
-    forgotten classes also by name (``classes``: the class folder names), so a reader needs no data set."""
+    """The task plan for results.json, so re-evaluation uses the classes trained with; forgotten ones also by name."""
     return [{"task": t.index, "remain": t.remain, "forget": t.forget, "old": t.old, "missing": t.missing,
              "forget_names": [classes[c] for c in t.forget]} for t in tasks]
 
 
 def check_run_folder(outdir: Path, resume: bool) -> None:
-    """A run folder that holds results is continued only on request (nothing is overwritten by accident), and only
-    when its results and the last finished task's checkpoints are there to continue from."""
+    """A run folder with results is continued only on request, and only with the last finished task's checkpoints."""
     results_path = outdir / "results.json"
     if not results_path.exists():
         return
@@ -249,8 +234,7 @@ def check_run_folder(outdir: Path, resume: bool) -> None:
 
 
 def check_resumed_plan(outdir: Path, tasks: List[Task], classes: List[str]) -> None:
-    """A resumed run continues its finished tasks' plan (results.json's ``plan``, ``class_names``), or is refused:
-    another plan would mix two protocols in one table."""
+    """A resumed run keeps its finished tasks' plan and class names, or is refused: no two protocols in one table."""
     results_path = outdir / "results.json"
     if not results_path.exists():
         return
@@ -278,8 +262,7 @@ def resume_state(method: Method, settings: RunSettings, results_path: Path) -> D
 
 def run_forgetting(method: Method, data, tasks: List[Task], settings: RunSettings, run_log,
                    resume: bool = False) -> Dict:
-    """Runs every task not yet finished, rewriting ``results.json`` as each ends. With ``resume`` it continues after the
-    last finished task from its saved weights and method state; otherwise an existing results file is an error."""
+    """Runs every task not yet finished (after the last finished one with ``resume``), rewriting ``results.json``."""
     results_path, classes = settings.outdir / "results.json", list(data.train.classes)
     results = {"method": method.name, "selection": settings.selection, "config": settings.config,
                "no_retain": settings.no_retain, "class_names": classes, "plan": plan_record(tasks, classes),
@@ -304,9 +287,7 @@ def run_forgetting(method: Method, data, tasks: List[Task], settings: RunSetting
 
 def pretrained_accuracies(model: nn.Module, data, tasks: List[Task], settings: RunSettings) -> Dict[str, List[Dict]]:
     """The starting model's accuracy on every task's class sets (the tables' 'Pre-train' row), both conventions."""
-    s = settings
-    counts = evaluate(model, data.test, torch.arange(len(data.test)), s.test_batch_size, s.device, s.amp)
-    outside = outside_metrics(model, data, s)
+    counts, outside = evaluate_test(model, data, settings)
 
     def accuracies(t: Task, convention: str) -> Dict[str, object]:
         sets = {"acc_r": t.remain, "acc_f": t.forget, "acc_o": t.old, "acc_m": t.missing}

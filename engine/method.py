@@ -46,9 +46,7 @@ class TaskContext:
 
     def to_device(self, batch: Optional[Batch]) -> Optional[Batch]:
         """Moves an (images, labels) batch to the device; None (a step without that side) stays None."""
-        if batch is None:
-            return None
-        return batch[0].to(self.device, non_blocking=True), batch[1].to(self.device, non_blocking=True)
+        return None if batch is None else tuple(t.to(self.device, non_blocking=True) for t in batch)
 
 
 @dataclass
@@ -59,33 +57,25 @@ class StepInfo:
 
 
 class Option(NamedTuple):
-    """A constructor keyword's flag (``from_args`` passes ``args.<flag>``), default and help. With a help text the
-    method's ``add_arguments`` adds the flag, typed by the default (a bool a switch, a list of floats) or by ``kw``;
-    without, another group adds it (the shared flags)."""
+    """A constructor keyword's flag (``from_args`` passes ``args.<flag>``), default, help and argparse keywords."""
 
     flag: str
     default: object
-    help: Optional[str] = None
+    help: Optional[str] = None  # with one, add_arguments adds the flag (typed by the default or kw); else another group
     kw: Optional[Dict[str, object]] = None
 
 
 class Method:
     """Base class of every forgetting method; the hook contract the engine relies on.
 
-    Per task: ``begin_task`` (after the before-evaluation: fresh LoRA, a teacher, importance), ``build_optimizer``,
-    then per epoch ``batches`` and for each (remain, forget) pair ``training_step`` (default: ``compute_loss``,
-    backward, one optimizer step; returns the named losses with 'total'), then ``end_task`` once the selected weights
-    are restored and tested (merge LoRA, update importance); its dict goes into the task's results.
-    ``trainable_parameters()`` is what is trained, counted and snapshot for selection; ``state_dict`` carries what
-    must survive between tasks for a resume. An overridden ``training_step`` calls ``average_gradients`` between
-    backward and every optimizer step (torchrun), as the default does.
-
-    ``presets``: flag strings per setting ('paper', 'cpu', 'smoke'), printed by ``scripts/method_flags.py``.
-    ``no_retain_refusal``: why the method cannot run with ``--no_retain`` (a parser error), or ``None``: it can, and
-    its steps get (None, forget) pairs."""
+    Per task: ``begin_task``, ``build_optimizer``, then per epoch ``batches`` and a ``training_step`` per (remain,
+    forget) pair (returning the named losses with 'total'), then ``end_task`` once the selected weights are restored
+    and tested; its dict goes into the task's results. An overridden ``training_step`` calls ``average_gradients``
+    between backward and every optimizer step (torchrun)."""
 
     name = "method"
-    presets: Dict[str, str] = {}
+    presets: Dict[str, str] = {}  # flag strings per setting ('paper', 'cpu', 'smoke'), for scripts/method_flags.py
+    # Why the method cannot run with --no_retain (a parser error), or None: it can, its steps get (None, forget) pairs.
     no_retain_refusal: Optional[str] = "it does not declare a loss for forget images alone"
     trains_lora = False  # True: it honours --lora_pos and --grouping (GS-LoRA's ablation switches)
     options: Dict[str, Option] = {}  # the constructor's keywords, each set as the attribute of its name
@@ -123,7 +113,7 @@ class Method:
         return cls(model, **{key: getattr(args, o.flag) for key, o in cls.options.items()})
 
     def trainable_parameters(self) -> List[nn.Parameter]:
-        """Default for full fine-tuning baselines: the whole backbone; the head stays frozen (reference 1.7)."""
+        """What is trained, counted and snapshot for selection; default: the backbone, head frozen (reference 1.7)."""
         return list(self.model.backbone.parameters())
 
     def optimized_parameters(self) -> List[nn.Parameter]:
@@ -155,10 +145,8 @@ class Method:
         return ctx.epochs
 
     def batches(self, ctx: TaskContext, loaders: Dict[str, Iterator]) -> Iterator[Tuple[Batch, Batch]]:
-        """One epoch of (remain, forget) pairs: a pass over the remain data, forget batches cycled.
-
-        ``loaders``: 'remain', 'forget' (one pass) and 'remain_cycle', 'forget_cycle' (endless); a side may be None.
-        With ``--no_retain`` an epoch is one pass over the forget data, each pair (None, forget)."""
+        """One epoch of (remain, forget) pairs: a pass over the remain data, forget batches cycled; with
+        ``--no_retain`` one pass over the forget data, each pair (None, forget)."""
         if ctx.no_retain:
             for forget in loaders["forget"]:
                 yield None, forget
@@ -190,6 +178,7 @@ class Method:
         return {}
 
     def state_dict(self) -> Dict[str, object]:
+        """What must survive between tasks, for a resume."""
         return {}
 
     def load_state_dict(self, state: Dict[str, object]) -> None:
@@ -205,18 +194,16 @@ class Method:
 
 
 def wrong_labels(labels: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
-    """A uniformly drawn label different from each true one, among all ``num_classes`` classes (reproducible).
-
-    Under torchrun each process takes its own row of a (world size, B) draw of the shared generator."""
+    """A uniformly drawn label different from each true one (reproducible; under torchrun each process takes its
+    own row of a (world size, B) draw of the shared generator)."""
     rank, world = shard()
     offsets = torch.randint(1, num_classes, (world, *labels.shape), generator=generator)[rank].to(labels.device)
     return (labels + offsets) % num_classes
 
 
 def forward_pair(model: nn.Module, remain: Optional[Batch], forget: Batch) -> Tuple[Optional[torch.Tensor], ...]:
-    """One forward pass over remain and forget images together (dropout is per sample, so this equals two passes).
-
-    Returns (logits_r, logits_f, emb_r, emb_f); without a remain batch (``--no_retain``) None for the remain outputs."""
+    """(logits_r, logits_f, emb_r, emb_f) from one forward pass over both batches (dropout is per sample, so this
+    equals two passes); without a remain batch None for the remain outputs."""
     if remain is None:
         logits, emb = model(*forget)
         return None, logits, None, emb

@@ -28,8 +28,7 @@ class OptimConfig:
 
 
 def create_optimizer(params: Iterable[nn.Parameter], optim: OptimConfig) -> torch.optim.Optimizer:
-    """A fresh timm optimizer over the parameters that require gradients; weight decay on matrices only. ``--opt-betas``
-    reaches Adam-style optimizers, ``--momentum`` the SGD family."""
+    """A fresh timm optimizer over the parameters that require gradients; weight decay on matrices only."""
     params = [p for p in params if p.requires_grad]
     groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": optim.weight_decay},
               {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
@@ -46,8 +45,7 @@ def create_optimizer(params: Iterable[nn.Parameter], optim: OptimConfig) -> torc
 def create_optimizer_and_scheduler(params: Iterable[nn.Parameter], optim: OptimConfig, epochs: int,
                                    steps: Optional[int] = None) -> Tuple[torch.optim.Optimizer, CosineLRScheduler]:
     """The optimizer, and a linear warm-up from ``warmup_lr`` over ``warmup_epochs``, then one cosine cycle over
-    ``epochs`` to ``min_lr``. With ``steps`` (``--steps_per_task``) the same shape is laid over the steps, updated
-    after each."""
+    ``epochs`` to ``min_lr``; with ``steps`` (--steps_per_task) the same shape over the steps, updated after each."""
     optimizer = create_optimizer(params, optim)
     if steps:
         warmup = round(steps * optim.warmup_epochs / max(1, epochs))

@@ -1,6 +1,6 @@
 """Supervised pre-training of a backbone and head on all classes (train_own.py), with validation-split selection."""
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -20,8 +20,7 @@ from util.errors import check_finite
 
 
 def train_supervised_epoch(model: nn.Module, loader: BatchLoader, optimizer: torch.optim.Optimizer,
-                           device: torch.device, amp: bool, where: str,
-                           on_step: Optional[Callable[[Dict[str, float]], None]] = None) -> Dict[str, float]:
+                           device: torch.device, amp: bool, where: str) -> Dict[str, float]:
     """One epoch of cross-entropy on margin logits; returns the mean loss and training accuracy."""
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
@@ -38,8 +37,6 @@ def train_supervised_epoch(model: nn.Module, loader: BatchLoader, optimizer: tor
         loss_sum += float(loss.detach()) * len(labels)
         correct += int((logits.argmax(1) == labels).sum())
         seen += len(labels)
-        if on_step is not None:
-            on_step({"loss": float(loss.detach())})
     # Under torchrun each process saw its part of the epoch; the sums over the processes are the epoch's.
     loss_sum, correct, seen = all_reduce_sum(torch.tensor([loss_sum, correct, seen], dtype=torch.float64)).tolist()
     return {"loss": loss_sum / seen, "train_acc": 100.0 * correct / seen}
@@ -47,8 +44,7 @@ def train_supervised_epoch(model: nn.Module, loader: BatchLoader, optimizer: tor
 
 def pretrain(model: nn.Module, data, settings: RunSettings, run_log, checkpoint_path: Path,
              task: Optional[int] = None) -> Dict[str, object]:
-    """Supervised training on ``data.train_idx``'s classes, keeping the best validation epoch (original convention);
-    returns it, its accuracy, the steps and the test accuracy overall and per class (``task`` tags oracle logs)."""
+    """Supervised training keeping the best validation epoch (original convention); returns it, steps, test report."""
     broadcast_from_main(model.state_dict().values())  # every process starts from the same weights
     seed_per_process()
     epochs = settings.optim.epochs

@@ -1,10 +1,8 @@
 """Undoing a forgetting request of a GS-LoRA run: subtract a task's saved low-rank update from the run's weights.
 
-When task T ends, GS-LoRA folds its LoRA into the weights, W_T = W_{T-1} + s B_T A_T (s = alpha / rank), and saves
-the factors (``task-level/lora_delta_task_T.pth``). Subtracting s B_T A_T from the run's final weights gives back
-the model from before T exactly (up to float rounding) when T is the last task. For an earlier task the later
-updates stay, and they were learned on a model that had already forgotten T's classes: the result is the sum
-W_{T-1} + later updates, which no run produced, so it is an approximation.
+Task T merged W_T = W_{T-1} + s B_T A_T (s = alpha / rank) and saved the factors; subtracting s B_T A_T from the final
+weights is exact (up to rounding) for the last task, and an approximation for an earlier one, whose later updates were
+learned on a model that had already forgotten T's classes.
 """
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -23,12 +21,9 @@ State = Dict[str, torch.Tensor]
 
 
 def lora_update(factors: State, scaling: float) -> State:
-    """The weight update of every LoRA layer, {'<layer>.weight': scaling * B @ A} (out x in), from the factors
-    {'<layer>.lora_A': A (rank x in, or parts*rank x in on the qkv), '<layer>.lora_B': B (out x rank)}, computed
-    as the merge computed it."""
-    layers = sorted({key.rsplit(".", 1)[0] for key in factors})
+    """{'<layer>.weight': scaling * B @ A} of every LoRA layer from its factors, computed as the merge computed it."""
     return {f"{layer}.weight": low_rank_update(factors[f"{layer}.lora_A"], factors[f"{layer}.lora_B"], scaling)
-            for layer in layers}
+            for layer in sorted({key.rsplit(".", 1)[0] for key in factors})}
 
 
 def subtract_update(state: State, update: State) -> State:
@@ -53,9 +48,8 @@ def finished_tasks(run_dir: Path) -> Tuple[Dict, int]:
 
 
 def task_that_forgot(run_dir: Path, name: str) -> int:
-    """The task of the run in ``run_dir`` whose request named the class ``name`` (a class folder name): how a user
-    undoes a request by name. A name that is not a class of the run (the closest are listed) or that no task forgot,
-    and a results.json written before runs recorded class names, are UserErrors."""
+    """The task of the run in ``run_dir`` that forgot the class ``name`` (a class folder name), to undo a request by
+    name; an unknown name, one no task forgot, or a results.json without class names is a UserError."""
     results, _ = finished_tasks(run_dir)
     if "class_names" not in results:
         raise UserError(f"{run_dir / 'results.json'} holds no class names (written by an older version); pass --task")
@@ -72,9 +66,8 @@ def delta_path(run_dir: Path, task: int) -> Path:
 
 
 def undo_task(run_dir: Path, task: int) -> Dict[str, object]:
-    """The run's final model with ``task``'s LoRA update subtracted, as checkpoint content (``model``,
-    ``model_args``, ``config`` and ``undo``: which task was undone, from which run, and whether the result is exact);
-    a UserError for a task the run has not finished or a run that saved no LoRA update (it trained the weights)."""
+    """The run's final model with ``task``'s LoRA update subtracted, as checkpoint content (``undo``: what was undone
+    and whether exactly); a UserError for an unfinished task or a run that saved no LoRA update."""
     results, done = finished_tasks(run_dir)
     if not 0 <= task < done:
         raise UserError(f"task {task} is not a finished task of {run_dir} (its finished tasks: 0-{done - 1})")
@@ -104,8 +97,7 @@ def saved_models(run_dir: Path, done: int) -> List[Tuple[str, State]]:
 
 
 def pretrained_state(path: str, model_args: Dict[str, object], classes: List[str]) -> State:
-    """The run's -r weights in the run's key names and head size (an original or torchvision file converted, an
-    ImageNet head cut to ``classes``), so that they compare with the saved task weights."""
+    """The run's -r weights in its key names and head size, so that they compare with the saved task weights."""
     return without_lora(model_from_file(path, classes, model_args).state_dict())
 
 

@@ -1,8 +1,7 @@
 """Margin heads for face recognition: CosFace (Wang et al. 2018) and ArcFace (Deng et al. 2019).
 
-``plain = s * cos(theta_j)`` against L2-normalised class weights; with a label the target gets its margin: CosFace ``s *
-(cos - m)``, ArcFace ``s * cos(theta + m)``. The original reports ``argmax`` of the margin logits at the true label
-("original"); we also report the plain ``argmax`` ("plain"), see util/metrics.py."""
+``plain = s * cos(theta_j)``, with the target's margin given a label. The original reports ``argmax`` of the margin
+logits at the true label ("original"); we also report the plain ``argmax`` ("plain"), see util/metrics.py."""
 import math
 from typing import Optional
 
