@@ -1,8 +1,7 @@
-"""The original implementation's compute graph, restated from reference/original-behaviour.md (1.1, 2.3, 2.4), so that
-``benchmarks/speed.py --side_by_side`` times it and our code in one process on the same batches: machine speed and load
-are then a common factor, and the ratio carries over to other machines. Not the original's code but its operations in
-its order: Residual(PreNorm(f)) blocks, einsum attention with a separate softmax, ``nn.Dropout``, loralib-style LoRA
-(x W^T + b + (x A^T) B^T * scaling), a one-hot CosFace head; GS-LoRA++ and full fine-tuning (L2) steps."""
+"""The original implementation's compute graph (reference/original-behaviour.md 1.1, 2.3, 2.4), which
+``benchmarks/speed.py --side_by_side`` times in one process with our code, so that machine speed and load cancel out of
+the ratio. Not the original's code but its operations in its order: Residual(PreNorm(f)) blocks, einsum attention with
+a separate softmax, ``nn.Dropout``, loralib-style LoRA (x W^T + b + (x A^T) B^T * scaling), a one-hot CosFace head."""
 from typing import Callable, List
 
 import torch

@@ -61,9 +61,8 @@ def timed(fn: Callable, device: Optional[torch.device] = None) -> Tuple[object, 
 
 def step_figures(key: str, method, ctx, loaders, steps: int, device, meter: CostMeter, images: int,
                  reference=None, begin_ctx=None) -> Tuple[dict, float]:
-    """Median step time after a warm-up, peak memory (since ``meter.start()``) and images/s under ``key``, and
-    ``begin_task``'s time. ``reference()`` makes the original's step, timed alternately with ours on the same batches
-    so that a slow moment of the machine is shared."""
+    """Median step time after a warm-up, peak memory and images/s under ``key``, and ``begin_task``'s time; the step
+    that ``reference()`` makes alternates with ours on the same batches, so a slow moment of the machine is shared."""
     begun = timed(lambda: method.begin_task(begin_ctx or ctx), device)[1]
     method.build_optimizer(ctx)
     steppers = {"ours": lambda remain, forget, i: method.training_step(remain, forget, StepInfo(0, 0, i))}
@@ -143,10 +142,9 @@ def bench(config: str, root: Path, device: torch.device, steps: int, eval_images
     n_eval = min(max(eval_images, EVAL_BATCH), len(test))
     starts = range(0, n_eval - EVAL_BATCH + 1, EVAL_BATCH)
     out["eval_s"] = eval_seconds(gs.model, test, starts, EVAL_BATCH, device, amp, len(test))
-    out["eval_batches_timed"] = len(starts)
-    out["gemm_gflops_after"] = gemm_gflops(device, torch.float32)
-    out["task0_h"], out["protocol_h"] = (protocol_hours(out, classes) for classes in
-                                         (PROTOCOL_REMAIN_CLASSES[:1], PROTOCOL_REMAIN_CLASSES))
+    out.update(eval_batches_timed=len(starts), gemm_gflops_after=gemm_gflops(device, torch.float32))
+    # task 0 alone, then all four tasks
+    out["task0_h"], out["protocol_h"] = (protocol_hours(out, PROTOCOL_REMAIN_CLASSES[:n]) for n in (1, 4))
     return out
 
 
@@ -223,11 +221,10 @@ def report(result: dict) -> None:
         return report_vit_b16(result)
     ref = ORIGINAL.get(result["config"], {})
     print(f"\n== {result['config']} configuration on {result['device']} (bf16 {result['bf16']}) ==")
-    rows = [("GS-LoRA++ step (96 images)", "gs_step_s"), ("full fine-tuning step (48 images)", "ft_step_s"),
-            ("evaluation pass, 8,984 images", "eval_s"), ("prototypes", "prototypes_s"),
-            ("task 0, original settings", "task0_h"), ("4-task protocol (Table 3)", "protocol_h")]
     print(f"{'':38s}{'ours':>10s}{'original':>10s}{'ours/orig':>11s}")
-    for label, key in rows:
+    for label, key in (("GS-LoRA++ step (96 images)", "gs_step_s"), ("full fine-tuning step (48 images)", "ft_step_s"),
+                       ("evaluation pass, 8,984 images", "eval_s"), ("prototypes", "prototypes_s"),
+                       ("task 0, original settings", "task0_h"), ("4-task protocol (Table 3)", "protocol_h")):
         unit = key[-1]  # every key ends in its unit, s or h
         print(f"{label:38s}{result[key]:9.3f}{unit}" + (f"{ref[key]:9.3f}{unit}{result[key] / ref[key]:10.2f}x"
                                                         if key in ref else ""))

@@ -1,9 +1,7 @@
 """Data-parallel training across the processes of a ``torchrun`` launch (nccl on CUDA, gloo on the CPU); without
-torchrun every function is a no-op. Each process takes its part of every global batch and ``average_gradients``
-averages gradients after each backward, like ``DistributedDataParallel`` but without wrapping the model: the methods
-train different parameter sets (LoRA injected after loading, LIRF's deposit, teachers, SCRUB's several updates), and
-one all-reduce where every method steps serves them all. Evaluation sums split counts, so every process selects alike;
-rank 0 alone writes."""
+torchrun every function is a no-op. ``average_gradients`` averages the gradients after each backward instead of a
+``DistributedDataParallel`` wrapper: the methods train different parameter sets (LoRA injected after loading, LIRF's
+deposit, teachers, SCRUB's several updates), and one all-reduce where every method steps serves them all."""
 import os
 import re
 from typing import Callable, Dict, Iterable, Optional, Tuple, TypeVar

@@ -33,8 +33,7 @@ def count_correct(plain_logits: torch.Tensor, margin_logits: torch.Tensor, label
 
 def h_mean(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Optional[float]) -> Optional[float]:
     """H = 2 * Acc_r * drop / (Acc_r + drop), drop = Acc_f(before) - Acc_f(after); 0 when both are 0. A rise in Acc_f
-    is drop 0: the original's negative drop gave a negative H, or a large one once drop < -Acc_r (Acc_r 4, drop -4.5
-    gives H 72), which could win its best-H selection."""
+    is drop 0: the original's negative drop could give a large H (Acc_r 4, drop -4.5: 72) and win its selection."""
     if acc_r is None or acc_f_before is None or acc_f is None:
         return None
     drop = max(acc_f_before - acc_f, 0.0)  # a negative drop is no forgetting (fixed: see the docstring)

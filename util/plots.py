@@ -120,25 +120,23 @@ SWEEP_PANELS = (("h_mean", "H", "bound", "H* bound"), ("acc_r", "Acc_r", "acc_r_
 
 
 def _sweep_axis(values: Sequence[str]):
-    """Positions for a flag's values: the numbers (log scale when positive and spanning 20x), else one slot each."""
+    """A flag's values: one x slot each (None when all are numbers, placed by value), and whether to use a log scale."""
     try:
         numbers = [float(v) for v in values]
     except ValueError:
-        slots = list(dict.fromkeys(values))
-        return [slots.index(v) for v in values], slots, False
-    log_scale = min(numbers) > 0 and max(numbers) >= 20 * min(numbers)
-    return numbers, None, log_scale
+        return list(dict.fromkeys(values)), False
+    return None, min(numbers) > 0 and max(numbers) >= 20 * min(numbers)
 
 
 def plot_sweep(option: str, lines, path: Path, title: str) -> Path:
     """H, Acc_r, Acc_f (columns) on both splits (rows) against ``option``'s value, H* and Acc_r before dashed."""
     plt = _pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(11.5, 5.8), constrained_layout=True, squeeze=False)
-    _, slots, log_scale = _sweep_axis([v for points in lines.values() for v, _ in points])
+    slots, log_scale = _sweep_axis([v for points in lines.values() for v, _ in points])
     for row, (split, split_title) in zip(axes, SWEEP_SPLITS):
         for ax, (key, name, reference, reference_name) in zip(row, SWEEP_PANELS):
             for index, (label, points) in enumerate(lines.items()):
-                x = _sweep_axis([v for v, _ in points])[0] if slots is None else [slots.index(v) for v, _ in points]
+                x = [float(v) if slots is None else slots.index(v) for v, _ in points]
                 style = _style(plt, index)
                 ax.plot(x, _nan([task.get(split, {}).get(key) for _, task in points]), label=label, **style)
                 if reference:

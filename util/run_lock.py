@@ -1,8 +1,7 @@
 """One process per run folder: an exclusive ``flock`` on ``<folder>/.lock``, held for the life of the process.
 
-Two runs writing one folder mix their files silently, so every entry point (under torchrun, the main process) takes the
-lock before touching the folder; the file holds the pid that a refused run names. The kernel drops a dead process's
-``flock``, so a killed run's lock file is simply locked again; on exit it (and folders made empty) is removed."""
+Two runs writing one folder mix their files silently. The file holds the pid that a refused run names; the kernel
+drops a dead process's ``flock``, so a killed run's lock file is simply locked again."""
 import atexit
 import errno
 import fcntl

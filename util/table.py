@@ -1,9 +1,8 @@
 """Result tables in the papers' layout (T-PAMI Tables 2-5), with an independent check of every H cell.
 
 Columns are settings "a-b" (a classes known before the step, b of them forgotten; a run made by names adds the names
-of small tasks), each with whichever of H, Acc_r, Acc_f, Acc_o and Acc_m any row has, under a 'Pre-train' row; runs
-named alike share a row, which ends with its cost. A printed H more than ``H_TOLERANCE`` points off ``recompute_h``'s
-is flagged with ``*`` and listed under the Markdown table."""
+of small tasks); runs named alike share a row. A printed H more than ``H_TOLERANCE`` points off ``recompute_h``'s is
+flagged with ``*`` and listed under the Markdown table."""
 import csv
 import io
 from dataclasses import dataclass, field
