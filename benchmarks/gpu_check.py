@@ -1,8 +1,7 @@
 """One script for the first minutes on a GPU: does the CUDA path work end to end, how fast is it, and what would Table
-3's protocol cost on this GPU. Prints one summary and writes it to <outdir>/gpu_check.json.
-
-Stages, each timed (a failure is reported and the next still run): the environment, a short pre-training on CASIA-100 (a
-subset will do), one GS-LoRA++ task, benchmarks/speed.py in fp32 and bf16, and ViT-B/16 in bf16.
+3's protocol cost on this GPU. Prints one summary and writes it to <outdir>/gpu_check.json. Stages, each timed (a
+failure is reported and the next still run): the environment, a short pre-training on CASIA-100 (a subset will do),
+one GS-LoRA++ task, benchmarks/speed.py in fp32 and bf16, and ViT-B/16 in bf16.
 
     bash scripts/gpu_check.sh --data_root DIR          # about 5 minutes on one H200
     bash scripts/gpu_check.sh --dry-run                # the same stages at tiny sizes on the CPU (tested)"""
@@ -11,7 +10,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -22,7 +20,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.speed import per_image_ratio  # noqa: E402
+from benchmarks.speed import per_image_ratio, timed  # noqa: E402
 from gs_lora import GSLoRAPlusPlus  # noqa: E402
 from model import build_model  # noqa: E402
 from util.device import autocast  # noqa: E402
@@ -36,9 +34,8 @@ def check_environment(device: torch.device, net: str) -> Dict[str, object]:
     """The model and its head on the device, one bf16 (CUDA) step: where every tensor ended up."""
     model = build_model(net, "cosface", 100).to(device)
     size = model.backbone.image_size
-    images, labels = torch.rand(4, 3, size, size, device=device), torch.arange(4, device=device)
     with autocast(device, device.type == "cuda"):
-        logits, embeddings = model(images, labels)
+        logits, _ = model(torch.rand(4, 3, size, size, device=device), torch.arange(4, device=device))
     logits.float().logsumexp(1).mean().backward()
     off_device = [n for n, p in model.named_parameters() if p.device != device or p.grad is None
                   or p.grad.device != device]
@@ -83,7 +80,6 @@ def stages(args, out: Path, device: torch.device) -> Dict[str, Callable[[], Dict
     pretrain = ["-e", "1", "-b", "64"] if tiny else ["-e", "4", "-b", "240", "--lr", "3e-4", "--warmup-epochs", "1"]
     forget = ["--steps_per_task", "2", "--eval_every", "1"] if tiny else ["-e", "2", "--data_ratio", "0.5",
                                                                         "--eval_every", "20"]
-    checkpoint = out / "pretrain" / "best.pth"
     speed = ["benchmarks/speed.py", "--data_root", data_root, "--device", device.type, "--steps", str(args.steps)]
     speed += ["--configs", "tiny", "--eval_images", "240"] if tiny else ["--configs", "full"]
 
@@ -95,9 +91,9 @@ def stages(args, out: Path, device: torch.device) -> Dict[str, Callable[[], Dict
         "pre-training": lambda: run_script(["train_own.py", *data, *model, *pretrain, "--outdir", str(out / "pretrain"),
                                             "--no_tensorboard"], out / "pretrain.log"),
         "forgetting task": lambda: run_script(
-            ["train_own_forget_cl.py", *data, *model, "-r", str(checkpoint), "--num_of_first_cls", "80",
-             "--per_forget_cls", "20", "--num_tasks", "1", "-b", "48", "--warmup-epochs", "0", *GS_LORA_PP, *forget,
-             "--outdir", str(out / "forget"), "--no_tensorboard"], out / "forget.log"),
+            ["train_own_forget_cl.py", *data, *model, "-r", str(out / "pretrain" / "best.pth"), "--num_of_first_cls",
+             "80", "--per_forget_cls", "20", "--num_tasks", "1", "-b", "48", "--warmup-epochs", "0", *GS_LORA_PP,
+             *forget, "--outdir", str(out / "forget"), "--no_tensorboard"], out / "forget.log"),
         "benchmark fp32": benchmark("speed_fp32", *speed, "--precision", "fp32", "--side_by_side"),
         "benchmark bf16": benchmark("speed_bf16", *speed, "--precision", "bf16"),
     }
@@ -108,11 +104,18 @@ def stages(args, out: Path, device: torch.device) -> Dict[str, Callable[[], Dict
     return checks
 
 
+def attempt(check: Callable[[], Dict[str, object]]) -> Dict[str, object]:
+    """``ok`` and the check's result, or its error: a check that fails is reported, and the next ones still run."""
+    try:
+        return {"ok": True, **check()}
+    except Exception as err:
+        return {"ok": False, "error": f"{type(err).__name__}: {err}"}
+
+
 def benchmark_rows(out: Path) -> List[str]:
     """One line per measured configuration and precision, read back from the benchmark's JSON files."""
     rows = []
-    for name in ("speed_fp32.json", "speed_bf16.json", "speed_vit.json"):
-        path = out / name
+    for path in (out / "speed_fp32.json", out / "speed_bf16.json", out / "speed_vit.json"):
         for r in json.loads(path.read_text())["results"] if path.exists() else []:
             line = (f"{r['config']:8s} {'bf16' if r['bf16'] else 'fp32'}  GS-LoRA++ step {r['gs_step_s']:.3f} s "
                     f"({r['gs_img_per_s']:.0f} img/s, peak {r['gs_peak_mb']:.0f} MB)  fine-tuning step "
@@ -129,14 +132,15 @@ def benchmark_rows(out: Path) -> List[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data_root", default="data/faces_webface_112x112_sub100_train_test",
-                        help="CASIA-100 (train/ and test/ of one folder per class); a per-class subset will do")
-    parser.add_argument("--outdir", default="runs/gpu_check",
-                        help="logs, runs and the summary; an earlier check's folder is emptied first")
-    parser.add_argument("--steps", type=int, default=5, help="timed training steps per benchmark")
-    parser.add_argument("--workers", type=int, default=8, help="decoding threads and streamed-data processes")
-    parser.add_argument("--dry-run", dest="dry_run", action="store_true",
-                        help="tiny sizes on the CPU: checks that every stage runs, its numbers mean nothing")
+    add = parser.add_argument
+    add("--data_root", default="data/faces_webface_112x112_sub100_train_test",
+        help="CASIA-100 (train/ and test/ of one folder per class); a per-class subset will do")
+    add("--outdir", default="runs/gpu_check",
+        help="logs, runs and the summary; an earlier check's folder is emptied first")
+    add("--steps", type=int, default=5, help="timed training steps per benchmark")
+    add("--workers", type=int, default=8, help="decoding threads and streamed-data processes")
+    add("--dry-run", dest="dry_run", action="store_true",
+        help="tiny sizes on the CPU: checks that every stage runs, its numbers mean nothing")
     args = parser.parse_args()
     device = torch.device("cpu" if args.dry_run else "cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -150,12 +154,8 @@ def main() -> None:
     out.mkdir(parents=True)
     summary = {"dry_run": args.dry_run, "stages": {}}
     for name, check in stages(args, out, device).items():
-        start = time.perf_counter()
-        try:
-            result = {"ok": True, **check()}
-        except Exception as err:  # a check that fails is reported, and the next ones still run
-            result = {"ok": False, "error": f"{type(err).__name__}: {err}"}
-        summary["stages"][name] = {**result, "seconds": round(time.perf_counter() - start, 1)}
+        result, took = timed(lambda: attempt(check))
+        summary["stages"][name] = {**result, "seconds": round(took, 1)}
         print(f"{name:16s} {'ok' if result['ok'] else 'FAILED'} ({summary['stages'][name]['seconds']} s)"
               f"{'' if result['ok'] else '  ' + result['error']}", flush=True)
     summary["benchmarks"] = benchmark_rows(out)

@@ -1,10 +1,7 @@
-"""The original implementation's compute graph, restated from reference/original-behaviour.md (1.1, 2.3, 2.4), so that
-``benchmarks/speed.py --side_by_side`` can time it and our code in one process, on the same batches.
-
-Not the original's code, but its operations in its order: Residual(PreNorm(f)) blocks, einsum attention with a separate
-softmax, ``nn.Dropout``, loralib-style LoRA (x W^T + b + (x A^T) B^T * scaling) and a one-hot CosFace head; GS-LoRA++
-and full fine-tuning (L2) steps. Timing both in one process makes machine speed and load a common factor, so the ratio
-carries over to other machines."""
+"""The original implementation's compute graph (reference/original-behaviour.md 1.1, 2.3, 2.4), which
+``benchmarks/speed.py --side_by_side`` times in one process with our code, so that machine speed and load cancel out of
+the ratio. Not the original's code but its operations in its order: Residual(PreNorm(f)) blocks, einsum attention with
+a separate softmax, ``nn.Dropout``, loralib-style LoRA (x W^T + b + (x A^T) B^T * scaling), a one-hot CosFace head."""
 from typing import Callable, List
 
 import torch
@@ -58,10 +55,9 @@ class FaceTransformer(nn.Module):
                  patch_size: int = 8, num_classes: int = 100, dropout: float = 0.1):
         super().__init__()
         self.patch_size = patch_size
-        patches = (image_size // patch_size) ** 2
         self.patch_to_embedding = nn.Linear(3 * patch_size ** 2, dim)
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
-        self.pos_embedding = nn.Parameter(torch.randn(1, patches + 1, dim))
+        self.pos_embedding = nn.Parameter(torch.randn(1, (image_size // patch_size) ** 2 + 1, dim))
         self.dropout = nn.Dropout(dropout)
         self.layers = nn.ModuleList(nn.Sequential(
             Residual(dim, Attention(dim, heads, dim_head, dropout)),
@@ -72,19 +68,16 @@ class FaceTransformer(nn.Module):
         self.head = nn.Parameter(torch.randn(num_classes, dim) * dim ** -0.5)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor):
-        b, c, h, w = images.shape
-        p = self.patch_size
+        (b, c, h, w), p = images.shape, self.patch_size
         x = images.view(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1).reshape(b, -1, p * p * c)
-        x = self.patch_to_embedding(x)
-        x = torch.cat((self.cls_token.expand(b, -1, -1), x), dim=1)
+        x = torch.cat((self.cls_token.expand(b, -1, -1), self.patch_to_embedding(x)), dim=1)
         x += self.pos_embedding
         x = self.dropout(x)
         for layer in self.layers:
             x = layer(x)
         emb = self.mlp_head(x[:, 0])
         cosine = F.linear(F.normalize(emb), F.normalize(self.head))
-        one_hot = torch.zeros(cosine.size(), device=cosine.device)
-        one_hot.scatter_(1, labels.view(-1, 1), 1)
+        one_hot = torch.zeros(cosine.size(), device=cosine.device).scatter_(1, labels.view(-1, 1), 1)
         return (one_hot * (cosine - 0.35) + (1.0 - one_hot) * cosine) * 64.0, emb
 
 
@@ -94,9 +87,8 @@ def add_lora(model: FaceTransformer, rank: int) -> List[List[nn.Parameter]]:
     for ffn in (layer[1].fn for layer in model.layers):  # each block's FFN: Linear, GELU, Dropout, Linear, Dropout
         for index in (0, 3):
             plain = ffn[index]
-            lora = LoRALinear(plain.in_features, plain.out_features, rank).to(plain.weight.device)
-            lora.load_state_dict(plain.state_dict(), strict=False)
-            ffn[index] = lora
+            ffn[index] = LoRALinear(plain.in_features, plain.out_features, rank).to(plain.weight.device)
+            ffn[index].load_state_dict(plain.state_dict(), strict=False)
         groups.append([ffn[i].lora_A for i in (0, 3)] + [ffn[i].lora_B for i in (0, 3)])
     for name, param in model.named_parameters():
         param.requires_grad_("lora_" in name)

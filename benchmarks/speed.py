@@ -1,10 +1,9 @@
 """Speed benchmark against the original implementation's measured figures (reference/original-speed.md).
 
-On real CASIA-100 task-0 batches of the 4-task protocol, at 'reduced' (56 px, width 256) and 'full' (112 px, width 512):
-a GS-LoRA++ step, a full fine-tuning step, an evaluation pass and the prototypes, then task 0 and Table 3's protocol
-extrapolated as the reference does, as ratios to the original's figures. --side_by_side alternates step by step with
-the original's graph (benchmarks/original_graph.py) for ratios that do not depend on the machine. 'tiny' checks the
-path in seconds; 'vit_b16' times ImageNet100's backbone and its streamed data. docs/speed.md explains each figure.
+On real CASIA-100 task-0 batches at 'reduced' (56 px, width 256) and 'full' (112 px, width 512): GS-LoRA++ and full
+fine-tuning steps, an evaluation pass and the prototypes, extrapolated to task 0 and Table 3's protocol as the reference
+does, as ratios to the original's figures (--side_by_side: to its graph, timed alongside, whatever the machine). 'tiny'
+checks the path in seconds; 'vit_b16' times ImageNet100's backbone and its streamed data. See docs/speed.md.
 
     python benchmarks/speed.py --configs reduced full --steps 5 --json runs/benchmarks/speed.json
     python benchmarks/speed.py --configs full --steps 5 --eval_images 960 --side_by_side
@@ -18,7 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 
@@ -42,66 +41,57 @@ from util.device import resolve_device, use_bf16  # noqa: E402
 
 # reference/original-speed.md, re-measured side by side on these 2-core machines with torch 2.14.1 (fp32, 2 threads,
 # no loader workers). The full configuration's evaluation pass and task-0 time were only measured with torch 2.13.
-ORIGINAL = {
-    "full": {"gs_step_s": 15.22, "ft_step_s": 6.83, "eval_s": 524.0, "prototypes_s": 251.0, "task0_h": 37.8},
-    "reduced": {"gs_step_s": 1.184, "ft_step_s": 0.692, "eval_s": 41.5, "prototypes_s": 24.5, "task0_h": 2.62},
-}
+ORIGINAL = {"full": {"gs_step_s": 15.22, "ft_step_s": 6.83, "eval_s": 524.0, "prototypes_s": 251.0, "task0_h": 37.8},
+            "reduced": {"gs_step_s": 1.184, "ft_step_s": 0.692, "eval_s": 41.5, "prototypes_s": 24.5, "task0_h": 2.62}}
 NETS = {"full": "vit_face", "reduced": "vit_face_reduced", "tiny": "vit_face_tiny"}
 IMAGENET100_TEST = 5000  # ImageNet100's test images (50 validation images of each of the 100 classes)
 REMAIN_IMAGES = 2797  # task 0's remain images in the original's protocol (80 classes, 10 % of CASIA-100's train split)
 PROTOCOL_REMAIN_CLASSES = (80, 60, 40, 20)  # Table 3: four tasks of 20 forgotten classes each
-EPOCHS, EVAL_EVERY = 100, 100
-EVAL_BATCH = 240
+EPOCHS, EVAL_EVERY, EVAL_BATCH = 100, 100, 240
 
 
-def seconds(fn, device: torch.device) -> float:
-    """Wall time of one call of ``fn``, the device synchronised before the clock stops."""
+def timed(fn: Callable, device: Optional[torch.device] = None) -> Tuple[object, float]:
+    """``fn()`` and its wall time (s), a CUDA device synchronised before the clock stops: every benchmark's clock."""
     start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
+    result = fn()
+    if device is not None and device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
-def timed_steps(method, ctx, remain_loader, forget_loader, steps: int, device, reference=None) -> dict:
-    """Step times (s) of ``method`` and ``reference`` after a warm-up, alternating on the same batches: a slow moment
-    of the machine is shared."""
-    steppers = {"ours": lambda remain, forget, i: method.training_step(remain, forget, StepInfo(0, 0, i))}
-    if reference is not None:
-        steppers["original"] = lambda remain, forget, i: reference(remain, forget)
-    times = {name: [] for name in steppers}
-    for i, (remain, forget) in zip(range(steps + 1), zip(cycle(remain_loader), cycle(forget_loader))):
-        remain, forget = ctx.to_device(remain), ctx.to_device(forget)
-        for name in sorted(steppers, reverse=bool(i % 2)):
-            times[name].append(seconds(lambda: steppers[name](remain, forget, i), device))
-    return {name: values[1:] for name, values in times.items()}
+    return result, time.perf_counter() - start
 
 
 def step_figures(key: str, method, ctx, loaders, steps: int, device, meter: CostMeter, images: int,
                  reference=None, begin_ctx=None) -> Tuple[dict, float]:
-    """Median step time, peak memory (since ``meter.start()``) and images/s under ``key``, and ``begin_task``'s time."""
-    begun = seconds(lambda: method.begin_task(begin_ctx or ctx), device)
+    """Median step time after a warm-up, peak memory and images/s under ``key``, and ``begin_task``'s time; the step
+    that ``reference()`` makes alternates with ours on the same batches, so a slow moment of the machine is shared."""
+    begun = timed(lambda: method.begin_task(begin_ctx or ctx), device)[1]
     method.build_optimizer(ctx)
-    times = timed_steps(method, ctx, *loaders, steps, device, reference() if reference else None)
-    step_s = statistics.median(times["ours"])
+    steppers = {"ours": lambda remain, forget, i: method.training_step(remain, forget, StepInfo(0, 0, i))}
+    if reference:
+        original = reference()
+        steppers["original"] = lambda remain, forget, i: original(remain, forget)
+    times = {name: [] for name in steppers}
+    for i, (remain, forget) in zip(range(steps + 1), zip(cycle(loaders[0]), cycle(loaders[1]))):
+        remain, forget = ctx.to_device(remain), ctx.to_device(forget)
+        for name in sorted(steppers, reverse=bool(i % 2)):
+            times[name].append(timed(lambda: steppers[name](remain, forget, i), device)[1])
+    step_s = statistics.median(times["ours"][1:])
     out = {f"{key}_step_s": step_s, f"{key}_peak_mb": meter.stop()["peak_memory_mb"],
            f"{key}_img_per_s": images / step_s}
     if reference:
-        out[f"original_graph_{key}_step_s"] = statistics.median(times["original"])
+        out[f"original_graph_{key}_step_s"] = statistics.median(times["original"][1:])
     return out, begun
 
 
 def eval_seconds(model, images: ImageTensors, starts, batch: int, device, amp: bool, total: int) -> float:
     """A pass over ``total`` images from the median batch at ``starts``: a noisy moment moves a batch, not the pass."""
-    times = [seconds(lambda: evaluate(model, images, torch.arange(s, s + batch), batch, device, amp), device)
+    times = [timed(lambda: evaluate(model, images, torch.arange(s, s + batch), batch, device, amp), device)[1]
              for s in starts]
     return statistics.median(times) * total / batch
 
 
 def original_graph_like(model) -> original_graph.FaceTransformer:
     """The original's graph at our model's sizes (benchmarks/original_graph.py), on the same device."""
-    backbone = model.backbone
-    block = backbone.blocks[0]
+    backbone, block = model.backbone, model.backbone.blocks[0]
     return original_graph.FaceTransformer(
         backbone.image_size, backbone.embed_dim, block.mlp.fc1.out_features, depth=len(backbone.blocks),
         heads=block.attn.heads, dim_head=block.attn.dim_head, patch_size=backbone.patch_size,
@@ -111,7 +101,7 @@ def original_graph_like(model) -> original_graph.FaceTransformer:
 def gemm_gflops(device: torch.device, dtype: torch.dtype, size: int = 1024, repeats: int = 20) -> float:
     """Median throughput of a square matrix product, printed beside the results so that a busy machine shows."""
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    times = [seconds(lambda: a @ b, device) for _ in range(repeats + 1)]
+    times = [timed(lambda: a @ b, device)[1] for _ in range(repeats + 1)]
     return 2 * size ** 3 / statistics.median(times[1:]) / 1e9
 
 
@@ -123,11 +113,10 @@ def bench(config: str, root: Path, device: torch.device, steps: int, eval_images
           side_by_side: bool = False) -> dict:
     net = NETS[config]
     model = build_model(net, "cosface", 100).to(device)
-    size = model.backbone.image_size
-    train, test = load_image_folder(root, "train", size), load_image_folder(root, "test", size)
+    train, test = (load_image_folder(root, split, model.backbone.image_size) for split in ("train", "test"))
     task = plan_tasks(class_order(100, 1337), 80, 20, 4)[0]
-    remain = ratio_subset(subset_indices(train, task.remain), 0.1, 1337, 0, "remain")
-    forget = ratio_subset(subset_indices(train, task.forget), 0.1, 1337, 0, "forget")
+    remain, forget = (ratio_subset(subset_indices(train, getattr(task, side)), 0.1, 1337, 0, side)
+                      for side in ("remain", "forget"))
     ctx = TaskContext(task, train, remain, forget, 48, device, amp, 1337, 100, EPOCHS,
                       OptimConfig(lr=1e-2, epochs=EPOCHS, warmup_epochs=0))
     out = {"config": config, "device": str(device), "bf16": amp, "remain_images": len(remain),
@@ -153,10 +142,9 @@ def bench(config: str, root: Path, device: torch.device, steps: int, eval_images
     n_eval = min(max(eval_images, EVAL_BATCH), len(test))
     starts = range(0, n_eval - EVAL_BATCH + 1, EVAL_BATCH)
     out["eval_s"] = eval_seconds(gs.model, test, starts, EVAL_BATCH, device, amp, len(test))
-    out["eval_batches_timed"] = len(starts)
-    out["gemm_gflops_after"] = gemm_gflops(device, torch.float32)
-    out["task0_h"], out["protocol_h"] = (protocol_hours(out, classes) for classes in
-                                         (PROTOCOL_REMAIN_CLASSES[:1], PROTOCOL_REMAIN_CLASSES))
+    out.update(eval_batches_timed=len(starts), gemm_gflops_after=gemm_gflops(device, torch.float32))
+    # task 0 alone, then all four tasks
+    out["task0_h"], out["protocol_h"] = (protocol_hours(out, PROTOCOL_REMAIN_CLASSES[:n]) for n in (1, 4))
     return out
 
 
@@ -168,29 +156,24 @@ def protocol_hours(result: dict, remain_classes) -> float:
     return total / 3600
 
 
-def streamed_train(root, workers: int):
-    """ImageNet100's training split streamed at 224 px; generated 500 x 375 JPEGs of 4 wnids when ``root`` is None."""
+def loader_images_per_s(train, batch: int, batches: int) -> float:
+    """Images/s of the data path alone: decode, resize, crop and normalise in the worker processes."""
+    loader = iter(BatchLoader(train, torch.arange(len(train)), batch, shuffle=True, tag="bench"))
+    next(loader)  # worker start-up is paid once per pass, not per batch
+    count, took = timed(lambda: sum(len(labels) for _, labels in itertools.islice(loader, batches)))
+    return count / took
+
+
+def bench_vit_b16(root, device: torch.device, steps: int, amp: bool, batch: int, workers: int) -> dict:
+    """ViT-B/16's GS-LoRA++ and fine-tuning steps on random images, its evaluation pass and the streamed data path
+    (ImageNet100's training split at 224 px; generated 500 x 375 JPEGs of 4 wnids when ``root`` is None)."""
     if root is None:
         import tempfile
 
         from data.generated_imagenet import spread_wnids, write_wnid_tree
         root = Path(tempfile.mkdtemp(prefix="imagenet_bench_"))
         write_wnid_tree(root, spread_wnids(4), {"train": 96, "test": 1}, size=(500, 375))
-    return stream_imagenet_split(Path(root), "train", 224, workers)
-
-
-def loader_images_per_s(train, batch: int, batches: int) -> float:
-    """Images/s of the data path alone: decode, resize, crop and normalise in the worker processes."""
-    loader = iter(BatchLoader(train, torch.arange(len(train)), batch, shuffle=True, tag="bench"))
-    next(loader)  # worker start-up is paid once per pass, not per batch
-    start = time.perf_counter()
-    count = sum(len(labels) for _, labels in itertools.islice(loader, batches))
-    return count / (time.perf_counter() - start)
-
-
-def bench_vit_b16(root, device: torch.device, steps: int, amp: bool, batch: int, workers: int) -> dict:
-    """ViT-B/16's GS-LoRA++ and fine-tuning steps on random images, its evaluation pass and the streamed data path."""
-    train = streamed_train(root, workers)
+    train = stream_imagenet_split(Path(root), "train", 224, workers)
     out = {"config": "vit_b16", "device": str(device), "bf16": amp, "batch": batch, "workers": workers,
            "loader_img_per_s": loader_images_per_s(train, batch, max(1, min(8, len(train) // batch - 1)))}
     task = plan_tasks(list(range(100)), 80, 20, 4)[0]
@@ -238,11 +221,11 @@ def report(result: dict) -> None:
         return report_vit_b16(result)
     ref = ORIGINAL.get(result["config"], {})
     print(f"\n== {result['config']} configuration on {result['device']} (bf16 {result['bf16']}) ==")
-    rows = [("GS-LoRA++ step (96 images)", "gs_step_s", "s"), ("full fine-tuning step (48 images)", "ft_step_s", "s"),
-            ("evaluation pass, 8,984 images", "eval_s", "s"), ("prototypes", "prototypes_s", "s"),
-            ("task 0, original settings", "task0_h", "h"), ("4-task protocol (Table 3)", "protocol_h", "h")]
     print(f"{'':38s}{'ours':>10s}{'original':>10s}{'ours/orig':>11s}")
-    for label, key, unit in rows:
+    for label, key in (("GS-LoRA++ step (96 images)", "gs_step_s"), ("full fine-tuning step (48 images)", "ft_step_s"),
+                       ("evaluation pass, 8,984 images", "eval_s"), ("prototypes", "prototypes_s"),
+                       ("task 0, original settings", "task0_h"), ("4-task protocol (Table 3)", "protocol_h")):
+        unit = key[-1]  # every key ends in its unit, s or h
         print(f"{label:38s}{result[key]:9.3f}{unit}" + (f"{ref[key]:9.3f}{unit}{result[key] / ref[key]:10.2f}x"
                                                         if key in ref else ""))
     print(f"GS-LoRA step / full fine-tuning step, per image: {per_image_ratio(result):.2f} (original 0.86-1.11, "
@@ -250,9 +233,8 @@ def report(result: dict) -> None:
     if "original_graph_gs_step_s" in result:
         graph_gs, graph_ft = result["original_graph_gs_step_s"], result["original_graph_ft_step_s"]
         print(f"side by side with the original's graph (benchmarks/original_graph.py), same batches, alternating: "
-              f"GS-LoRA++ step {result['gs_step_s']:.3f} s vs {graph_gs:.3f} s "
-              f"({result['gs_step_s'] / graph_gs:.2f}x), "
-              f"fine-tuning step {result['ft_step_s']:.3f} s vs {graph_ft:.3f} s "
+              f"GS-LoRA++ step {result['gs_step_s']:.3f} s vs {graph_gs:.3f} s ({result['gs_step_s'] / graph_gs:.2f}x)"
+              f", fine-tuning step {result['ft_step_s']:.3f} s vs {graph_ft:.3f} s "
               f"({result['ft_step_s'] / graph_ft:.2f}x); its per-image ratio {(graph_gs / 96) / (graph_ft / 48):.2f}")
     print(f"machine: fp32 1024^3 matrix product {result['gemm_gflops_before']:.0f} GFLOP/s before, "
           f"{result['gemm_gflops_after']:.0f} after (lower on a busy machine)")
@@ -267,19 +249,17 @@ def main() -> None:
     add("--configs", nargs="+", default=["reduced"], choices=sorted(NETS) + ["vit_b16"])
     add("--batch", type=int, default=48, help="vit_b16: images per remain/forget side of a step")
     add("--num_workers", type=int, default=8, help="vit_b16: processes of the streamed data path")
-    add("--imagenet_root", default=None,
-        help="vit_b16: ImageNet100 folder for the data path (default: generated 500 x 375 JPEGs)")
+    add("--imagenet_root", help="vit_b16: ImageNet100 folder for the data path (default: generated 500 x 375 JPEGs)")
     add("--steps", type=int, default=5, help="timed steps per measurement (after one warm-up)")
-    add("--side_by_side", action="store_true",
-        help="reduced/full/tiny: time the original's graph (benchmarks/original_graph.py) on the same batches, "
-             "alternating step by step with ours; it runs in fp32 as the original does, and peak memory then counts "
-             "both models")
+    add("--side_by_side", action="store_true", help="reduced/full/tiny: time the original's graph "
+        "(benchmarks/original_graph.py) on the same batches, alternating step by step with ours; it runs in fp32 as "
+        "the original does, and peak memory then counts both models")
     add("--eval_images", type=int, default=8984, help="time the batches of this many test images")
     add("--device", default="auto")
     add("--precision", default="auto", choices=["auto", "fp32", "bf16"],
         help="auto: bf16 on CUDA, fp32 on the CPU (as the original's CPU figures)")
-    add("--json", default="runs/benchmarks/speed.json",
-        help="where the figures are written as well, with the commit, torch and the machine")
+    add("--json", default="runs/benchmarks/speed.json", help="where the figures are written as well, with the commit, "
+        "torch and the machine")
     args = parser.parse_args()
     keep_freed_memory()
     device = resolve_device(args.device)

@@ -1,10 +1,8 @@
 """Keep freed memory inside the process, so that big CPU tensors do not page-fault on every step.
 
-glibc serves large requests (above 32 MB, and many smaller ones) with a fresh ``mmap`` and ``munmap``s them when freed,
-so every Face Transformer step faulted its 20-160 MB activations in anew: 778,000 minor page faults in one full
-fine-tuning step (``getrusage``), about 59,000 when served from a heap that is never trimmed. The cost: the heap stays
-at its peak size, which training reaches in its first step anyway. ``GSLORA_SYSTEM_MALLOC=1`` keeps glibc's defaults;
-other C libraries are left alone."""
+glibc serves large requests with a fresh ``mmap``, unmapped when freed, so every step faulted its 20-160 MB activations
+in anew: 778,000 minor page faults in a full fine-tuning step, about 59,000 from a heap never trimmed, which stays at
+the peak size that training reaches in its first step anyway. ``GSLORA_SYSTEM_MALLOC=1`` keeps glibc's defaults."""
 import ctypes
 import ctypes.util
 import os
@@ -17,7 +15,7 @@ _INT_MAX = 2 ** 31 - 1
 
 
 def keep_freed_memory() -> bool:
-    """Serves every allocation from the heap (no mmap) and never trims it; returns whether it took effect."""
+    """Serves every allocation from the heap (no mmap), never trimmed; returns whether it took effect (glibc only)."""
     if os.environ.get("GSLORA_SYSTEM_MALLOC") == "1" or not sys.platform.startswith("linux"):
         return False
     try:

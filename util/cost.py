@@ -1,7 +1,5 @@
-"""Cost accounting: trainable parameters, wall time and peak memory of a task.
-
-Peak memory is the CUDA allocator's peak on a GPU. On the CPU it is the process's peak resident set (VmHWM),
-which Linux lets us reset between tasks by writing 5 to /proc/self/clear_refs; elsewhere it is the peak so far."""
+"""Cost accounting: trainable parameters, wall time and peak memory of a task (on the CPU the peak resident set, VmHWM,
+which Linux lets us reset between tasks by writing 5 to /proc/self/clear_refs; elsewhere the peak so far)."""
 import contextlib
 import resource
 import sys
@@ -13,13 +11,9 @@ import torch
 import torch.nn as nn
 
 
-def count_parameters(params: Iterable[nn.Parameter]) -> int:
-    return sum(p.numel() for p in params)
-
-
 def trainable_summary(trainable: Iterable[nn.Parameter], model: nn.Module) -> Dict[str, float]:
     """Trainable parameter count and its percentage of the model's (frozen included) parameters."""
-    n_trainable, n_total = count_parameters(trainable), count_parameters(model.parameters())
+    n_trainable, n_total = (sum(p.numel() for p in params) for params in (trainable, model.parameters()))
     return {"trainable_params": n_trainable, "trainable_ratio": 100.0 * n_trainable / n_total}
 
 

@@ -1,11 +1,7 @@
-"""Data-parallel training across the processes of a ``torchrun`` launch (one per GPU, or several on the CPU).
-
-Every process holds the whole model and takes its part of every global batch; ``average_gradients`` averages the
-optimized parameters' gradients after each backward, as ``DistributedDataParallel`` does but without wrapping the
-model: the methods train different parameter sets (LoRA injected after loading, LIRF's deposit, teachers, SCRUB's
-several updates), and one all-reduce where every method steps serves them all. Evaluation sums split counts, so
-every process selects alike; rank 0 alone writes. Without torchrun every function is a no-op. nccl on CUDA, gloo
-on the CPU."""
+"""Data-parallel training across the processes of a ``torchrun`` launch (nccl on CUDA, gloo on the CPU); without
+torchrun every function is a no-op. ``average_gradients`` averages the gradients after each backward instead of a
+``DistributedDataParallel`` wrapper: the methods train different parameter sets (LoRA injected after loading, LIRF's
+deposit, teachers, SCRUB's several updates), and one all-reduce where every method steps serves them all."""
 import os
 import re
 from typing import Callable, Dict, Iterable, Optional, Tuple, TypeVar
@@ -23,8 +19,7 @@ class CollectiveFailed(RuntimeError):
 
 
 def init_distributed(device: torch.device) -> torch.device:
-    """Joins the process group that torchrun describes in the environment; returns this process's device (CUDA: the GPU
-    of its local rank). Nothing happens without torchrun or with one process."""
+    """Joins torchrun's process group (with several processes); returns this process's device (CUDA: its local GPU)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return device
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -97,8 +92,7 @@ def _collective(operation: Callable, *args, **kwargs) -> None:
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """The sum of ``tensor`` over the processes, on its device (``tensor`` itself without torchrun); integer counts sum
-    exactly, so a split evaluation gives the single-process counts."""
+    """The sum of ``tensor`` over the processes, on its device: a split evaluation's counts sum to one process's."""
     if world_size() == 1:
         return tensor
     # nccl reduces CUDA tensors only; gloo reduces CPU tensors.
@@ -112,16 +106,14 @@ def mean_over_processes(values: Dict[str, float]) -> Dict[str, float]:
     """Each value averaged over the processes (every process passes the same keys): epoch loss means for the log."""
     if world_size() == 1 or not values:
         return values
-    keys = list(values)  # the same order on every process: they run the same code
-    summed = all_reduce_sum(torch.tensor([values[k] for k in keys], dtype=torch.float64))
-    return {k: v / world_size() for k, v in zip(keys, summed.tolist())}
+    # The keys come in the same order on every process: they run the same code.
+    summed = all_reduce_sum(torch.tensor(list(values.values()), dtype=torch.float64))
+    return {k: v / world_size() for k, v in zip(values, summed.tolist())}
 
 
 def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
-    """Replaces each gradient by its mean over the processes, in one all-reduce of one flat buffer.
-
-    With equal parts of the batch the mean is the global batch's gradient. Parameters without a gradient (None on every
-    process) are left alone, so the optimizer skips them as it would in one process."""
+    """Replaces each gradient by its mean over the processes (the global batch's, for equal parts) in one all-reduce of
+    a flat buffer; a gradient that is None (on every process) stays None: the optimizer skips it as in one process."""
     grads = [p.grad for p in params if p.grad is not None] if world_size() > 1 else []
     if not grads:
         return
@@ -142,8 +134,8 @@ def broadcast_from_main(tensors: Iterable[torch.Tensor]) -> None:
 
 
 def seed_per_process() -> None:
-    """Offsets the global seed by the rank, so that dropout masks differ between the parts of a batch (a no-op in one
-    process). Call after the processes have drawn what must be shared (weights, LoRA initialisation)."""
+    """Offsets the seed by the rank, so that dropout masks differ between the parts of a batch; call it after the
+    processes drew what they share (weights, LoRA initialisation)."""
     if world_size() > 1:
         torch.manual_seed(torch.initial_seed() + 7919 * (rank() + 1))
 

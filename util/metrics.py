@@ -27,16 +27,13 @@ def count_correct(plain_logits: torch.Tensor, margin_logits: torch.Tensor, label
     """Per-class correct counts of one batch under both conventions (plus 'total'), each shape (C,)."""
     counts = {"total": torch.bincount(labels, minlength=num_classes)}
     for name, logits in (("plain", plain_logits), ("original", margin_logits)):
-        hit = logits.argmax(dim=1) == labels
-        counts[name] = torch.bincount(labels[hit], minlength=num_classes)
+        counts[name] = torch.bincount(labels[logits.argmax(dim=1) == labels], minlength=num_classes)
     return counts
 
 
 def h_mean(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Optional[float]) -> Optional[float]:
-    """H = 2 * Acc_r * drop / (Acc_r + drop), drop = Acc_f(before) - Acc_f(after); 0 when both are 0.
-
-    A rise in forget accuracy counts as drop 0, so H is 0. The original used the negative drop: H negative, or large
-    once drop < -Acc_r (Acc_r 4, drop -4.5 gives H 72), which could win its best-H selection."""
+    """H = 2 * Acc_r * drop / (Acc_r + drop), drop = Acc_f(before) - Acc_f(after); 0 when both are 0. A rise in Acc_f
+    is drop 0: the original's negative drop could give a large H (Acc_r 4, drop -4.5: 72) and win its selection."""
     if acc_r is None or acc_f_before is None or acc_f is None:
         return None
     drop = max(acc_f_before - acc_f, 0.0)  # a negative drop is no forgetting (fixed: see the docstring)
@@ -48,9 +45,8 @@ def task_metrics(before: ClassCounts, after: ClassCounts, remain, forget, old, m
                  convention: str) -> Dict[str, Optional[float]]:
     """Acc_f, Acc_r, Acc_o, Acc_m after a task, their before-values and H, in one convention (percent); None where a
     value does not apply (no old classes in the first task, no missing classes)."""
-    sets = {"f": forget, "r": remain, "o": old, "m": missing}
     metrics = {}
-    for key, classes in sets.items():
+    for key, classes in (("f", forget), ("r", remain), ("o", old), ("m", missing)):
         metrics[f"acc_{key}"] = after.accuracy(classes, convention)
         metrics[f"acc_{key}_before"] = before.accuracy(classes, convention)
     metrics["h_mean"] = h_mean(metrics["acc_r"], metrics["acc_f_before"], metrics["acc_f"])

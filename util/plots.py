@@ -1,13 +1,14 @@
-"""Pictures of forgetting runs, written as PNG next to their table (matplotlib, Agg backend, imported lazily).
-
-The run plots take the table's (row name, results) pairs and return the written path, or None with nothing to draw;
-``plot_sweep`` draws one flag of scripts/sweep.py against its value."""
+"""Pictures of forgetting runs as PNG next to their table (matplotlib, Agg backend, imported lazily): the run plots take
+the table's (row name, results) pairs; ``plot_sweep`` draws one flag of scripts/sweep.py against its value."""
 from pathlib import Path
 from typing import Optional, Sequence
 
 from util.table import Run, collect, present, setting_label
 
 FIGURE_DPI = 120
+# The heat map's x axis per GS-LoRA --grouping: the groups of a finer grouping come in block order.
+GROUPING_LABELS = {"block": "transformer block", "lora": "LoRA layer (in block order)",
+                   "matrix": "LoRA matrix (in block order)"}
 
 
 def _pyplot():
@@ -31,16 +32,14 @@ def plot_group_norms(runs: Sequence[Run], path: Path) -> Optional[Path]:
     fig, axes = plt.subplots(1, len(drawn), figsize=(1.8 + 3.6 * len(drawn), 2.2 + 0.45 * len(settings)),
                              squeeze=False, constrained_layout=True)
     plans = {name: {p["task"]: p for p in results.get("plan", [])} for name, results in runs}
-    groupings = {name: results.get("config", {}).get("grouping", "block") for name, results in runs}
+    xlabels = {name: GROUPING_LABELS[results.get("config", {}).get("grouping", "block")] for name, results in runs}
     for ax, (name, tasks) in zip(axes[0], drawn):
         norms = [t["group_norms"] for t in tasks]
         image = ax.imshow(norms, cmap="viridis", vmin=0, vmax=top, aspect="auto")
         blocks = len(norms[0])
         ax.set_xticks(range(blocks), [str(b + 1) for b in range(blocks)])
         ax.set_yticks(range(len(tasks)), [setting_label(plans.get(name, {}).get(t["task"]), t["task"]) for t in tasks])
-        grouping = {"block": "transformer block", "lora": "LoRA layer", "matrix": "LoRA matrix"}[groupings[name]]
-        ax.set(xlabel=grouping if grouping == "transformer block" else f"{grouping} (in block order)",
-               ylabel="task (classes known - forgotten)", title=name)
+        ax.set(xlabel=xlabels[name], ylabel="task (classes known - forgotten)", title=name)
         if blocks * len(tasks) <= 60:
             for i, row in enumerate(norms):
                 for j, value in enumerate(row):
@@ -106,10 +105,10 @@ def plot_cost(runs: Sequence[Run], path: Path, convention: str = "original") -> 
     axes[0].xaxis.set_major_locator(ticker.FixedLocator([0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100]))
     axes[0].xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
     axes[0].xaxis.set_minor_formatter(ticker.NullFormatter())
-    axes[0].set_xlabel("trainable parameters (% of the model, log scale)")
-    axes[1].set_xlabel("wall time, all tasks (s)")
-    for ax, title in ((axes[0], "H against trainable parameters"), (axes[1], "H against wall time")):
-        ax.set(ylabel=f"mean H over tasks (%, {convention} convention)", title=title)
+    axes[0].set(xlabel="trainable parameters (% of the model, log scale)", title="H against trainable parameters")
+    axes[1].set(xlabel="wall time, all tasks (s)", title="H against wall time")
+    for ax in axes:
+        ax.set(ylabel=f"mean H over tasks (%, {convention} convention)")
         ax.margins(x=0.15, y=0.1)  # room for the method names
         ax.grid(alpha=0.3)
     return _save(fig, plt, path)
@@ -121,25 +120,23 @@ SWEEP_PANELS = (("h_mean", "H", "bound", "H* bound"), ("acc_r", "Acc_r", "acc_r_
 
 
 def _sweep_axis(values: Sequence[str]):
-    """Positions for a flag's values: the numbers (log scale when positive and spanning 20x), else one slot each."""
+    """A flag's values: one x slot each (None when all are numbers, placed by value), and whether to use a log scale."""
     try:
         numbers = [float(v) for v in values]
     except ValueError:
-        slots = list(dict.fromkeys(values))
-        return [slots.index(v) for v in values], slots, False
-    log_scale = min(numbers) > 0 and max(numbers) >= 20 * min(numbers)
-    return numbers, None, log_scale
+        return list(dict.fromkeys(values)), False
+    return None, min(numbers) > 0 and max(numbers) >= 20 * min(numbers)
 
 
 def plot_sweep(option: str, lines, path: Path, title: str) -> Path:
     """H, Acc_r, Acc_f (columns) on both splits (rows) against ``option``'s value, H* and Acc_r before dashed."""
     plt = _pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(11.5, 5.8), constrained_layout=True, squeeze=False)
-    _, slots, log_scale = _sweep_axis([v for points in lines.values() for v, _ in points])
+    slots, log_scale = _sweep_axis([v for points in lines.values() for v, _ in points])
     for row, (split, split_title) in zip(axes, SWEEP_SPLITS):
         for ax, (key, name, reference, reference_name) in zip(row, SWEEP_PANELS):
             for index, (label, points) in enumerate(lines.items()):
-                x = _sweep_axis([v for v, _ in points])[0] if slots is None else [slots.index(v) for v, _ in points]
+                x = [float(v) if slots is None else slots.index(v) for v, _ in points]
                 style = _style(plt, index)
                 ax.plot(x, _nan([task.get(split, {}).get(key) for _, task in points]), label=label, **style)
                 if reference:

@@ -1,9 +1,7 @@
 """One process per run folder: an exclusive ``flock`` on ``<folder>/.lock``, held for the life of the process.
 
-Two runs writing one folder mix their files silently, so every entry point takes the lock before touching the folder;
-the file holds the holder's pid, which a refused run names. The kernel drops a ``flock`` when its process dies, so a
-killed run's lock file is simply locked again. On exit the file (and folders made empty) is removed. Under torchrun the
-main process, the one that writes, holds the lock."""
+Two runs writing one folder mix their files silently. The file holds the pid that a refused run names; the kernel
+drops a dead process's ``flock``, so a killed run's lock file is simply locked again."""
 import atexit
 import errno
 import fcntl

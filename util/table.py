@@ -1,10 +1,8 @@
 """Result tables in the papers' layout (T-PAMI Tables 2-5), with an independent check of every H cell.
 
-Columns are settings "a-b" (a classes known before the step, b of them forgotten; a run made by names adds the
-names of small tasks); runs named alike share a row. Each setting shows H, Acc_r, Acc_f, Acc_o and Acc_m where any
-row has a value, under a 'Pre-train' row; every row ends with its cost. H is recomputed as
-H = 2 Acc_r drop / (Acc_r + drop), drop = Acc_f before - Acc_f after, H = 0 when drop <= 0; a printed H off by
-more than ``H_TOLERANCE`` points is flagged with ``*`` and listed under the Markdown table."""
+Columns are settings "a-b" (a classes known before the step, b of them forgotten; a run made by names adds the names
+of small tasks); runs named alike share a row. A printed H more than ``H_TOLERANCE`` points off ``recompute_h``'s is
+flagged with ``*`` and listed under the Markdown table."""
 import csv
 import io
 from dataclasses import dataclass, field
@@ -62,8 +60,8 @@ class Table:
 
 
 def recompute_h(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Optional[float]) -> Optional[float]:
-    """H from Acc_r and the drop in Acc_f, in percent; None when an input is missing. Not imported from
-    ``util.metrics`` on purpose: the check then also catches a wrong formula in the code that wrote the results."""
+    """H = 2 Acc_r drop / (Acc_r + drop), drop = Acc_f before - after, in percent (None for a missing input); apart
+    from ``util.metrics`` on purpose, so that the check also catches a wrong formula in the code that wrote results."""
     if acc_r is None or acc_f_before is None or acc_f is None:
         return None
     drop = acc_f_before - acc_f
@@ -120,19 +118,18 @@ def fmt_cell(value: Optional[float]) -> str:
 
 def collect(runs: Runs, convention: str = "original"):
     """(settings in first-seen order, {row: {setting: task}}, {setting: pre-trained accuracies}, {row: [tasks]})."""
-    settings, cells, pretrained, tasks_of = [], {}, {}, {}
+    settings, cells, pretrained, tasks_of = {}, {}, {}, {}
     for name, results in _pairs(runs):
-        labels, row, tasks = task_labels(results), cells.setdefault(name, {}), tasks_of.setdefault(name, [])
+        labels, row = task_labels(results), cells.setdefault(name, {})
+        tasks_of.setdefault(name, []).extend(results["tasks"])
         before = results.get("pretrained", {}).get(convention, [])
         for task in results["tasks"]:
             label = labels[task["task"]]
-            if label not in settings:
-                settings.append(label)
+            settings.setdefault(label)  # a dict keeps the settings in first-seen order
             row[label] = task if convention == "original" else task.get("plain", {})
             if task["task"] < len(before):
                 pretrained.setdefault(label, before[task["task"]])
-            tasks.append(task)
-    return settings, cells, pretrained, tasks_of
+    return list(settings), cells, pretrained, tasks_of
 
 
 def present(tasks: Iterable[Dict], key: str) -> List:
@@ -152,24 +149,20 @@ def build_table(runs: Sequence[Run], convention: str = "original") -> Table:
     keys = {s: [k for k, _ in METRICS
                 if any(row.get(s, {}).get(k) is not None for row in cells.values())
                 or (k != "h_mean" and pretrained.get(s, {}).get(k) is not None)] for s in settings}
-    names = dict(METRICS)
-    header = ["Method"] + [f"{s} {names[k]}" for s in settings for k in keys[s]] + list(COST_COLUMNS)
+    header = ["Method"] + [f"{s} {dict(METRICS)[k]}" for s in settings for k in keys[s]] + list(COST_COLUMNS)
     pre = ["Pre-train"] + [fmt_cell(pretrained.get(s, {}).get(k)) for s in settings for k in keys[s]]
     table = Table([header, pre + [""] * len(COST_COLUMNS)], convention=convention, notes=name_notes(runs))
     for name, row in cells.items():
         line = [name]
         for s in settings:
             task = row.get(s, {})
-            for key in keys[s]:
-                cell = fmt_cell(task.get(key))
-                if key == "h_mean" and task.get(key) is not None:
-                    before = task.get("acc_f_before")
-                    before = pretrained.get(s, {}).get("acc_f") if before is None else before
-                    fresh = recompute_h(task.get("acc_r"), before, task.get("acc_f"))
-                    if fresh is not None and abs(fresh - task[key]) > H_TOLERANCE:
-                        table.flags.append(HFlag(name, s, task[key], fresh))
-                        cell += "*"
-                line.append(cell)
+            line += [fmt_cell(task.get(key)) for key in keys[s]]
+            before = task.get("acc_f_before")
+            before = pretrained.get(s, {}).get("acc_f") if before is None else before
+            fresh = recompute_h(task.get("acc_r"), before, task.get("acc_f"))
+            if task.get("h_mean") is not None and fresh is not None and abs(fresh - task["h_mean"]) > H_TOLERANCE:
+                table.flags.append(HFlag(name, s, task["h_mean"], fresh))
+                line[-len(keys[s])] += "*"  # H, the setting's first column
         table.rows.append(line + _cost(tasks_of[name]))
     return table
 
@@ -242,9 +235,8 @@ def markdown_table(table: Union[Table, Runs]) -> str:
 
 def csv_table(table: Union[Table, Runs]) -> str:
     """The table as CSV (flagged H cells keep their ``*``)."""
-    table = _as_table(table)
     out = io.StringIO()
-    csv.writer(out).writerows(table.rows)
+    csv.writer(out).writerows(_as_table(table).rows)
     return out.getvalue()
 
 
