@@ -12,7 +12,7 @@ import functools
 import logging
 import math
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 
@@ -21,7 +21,7 @@ from audit.settings import audit_settings_from_args
 from config import parse_eval_args
 from data import RunData, build_data, resolve_root
 from data.task_plan import Task
-from engine.evaluation import OutsideClasses, evaluate, outside_accuracy
+from engine.evaluation import evaluate, outside_accuracy
 from engine.forgetting import with_outside
 from model import model_from_file, pretrained_weights
 from run_setup import outside_classes, run_main, settings_from_args
@@ -44,14 +44,6 @@ TOLERANCE = 0.01
 def cached_data(root: Path, image_size: int, val_ratio: float, seed: int, data_mode: str, workers: int):
     """Runs of one comparison share their dataset: decode it once."""
     return build_data(root, image_size, val_ratio, seed, workers, data_mode)
-
-
-def counts_of(path: Path, data, model_args: Dict, device: torch.device, batch_size: int, bf16: bool,
-              outside: Optional[OutsideClasses] = None):
-    """Per-class test counts of a checkpoint (the run's -r built with ``model_args``) and its Acc_m (or None)."""
-    model = model_from_file(path, data.test.classes, model_args).to(device)
-    accuracy = outside_accuracy(model, outside, batch_size, device, bf16) if outside else None
-    return evaluate(model, data.test, torch.arange(len(data.test)), batch_size, device, bf16), accuracy
 
 
 def difference(fresh, saved) -> float:
@@ -86,8 +78,13 @@ def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Tuple[Di
         full_head = pretrained_weights(load_checkpoint(cfg["resume"])["model"], data.test.classes)[1]
         outside = outside_classes(Path(cfg["imagenet900_root"]), full_head, model_args["image_size"],
                                   cfg.get("num_workers", 4), cfg["resume"])
-    evaluate_file = functools.partial(counts_of, data=data, model_args=model_args, device=device,
-                                      batch_size=batch_size, bf16=bf16, outside=outside)
+
+    def evaluate_file(path: Path):
+        """Per-class test counts of a checkpoint (the run's -r built with ``model_args``) and its Acc_m (or None)."""
+        model = model_from_file(path, data.test.classes, model_args).to(device)
+        accuracy = outside_accuracy(model, outside, batch_size, device, bf16) if outside else None
+        return evaluate(model, data.test, torch.arange(len(data.test)), batch_size, device, bf16), accuracy
+
     before = evaluate_file(Path(cfg["resume"])) if cfg.get("resume") else None
     worst = 0.0
     for saved in results["tasks"]:
@@ -104,8 +101,7 @@ def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Tuple[Di
 
 
 def add_audits(run_dir: Path, name: str, results: Dict, device: torch.device, args) -> Path:
-    """Audits a run's tasks; writes its results.json with them into its folder or --audit_out/<name>/ (returned;
-    a row name 'gs_lora (k3)' gives the folder 'gs_lora_k3')."""
+    """Audits a run's tasks into its results.json in the returned folder: its own or --audit_out/<name> (gs_lora_k3)."""
     _, tasks, model_args, data = open_run(run_dir)  # the data is decoded once (cached)
     settings = settings_from_args(argparse.Namespace(**results["config"]), run_dir, device, model_args)
     settings.test_batch_size, settings.audit = args.test_batch_size, audit_settings_from_args(args)
