@@ -52,8 +52,7 @@ IGNORED_EVERYWHERE = (
 # Pre-training trains plain linears (the original's --lora_rank 0), so where LoRA would go changes nothing there.
 IGNORED_IN_PRETRAINING = ((("--lora_pos",), 1, "LoRA position; pre-training trains no LoRA (forgetting runs take it)"),)
 IGNORED_IN_FORGETTING = (
-    (("--wandb_group",), 1, WANDB),
-    (("--wandb_name",), 1, WANDB),
+    *(((flag,), 1, WANDB) for flag in ("--wandb_group", "--wandb_name")),
     (("--average_weight",), 0, "EMA of the weights; the original only logged it (wrongly in continual runs)"),
     (("--ema_decay",), 1, "EMA decay (see --average_weight)"),
     (("--ema_epoch",), 1, "first EMA epoch (see --average_weight)"),
@@ -211,12 +210,10 @@ def add_audit_args(parser: argparse.ArgumentParser) -> None:
     add_flags(parser.add_argument_group("audits of forgetting (audit/; docs/audits.md)"), [
         ("--audit", SWITCH, False, "audit every task's final model: membership inference on the forget set, a kNN "
          "probe on the embeddings, TAR at FAR 1e-3 and relearn attacks; stored under 'audit' in results.json"),
-        ("--audit_k", at_least(1), list(default.ks), "relearn attacks: training images per forgotten class the "
-         "attacker fine-tunes on", {"nargs": "+"}),
+        ("--audit_k", at_least(1), list(default.ks), "images per forgotten class per relearn attack", {"nargs": "+"}),
         ("--audit_steps", at_least(1), default.steps, "optimizer steps of every relearn attack"),
         ("--audit_lr", at_least(0.0), default.lr, "AdamW learning rate of the whole-model attack"),
-        ("--audit_prompt_lr", at_least(0.0), default.prompt_lr, "AdamW learning rate of the prompt-only attack "
-         "(learned input tokens, weights frozen)"),
+        ("--audit_prompt_lr", at_least(0.0), default.prompt_lr, "AdamW lr of the prompt-only attack (learned tokens)"),
         ("--audit_prompts", at_least(1), default.prompts, "learned tokens of the prompt-only attack"),
         ("--audit_images", at_least(1), default.images, "images per class in every set an audit looks at (members, "
          "non-members, forget set, pairs)"),

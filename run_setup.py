@@ -34,11 +34,10 @@ from util.run_log import setup_logging
 log = logging.getLogger(__name__)
 
 # Flags that may differ when a run is resumed: where and how fast it runs, and what it logs. Every other flag
-# defines the protocol or the method and must match the run's config.json.
+# defines the protocol or the method and must match the run's config.json. validation_seed is derived from -r, which
+# must match; plan_file's names (named_tasks, named_missing) are compared instead.
 RESUME_MAY_CHANGE = {"config", "device", "workers_id", "num_workers", "outdir", "resume_run", "precision",
-                     "no_tensorboard", "log_level", "test_batch_size", "one_stage",
-                     "validation_seed",  # derived from -r, which must match
-                     "plan_file"}  # the names it held (named_tasks, named_missing) are compared instead
+                     "no_tensorboard", "log_level", "test_batch_size", "one_stage", "validation_seed", "plan_file"}
 RESUME_MAY_CHANGE_PREFIXES = ("ignored_", "switch_", "audit")  # audits measure a run, they do not define it
 # The forgetting protocol's flags RunSettings takes; pre-training parses none of them.
 PROTOCOL_FLAGS = ("data_ratio", "few_shot", "few_shot_num", "selection", "eval_every", "steps_per_task", "early_stop",
@@ -113,8 +112,7 @@ def begin_run(args, outdir: Path) -> None:
 
 
 def check_forgetting_folder(args, outdir: Path) -> None:
-    """Refuses an existing run without --resume_run, and a resume whose protocol or method flags differ from config.json
-    or results.json's config, or without config.json (the plan: ``engine.forgetting.check_resumed_plan``)."""
+    """Refuses an existing run without --resume_run, and a resume whose protocol or method flags differ from its own."""
     check_run_folder(outdir, args.resume_run)
     results_path, config_path = outdir / "results.json", outdir / "config.json"
     if not args.resume_run or not results_path.exists():
@@ -154,10 +152,9 @@ def model_from_args(args, classes: List[str]) -> Tuple[Classifier, Dict[str, obj
     if saved.get("num_classes", num_classes) != num_classes:
         raise UserError(f"checkpoint {args.resume} has {saved['num_classes']} classes, the dataset {num_classes}")
     given = {"net": args.net, "head": args.head, "depth": args.vit_depth, "image_size": args.image_size,
-             "margin_s": args.margin_s, "margin_m": args.margin_m}
+             "margin_s": args.margin_s, "margin_m": args.margin_m, "num_classes": num_classes}
     defaults = {"net": "vit", "head": "cosface"}
     model_args = {k: v if v is not None else saved.get(k, defaults.get(k)) for k, v in given.items()}
-    model_args["num_classes"] = num_classes
     model = build_model(**model_args, pretrained_file=getattr(args, "pretrained_file", None))
     model_args.update(depth=len(model.backbone.blocks), image_size=model.backbone.image_size,
                       head=getattr(model.backbone, "head_type", model_args["head"]))

@@ -3,10 +3,9 @@
     python test_forget_cl.py --run_dir runs/quickstart/gs_lora runs/quickstart/gs_lora_pp
     python test_forget_cl.py --run_dir runs/compare/* --audit --audit_oracle runs/compare/retrain --audit_out DIR
 
-Each checkpoint loads into a model without LoRA (merged weights). Every metric is recomputed (before-values from the
-previous task's checkpoint, or -r) and compared with results.json, which gives the cost columns. Writes table.csv and
-table.md per run (and --table_dir's combined table); --audit audits every task (docs/audits.md) into results.json (or a
-copy under --audit_out) and writes audit.md and audit.csv."""
+Every metric is recomputed from the merged checkpoints (before-values from the previous task's, or -r) and compared with
+results.json, which gives the cost columns. Writes table.csv and table.md per run (and --table_dir's combined table);
+--audit audits every task (docs/audits.md) into results.json (or a copy under --audit_out), writes audit.md/.csv."""
 import argparse
 import functools
 import logging
@@ -110,15 +109,13 @@ def add_audits(run_dir: Path, name: str, results: Dict, device: torch.device, ar
 
 
 def lock_run_folders(run_dirs: List[Path], args) -> List[bool]:
-    """Locks every run folder this call writes into. Returns, per folder, whether it gets its own tables: a read-only
-    one does not when --table_dir (and --audit_out) hold them; else it is a one-line error."""
-    in_place = args.audit and not args.audit_out
+    """Locks the run folders written into; returns per folder whether it gets its own tables (a read-only one: no)."""
     own_tables = []
     for run_dir in run_dirs:
         reason = unwritable_reason(run_dir) if run_dir.is_dir() else None  # a missing folder: open_run says so
         if reason is None:
             lock_run_folder(run_dir, "--run_dir")
-        elif not args.table_dir or in_place:
+        elif not args.table_dir or (args.audit and not args.audit_out):  # audits written in place
             raise UserError(f"cannot write the tables into {run_dir} ({reason}); pass --table_dir DIR (with --audit, "
                             f"also --audit_out DIR) to write them elsewhere")
         else:

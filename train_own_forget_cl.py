@@ -20,9 +20,8 @@ from util.table import format_table
 
 def forgetting_args(single_step: bool = False, argv: Optional[List[str]] = None):
     """The parsed flags; single-step is one task and defaults --big_alpha to 5e-4 as its original parser did."""
-    if single_step:
-        return parse_args(__doc__.splitlines()[0], argv=argv, fixed={"num_tasks": 1}, defaults={"big_alpha": 5e-4})
-    return parse_args(__doc__.splitlines()[0], argv=argv)
+    one_task = {"fixed": {"num_tasks": 1}, "defaults": {"big_alpha": 5e-4}} if single_step else {}
+    return parse_args(__doc__.splitlines()[0], argv=argv, **one_task)
 
 
 def forget(single_step: bool = False) -> None:
