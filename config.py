@@ -41,8 +41,7 @@ WANDB = "Weights & Biases setting; runs log to log.jsonl, results.json and Tenso
 IGNORED_EVERYWHERE = (
     (("--decay-epochs",), 1, "step-schedule interval in epochs; the cosine schedule has none"),
     (("--decay-rate", "--dr"), 1, "step-schedule decay factor; the cosine schedule has none"),
-    (("--cooldown-epochs",), 1, "epochs at --min-lr after the cycle; the original discarded the length it set, "
-                                "so the cosine schedule ends with -e in both"),
+    (("--cooldown-epochs",), 1, "post-cycle epochs at --min-lr; discarded by the original too: the cosine ends at -e"),
     (("--patience-epochs",), 1, "plateau-schedule patience; the cosine schedule has none"),
     (("--lr-noise",), "+", "learning-rate noise epochs; no original script set it, and no noise is added here"),
     (("--lr-noise-pct",), 1, "learning-rate noise limit (no noise here, see --lr-noise)"),
@@ -264,8 +263,7 @@ def build_parser(description: str, forgetting: bool = True) -> argparse.Argument
     add_common_args(parser)
     if not forgetting:
         add_flags(parser.add_argument_group("pre-training and evaluation"), [
-            ("--eval_only", SWITCH, False, "only test the -r checkpoint; writes NAME_test_accuracy.json next to it (or "
-             "into --outdir)"),
+            ("--eval_only", SWITCH, False, "only test -r (writes NAME_test_accuracy.json beside it, or into --outdir)"),
             ("--model", None, None, "the original test/test_own.py's flag: --eval_only -r CKPT", {"metavar": "CKPT"}),
             ("--overwrite", SWITCH, False, "pre-train into an --outdir that already holds files"),
             ("--exclude_classes", None, None, "class folder names (space- or comma-separated) to leave out of training "
@@ -476,8 +474,7 @@ def parse_oracle_args(description: str, argv: Optional[List[str]] = None) -> arg
     """Flags of train_oracle.py: whose plan to follow, where to write and run (the recipe is the -r model's own)."""
     parser = OneLineParser(description=description)
     add_flags(parser, [
-        ("--run_dir", None, None, "a forgetting run (its results.json holds the plan; its -r model the recipe)",
-         {"required": True}),
+        ("--run_dir", None, None, "the forgetting run whose plan and -r model's recipe to follow", {"required": True}),
         ("--outdir", None, None, "the oracle folder (default: 'oracle' beside --run_dir)"),
         ("--resume_run", SWITCH, False, "keep the finished tasks of --outdir, build the rest"),
         ("--data_root", None, None, "where the recipe's dataset is now (default: the run's own --data_root)"),

@@ -39,10 +39,7 @@ log = logging.getLogger("test_forget_cl")
 TOLERANCE = 0.01
 
 
-@functools.lru_cache(maxsize=2)
-def cached_data(root: Path, image_size: int, val_ratio: float, seed: int, data_mode: str, workers: int):
-    """Runs of one comparison share their dataset: decode it once."""
-    return build_data(root, image_size, val_ratio, seed, workers, data_mode)
+cached_data = functools.lru_cache(maxsize=2)(build_data)  # runs of one comparison share their dataset: decode it once
 
 
 def difference(fresh, saved) -> float:
@@ -62,7 +59,7 @@ def open_run(run_dir: Path) -> Tuple[Dict, List[Task], Dict, RunData]:
     model_args = load_checkpoint(run_dir / "task-level" / "Backbone_task_0.pth")["model_args"]
     root = resolve_root(cfg["data_mode"], cfg["data_root"], cfg["cache_dir"], cfg["synthetic_seed"])
     data = cached_data(root, model_args["image_size"], cfg["val_ratio"], cfg.get("validation_seed", cfg["seed"]),
-                       cfg["data_mode"], cfg.get("num_workers", 4))
+                       cfg.get("num_workers", 4), cfg["data_mode"])
     tasks = [Task(t["task"], t["remain"], t["forget"], t["old"], t["missing"]) for t in results["plan"]]
     return results, tasks, model_args, data
 
@@ -137,8 +134,7 @@ def main() -> None:
                 "%s: largest difference to results.json %.4f points", run_dir, worst)
         differing += [f"{run_dir} ({worst:.2f} points)"] if worst > TOLERANCE else []
     # Rows are named by folder; two folders of one name (runs/a/gs_lora, runs/b/gs_lora) get a row each.
-    names = distinct_row_names([(d.name, d.resolve(), r) for d, r in zip(run_dirs, reevaluated)])
-    runs = list(zip(names, reevaluated))
+    runs = list(zip(distinct_row_names([(d.name, d.resolve(), r) for d, r in zip(run_dirs, reevaluated)]), reevaluated))
     for run_dir, own, (name, results) in zip(run_dirs, own_tables, runs):
         folder = add_audits(run_dir, name, results, device, args) if args.audit else run_dir
         if own or folder != run_dir:

@@ -39,8 +39,7 @@ def forget(single_step: bool = False) -> None:
         tasks = plan_tasks(class_order(data.num_classes, args.seed), args.num_of_first_cls, args.per_forget_cls,
                            args.num_tasks, args.open_cls_num, single_step_layout=single_step)
     check_resumed_plan(outdir, tasks, data.train.classes)  # before begin_run writes anything
-    model.to(device)
-    method = METHODS.get(args.method).from_args(model, args)
+    method = METHODS.get(args.method).from_args(model.to(device), args)
     begin_run(args, outdir)
     run_log = RunLog(outdir, tensorboard=not args.no_tensorboard)
     results = run_forgetting(method, data, tasks, settings_from_args(args, outdir, device, model_args), run_log,

@@ -283,8 +283,7 @@ def curves(measured: Sequence[Measured], flag: str, group: str) -> Dict[str, Lis
     for m in group_rows(measured, group):
         others = ", ".join(f"{k} {v}" for k, v in m.values.items() if k != flag and group == "grid")
         for label, task in zip(m.labels, m.tasks):
-            key = f"task {label}" + (f" ({others})" if others else "")
-            lines.setdefault(key, []).append((m.values[flag], task))
+            lines.setdefault(f"task {label}" + (f" ({others})" if others else ""), []).append((m.values[flag], task))
     for points in lines.values():
         points.sort(key=lambda p: _sort_key(p[0]))
     return lines
@@ -330,18 +329,6 @@ def sweep_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def base_options(args, dests: Dests) -> List[Option]:
-    """--base over the method's preset (the base wins), with --method and the first --num_tasks tasks."""
-    tokens = shlex.split(args.base) + (["--method", args.method] if args.method else [])
-    preset = shlex.split(METHODS.get(args.method).presets[args.preset]) if args.preset else []
-    options = merge_options(split_options(preset, dests), split_options(tokens, dests), dests, OVERRIDDEN_BY)
-    for name in RUN_FLAGS:
-        options = set_option(options, option_string(name, dests), None, dests)
-    if args.num_tasks:
-        options = trim_task_lists(options, args.num_tasks, dests, OVERRIDDEN_BY.values())
-    return options
-
-
 def point_settings(ns: argparse.Namespace, dests: Optional[Set[str]] = None) -> Dict[str, object]:
     """A point's resolved flags as JSON values, without where it runs; only ``dests`` when given (the flags its
     command line sets: a folder keeps matching when the parser gains a flag or a default depends on the cwd)."""
@@ -363,8 +350,8 @@ def shown_value(ns: argparse.Namespace, dest: str) -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def split_data(data_mode: str, data_root: str, cache_dir: str, synthetic_seed: int, image_size: int,
-               val_ratio: float, seed: int):
+def split_data(data_mode, data_root, cache_dir, synthetic_seed, image_size, val_ratio, seed):
+    """The dataset of a run's config (cached: the points of a sweep share it)."""
     root = resolve_root(data_mode, data_root, cache_dir, synthetic_seed)
     return build_data(root, image_size, val_ratio, seed, data_mode=data_mode)
 
@@ -414,7 +401,14 @@ def measure(folder: Path, point: Point, values: Dict[str, str]) -> Measured:
 
 def plan(args, dests: Dests, switches: set) -> Dict[Path, Tuple[Point, List[str], argparse.Namespace]]:
     """The sweep's run folders, each with its point (groups merged), command line and resolved flags."""
-    base = base_options(args, dests)
+    # The base: --base over the method's preset (the base wins), with --method and the first --num_tasks tasks.
+    tokens = shlex.split(args.base) + (["--method", args.method] if args.method else [])
+    preset = shlex.split(METHODS.get(args.method).presets[args.preset]) if args.preset else []
+    base = merge_options(split_options(preset, dests), split_options(tokens, dests), dests, OVERRIDDEN_BY)
+    for name in RUN_FLAGS:
+        base = set_option(base, option_string(name, dests), None, dests)
+    if args.num_tasks:
+        base = trim_task_lists(base, args.num_tasks, dests, OVERRIDDEN_BY.values())
     points = plan_points([parse_vary(v) for v in args.vary], args.grid)
     argvs = [point_argv(base, p, dests, switches, OVERRIDDEN_BY) for p in points]
     spaces = [resolved(argv) for argv in argvs]
