@@ -19,13 +19,6 @@ from util.run_lock import LOCK_NAME, lock_run_folder
 from util.run_log import RunLog
 
 
-def check_outdir(args, outdir: Path) -> None:
-    """Pre-training replaces a folder's files only with --overwrite (the caller's lock keeps other runs out of it)."""
-    if outdir.is_dir() and any(p.name != LOCK_NAME for p in outdir.iterdir()) and not args.overwrite:
-        raise UserError(f"{outdir} is not empty (a pre-trained model may be there); pass --overwrite to replace it, "
-                        f"or another --outdir")
-
-
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0], forgetting=False)
     if args.eval_only and not args.resume:
@@ -35,9 +28,11 @@ def main() -> None:
     written = (checkpoint.with_name(f"{checkpoint.stem}_test_accuracy.json") if args.eval_only and not args.outdir
                else Path(args.outdir or "runs/pretrain") / "test_accuracy.json")
     outdir = written.parent
-    if not args.eval_only:
-        lock_run_folder(outdir)
-        check_outdir(args, outdir)
+    if not args.eval_only:  # pre-training replaces a folder's files only with --overwrite
+        lock_run_folder(outdir)  # so that no other run fills it between this check and the first write
+        if outdir.is_dir() and any(p.name != LOCK_NAME for p in outdir.iterdir()) and not args.overwrite:
+            raise UserError(f"{outdir} is not empty (a pre-trained model may be there); pass --overwrite to replace "
+                            f"it, or another --outdir")
     model, model_args, data = model_and_data_from_args(args)
     if args.exclude_classes:
         data = without_classes(data, class_indices(split_names(args.exclude_classes), data.train.classes,

@@ -149,12 +149,10 @@ def point_argv(base: List[Option], point: Point, dests: Dests, switches: Set[str
     options = list(base)
     for name, value in point.assignment.items():
         flag = option_string(name, dests)
-        if dests[flag] not in switches:
-            options = merge_options(options, [(flag, value.split())], dests, overridden_by)
-        elif value not in SWITCH_VALUES:
+        if dests[flag] in switches and value not in SWITCH_VALUES:
             raise UserError(f"--vary {name}: the switch takes on or off, not {value!r}")
-        else:
-            options = set_option(options, flag, [] if SWITCH_VALUES[value] else None, dests)
+        values = ([] if SWITCH_VALUES[value] else None) if dests[flag] in switches else value.split()  # None drops it
+        options = merge_options(options, [(flag, values)], dests, overridden_by)
     return [token for flag, values in options for token in (flag, *values)]
 
 
