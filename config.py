@@ -1,9 +1,8 @@
 """The one argument parser for every entry point.
 
-The original flag names and command lines stay valid (``--num_of_first_cls``, ``--Lwf``, the test script's ``--model
-CKPT`` ...); ``--method NAME`` picks a method, each adding its flags (``Method.add_arguments``). Precedence: defaults, a
-YAML file (``--config``), the command line. Flags the original accepted that change nothing here form one group and say
-so. Flag types check value ranges (YAML values too); every parser error is one line ``error: ...`` (exit status 2)."""
+The original command lines stay valid (``--num_of_first_cls``, ``--Lwf``, ``--model CKPT`` ...); ``--method NAME`` picks
+a method, which adds its flags. Precedence: defaults, a YAML file (``--config``), the command line. Flags the original
+accepted that change nothing here form one group and say so; every parser error is one line ``error: ...`` (exit 2)."""
 import argparse
 import json
 import math
@@ -42,8 +41,7 @@ WANDB = "Weights & Biases setting; runs log to log.jsonl, results.json and Tenso
 IGNORED_EVERYWHERE = (
     (("--decay-epochs",), 1, "step-schedule interval in epochs; the cosine schedule has none"),
     (("--decay-rate", "--dr"), 1, "step-schedule decay factor; the cosine schedule has none"),
-    (("--cooldown-epochs",), 1, "epochs at --min-lr after the cycle; the original discarded the length it set, "
-                                "so the cosine schedule ends with -e in both"),
+    (("--cooldown-epochs",), 1, "post-cycle epochs at --min-lr; discarded by the original too: the cosine ends at -e"),
     (("--patience-epochs",), 1, "plateau-schedule patience; the cosine schedule has none"),
     (("--lr-noise",), "+", "learning-rate noise epochs; no original script set it, and no noise is added here"),
     (("--lr-noise-pct",), 1, "learning-rate noise limit (no noise here, see --lr-noise)"),
@@ -51,12 +49,9 @@ IGNORED_EVERYWHERE = (
     (("--wandb_offline",), 0, WANDB),
 )
 # Pre-training trains plain linears (the original's --lora_rank 0), so where LoRA would go changes nothing there.
-IGNORED_IN_PRETRAINING = (
-    (("--lora_pos",), 1, "LoRA position; pre-training trains no LoRA (forgetting runs take --lora_pos)"),
-)
+IGNORED_IN_PRETRAINING = ((("--lora_pos",), 1, "LoRA position; pre-training trains no LoRA (forgetting runs take it)"),)
 IGNORED_IN_FORGETTING = (
-    (("--wandb_group",), 1, WANDB),
-    (("--wandb_name",), 1, WANDB),
+    *(((flag,), 1, WANDB) for flag in ("--wandb_group", "--wandb_name")),
     (("--average_weight",), 0, "EMA of the weights; the original only logged it (wrongly in continual runs)"),
     (("--ema_decay",), 1, "EMA decay (see --average_weight)"),
     (("--ema_epoch",), 1, "first EMA epoch (see --average_weight)"),
@@ -101,8 +96,7 @@ def at_least(minimum):
 
 
 def timm_optimizer(name: str) -> str:
-    """An argparse type: a timm optimizer name, optionally prefixed as timm parses it (``lookahead_adamw``), or
-    ``rmsp``, the original SCRUB's name for torch's RMSprop (baselines/scrub.py builds that one itself)."""
+    """An argparse type: a timm optimizer name (``lookahead_adamw`` too), or ``rmsp``, the original SCRUB's RMSprop."""
     name = name.lower()
     if name != "rmsp" and name.split("_")[-1] not in list_optimizers():
         raise argparse.ArgumentTypeError(f"unknown timm optimizer '{name}' (e.g. adamw, adam, sgd, lamb; "
@@ -120,14 +114,14 @@ def backbone_name(name: str) -> str:
 
 
 def add_flags(group, rows) -> None:
-    """Adds one flag per row (names, type or SWITCH, default, help[, more add_argument keywords]); as argparse does, the
-    first long name gives the dest, dashes made underscores."""
+    """Adds one flag per row: (names, type or SWITCH, default, help[, more add_argument keywords])."""
     for names, kind, default, text, *more in rows:
         shape = {"action": kind} if kind == SWITCH else {"type": kind, "default": default}
         group.add_argument(*names.split(), **shape, help=text, **(more[0] if more else {}))
 
 
-def add_system_args(parser: argparse.ArgumentParser) -> None:
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """The flags of every entry point that pre-trains or forgets."""
     add_flags(parser.add_argument_group("system"), [
         ("--config", None, None, "YAML file of flag defaults (command line wins)"),
         ("--device", None, "auto", "where to run", {"choices": DEVICES}),
@@ -136,17 +130,12 @@ def add_system_args(parser: argparse.ArgumentParser) -> None:
          "decode a streamed one (imagenet100) while running (0: in the main process)"),
         ("--seed", at_least(0), 1337, "seed of the class order, subsets and model init"),
         ("--outdir", None, "", "run folder (config.json, results.json, checkpoints, events)"),
-        ("--precision", None, "auto", "bf16 autocast or fp32; auto = bf16 on CUDA, fp32 on the CPU",
-         {"choices": ["auto", "fp32", "bf16"]}),
+        ("--precision", None, "auto", "bf16 autocast (auto: on CUDA) or fp32", {"choices": ["auto", "fp32", "bf16"]}),
         ("--no_tensorboard", SWITCH, False, "do not write TensorBoard events"),
         ("--log_level", None, "INFO", "logging level of the run's messages")])
-
-
-def add_data_args(parser: argparse.ArgumentParser) -> None:
     add_flags(parser.add_argument_group("data"), [
         ("-d --data_mode", None, "casia100", "casia100 (the papers' faces), imagefolder (any train/ + test/ tree), "
-         "synthetic (built in) or imagenet100 (train/ + test/ trees of wnid folders, streamed)",
-         {"choices": DATA_MODES}),
+         "synthetic (built in) or imagenet100 (trees of wnid folders, streamed)", {"choices": DATA_MODES}),
         ("--data_root", None, None, "folder of train/<class>/* and test/<class>/* (casia100, imagefolder, imagenet100; "
          f"default {DEFAULT_DATA_ROOTS['casia100']}, for imagenet100 {DEFAULT_DATA_ROOTS['imagenet100']})"),
         ("--cache_dir", None, "data/cache", "where the synthetic faces are generated once"),
@@ -154,34 +143,21 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
         ("--image_size", at_least(1), None, "input side in pixels; images are resized to it (default: the size's)"),
         ("--val_ratio", float, 0.1, "fraction of each class's training images held out for model selection"),
         ("--test_batch_size", at_least(1), None, "evaluation batch (default 5 x --batch_size)")])
-
-
-def add_model_args(parser: argparse.ArgumentParser) -> None:
     add_flags(parser.add_argument_group("model"), [
-        ("-n --net --network", backbone_name, None, "backbone size: VIT (= vit_face, the papers' 112 px model), "
-         "vit_face_reduced, vit_face_small, vit_face_tiny, VIT_B16 (torchvision's ViT-B/16 for imagenet100, weights "
-         "from -r vit_b_16-c867db91.pth), vit_tv_tiny (tests), or timm:NAME (a timm ViT, weights from "
-         "--pretrained_file); default: the -r checkpoint's, else VIT; --network: the original test script's name",
-         {"metavar": "NET"}),
-        ("--pretrained_file", None, None, "local weight file of a -n timm:NAME model (timm's layout), loaded through "
-         "timm's pretrained_cfg_overlay; nothing is downloaded"),
-        ("-head --head", str.lower, None, "classification head (default: the -r checkpoint's, else CosFace)",
-         {"choices": HEADS.names()}),
+        ("-n --net --network", backbone_name, None, "backbone: VIT (= vit_face, the papers' 112 px model), "
+         "vit_face_reduced/_small/_tiny, VIT_B16 (torchvision's ViT-B/16 for imagenet100, -r vit_b_16-c867db91.pth), "
+         "vit_tv_tiny (tests) or timm:NAME (weights: --pretrained_file); default: -r's, else VIT", {"metavar": "NET"}),
+        ("--pretrained_file", None, None, "local weights of -n timm:NAME (timm's layout); nothing is downloaded"),
+        ("-head --head", str.lower, None, "head (default: the -r file's, else CosFace)", {"choices": HEADS.names()}),
         ("--margin_s", float, None, "margin head scale s (default 64)"),
         ("--margin_m", float, None, "margin m (CosFace 0.35, ArcFace 0.5)"),
-        ("--vit_depth --depth", at_least(1), None, "number of Transformer blocks (default: the -r checkpoint's, else "
-         "the size's); --depth is the original test script's name"),
+        ("--vit_depth --depth", at_least(1), None, "number of Transformer blocks (default: -r's, else the size's)"),
         ("-r --resume", None, "", "pre-trained checkpoint to start from"),
-        ("--lora_rank", int, 8, "LoRA rank r (GS-LoRA, on the linears --lora_pos names); train_own.py ignores it: it "
-         "trains plain linears (the original's --lora_rank 0) and saves merged weights"),
+        ("--lora_rank", int, 8, "LoRA rank r on the linears --lora_pos names (train_own.py ignores it: plain linears)"),
         ("--lora_alpha", float, 1.0, "LoRA alpha; the update is scaled by alpha/r")])
-
-
-def add_optim_args(parser: argparse.ArgumentParser) -> None:
     add_flags(parser.add_argument_group("optimisation (timm factories)"), [
         ("-e --epochs", at_least(1), 125, "epochs per task (an epoch = a remain pass)"),
-        ("-b --batch_size", at_least(1), 256, "training batch, per remain/forget side; under torchrun the global "
-         "batch, split over the processes"),
+        ("-b --batch_size", at_least(1), 256, "batch per remain/forget side; under torchrun the global batch"),
         ("--opt", timm_optimizer, "adamw", "timm optimizer name"),
         ("--opt-eps", at_least(0.0), 1e-8, "optimizer epsilon"),
         ("--opt-betas", float, None, "optimizer betas", {"nargs": "+"}),
@@ -196,20 +172,18 @@ def add_optim_args(parser: argparse.ArgumentParser) -> None:
 
 def add_forgetting_args(parser: argparse.ArgumentParser) -> None:
     add_flags(parser.add_argument_group("forgetting protocol"), [
-        ("--num_of_first_cls", at_least(1), None, "F: classes kept before the first task (task i forgets "
-         "order[F-i*P : F-i*P+P]; default 90)"),
+        ("--num_of_first_cls", at_least(1), None, "F: classes kept before the first task (task i forgets order[F-i*P : "
+         "F-i*P+P]; default 90)"),
         ("--per_forget_cls", at_least(1), None, "P: classes forgotten per task (default 10)"),
         ("--num_tasks", at_least(1), None, "number of forgetting tasks (1 = single-step; default 9)"),
-        ("--open_cls_num", at_least(0), None, "missing-class setting: remembered classes without training data "
-         "(default 0 = off)"),
+        ("--open_cls_num", at_least(0), None, "missing-class setting: remembered classes without training data"),
         ("--forget_classes", None, None, "forget these classes (folder names, space- or comma-separated) in one task "
          "instead of the seeded order; every other class is remembered", {"nargs": "+", "metavar": "NAME"}),
         ("--plan", None, None, 'continual forgetting by names: a JSON file {"tasks": [[names], ...], "missing": '
-         "[names]} of class folder names per task (any sizes) and the remembered classes without training data; every "
-         "other class is remembered (docs/forgetting.md)", {"dest": "plan_file", "metavar": "JSON"}),
-        ("--imagenet900_root --missing_root", None, None, "ImageNet100's missing-class evaluation (Acc_m): a folder "
-         "of <wnid>/<images> of the 900 classes outside ImageNet100, scored with the -r file's 1000-way head before "
-         "the first task and after every task"),
+         "[names]} of class folder names per task and remembered classes without data (docs/forgetting.md)",
+         {"dest": "plan_file", "metavar": "JSON"}),
+        ("--imagenet900_root --missing_root", None, None, "ImageNet100's Acc_m: a folder of <wnid>/<images> of the 900 "
+         "classes outside ImageNet100, scored with the -r file's 1000-way head before and after every task"),
         ("--data_ratio", float, 0.1, "fraction of each split's training images used"),
         ("--few_shot", SWITCH, False, "use --few_shot_num images per class instead"),
         ("--few_shot_num", at_least(1), 4, "images per class in few-shot mode"),
@@ -218,16 +192,14 @@ def add_forgetting_args(parser: argparse.ArgumentParser) -> None:
         ("--eval_every", at_least(1), 100, "iterations between selection evaluations"),
         ("--steps_per_task", at_least(1), None, "end every task after exactly this many optimizer steps, whatever a "
          "method's epoch (equal budgets); the cosine schedule then runs over the steps"),
-        ("--early_stop", at_least(1), None, "end a task once the selection H has not improved for K evaluations and "
-         "the method's forgetting goal is met (GS-LoRA: zero forget hinge at the last step); the best weights are "
-         "kept. Off by default, as in the papers", {"metavar": "K"}),
+        ("--early_stop", at_least(1), None, "end a task (best weights kept) once the selection H has not improved for "
+         "K evaluations and the forgetting goal is met (GS-LoRA: zero forget hinge); papers: off", {"metavar": "K"}),
         ("--early_stop_growth", at_least(0.0), 0.0, "with --early_stop K, the patience is max(K, ceil(R x the task's "
          "evaluations so far)), so late-improving tasks wait longer; 0 = K alone", {"metavar": "R"}),
-        ("--no_retain", SWITCH, False, "forget without retain data: no remain training image is loaded, the remain "
-         "loss terms drop out and an epoch is a forget-data pass (--selection val still scores the remain classes' "
-         "validation images); methods that need remain images refuse it"),
-        ("--method", str.lower, None, "forgetting method (default gs_lora, or the one an original switch such as "
-         "--ewc names)", {"choices": METHODS.names()}),
+        ("--no_retain", SWITCH, False, "forget without retain data: no remain training image, no remain loss terms, an "
+         "epoch is a forget-data pass (--selection val still scores remain classes); methods needing them refuse it"),
+        ("--method", str.lower, None, "forgetting method (default gs_lora, or an original switch's such as --ewc)",
+         {"choices": METHODS.names()}),
         ("--resume_run", SWITCH, False, "continue the run in --outdir after its last finished task (same flags)")])
 
 
@@ -237,19 +209,16 @@ def add_audit_args(parser: argparse.ArgumentParser) -> None:
     add_flags(parser.add_argument_group("audits of forgetting (audit/; docs/audits.md)"), [
         ("--audit", SWITCH, False, "audit every task's final model: membership inference on the forget set, a kNN "
          "probe on the embeddings, TAR at FAR 1e-3 and relearn attacks; stored under 'audit' in results.json"),
-        ("--audit_k", at_least(1), list(default.ks), "relearn attacks: training images per forgotten class the "
-         "attacker fine-tunes on", {"nargs": "+"}),
+        ("--audit_k", at_least(1), list(default.ks), "images per forgotten class per relearn attack", {"nargs": "+"}),
         ("--audit_steps", at_least(1), default.steps, "optimizer steps of every relearn attack"),
         ("--audit_lr", at_least(0.0), default.lr, "AdamW learning rate of the whole-model attack"),
-        ("--audit_prompt_lr", at_least(0.0), default.prompt_lr, "AdamW learning rate of the prompt-only attack "
-         "(learned input tokens, weights frozen)"),
+        ("--audit_prompt_lr", at_least(0.0), default.prompt_lr, "AdamW lr of the prompt-only attack (learned tokens)"),
         ("--audit_prompts", at_least(1), default.prompts, "learned tokens of the prompt-only attack"),
         ("--audit_images", at_least(1), default.images, "images per class in every set an audit looks at (members, "
          "non-members, forget set, pairs)"),
         ("--audit_batch", at_least(1), default.batch, "images per relearn-attack step"),
-        ("--audit_oracle", None, None, "the oracle of the same plan: a train_oracle.py folder (per task a model "
-         "pre-trained without the forgotten classes) or a finished Retrain run, audited alike; the gaps (ours minus "
-         "the oracle's) are reported", {"metavar": "RUN_DIR"})])
+        ("--audit_oracle", None, None, "the same plan's oracle (a train_oracle.py folder or a finished Retrain run), "
+         "audited alike; the gaps (ours minus the oracle's) are reported", {"metavar": "RUN_DIR"})])
 
 
 def check_audit_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -260,51 +229,42 @@ def check_audit_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         parser.error(f"--audit_oracle {args.audit_oracle} is not a folder; pass a finished Retrain run folder")
 
 
-def ignored_flags(forgetting: bool) -> Tuple[Tuple[Tuple[str, ...], object, str], ...]:
-    """The original parser's flags that change nothing here: (names, values, why), values 0 a switch, 1 one value,
-    "+" one or more, as in the original parser. Each stays in the namespace as ``ignored_NAME``."""
-    return IGNORED_EVERYWHERE + (IGNORED_IN_FORGETTING if forgetting else IGNORED_IN_PRETRAINING)
+def ignored_flags(forgetting: bool) -> List[Tuple[str, Tuple[str, ...], object, str]]:
+    """The original's flags that change nothing: (NAME, names, values: 0 switch, 1 or "+", why), as ``ignored_NAME``."""
+    rows = IGNORED_EVERYWHERE + (IGNORED_IN_FORGETTING if forgetting else IGNORED_IN_PRETRAINING)
+    return [(names[0].strip("-").replace("-", "_"), names, values, why) for names, values, why in rows]
 
 
 def report_ignored_args(args: argparse.Namespace, forgetting: bool) -> None:
     """A ``warning:`` line per ignored flag that is set, so an old script's flag never changes nothing silently."""
-    for names, _, why in ignored_flags(forgetting):
-        name = names[0].strip("-").replace("-", "_")
+    for name, names, _, why in ignored_flags(forgetting):
         value = getattr(args, f"ignored_{name}")
-        if value in (None, False) or str(value) == HONOURED.get(name):
-            continue
-        print(f"warning: {names[0]} is accepted for the original's command lines and ignored: {why}", file=sys.stderr)
+        if value not in (None, False) and str(value) != HONOURED.get(name):
+            print(f"warning: {names[0]} is accepted for the original's command lines and ignored: {why}",
+                  file=sys.stderr)
 
 
 def add_compat_args(parser: argparse.ArgumentParser, forgetting: bool = True) -> None:
-    """The original flags that change nothing here. Pre-training gets those of the original train/train_own.py;
-    forgetting gets those of util/args.py and the single-step parsers, plus the original method switches."""
+    """The original parsers' flags that change nothing here (train/train_own.py's; util/args.py's and the switches)."""
     g = parser.add_argument_group("accepted for the original command lines; no effect here")
-    for names, values, why in ignored_flags(forgetting):
-        name = names[0].strip("-").replace("-", "_")
+    for name, names, values, why in ignored_flags(forgetting):
         shape = {"action": SWITCH} if values == 0 else {"metavar": name.upper(), "default": None,
                                                         "nargs": None if values == 1 else values}
         g.add_argument(*names, dest=f"ignored_{name}", help=why, **shape)
     if not forgetting:
         return
-    g.add_argument("--one_stage", action="store_true",
-                   help="original switch that turned GS-LoRA off (store_false there); pick a method instead")
+    g.add_argument("--one_stage", action="store_true", help="original switch that turned GS-LoRA off; pick a method")
     for flag, method in LEGACY_SWITCHES.items():
         g.add_argument(flag, dest=f"switch_{method}", action="store_true", help=f"same as --method {method}")
 
 
 def build_parser(description: str, forgetting: bool = True) -> argparse.ArgumentParser:
     parser = OneLineParser(description=description)
-    add_system_args(parser)
-    add_data_args(parser)
-    add_model_args(parser)
-    add_optim_args(parser)
+    add_common_args(parser)
     if not forgetting:
         add_flags(parser.add_argument_group("pre-training and evaluation"), [
-            ("--eval_only", SWITCH, False, "only test the -r checkpoint; writes NAME_test_accuracy.json next to it (or "
-             "into --outdir)"),
-            ("--model", None, None, "the original test script's flag (test/test_own.py --model CKPT): the same as "
-             "--eval_only -r CKPT", {"metavar": "CKPT"}),
+            ("--eval_only", SWITCH, False, "only test -r (writes NAME_test_accuracy.json beside it, or into --outdir)"),
+            ("--model", None, None, "the original test/test_own.py's flag: --eval_only -r CKPT", {"metavar": "CKPT"}),
             ("--overwrite", SWITCH, False, "pre-train into an --outdir that already holds files"),
             ("--exclude_classes", None, None, "class folder names (space- or comma-separated) to leave out of training "
              "and validation (train_oracle.py's models never see a task's)", {"nargs": "+", "metavar": "NAME"})])
@@ -431,9 +391,8 @@ def _read_plan(parser: argparse.ArgumentParser, path: str) -> Tuple[List[List[st
 
 def _resolve_plan(parser: argparse.ArgumentParser, args: argparse.Namespace, given: List[str],
                   fixed_tasks: Optional[int]) -> None:
-    """Sets ``named_tasks`` (each task's class names, or None for the seeded order) and ``named_missing`` from
-    --forget_classes or --plan, which replace the numbered plan's flags (refused when ``given``) and set --num_tasks and
-    --open_cls_num; without them the numbered flags get their defaults. ``fixed_tasks``: an entry point's task count."""
+    """Sets ``named_tasks`` (per task its classes; None: the seeded order) and ``named_missing`` from --plan or
+    --forget_classes, which replace the numbered flags (refused if ``given``); ``fixed_tasks``: a fixed task count."""
     flag = "--plan" if args.plan_file else "--forget_classes" if args.forget_classes else None
     args.named_tasks = args.named_missing = None
     if flag is None:
@@ -479,10 +438,8 @@ def _check_protocol(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 
 def parse_args(description: str, forgetting: bool = True, argv: Optional[List[str]] = None,
-               fixed: Optional[Dict[str, object]] = None,
-               defaults: Optional[Dict[str, object]] = None) -> argparse.Namespace:
-    """Parses and checks the flags of an entry point. ``defaults`` replace flag defaults (an original parser's own);
-    ``fixed`` values (single-step: one task) override the command line before the checks."""
+               fixed: Optional[Dict] = None, defaults: Optional[Dict] = None) -> argparse.Namespace:
+    """Parses and checks an entry point's flags; ``defaults`` replace defaults, ``fixed`` values the command line's."""
     parser = build_parser(description, forgetting)
     parser.set_defaults(**(defaults or {}))
     argv = sys.argv[1:] if argv is None else argv
@@ -517,8 +474,7 @@ def parse_oracle_args(description: str, argv: Optional[List[str]] = None) -> arg
     """Flags of train_oracle.py: whose plan to follow, where to write and run (the recipe is the -r model's own)."""
     parser = OneLineParser(description=description)
     add_flags(parser, [
-        ("--run_dir", None, None, "a forgetting run (its results.json holds the plan; its -r model the recipe)",
-         {"required": True}),
+        ("--run_dir", None, None, "the forgetting run whose plan and -r model's recipe to follow", {"required": True}),
         ("--outdir", None, None, "the oracle folder (default: 'oracle' beside --run_dir)"),
         ("--resume_run", SWITCH, False, "keep the finished tasks of --outdir, build the rest"),
         ("--data_root", None, None, "where the recipe's dataset is now (default: the run's own --data_root)"),
@@ -542,8 +498,7 @@ def parse_eval_args(description: str, argv: Optional[List[str]] = None) -> argpa
         ("--log_level", None, "INFO", "logging level")])
     add_audit_args(parser)
     parser.add_argument("--audit_out", metavar="DIR", help="write each audited run's results.json into DIR/<run folder "
-                        "name>/, not the run folder (whose results.json stays as it is); runs whose folders share a "
-                        "name get the part of their paths that differs, e.g. DIR/gs_lora_k3/")
+                        "name>/ (runs of one folder name: DIR/gs_lora_k3/ ...), leaving the run folder's as it is")
     args = parser.parse_args(argv)
     _check_finite(parser, args)
     check_audit_args(parser, args)

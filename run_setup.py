@@ -34,11 +34,10 @@ from util.run_log import setup_logging
 log = logging.getLogger(__name__)
 
 # Flags that may differ when a run is resumed: where and how fast it runs, and what it logs. Every other flag
-# defines the protocol or the method and must match the run's config.json.
+# defines the protocol or the method and must match the run's config.json. validation_seed is derived from -r, which
+# must match; plan_file's names (named_tasks, named_missing) are compared instead.
 RESUME_MAY_CHANGE = {"config", "device", "workers_id", "num_workers", "outdir", "resume_run", "precision",
-                     "no_tensorboard", "log_level", "test_batch_size", "one_stage",
-                     "validation_seed",  # derived from -r, which must match
-                     "plan_file"}  # the names it held (named_tasks, named_missing) are compared instead
+                     "no_tensorboard", "log_level", "test_batch_size", "one_stage", "validation_seed", "plan_file"}
 RESUME_MAY_CHANGE_PREFIXES = ("ignored_", "switch_", "audit")  # audits measure a run, they do not define it
 # The forgetting protocol's flags RunSettings takes; pre-training parses none of them.
 PROTOCOL_FLAGS = ("data_ratio", "few_shot", "few_shot_num", "selection", "eval_every", "steps_per_task", "early_stop",
@@ -46,8 +45,7 @@ PROTOCOL_FLAGS = ("data_ratio", "few_shot", "few_shot_num", "selection", "eval_e
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, a job scheduler's stop), raised where the run is so that it ends as Ctrl-C does: temporary
-    files removed, finished tasks kept, one line."""
+    """SIGTERM (``kill``, a job scheduler's stop), raised where the run is so that it ends as Ctrl-C does."""
 
 
 def _terminate(signum, frame):
@@ -62,9 +60,8 @@ def _stop(kind: str, message: object, status: int) -> None:
 
 def run_main(main: Callable[[], object], interrupted: str = "finished tasks are saved; rerun with --resume_run "
                                                           "to continue") -> None:
-    """Runs an entry point (big tensors from a kept heap: util/allocator.py). A user mistake, or a full disk, forbidden
-    folder, long path or symlink loop (util/files.py USER_FIXABLE), prints one line and exits with status 2;
-    ``interrupted`` is what Ctrl-C and SIGTERM print. Under torchrun lines name the rank; a peer's stop is exit 1."""
+    """Runs an entry point (util/allocator.py's kept heap). A user mistake or an OSError the user fixes (util/files.py
+    USER_FIXABLE) is one line, exit 2; Ctrl-C and SIGTERM print ``interrupted``. A torchrun peer's stop: exit 1."""
     keep_freed_memory()
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -104,8 +101,7 @@ def setup(args) -> torch.device:
 
 
 def begin_run(args, outdir: Path) -> None:
-    """Called once every check has passed: creates the run folder, logs to its run.log, writes config.json. Under
-    torchrun only the main process writes, once every process has passed its checks of the folder."""
+    """Creates the run folder, its run.log and config.json once every check (under torchrun: every process's) passed."""
     distributed.barrier()
     if not distributed.is_main_process():
         return
@@ -116,8 +112,7 @@ def begin_run(args, outdir: Path) -> None:
 
 
 def check_forgetting_folder(args, outdir: Path) -> None:
-    """Refuses an existing run without --resume_run, and a resume whose protocol or method flags differ from config.json
-    or results.json's config, or without config.json (the plan: ``engine.forgetting.check_resumed_plan``)."""
+    """Refuses an existing run without --resume_run, and a resume whose protocol or method flags differ from its own."""
     check_run_folder(outdir, args.resume_run)
     results_path, config_path = outdir / "results.json", outdir / "config.json"
     if not args.resume_run or not results_path.exists():
@@ -157,10 +152,9 @@ def model_from_args(args, classes: List[str]) -> Tuple[Classifier, Dict[str, obj
     if saved.get("num_classes", num_classes) != num_classes:
         raise UserError(f"checkpoint {args.resume} has {saved['num_classes']} classes, the dataset {num_classes}")
     given = {"net": args.net, "head": args.head, "depth": args.vit_depth, "image_size": args.image_size,
-             "margin_s": args.margin_s, "margin_m": args.margin_m}
+             "margin_s": args.margin_s, "margin_m": args.margin_m, "num_classes": num_classes}
     defaults = {"net": "vit", "head": "cosface"}
     model_args = {k: v if v is not None else saved.get(k, defaults.get(k)) for k, v in given.items()}
-    model_args["num_classes"] = num_classes
     model = build_model(**model_args, pretrained_file=getattr(args, "pretrained_file", None))
     model_args.update(depth=len(model.backbone.blocks), image_size=model.backbone.image_size,
                       head=getattr(model.backbone, "head_type", model_args["head"]))
@@ -173,8 +167,7 @@ def model_from_args(args, classes: List[str]) -> Tuple[Classifier, Dict[str, obj
 
 
 def validation_seed(args, made_with: Dict) -> int:
-    """The seed that carves the validation split: the ``-r`` model's own, so that selection never scores its training
-    images whatever ``--seed`` draws (``--seed`` leaked them); ``--seed`` for a model from elsewhere."""
+    """The validation split's seed: the -r model's own, so selection never scores its training images; else --seed."""
     seed = made_with.get("validation_seed", made_with.get("seed"))
     if seed is None:
         return args.seed
@@ -214,9 +207,7 @@ def settings_from_args(args, outdir: Path, device: torch.device, model_args: Dic
     """Pre-training parses no forgetting flags; RunSettings' defaults stand in for them."""
     protocol = {k: getattr(args, k) for k in PROTOCOL_FLAGS if hasattr(args, k)}
     optim = OptimConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(OptimConfig)})
-    return RunSettings(outdir=outdir, batch_size=args.batch_size,
-                       test_batch_size=args.test_batch_size or 5 * args.batch_size, device=device,
-                       amp=use_bf16(args.precision, device), seed=args.seed, optim=optim,
-                       model_args=model_args, config=flags_as_json(args), audit=audit_settings_from_args(args),
-                       **protocol)
+    return RunSettings(outdir=outdir, batch_size=args.batch_size, device=device, amp=use_bf16(args.precision, device),
+                       test_batch_size=args.test_batch_size or 5 * args.batch_size, optim=optim, model_args=model_args,
+                       seed=args.seed, config=flags_as_json(args), audit=audit_settings_from_args(args), **protocol)
 

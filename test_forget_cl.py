@@ -3,16 +3,15 @@
     python test_forget_cl.py --run_dir runs/quickstart/gs_lora runs/quickstart/gs_lora_pp
     python test_forget_cl.py --run_dir runs/compare/* --audit --audit_oracle runs/compare/retrain --audit_out DIR
 
-Each checkpoint loads into a model without LoRA (merged weights). Every metric is recomputed (before-values from the
-previous task's checkpoint, or -r) and compared with results.json, which gives the cost columns. Writes table.csv and
-table.md per run (and --table_dir's combined table); --audit audits every task (docs/audits.md) into results.json (or a
-copy under --audit_out) and writes audit.md and audit.csv."""
+Every metric is recomputed from the merged checkpoints (before-values from the previous task's, or -r) and compared with
+results.json, which gives the cost columns. Writes table.csv and table.md per run (and --table_dir's combined table);
+--audit audits every task (docs/audits.md) into results.json (or a copy under --audit_out), writes audit.md/.csv."""
 import argparse
 import functools
 import logging
 import math
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 
@@ -21,7 +20,7 @@ from audit.settings import audit_settings_from_args
 from config import parse_eval_args
 from data import RunData, build_data, resolve_root
 from data.task_plan import Task
-from engine.evaluation import OutsideClasses, evaluate, outside_accuracy
+from engine.evaluation import evaluate, outside_accuracy
 from engine.forgetting import with_outside
 from model import model_from_file, pretrained_weights
 from run_setup import outside_classes, run_main, settings_from_args
@@ -40,18 +39,7 @@ log = logging.getLogger("test_forget_cl")
 TOLERANCE = 0.01
 
 
-@functools.lru_cache(maxsize=2)
-def cached_data(root: Path, image_size: int, val_ratio: float, seed: int, data_mode: str, workers: int):
-    """Runs of one comparison share their dataset: decode it once."""
-    return build_data(root, image_size, val_ratio, seed, workers, data_mode)
-
-
-def counts_of(path: Path, data, model_args: Dict, device: torch.device, batch_size: int, bf16: bool,
-              outside: Optional[OutsideClasses] = None):
-    """Per-class test counts of a checkpoint (the run's -r built with ``model_args``) and its Acc_m (or None)."""
-    model = model_from_file(path, data.test.classes, model_args).to(device)
-    accuracy = outside_accuracy(model, outside, batch_size, device, bf16) if outside else None
-    return evaluate(model, data.test, torch.arange(len(data.test)), batch_size, device, bf16), accuracy
+cached_data = functools.lru_cache(maxsize=2)(build_data)  # runs of one comparison share their dataset: decode it once
 
 
 def difference(fresh, saved) -> float:
@@ -71,7 +59,7 @@ def open_run(run_dir: Path) -> Tuple[Dict, List[Task], Dict, RunData]:
     model_args = load_checkpoint(run_dir / "task-level" / "Backbone_task_0.pth")["model_args"]
     root = resolve_root(cfg["data_mode"], cfg["data_root"], cfg["cache_dir"], cfg["synthetic_seed"])
     data = cached_data(root, model_args["image_size"], cfg["val_ratio"], cfg.get("validation_seed", cfg["seed"]),
-                       cfg["data_mode"], cfg.get("num_workers", 4))
+                       cfg.get("num_workers", 4), cfg["data_mode"])
     tasks = [Task(t["task"], t["remain"], t["forget"], t["old"], t["missing"]) for t in results["plan"]]
     return results, tasks, model_args, data
 
@@ -86,8 +74,13 @@ def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Tuple[Di
         full_head = pretrained_weights(load_checkpoint(cfg["resume"])["model"], data.test.classes)[1]
         outside = outside_classes(Path(cfg["imagenet900_root"]), full_head, model_args["image_size"],
                                   cfg.get("num_workers", 4), cfg["resume"])
-    evaluate_file = functools.partial(counts_of, data=data, model_args=model_args, device=device,
-                                      batch_size=batch_size, bf16=bf16, outside=outside)
+
+    def evaluate_file(path: Path):
+        """Per-class test counts of a checkpoint (the run's -r built with ``model_args``) and its Acc_m (or None)."""
+        model = model_from_file(path, data.test.classes, model_args).to(device)
+        accuracy = outside_accuracy(model, outside, batch_size, device, bf16) if outside else None
+        return evaluate(model, data.test, torch.arange(len(data.test)), batch_size, device, bf16), accuracy
+
     before = evaluate_file(Path(cfg["resume"])) if cfg.get("resume") else None
     worst = 0.0
     for saved in results["tasks"]:
@@ -104,8 +97,7 @@ def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Tuple[Di
 
 
 def add_audits(run_dir: Path, name: str, results: Dict, device: torch.device, args) -> Path:
-    """Audits a run's tasks; writes its results.json with them into its folder or --audit_out/<name>/ (returned;
-    a row name 'gs_lora (k3)' gives the folder 'gs_lora_k3')."""
+    """Audits a run's tasks into its results.json in the returned folder: its own or --audit_out/<name> (gs_lora_k3)."""
     _, tasks, model_args, data = open_run(run_dir)  # the data is decoded once (cached)
     settings = settings_from_args(argparse.Namespace(**results["config"]), run_dir, device, model_args)
     settings.test_batch_size, settings.audit = args.test_batch_size, audit_settings_from_args(args)
@@ -114,15 +106,13 @@ def add_audits(run_dir: Path, name: str, results: Dict, device: torch.device, ar
 
 
 def lock_run_folders(run_dirs: List[Path], args) -> List[bool]:
-    """Locks every run folder this call writes into. Returns, per folder, whether it gets its own tables: a read-only
-    one does not when --table_dir (and --audit_out) hold them; else it is a one-line error."""
-    in_place = args.audit and not args.audit_out
+    """Locks the run folders written into; returns per folder whether it gets its own tables (a read-only one: no)."""
     own_tables = []
     for run_dir in run_dirs:
         reason = unwritable_reason(run_dir) if run_dir.is_dir() else None  # a missing folder: open_run says so
         if reason is None:
             lock_run_folder(run_dir, "--run_dir")
-        elif not args.table_dir or in_place:
+        elif not args.table_dir or (args.audit and not args.audit_out):  # audits written in place
             raise UserError(f"cannot write the tables into {run_dir} ({reason}); pass --table_dir DIR (with --audit, "
                             f"also --audit_out DIR) to write them elsewhere")
         else:
@@ -144,8 +134,7 @@ def main() -> None:
                 "%s: largest difference to results.json %.4f points", run_dir, worst)
         differing += [f"{run_dir} ({worst:.2f} points)"] if worst > TOLERANCE else []
     # Rows are named by folder; two folders of one name (runs/a/gs_lora, runs/b/gs_lora) get a row each.
-    names = distinct_row_names([(d.name, d.resolve(), r) for d, r in zip(run_dirs, reevaluated)])
-    runs = list(zip(names, reevaluated))
+    runs = list(zip(distinct_row_names([(d.name, d.resolve(), r) for d, r in zip(run_dirs, reevaluated)]), reevaluated))
     for run_dir, own, (name, results) in zip(run_dirs, own_tables, runs):
         folder = add_audits(run_dir, name, results, device, args) if args.audit else run_dir
         if own or folder != run_dir:

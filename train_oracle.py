@@ -4,9 +4,8 @@ recipe on every class but those forgotten up to that task, so it never saw any o
     python train_oracle.py --run_dir runs/compare/gs_lora                # -> runs/compare/oracle
     python test_forget_cl.py --run_dir runs/compare/* --audit --audit_oracle runs/compare/oracle
 
-Laid out as a forgetting run, so tables show it as a row and --audit_oracle takes it. Its before-values follow the
-continual rule, so its H is the score of never having seen the classes. The recipe is read from the -r checkpoint; each
-task is saved when it ends and --resume_run builds the rest."""
+Laid out as a forgetting run (tables show it as a row, --audit_oracle takes it); continual before-values make its H
+the score of never having seen the classes. Each task is saved when it ends; --resume_run builds the rest."""
 import argparse
 import logging
 from pathlib import Path
@@ -62,14 +61,6 @@ def read_recipe(checkpoint_path: str, run_config: Dict) -> Tuple[Dict, Dict]:
     return recipe, checkpoint["model_args"]
 
 
-def oracle_config(recipe: Dict, run_config: Dict, args) -> Dict:
-    """results.json's config: the recipe's flags, the run's data and subset flags (the audits draw the same images for
-    the oracle as for the run) and the oracle's own."""
-    return {**recipe, **{k: run_config.get(k) for k in FROM_RUN}, "data_root": args.data_root or
-            run_config["data_root"], "method": "oracle", "run_dir": args.run_dir, "outdir": args.outdir,
-            "validation_seed": recipe.get("validation_seed", recipe["seed"]), "recipe_seed": recipe["seed"]}
-
-
 def start_results(outdir: Path, run: Dict, config: Dict, recipe: Dict, resume: bool) -> Dict:
     """New results, or the saved ones of an oracle of the same plan and recipe when resuming."""
     fresh = {"method": "oracle", "selection": "val", "config": config, "recipe": recipe, "plan": run["plan"],
@@ -109,15 +100,6 @@ def train_task_oracle(task: Task, data, recipe: argparse.Namespace, model_args: 
     return model, len(seen.train_idx), cost
 
 
-def task_entry(task: Task, before: ClassCounts, after: ClassCounts, train_images: int, cost: Dict) -> Dict:
-    """A task's entry of results.json, with the keys of a forgetting run's (no forget image: none is trained on)."""
-    classes = (task.remain, task.forget, task.old, task.missing)
-    return {"task": task.index, "num_remain": len(task.remain), "forget_classes": task.forget,
-            "train_images": {"remain": train_images, "forget": 0},
-            **task_metrics(before, after, *classes, "original"),
-            "plain": task_metrics(before, after, *classes, "plain"), **cost}
-
-
 def main() -> None:
     args = parse_oracle_args(__doc__.splitlines()[0])
     setup_logging(args.log_level)
@@ -127,7 +109,11 @@ def main() -> None:
     lock_run_folder(outdir)
     run = read_run(run_dir)
     recipe, model_args = read_recipe(run["config"]["resume"], run["config"])
-    config = oracle_config(recipe, run["config"], args)
+    # results.json's config: the recipe's flags, the run's data and subset flags (the audits draw the same images for
+    # the oracle as for the run) and the oracle's own.
+    config = {**recipe, **{k: run["config"].get(k) for k in FROM_RUN}, "data_root": args.data_root or
+              run["config"]["data_root"], "method": "oracle", "run_dir": args.run_dir, "outdir": args.outdir,
+              "validation_seed": recipe.get("validation_seed", recipe["seed"]), "recipe_seed": recipe["seed"]}
     results = start_results(outdir, run, config, recipe, args.resume_run)
     if len(results["tasks"]) == len(results["plan"]):  # the scripts call it on every rerun: no data load then
         log.info("%s holds the oracle of every task of the plan: nothing to build", outdir)
@@ -164,9 +150,12 @@ def build_missing(tasks: List[Task], data, flags: argparse.Namespace, model_args
     before = counts(model_from_file(previous, data.test.classes, model_args)) if tasks else None
     for task in tasks:
         log.info("task %d: pre-training without %d forgotten classes", task.index, len(task.forget + task.old))
-        model, train_images, cost = train_task_oracle(task, data, flags, model_args, device, outdir, run_log)
-        after = counts(model)
-        entry = task_entry(task, before, after, train_images, cost)
+        model, images, cost = train_task_oracle(task, data, flags, model_args, device, outdir, run_log)
+        after, classes = counts(model), (task.remain, task.forget, task.old, task.missing)
+        # The keys of a forgetting run's entry (no forget image: none is trained on).
+        entry = {"task": task.index, "num_remain": len(task.remain), "forget_classes": task.forget,
+                 "train_images": {"remain": images, "forget": 0}, **task_metrics(before, after, *classes, "original"),
+                 "plain": task_metrics(before, after, *classes, "plain"), **cost}
         results["tasks"].append(entry)
         write_json(outdir / "results.json", results)
         log.info("task %d: Acc_f %.2f  Acc_r %.2f  H %.2f  (%.0f s)", task.index, entry["acc_f"], entry["acc_r"],

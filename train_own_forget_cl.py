@@ -20,9 +20,8 @@ from util.table import format_table
 
 def forgetting_args(single_step: bool = False, argv: Optional[List[str]] = None):
     """The parsed flags; single-step is one task and defaults --big_alpha to 5e-4 as its original parser did."""
-    if single_step:
-        return parse_args(__doc__.splitlines()[0], argv=argv, fixed={"num_tasks": 1}, defaults={"big_alpha": 5e-4})
-    return parse_args(__doc__.splitlines()[0], argv=argv)
+    one_task = {"fixed": {"num_tasks": 1}, "defaults": {"big_alpha": 5e-4}} if single_step else {}
+    return parse_args(__doc__.splitlines()[0], argv=argv, **one_task)
 
 
 def forget(single_step: bool = False) -> None:
@@ -40,8 +39,7 @@ def forget(single_step: bool = False) -> None:
         tasks = plan_tasks(class_order(data.num_classes, args.seed), args.num_of_first_cls, args.per_forget_cls,
                            args.num_tasks, args.open_cls_num, single_step_layout=single_step)
     check_resumed_plan(outdir, tasks, data.train.classes)  # before begin_run writes anything
-    model.to(device)
-    method = METHODS.get(args.method).from_args(model, args)
+    method = METHODS.get(args.method).from_args(model.to(device), args)
     begin_run(args, outdir)
     run_log = RunLog(outdir, tensorboard=not args.no_tensorboard)
     results = run_forgetting(method, data, tasks, settings_from_args(args, outdir, device, model_args), run_log,

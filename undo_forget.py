@@ -4,9 +4,8 @@
     python undo_forget.py --run_dir runs/compare/gs_lora --task 1      # approximate: tasks 0, 2, 3 kept
     python undo_forget.py --run_dir runs/named --forget_class 0000045  # the task whose request named 0000045
 
-Writes a checkpoint like Backbone_task_N.pth (default RUN/undo/Backbone_without_task_T.pth) and, unless --no_eval, a
-report beside it (.json): the test accuracy on every class set of the models before task T, final and undone, and the
-weight distance from the undone model to every saved one. Existing files are refused, never overwritten."""
+Writes a checkpoint (default RUN/undo/Backbone_without_task_T.pth) and, unless --no_eval, a .json report beside it:
+accuracies per class set of the models before task T, final and undone, and weight distances. Never overwrites."""
 import logging
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -32,11 +31,9 @@ def parse_undo_args(argv: Optional[List[str]] = None):
     parser.add_argument("--run_dir", required=True, help="a GS-LoRA(++) run folder (results.json, task-level/)")
     add_flags(parser.add_mutually_exclusive_group(required=True), [
         ("--task", at_least(0), None, "index of the finished task to undo"),
-        ("--forget_class", None, None, "undo the task that forgot this class (a class folder name, as in "
-         "--forget_classes)", {"metavar": "NAME"})])
+        ("--forget_class", None, None, "undo the task that forgot this class folder name", {"metavar": "NAME"})])
     add_flags(parser, [
-        ("--out", None, None, "checkpoint to write (default RUN/undo/Backbone_without_task_T.pth; not .json, the "
-         "report's ending); it and its report are never overwritten"),
+        ("--out", None, None, "checkpoint (.pth; default RUN/undo/Backbone_without_task_T.pth), never overwritten"),
         ("--no_eval", SWITCH, False, "only write the checkpoint; no test evaluation"),
         ("--convention", None, "original", "accuracy convention of the report (see docs/forgetting.md, Metrics)",
          {"choices": ["original", "plain"]}),

@@ -5,8 +5,7 @@
 
 Runs of one setting (continual or single-step, few-shot or not, missing classes or not, one data set) form one table;
 several settings get one set of files each (table_<setting>.md ...). Rows are methods, columns the papers' "a-b"
-settings; every H is checked (util/table.py). Audited runs also get audit.md and audit.csv; the plots are
-group_norms.png, accuracy.png and cost.png (util/plots.py)."""
+settings; every H is checked. Audited runs also get audit.md/.csv; the plots are group_norms, accuracy and cost.png."""
 import argparse
 import sys
 from pathlib import Path

@@ -13,12 +13,9 @@ import baselines  # noqa: E402,F401  (registers every baseline)
 from engine.method import METHODS  # noqa: E402
 from gs_lora import GSLoRA  # noqa: E402  (registers GS-LoRA and GS-LoRA++)
 
-PRESETS = ("paper", "cpu", "smoke")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("preset", choices=PRESETS, help="which setting's flags")
+    parser.add_argument("preset", choices=("paper", "cpu", "smoke"), help="which setting's flags")
     parser.add_argument("method", nargs="?", choices=METHODS.names(), help="one registered method (default: all)")
     args = parser.parse_args()
     if args.method:

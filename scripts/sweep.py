@@ -4,7 +4,6 @@
         --preset cpu --num_tasks 1 --vary BND=10,20,30,60 --vary beta=0.05,0.5 --out runs/sweep_casia
 
 Each point is a train_own_forget_cl.py run in OUT/<point>/ (docs/sensitivity.md describes points, folders, outputs).
-H* = 2 Acc_r0 Acc_f0 / (Acc_r0 + Acc_f0) is the H of a perfect step (Acc_f to 0, Acc_r kept at its before-value).
 The command-line editing knows no flag's meaning, only the option strings (``dests``) and the switches."""
 import argparse
 import functools
@@ -43,6 +42,7 @@ from util.table import Table, csv_table, fmt_cell, markdown_table, setting_label
 
 log = logging.getLogger("sweep")
 Option = Tuple[str, List[str]]  # (option string as written, its values)
+Dests = Dict[str, str]  # option string -> argparse destination
 SWITCH_VALUES = {"on": True, "off": False}
 POINT_FILE = "sweep_point.json"
 # GS-LoRA's per-task lists override its single-value flags: setting the single value drops the list.
@@ -53,7 +53,7 @@ SPLIT_NAMES = (("test", ""), ("val", " val"))
 
 
 def h_bound(acc_r_before: Optional[float], acc_f_before: Optional[float]) -> Optional[float]:
-    """H* in percent: the H of forgetting everything (Acc_f 0) while keeping Acc_r at its before-value."""
+    """H* = 2 Acc_r0 Acc_f0 / (Acc_r0 + Acc_f0) in percent: the H of forgetting everything, Acc_r kept at its before."""
     if acc_r_before is None or acc_f_before is None or acc_r_before + acc_f_before == 0:
         return None
     return 2 * acc_r_before * acc_f_before / (acc_r_before + acc_f_before)
@@ -69,7 +69,7 @@ def _is_number(token: str) -> bool:
 
 # --- editing command lines -------------------------------------------------------------------------------------
 
-def split_options(tokens: Sequence[str], dests: Dict[str, str]) -> List[Option]:
+def split_options(tokens: Sequence[str], dests: Dests) -> List[Option]:
     """Groups a command line into options, each with the values that follow it (a negative number is a value)."""
     options: List[Option] = []
     for token in tokens:
@@ -84,7 +84,7 @@ def split_options(tokens: Sequence[str], dests: Dict[str, str]) -> List[Option]:
     return options
 
 
-def option_string(name: str, dests: Dict[str, str]) -> str:
+def option_string(name: str, dests: Dests) -> str:
     """The option string of a flag named without dashes ('BND' -> '--BND', 'e' -> '-e')."""
     for flag in (f"--{name}", f"-{name}"):
         if flag in dests:
@@ -93,21 +93,16 @@ def option_string(name: str, dests: Dict[str, str]) -> str:
                     f"(BND, lr, e, steps_per_task, ...)")
 
 
-def set_option(options: List[Option], flag: str, values: Optional[List[str]], dests: Dict[str, str]) -> List[Option]:
+def set_option(options: List[Option], flag: str, values: Optional[List[str]], dests: Dests) -> List[Option]:
     """Sets ``flag`` to ``values`` over every spelling of its destination, at the first one's place; None removes it."""
-    dest = dests[flag]
-    places = [i for i, (f, _) in enumerate(options) if dests[f] == dest]
-    kept = [o for o in options if dests[o[0]] != dest]
-    if values is None:
-        return kept
+    places = [i for i, (f, _) in enumerate(options) if dests[f] == dests[flag]]
+    kept = [o for o in options if dests[o[0]] != dests[flag]]
     at = places[0] if places else len(kept)
-    return kept[:at] + [(flag, list(values))] + kept[at:]
+    return kept if values is None else kept[:at] + [(flag, list(values))] + kept[at:]
 
 
-def merge_options(first: List[Option], second: List[Option], dests: Dict[str, str],
-                  overridden_by: Dict[str, str]) -> List[Option]:
-    """``first`` with each option of ``second`` set over it (a preset under a base command line), dropping the
-    per-task list that overrides a single-value flag set ('beta' -> 'cl_beta_list')."""
+def merge_options(first: List[Option], second: List[Option], dests: Dests, overridden_by: Dests) -> List[Option]:
+    """``first`` with ``second``'s options set over it; a value drops its per-task list ('beta' -> 'cl_beta_list')."""
     options = list(first)
     for flag, values in second:
         if dests[flag] in overridden_by:
@@ -149,22 +144,19 @@ def plan_points(varies: Sequence[Tuple[List[str], List[List[str]]]], grid: bool)
     return points
 
 
-def point_argv(base: List[Option], point: Point, dests: Dict[str, str], switches: Set[str],
-               overridden_by: Dict[str, str]) -> List[str]:
+def point_argv(base: List[Option], point: Point, dests: Dests, switches: Set[str], overridden_by: Dests) -> List[str]:
     """The base with the point's flags set: a switch takes 'on' or 'off', a value with spaces is a list's values."""
     options = list(base)
     for name, value in point.assignment.items():
         flag = option_string(name, dests)
-        if dests[flag] not in switches:
-            options = merge_options(options, [(flag, value.split())], dests, overridden_by)
-        elif value not in SWITCH_VALUES:
+        if dests[flag] in switches and value not in SWITCH_VALUES:
             raise UserError(f"--vary {name}: the switch takes on or off, not {value!r}")
-        else:
-            options = set_option(options, flag, [] if SWITCH_VALUES[value] else None, dests)
+        values = ([] if SWITCH_VALUES[value] else None) if dests[flag] in switches else value.split()  # None drops it
+        options = merge_options(options, [(flag, values)], dests, overridden_by)
     return [token for flag, values in options for token in (flag, *values)]
 
 
-def trim_task_lists(options: List[Option], num_tasks: int, dests: Dict[str, str], lists: Sequence[str]) -> List[Option]:
+def trim_task_lists(options: List[Option], num_tasks: int, dests: Dests, lists: Sequence[str]) -> List[Option]:
     """``options`` for the first ``num_tasks`` tasks: ``--num_tasks`` set, per-task lists cut to that length."""
     options = set_option(options, option_string("num_tasks", dests), [str(num_tasks)], dests)
     return [(f, v[:num_tasks] if dests[f] in lists else v) for f, v in options]
@@ -272,17 +264,14 @@ def table_rows(measured: Sequence[Measured], groups: Sequence[str]) -> List[List
     """Header and one row per (group, point): varied values, per task and split H, Acc_r, Acc_f, H*, then the cost."""
     flags = list(dict.fromkeys(name for m in measured for name in m.values))
     labels = max((m.labels for m in measured), key=len, default=[])
-    header = ["varied", *flags, "run"]
-    header += [f"{label}{split} {name}" for label in labels for _, split in SPLIT_NAMES for _, name in METRIC_COLUMNS]
-    rows = [header + ["Steps", "Time (s)"]]
+    columns = [f"{label}{split} {name}" for label in labels for _, split in SPLIT_NAMES for _, name in METRIC_COLUMNS]
+    rows = [["varied", *flags, "run", *columns, "Steps", "Time (s)"]]
     for group in groups:
         for m in group_rows(measured, group):
-            cells = [group, *[m.values.get(f, "-") for f in flags], m.folder]
-            for i in range(len(labels)):
-                task = m.tasks[i] if i < len(m.tasks) else {}
-                cells += [fmt_cell(task.get(s, {}).get(key)) for s, _ in SPLIT_NAMES for key, _ in METRIC_COLUMNS]
-
-            rows.append(cells + [str(m.steps), f"{m.wall_time_s:.0f}"])
+            tasks = m.tasks + [{}] * (len(labels) - len(m.tasks))  # a point of fewer tasks gets empty cells
+            cells = [fmt_cell(t.get(s, {}).get(k)) for t in tasks for s, _ in SPLIT_NAMES for k, _ in METRIC_COLUMNS]
+            rows.append([group, *[m.values.get(f, "-") for f in flags], m.folder, *cells, str(m.steps),
+                         f"{m.wall_time_s:.0f}"])
     return rows
 
 
@@ -292,15 +281,13 @@ def curves(measured: Sequence[Measured], flag: str, group: str) -> Dict[str, Lis
     for m in group_rows(measured, group):
         others = ", ".join(f"{k} {v}" for k, v in m.values.items() if k != flag and group == "grid")
         for label, task in zip(m.labels, m.tasks):
-            key = f"task {label}" + (f" ({others})" if others else "")
-            lines.setdefault(key, []).append((m.values[flag], task))
+            lines.setdefault(f"task {label}" + (f" ({others})" if others else ""), []).append((m.values[flag], task))
     for points in lines.values():
         points.sort(key=lambda p: _sort_key(p[0]))
     return lines
 
 
-def write_report(out: Path, measured: Sequence[Measured], groups: List[str], method: str,
-                 options: Dict[str, str]) -> str:
+def write_report(out: Path, measured: Sequence[Measured], groups: List[str], method: str, options: Dests) -> str:
     """sweep.csv, sweep.md and one plot per group of flags (per flag of a grid); returns the Markdown table."""
     table = Table(table_rows(measured, groups))
     (out / "sweep.csv").write_text(csv_table(table))
@@ -326,38 +313,18 @@ def sweep_args(argv=None) -> argparse.Namespace:
     add("--num_tasks", type=at_least(1), help="run only the first N tasks (per-task lists cut)")
     add("--vary", action="append", default=[], metavar="NAME=V1,V2",
         help="a flag (no dashes) and its values; A:B=a1:b1,a2:b2 moves two flags together")
-    add("--grid", action="store_true",
-        help="every combination of the values (default: one flag at a time around the base)")
+    add("--grid", action="store_true", help="every combination of the values (default: one flag at a time)")
     add("--out", required=True, help="the sweep folder: one run folder per point, table and plots")
     add("--threads", type=at_least(1), default=1, help="threads per point (OMP_NUM_THREADS)")
     add("--jobs", type=at_least(1), default=None, help="points run at once (default: cores // threads)")
     add("--dry_run", action="store_true", help="print the points' command lines and stop")
-    add("--report_only", action="store_true",
-        help="run nothing: the table and plots of the points finished so far (also while it runs)")
+    add("--report_only", action="store_true", help="run nothing: the table and plots of the points finished so far")
     add("--log_level", default="INFO", help="logging level")
     args = parser.parse_args(argv)
     args.jobs = args.jobs or max(1, len(os.sched_getaffinity(0)) // args.threads)
     if args.preset and not args.method:
         parser.error("--preset needs --method")
     return args
-
-
-def flag_table() -> Tuple[Dict[str, str], set]:
-    """The forgetting parser's option strings (-> destination) and the destinations that are switches."""
-    actions = build_parser("", forgetting=True)._actions
-    return ({s: a.dest for a in actions for s in a.option_strings}, {a.dest for a in actions if a.nargs == 0})
-
-
-def base_options(args, dests: Dict[str, str]) -> List[Option]:
-    """--base over the method's preset (the base wins), with --method and the first --num_tasks tasks."""
-    tokens = shlex.split(args.base) + (["--method", args.method] if args.method else [])
-    preset = shlex.split(METHODS.get(args.method).presets[args.preset]) if args.preset else []
-    options = merge_options(split_options(preset, dests), split_options(tokens, dests), dests, OVERRIDDEN_BY)
-    for name in RUN_FLAGS:
-        options = set_option(options, option_string(name, dests), None, dests)
-    if args.num_tasks:
-        options = trim_task_lists(options, args.num_tasks, dests, OVERRIDDEN_BY.values())
-    return options
 
 
 def point_settings(ns: argparse.Namespace, dests: Optional[Set[str]] = None) -> Dict[str, object]:
@@ -377,13 +344,12 @@ def resolved(argv: List[str]) -> argparse.Namespace:
 
 def shown_value(ns: argparse.Namespace, dest: str) -> str:
     """A flag's value in effect: a single-value flag overridden by its per-task list shows the list."""
-    value = getattr(ns, OVERRIDDEN_BY[dest]) if getattr(ns, OVERRIDDEN_BY.get(dest, ""), None) else getattr(ns, dest)
-    return display_value(value)
+    return display_value(getattr(ns, OVERRIDDEN_BY.get(dest, ""), None) or getattr(ns, dest))
 
 
 @functools.lru_cache(maxsize=2)
-def split_data(data_mode: str, data_root: str, cache_dir: str, synthetic_seed: int, image_size: int,
-               val_ratio: float, seed: int):
+def split_data(data_mode, data_root, cache_dir, synthetic_seed, image_size, val_ratio, seed):
+    """The dataset of a run's config (cached: the points of a sweep share it)."""
     root = resolve_root(data_mode, data_root, cache_dir, synthetic_seed)
     return build_data(root, image_size, val_ratio, seed, data_mode=data_mode)
 
@@ -392,9 +358,8 @@ def split_data(data_mode: str, data_root: str, cache_dir: str, synthetic_seed: i
 def validation_counts(path: Path, data_key: Tuple, model_key: Tuple, device_name: str, bf16: bool):
     """Per-class counts of a checkpoint on the validation split (cached: every point starts from the same -r)."""
     data = split_data(*data_key)
-    model = model_from_file(path, data.train.classes, dict(model_key))
-    device = torch.device(device_name)
-    return evaluate(model.to(device), data.train, data.val_idx, 256, device, bf16)
+    model = model_from_file(path, data.train.classes, dict(model_key)).to(device_name)
+    return evaluate(model, data.train, data.val_idx, 256, torch.device(device_name), bf16)
 
 
 def validation_metrics(folder: Path, results: Dict) -> List[Dict]:
@@ -432,9 +397,16 @@ def measure(folder: Path, point: Point, values: Dict[str, str]) -> Measured:
                     sum(t.get("wall_time_s") or 0.0 for t in results["tasks"]))
 
 
-def plan(args, dests: Dict[str, str], switches: set) -> Dict[Path, Tuple[Point, List[str], argparse.Namespace]]:
+def plan(args, dests: Dests, switches: set) -> Dict[Path, Tuple[Point, List[str], argparse.Namespace]]:
     """The sweep's run folders, each with its point (groups merged), command line and resolved flags."""
-    base = base_options(args, dests)
+    # The base: --base over the method's preset (the base wins), with --method and the first --num_tasks tasks.
+    tokens = shlex.split(args.base) + (["--method", args.method] if args.method else [])
+    preset = shlex.split(METHODS.get(args.method).presets[args.preset]) if args.preset else []
+    base = merge_options(split_options(preset, dests), split_options(tokens, dests), dests, OVERRIDDEN_BY)
+    for name in RUN_FLAGS:
+        base = set_option(base, option_string(name, dests), None, dests)
+    if args.num_tasks:
+        base = trim_task_lists(base, args.num_tasks, dests, OVERRIDDEN_BY.values())
     points = plan_points([parse_vary(v) for v in args.vary], args.grid)
     argvs = [point_argv(base, p, dests, switches, OVERRIDDEN_BY) for p in points]
     spaces = [resolved(argv) for argv in argvs]
@@ -450,7 +422,8 @@ def main(argv=None) -> List[str]:
     """Runs the sweep; returns the folders it ran (finished points are skipped)."""
     args = sweep_args(argv)
     setup_logging(args.log_level)
-    dests, switches = flag_table()
+    actions = build_parser("", forgetting=True)._actions  # the forgetting parser's option strings and switches
+    dests, switches = {s: a.dest for a in actions for s in a.option_strings}, {a.dest for a in actions if a.nargs == 0}
     points = plan(args, dests, switches)
     if args.dry_run:
         for folder, (_, command, _) in points.items():
@@ -462,12 +435,11 @@ def main(argv=None) -> List[str]:
     todo = [(f, a) for f, (_, a, ns) in points.items() if finished_tasks(f) < ns.num_tasks]
     log.info("%d points, %d to run (%d at once)", len(points), 0 if args.report_only else len(todo), args.jobs)
     failed = [] if args.report_only else run_points(ROOT / "train_own_forget_cl.py", todo, args.jobs, args.threads)
-    names = [n for v in args.vary for n in parse_vary(v)[0]]
-    measured = [measure(f, p, {n: shown_value(ns, dests[option_string(n, dests)]) for n in names})
+    options = {n: option_string(n, dests) for v in args.vary for n in parse_vary(v)[0]}
+    measured = [measure(f, p, {n: shown_value(ns, dests[flag]) for n, flag in options.items()})
                 for f, (p, _, ns) in points.items() if str(f) not in failed and finished_tasks(f) >= ns.num_tasks]
     if measured:
         groups = ["grid"] if args.grid else list(dict.fromkeys(g for p, _, _ in points.values() for g in p.groups))
-        options = {n: option_string(n, dests) for n in names}
         print(write_report(Path(args.out), measured, groups, next(iter(points.values()))[2].method, options))
     if failed:
         raise UserError(f"{len(failed)} point(s) failed: {', '.join(failed)} (each folder's sweep.log says why)")
