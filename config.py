@@ -8,7 +8,6 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 from timm.optim import list_optimizers
 
@@ -229,7 +228,7 @@ def check_audit_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         parser.error(f"--audit_oracle {args.audit_oracle} is not a folder; pass a finished Retrain run folder")
 
 
-def ignored_flags(forgetting: bool) -> List[Tuple[str, Tuple[str, ...], object, str]]:
+def ignored_flags(forgetting: bool) -> list[tuple[str, tuple[str, ...], object, str]]:
     """The original's flags that change nothing: (NAME, names, values: 0 switch, 1 or "+", why), as ``ignored_NAME``."""
     rows = IGNORED_EVERYWHERE + (IGNORED_IN_FORGETTING if forgetting else IGNORED_IN_PRETRAINING)
     return [(names[0].strip("-").replace("-", "_"), names, values, why) for names, values, why in rows]
@@ -278,7 +277,7 @@ def build_parser(description: str, forgetting: bool = True) -> argparse.Argument
     return parser
 
 
-def _read_yaml(parser: argparse.ArgumentParser, path: str) -> Dict[str, object]:
+def _read_yaml(parser: argparse.ArgumentParser, path: str) -> dict[str, object]:
     """The mapping of flag names to values in the --config file; a missing or malformed file is a parser error."""
     import yaml
     try:
@@ -313,7 +312,7 @@ def _yaml_value(parser: argparse.ArgumentParser, action: argparse.Action, value,
     return items if many else items[0]
 
 
-def _apply_yaml_defaults(parser: argparse.ArgumentParser, argv: List[str]) -> None:
+def _apply_yaml_defaults(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     known, _ = parser.parse_known_args(argv)
     if not known.config:
         return
@@ -352,7 +351,7 @@ def _check_finite(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
                 parser.error(f"argument {'/'.join(action.option_strings)}: must be a finite number, got {number}")
 
 
-def _absolute_paths(parser: argparse.ArgumentParser, args: argparse.Namespace, flags: Tuple[str, ...]) -> None:
+def _absolute_paths(parser: argparse.ArgumentParser, args: argparse.Namespace, flags: tuple[str, ...]) -> None:
     """The set path ``flags`` made absolute, symlinks resolved (config.json works from another directory)."""
     for flag in flags:
         value = getattr(args, flag, None)
@@ -363,7 +362,7 @@ def _absolute_paths(parser: argparse.ArgumentParser, args: argparse.Namespace, f
             parser.error(f"argument --{flag}: {value} is a symlink loop")
 
 
-def _read_plan(parser: argparse.ArgumentParser, path: str) -> Tuple[List[List[str]], List[str]]:
+def _read_plan(parser: argparse.ArgumentParser, path: str) -> tuple[list[list[str]], list[str]]:
     """The tasks (lists of class names) and missing classes of a --plan file; a bad file is a parser error."""
     shape = '{"tasks": [[names], ...], "missing": [names]}'
     try:
@@ -389,8 +388,8 @@ def _read_plan(parser: argparse.ArgumentParser, path: str) -> Tuple[List[List[st
     return [split_names(task) for task in tasks], split_names(missing)
 
 
-def _resolve_plan(parser: argparse.ArgumentParser, args: argparse.Namespace, given: List[str],
-                  fixed_tasks: Optional[int]) -> None:
+def _resolve_plan(parser: argparse.ArgumentParser, args: argparse.Namespace, given: list[str],
+                  fixed_tasks: int | None) -> None:
     """Sets ``named_tasks`` (per task its classes; None: the seeded order) and ``named_missing`` from --plan or
     --forget_classes, which replace the numbered flags (refused if ``given``); ``fixed_tasks``: a fixed task count."""
     flag = "--plan" if args.plan_file else "--forget_classes" if args.forget_classes else None
@@ -437,8 +436,8 @@ def _check_protocol(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error(f"--method {args.method} cannot run with --no_retain: {method.no_retain_refusal}")
 
 
-def parse_args(description: str, forgetting: bool = True, argv: Optional[List[str]] = None,
-               fixed: Optional[Dict] = None, defaults: Optional[Dict] = None) -> argparse.Namespace:
+def parse_args(description: str, forgetting: bool = True, argv: list[str] | None = None,
+               fixed: dict | None = None, defaults: dict | None = None) -> argparse.Namespace:
     """Parses and checks an entry point's flags; ``defaults`` replace defaults, ``fixed`` values the command line's."""
     parser = build_parser(description, forgetting)
     parser.set_defaults(**(defaults or {}))
@@ -470,7 +469,7 @@ def parse_args(description: str, forgetting: bool = True, argv: Optional[List[st
     return args
 
 
-def parse_oracle_args(description: str, argv: Optional[List[str]] = None) -> argparse.Namespace:
+def parse_oracle_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
     """Flags of train_oracle.py: whose plan to follow, where to write and run (the recipe is the -r model's own)."""
     parser = OneLineParser(description=description)
     add_flags(parser, [
@@ -487,7 +486,7 @@ def parse_oracle_args(description: str, argv: Optional[List[str]] = None) -> arg
     return args
 
 
-def parse_eval_args(description: str, argv: Optional[List[str]] = None) -> argparse.Namespace:
+def parse_eval_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
     """Flags of test_forget_cl.py: which run folders to re-evaluate, and where."""
     parser = OneLineParser(description=description)
     add_flags(parser, [

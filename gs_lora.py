@@ -15,7 +15,7 @@ remain-class KL, is an anchor for --no_retain), --BND auto|chance, --forget_hing
 """
 import argparse
 import math
-from typing import Dict, Iterable, List, Optional
+from typing import Iterable
 
 import torch
 import torch.nn as nn
@@ -55,7 +55,7 @@ def bound_flag(text: str):
     return value
 
 
-def project_off_conflict(forget_grads: List[torch.Tensor], rest_grads: List[torch.Tensor]) -> List[torch.Tensor]:
+def project_off_conflict(forget_grads: list[torch.Tensor], rest_grads: list[torch.Tensor]) -> list[torch.Tensor]:
     """g_f - <g_f, g_r> / ||g_r||^2 * g_r where the forget gradient conflicts with the rest's (<g_f, g_r> < 0), else
     g_f: the rest of the loss is then unchanged to first order (one-sided PCGrad, Yu et al. 2020)."""
     dot = sum((f * r).sum() for f, r in zip(forget_grads, rest_grads))
@@ -85,8 +85,8 @@ def prototype_kl(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tens
                     log_target=True)
 
 
-def prototype_loss(kl_forget: torch.Tensor, kl_remain: Optional[torch.Tensor], w_forget: float, w_remain: float,
-                   bound: float) -> Dict[str, torch.Tensor]:
+def prototype_loss(kl_forget: torch.Tensor, kl_remain: torch.Tensor | None, w_forget: float, w_remain: float,
+                   bound: float) -> dict[str, torch.Tensor]:
     """w_f * ReLU(BND_pro - KL_f) (forget pushed from prototypes) and w_r * KL_r (remain pulled; absent if None)."""
     terms = {"prototype_forget": w_forget * F.relu(bound - kl_forget)}
     if kl_remain is not None:
@@ -152,7 +152,7 @@ class GSLoRA(Method):
         super().__init__(model, **options)
         self.bound_setting = self.bound
         self.bound = None if self.bound in NAMED_BOUNDS else self.bound  # a named bound is set per task (begin_task)
-        self.prototypes: Optional[torch.Tensor] = None
+        self.prototypes: torch.Tensor | None = None
         try:
             inject_lora(model.backbone, self.rank, self.lora_alpha, self.lora_pos)
         except TypeError as error:
@@ -175,7 +175,7 @@ class GSLoRA(Method):
             parser.error("--pro_r_weight pulls remain features to their prototypes, but --no_retain loads no remain "
                          "image; drop one of them")
 
-    def trainable_parameters(self) -> List[nn.Parameter]:
+    def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for layer in lora_layers(self.model) for p in (layer.lora_A, layer.lora_B)]
 
     def begin_task(self, ctx: TaskContext) -> None:
@@ -203,7 +203,7 @@ class GSLoRA(Method):
     def beta_at(self, epoch: int) -> float:
         return self.small_beta if self.beta_decay and epoch >= 50 else self.task_beta
 
-    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
+    def compute_loss(self, remain, forget, step: StepInfo) -> dict[str, torch.Tensor]:
         """The named terms of L and their total; without a remain batch (--no_retain) the remain terms are absent."""
         logits_r, logits_f, emb_r, emb_f = forward_pair(self.model, remain, forget)
         losses = {} if remain is None else {"remain": F.cross_entropy(logits_r.float(), remain[1])}
@@ -228,7 +228,7 @@ class GSLoRA(Method):
         losses["total"] = sum(v for k, v in losses.items() if k not in LOGGED_ONLY)
         return losses
 
-    def backward(self, losses: Dict[str, torch.Tensor]) -> None:
+    def backward(self, losses: dict[str, torch.Tensor]) -> None:
         """With --project_forget: the forget terms' gradient projected off the others' (on conflict), plus theirs."""
         if not self.project_forget:
             return super().backward(losses)
@@ -245,13 +245,13 @@ class GSLoRA(Method):
             teacher = self.teacher(*batch)[0].float()
         return distillation_kl(logits.float()[:, self.kept_cols], teacher[:, self.kept_cols], self.retain_kd_T)
 
-    def forget_goal_met(self, losses: Dict[str, float]) -> bool:
+    def forget_goal_met(self, losses: dict[str, float]) -> bool:
         """The forget hinge is satisfied: the forget CE has reached BND (per image: no shortfall left)."""
         if self.forget_hinge == "image":
             return losses["forget_shortfall"] <= 0
         return losses["forget_ce"] >= self.bound
 
-    def end_task(self, ctx: TaskContext) -> Dict[str, object]:
+    def end_task(self, ctx: TaskContext) -> dict[str, object]:
         """Logs the per-block group norms, keeps the low-rank factors, merges the LoRA into the weights."""
         with torch.no_grad():
             groups = lora_groups(self.model.backbone, self.grouping)

@@ -1,7 +1,6 @@
 """The model of a run, ``model(images, labels) -> (logits, embeddings)``: a backbone and a head (which know nothing of
 each other) as one module, its builder and its weight loader."""
 import logging
-from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -26,14 +25,14 @@ class Classifier(nn.Module):
         super().__init__()
         self.backbone, self.head = backbone, head
 
-    def forward(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         emb = self.backbone(images)
         return self.head(emb, labels), emb
 
 
-def build_model(net: str, head: str, num_classes: int, depth: Optional[int] = None,
-                image_size: Optional[int] = None, margin_s: Optional[float] = None,
-                margin_m: Optional[float] = None, pretrained_file: Optional[str] = None) -> Classifier:
+def build_model(net: str, head: str, num_classes: int, depth: int | None = None,
+                image_size: int | None = None, margin_s: float | None = None,
+                margin_m: float | None = None, pretrained_file: str | None = None) -> Classifier:
     """Builds a registered backbone size (or ``timm:NAME``, weights from ``pretrained_file``) and head; ``None`` keeps a
     builder's default. A backbone with a ``head_type`` (ViT-B/16's linear head) always gets that head."""
     if is_timm_name(net):
@@ -48,13 +47,13 @@ def build_model(net: str, head: str, num_classes: int, depth: Optional[int] = No
     return Classifier(backbone, HEADS.build(head, embed_dim=backbone.embed_dim, num_classes=num_classes, **margin))
 
 
-def cut_head(state_dict: Dict[str, torch.Tensor], rows: List[int]) -> Dict[str, torch.Tensor]:
+def cut_head(state_dict: dict[str, torch.Tensor], rows: list[int]) -> dict[str, torch.Tensor]:
     """The state dict with its head cut to ``rows``: local class i takes row ``rows[i]`` of the weight and bias."""
     return {k: v[rows].clone() if k in ("head.weight", "head.bias") else v for k, v in state_dict.items()}
 
 
-def pretrained_weights(state_dict: Dict[str, torch.Tensor], classes: List[str]
-                       ) -> Tuple[Dict[str, torch.Tensor], Optional[Dict[str, torch.Tensor]]]:
+def pretrained_weights(state_dict: dict[str, torch.Tensor], classes: list[str]
+                       ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
     """A ``-r`` state dict in our key names and, for an ImageNet-1k head and fewer ``classes``, that head cut through
     the class folders' wnids and returned whole ({'weight', 'bias'}, for Acc_m); else the full head is None."""
     if is_torchvision_checkpoint(state_dict):
@@ -66,7 +65,7 @@ def pretrained_weights(state_dict: Dict[str, torch.Tensor], classes: List[str]
     return cut_head(state_dict, imagenet_rows(classes, "the dataset (cutting an ImageNet head)")), full
 
 
-def load_model_weights(model: nn.Module, state_dict: Dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+def load_model_weights(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
     """Loads merged weights (an original repository's converted; LoRA factors not); a misfit is a UserError."""
     if is_original_checkpoint(state_dict):
         state_dict = convert_original_checkpoint(state_dict)
@@ -83,7 +82,7 @@ def load_model_weights(model: nn.Module, state_dict: Dict[str, torch.Tensor], so
     model.load_state_dict(given, strict=False)
 
 
-def model_from_file(path, classes: List[str], model_args: Dict[str, object]) -> Classifier:
+def model_from_file(path, classes: list[str], model_args: dict[str, object]) -> Classifier:
     """The file's model, built with its model arguments (else ``model_args``), an ImageNet head cut to ``classes``."""
     checkpoint = load_checkpoint(path)
     model = build_model(**checkpoint.get("model_args", model_args))

@@ -7,7 +7,7 @@ import random
 import signal
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable
 
 import numpy as np
 import torch
@@ -85,7 +85,7 @@ def run_main(main: Callable[[], object], interrupted: str = "finished tasks are 
         distributed.close_distributed()
 
 
-def flags_as_json(args) -> Dict[str, object]:
+def flags_as_json(args) -> dict[str, object]:
     """The parsed flags as written to config.json (paths and other objects as strings): what a resume compares."""
     return json.loads(json.dumps(vars(args), default=str))
 
@@ -131,7 +131,7 @@ def check_forgetting_folder(args, outdir: Path) -> None:
     refuse_other_flags({**defaults, **saved}, given, f"the config in {results_path}")
 
 
-def refuse_other_flags(saved: Dict[str, object], given: Dict[str, object], where: str) -> None:
+def refuse_other_flags(saved: dict[str, object], given: dict[str, object], where: str) -> None:
     """A UserError listing the protocol and method flags of ``saved`` (read from ``where``) that ``given`` changes."""
     differing = sorted(k for k in given.keys() | saved.keys()
                        if not k.startswith(RESUME_MAY_CHANGE_PREFIXES) and k not in RESUME_MAY_CHANGE
@@ -143,7 +143,7 @@ def refuse_other_flags(saved: Dict[str, object], given: Dict[str, object], where
                         f"run's own flags or use a new --outdir")
 
 
-def model_from_args(args, classes: List[str]) -> Tuple[Classifier, Dict[str, object], Optional[Dict], Dict]:
+def model_from_args(args, classes: list[str]) -> tuple[Classifier, dict[str, object], dict | None, dict]:
     """Builds the model for ``classes`` (with ``-r``: its model arguments as defaults, its weights loaded); returns it,
     its arguments, the -r file's full ImageNet head (or None) and the flags the -r file was made with."""
     num_classes = len(classes)
@@ -166,7 +166,7 @@ def model_from_args(args, classes: List[str]) -> Tuple[Classifier, Dict[str, obj
     return model, model_args, full_head, checkpoint.get("config") or {}
 
 
-def validation_seed(args, made_with: Dict) -> int:
+def validation_seed(args, made_with: dict) -> int:
     """The validation split's seed: the -r model's own, so selection never scores its training images; else --seed."""
     seed = made_with.get("validation_seed", made_with.get("seed"))
     if seed is None:
@@ -177,7 +177,7 @@ def validation_seed(args, made_with: Dict) -> int:
     return seed
 
 
-def model_and_data_from_args(args) -> Tuple[Classifier, Dict[str, object], RunData]:
+def model_and_data_from_args(args) -> tuple[Classifier, dict[str, object], RunData]:
     """The model for the dataset's classes and the dataset at its input size (and --imagenet900_root's classes)."""
     # Under torchrun one process generates the synthetic faces before the others look for them.
     root = distributed.in_turn(lambda: resolve_root(args.data_mode, args.data_root, args.cache_dir,
@@ -192,7 +192,7 @@ def model_and_data_from_args(args) -> Tuple[Classifier, Dict[str, object], RunDa
     return model, model_args, data
 
 
-def outside_classes(root: Path, full_head: Optional[Dict[str, torch.Tensor]], image_size: int, workers: int,
+def outside_classes(root: Path, full_head: dict[str, torch.Tensor] | None, image_size: int, workers: int,
                     weights: str) -> OutsideClasses:
     """The ImageNet-900 folder (``root/<wnid>/*``) streamed with the ImageNet transform, and the full head."""
     if full_head is None:
@@ -203,7 +203,7 @@ def outside_classes(root: Path, full_head: Optional[Dict[str, torch.Tensor]], im
     return OutsideClasses(images, rows, full_head["weight"].float(), full_head["bias"].float())
 
 
-def settings_from_args(args, outdir: Path, device: torch.device, model_args: Dict[str, object]) -> RunSettings:
+def settings_from_args(args, outdir: Path, device: torch.device, model_args: dict[str, object]) -> RunSettings:
     """Pre-training parses no forgetting flags; RunSettings' defaults stand in for them."""
     protocol = {k: getattr(args, k) for k in PROTOCOL_FLAGS if hasattr(args, k)}
     optim = OptimConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(OptimConfig)})

@@ -11,7 +11,6 @@ import functools
 import logging
 import math
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import torch
 
@@ -47,7 +46,7 @@ def difference(fresh, saved) -> float:
     return abs(fresh - saved) if fresh is not None and saved is not None else 0.0 if fresh is saved else math.inf
 
 
-def open_run(run_dir: Path) -> Tuple[Dict, List[Task], Dict, RunData]:
+def open_run(run_dir: Path) -> tuple[dict, list[Task], dict, RunData]:
     """A run's results.json, its task plan (as trained), its model arguments (from the task 0 checkpoint) and data."""
     results_path = run_dir / "results.json"
     if not results_path.is_file():
@@ -64,7 +63,7 @@ def open_run(run_dir: Path) -> Tuple[Dict, List[Task], Dict, RunData]:
     return results, tasks, model_args, data
 
 
-def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Tuple[Dict, float]:
+def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> tuple[dict, float]:
     """A run's results.json with its metrics recomputed from its checkpoints, and the largest change (points)."""
     results, tasks, model_args, data = open_run(run_dir)
     cfg = results["config"]
@@ -96,7 +95,7 @@ def reevaluate(run_dir: Path, device: torch.device, batch_size: int) -> Tuple[Di
     return results, worst
 
 
-def add_audits(run_dir: Path, name: str, results: Dict, device: torch.device, args) -> Path:
+def add_audits(run_dir: Path, name: str, results: dict, device: torch.device, args) -> Path:
     """Audits a run's tasks into its results.json in the returned folder: its own or --audit_out/<name> (gs_lora_k3)."""
     _, tasks, model_args, data = open_run(run_dir)  # the data is decoded once (cached)
     settings = settings_from_args(argparse.Namespace(**results["config"]), run_dir, device, model_args)
@@ -105,7 +104,7 @@ def add_audits(run_dir: Path, name: str, results: Dict, device: torch.device, ar
     return audit_finished_run(run_dir, results, data, tasks, settings, out)
 
 
-def lock_run_folders(run_dirs: List[Path], args) -> List[bool]:
+def lock_run_folders(run_dirs: list[Path], args) -> list[bool]:
     """Locks the run folders written into; returns per folder whether it gets its own tables (a read-only one: no)."""
     own_tables = []
     for run_dir in run_dirs:

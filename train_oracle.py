@@ -9,7 +9,6 @@ the score of never having seen the classes. Each task is saved when it ends; --r
 import argparse
 import logging
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import torch
 
@@ -37,7 +36,7 @@ FROM_RUN = ("data_root", "cache_dir", "seed", "data_ratio", "few_shot", "few_sho
             "per_forget_cls", "num_tasks", "open_cls_num", "test_batch_size", "precision")
 
 
-def read_run(run_dir: Path) -> Dict:
+def read_run(run_dir: Path) -> dict:
     """The followed run's results.json: its plan, its flags and its pre-trained model's accuracies."""
     path = run_dir / "results.json"
     if not path.is_file():
@@ -48,7 +47,7 @@ def read_run(run_dir: Path) -> Dict:
     return results
 
 
-def read_recipe(checkpoint_path: str, run_config: Dict) -> Tuple[Dict, Dict]:
+def read_recipe(checkpoint_path: str, run_config: dict) -> tuple[dict, dict]:
     """The -r model's pre-training flags and model arguments; a model made elsewhere has no recipe to repeat."""
     checkpoint = load_checkpoint(checkpoint_path)
     recipe = checkpoint.get("config") or {}
@@ -61,7 +60,7 @@ def read_recipe(checkpoint_path: str, run_config: Dict) -> Tuple[Dict, Dict]:
     return recipe, checkpoint["model_args"]
 
 
-def start_results(outdir: Path, run: Dict, config: Dict, recipe: Dict, resume: bool) -> Dict:
+def start_results(outdir: Path, run: dict, config: dict, recipe: dict, resume: bool) -> dict:
     """New results, or the saved ones of an oracle of the same plan and recipe when resuming."""
     fresh = {"method": "oracle", "selection": "val", "config": config, "recipe": recipe, "plan": run["plan"],
              "pretrained": run["pretrained"], "tasks": []}
@@ -77,8 +76,8 @@ def start_results(outdir: Path, run: Dict, config: Dict, recipe: Dict, resume: b
     return {**fresh, "tasks": saved["tasks"]}
 
 
-def train_task_oracle(task: Task, data, recipe: argparse.Namespace, model_args: Dict, device: torch.device,
-                      outdir: Path, run_log: RunLog) -> Tuple[torch.nn.Module, int, Dict]:
+def train_task_oracle(task: Task, data, recipe: argparse.Namespace, model_args: dict, device: torch.device,
+                      outdir: Path, run_log: RunLog) -> tuple[torch.nn.Module, int, dict]:
     """Pre-trains a fresh model (the recipe's initialisation seed) on every class but ``task``'s forgotten and old
     ones; returns it (its selected epoch loaded), the number of images it trained on and its cost."""
     classes = data.train.classes
@@ -135,8 +134,8 @@ def main() -> None:
     run_log.close()
 
 
-def build_missing(tasks: List[Task], data, flags: argparse.Namespace, model_args: Dict, device: torch.device,
-                  outdir: Path, run_log: RunLog, results: Dict) -> None:
+def build_missing(tasks: list[Task], data, flags: argparse.Namespace, model_args: dict, device: torch.device,
+                  outdir: Path, run_log: RunLog, results: dict) -> None:
     """Trains the oracle of every task in ``tasks`` and rewrites results.json after each."""
     bf16 = use_bf16(flags.precision, device)
     test_idx = torch.arange(len(data.test))

@@ -4,7 +4,6 @@
         --per_forget_cls 20 --num_tasks 4 --method gs_lora --cl_beta_list 0.2 0.25 0.25 0.2 ...
     python train_own_forget_cl.py -d casia100 -r runs/pretrain/best.pth --plan plan.json ...   # tasks by name"""
 from pathlib import Path
-from typing import List, Optional
 
 from config import parse_args
 from data.class_order import class_order
@@ -18,7 +17,7 @@ from util.run_log import RunLog
 from util.table import format_table
 
 
-def forgetting_args(single_step: bool = False, argv: Optional[List[str]] = None):
+def forgetting_args(single_step: bool = False, argv: list[str] | None = None):
     """The parsed flags; single-step is one task and defaults --big_alpha to 5e-4 as its original parser did."""
     one_task = {"fixed": {"num_tasks": 1}, "defaults": {"big_alpha": 5e-4}} if single_step else {}
     return parse_args(__doc__.splitlines()[0], argv=argv, **one_task)

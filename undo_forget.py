@@ -8,7 +8,6 @@ Writes a checkpoint (default RUN/undo/Backbone_without_task_T.pth) and, unless -
 accuracies per class set of the models before task T, final and undone, and weight distances. Never overwrites."""
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -26,7 +25,7 @@ from util.run_log import setup_logging
 log = logging.getLogger("undo_forget")
 
 
-def parse_undo_args(argv: Optional[List[str]] = None):
+def parse_undo_args(argv: list[str] | None = None):
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run_dir", required=True, help="a GS-LoRA(++) run folder (results.json, task-level/)")
     add_flags(parser.add_mutually_exclusive_group(required=True), [
@@ -43,7 +42,7 @@ def parse_undo_args(argv: Optional[List[str]] = None):
     return parser.parse_args(argv)
 
 
-def output_paths(run_dir: Path, task: int, out: Optional[str], report: bool) -> Tuple[Path, Optional[Path]]:
+def output_paths(run_dir: Path, task: int, out: str | None, report: bool) -> tuple[Path, Path | None]:
     """The checkpoint to write and, with ``report``, the report beside it (.json), both checked before anything is
     written: a report could overwrite the run's results.json (``--out RUN/results.pth``) or the checkpoint itself."""
     checkpoint = Path(out) if out else run_dir / "undo" / f"Backbone_without_task_{task}.pth"
@@ -58,7 +57,7 @@ def output_paths(run_dir: Path, task: int, out: Optional[str], report: bool) -> 
     return checkpoint, report_path
 
 
-def evaluate_undo(run_dir: Path, content: Dict, device: torch.device, batch_size: int, convention: str) -> Dict:
+def evaluate_undo(run_dir: Path, content: dict, device: torch.device, batch_size: int, convention: str) -> dict:
     """Accuracies per class set of the models before the task, final and undone; the undone one's weight distances."""
     results, done = undo.finished_tasks(run_dir)
     cfg, model_args, task = results["config"], content["model_args"], content["undo"]["task"]
@@ -80,7 +79,7 @@ def evaluate_undo(run_dir: Path, content: Dict, device: torch.device, batch_size
             "accuracy": accuracy, "weight_distance": distance}
 
 
-def format_report(report: Dict) -> str:
+def format_report(report: dict) -> str:
     """The accuracy table (class sets x models) and the weight distances, nearest model marked."""
     accuracy, distance = report["accuracy"], report["weight_distance"]  # accuracy: model -> class set -> %
     sets = next(iter(accuracy.values()))
@@ -93,7 +92,7 @@ def format_report(report: Dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = parse_undo_args(argv)
     setup_logging(args.log_level)
     run_dir = Path(args.run_dir)

@@ -3,7 +3,7 @@
 same plan (weak at a small budget: its low numbers also reflect poor features); a stored audit made alike is reused."""
 import logging
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable
 
 from audit.relearn import BUDGETS
 from data.task_plan import Task
@@ -25,7 +25,7 @@ GAPS = (("mia", ("membership", "classifier", "member_rate")), ("knn_acc_f", ("pr
         ("tar_f", ("verification", "forget", "tar")))
 
 
-def check_oracle(results: Dict, oracle_dir: Path, config: Dict, task: Task) -> None:
+def check_oracle(results: dict, oracle_dir: Path, config: dict, task: Task) -> None:
     """Refuses a folder that is no oracle, used other data or subsets, or forgot other classes in ``task``."""
     kind = results.get("method")
     if kind not in KINDS:
@@ -41,8 +41,8 @@ def check_oracle(results: Dict, oracle_dir: Path, config: Dict, task: Task) -> N
         raise UserError(f"--audit_oracle {oracle_dir} forgot other classes in task {task.index} than the audited run")
 
 
-def oracle_audit(oracle_dir: Path, task: Task, record: Dict, config: Dict,
-                 compute: Callable[[Path], Dict]) -> Optional[Dict]:
+def oracle_audit(oracle_dir: Path, task: Task, record: dict, config: dict,
+                 compute: Callable[[Path], dict]) -> dict | None:
     """The oracle's audit of ``task``: stored with the same ``record``, else ``compute``d; None if it is unfinished."""
     results_path = oracle_dir / "results.json"
     if not results_path.is_file():
@@ -62,11 +62,11 @@ def oracle_audit(oracle_dir: Path, task: Task, record: Dict, config: Dict,
     return None
 
 
-def difference(ours: Optional[float], theirs: Optional[float]) -> Optional[float]:
+def difference(ours: float | None, theirs: float | None) -> float | None:
     return None if ours is None or theirs is None else ours - theirs
 
 
-def with_oracle(audit: Dict, oracle: Optional[Dict], oracle_dir: Path) -> Dict:
+def with_oracle(audit: dict, oracle: dict | None, oracle_dir: Path) -> dict:
     """``audit`` with the oracle's numbers ('oracle') and gaps, ours minus its ('gap', per relearn budget {k: gap})."""
     plain = {k: v for k, v in audit.items() if k not in ("oracle", "gap")}
     if oracle is None:

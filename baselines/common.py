@@ -2,7 +2,6 @@
 
 The whole backbone trains, the head frozen (reference Sec. 1.7); ``--ffn_open`` (the original's misnomer) also trains
 the head, ``--only_ffn`` only the feed-forward linears and the head."""
-from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
@@ -32,7 +31,7 @@ class FineTuneMethod(Method):
         super().__init__(model, **options)
         self.relabel_generator = torch.Generator()
 
-    def trainable_parameters(self) -> List[nn.Parameter]:
+    def trainable_parameters(self) -> list[nn.Parameter]:
         backbone = self.model.backbone
         if self.only_ffn:
             params = [p for m in backbone.modules() if isinstance(m, FFN_TYPES) for p in m.parameters()]
@@ -65,12 +64,12 @@ class TeacherMethod(FineTuneMethod):
         for forget in loaders["forget"]:
             yield next(loaders["remain_cycle"]), forget
 
-    def teacher_terms(self, student: Tuple[torch.Tensor, torch.Tensor], teacher: Tuple[torch.Tensor, torch.Tensor],
-                      remain) -> Dict[str, torch.Tensor]:
+    def teacher_terms(self, student: tuple[torch.Tensor, torch.Tensor], teacher: tuple[torch.Tensor, torch.Tensor],
+                      remain) -> dict[str, torch.Tensor]:
         """Named losses on the remain batch from the student's and teacher's (logits, embeddings), float32."""
         raise NotImplementedError
 
-    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
+    def compute_loss(self, remain, forget, step: StepInfo) -> dict[str, torch.Tensor]:
         wrong = self.relabel(forget[1])
         logits_r, logits_f, emb_r, _ = forward_pair(self.model, remain, (forget[0], wrong))
         with torch.no_grad():

@@ -4,7 +4,6 @@
 
 x_f: a forget batch with wrong labels y~_f, x_r a cycled remain batch, e the embedding (e_t the frozen pre-trained
 model's); summed over the batch, not averaged, as in the original."""
-from typing import Dict
 
 import torch
 
@@ -28,5 +27,5 @@ class DER(TeacherMethod):
     options = {**TeacherMethod.options, "drift_weight": Option(
         "DER_lambda", 0.1, "weight of the summed squared embedding distance to the pre-trained model on remain data")}
 
-    def teacher_terms(self, student, teacher, remain) -> Dict[str, torch.Tensor]:
+    def teacher_terms(self, student, teacher, remain) -> dict[str, torch.Tensor]:
         return {"drift": self.drift_weight * embedding_drift(student[1], teacher[1])}

@@ -3,7 +3,6 @@
     L = CE(z(x_f), y~_f) + lambda * ||e(x_r) - e_t(x_r)||_F^2 + lambda_plus * CE(z(x_r'), y_r')
 
 x_r': the remain batch drawn right after x_r from the same cycled loader."""
-from typing import Dict
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +30,7 @@ class DERPlusPlus(DER):
             self.next_remain = ctx.to_device(next(loaders["remain_cycle"]))
             yield remain, forget
 
-    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
+    def compute_loss(self, remain, forget, step: StepInfo) -> dict[str, torch.Tensor]:
         losses = super().compute_loss(remain, forget, step)
         logits, _ = self.model(*self.next_remain)
         losses["replay"] = self.replay_weight * F.cross_entropy(logits.float(), self.next_remain[1])

@@ -3,7 +3,6 @@
     F_n = (1/nb) sum_b |b| (d CE_b / d theta_n)^2
 
 CE_b: the batch-mean cross-entropy of the margin logits (true labels) on the task's remain subset, in eval mode."""
-from typing import List
 
 import torch
 import torch.nn as nn
@@ -13,8 +12,8 @@ from baselines.l2 import L2, gradient_importance, penalty_option
 from engine.method import METHODS, TaskContext
 
 
-def fisher_importance(model: nn.Module, params: List[nn.Parameter], batches, device: torch.device,
-                      autocast) -> List[torch.Tensor]:
+def fisher_importance(model: nn.Module, params: list[nn.Parameter], batches, device: torch.device,
+                      autocast) -> list[torch.Tensor]:
     """Empirical Fisher diagonal F_n = (1/nb) sum_b |b| (d CE_b / d theta_n)^2, one tensor per parameter."""
     return gradient_importance(model, params, batches, F.cross_entropy, lambda grad, size: grad.pow(2) * size, device,
                                autocast)
@@ -31,6 +30,6 @@ class EWC(L2):
     options = {**L2.options, "penalty_weight": penalty_option("ewc_lambda")}
     no_retain_refusal = "its Fisher importance is measured on remain images (l2 runs without them)"
 
-    def importance(self, ctx: TaskContext, params: List[nn.Parameter]) -> List[torch.Tensor]:
+    def importance(self, ctx: TaskContext, params: list[nn.Parameter]) -> list[torch.Tensor]:
         return fisher_importance(self.model, params, ctx.loader(ctx.remain_idx, "importance"), ctx.device,
                                  self.autocast)

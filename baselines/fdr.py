@@ -5,7 +5,6 @@ Per step (forget batch x_f with wrong labels y~_f, cycled remain batch x_r of B 
     L = CE(z(x_f), y~_f) + lambda * (1/B) sum_i ||z(x_r,i) - z_t(x_r,i)||_2
 
 z_t: the frozen pre-trained model's logits; the per-sample L2 norm is not squared."""
-from typing import Dict
 
 import torch
 
@@ -30,5 +29,5 @@ class FDR(TeacherMethod):
     options = {**TeacherMethod.options, "distance_weight": Option(
         "FDR_lambda", 0.1, "weight of the mean L2 distance between the remain logits and the pre-trained model's")}
 
-    def teacher_terms(self, student, teacher, remain) -> Dict[str, torch.Tensor]:
+    def teacher_terms(self, student, teacher, remain) -> dict[str, torch.Tensor]:
         return {"logit_distance": self.distance_weight * logit_distance(student[0], teacher[0])}

@@ -4,7 +4,7 @@
 
 x: the forget batch (wrong labels y~), with ``--replay`` also the remain batch; theta*_t: the weights at the start of
 task t; Omega_t: their importance, 1 for L2 (EWC and MAS replace only ``importance``)."""
-from typing import Callable, Dict, Iterable, List
+from typing import Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -14,10 +14,10 @@ from baselines.common import FineTuneMethod
 from engine.method import METHODS, Option, StepInfo, TaskContext, forward_pair
 from util.device import in_eval_mode
 
-Term = Dict[str, List[torch.Tensor]]
+Term = dict[str, list[torch.Tensor]]
 
 
-def weighted_penalty(params: List[torch.Tensor], terms: List[Term]) -> torch.Tensor:
+def weighted_penalty(params: list[torch.Tensor], terms: list[Term]) -> torch.Tensor:
     """sum_t sum_n Omega_{t,n} (theta_n - theta*_{t,n})^2 summed over every entry; ``terms``: one dict per term,
     'anchor' (theta*_t) and 'importance' (Omega_t), tensors shaped like ``params``."""
     total = params[0].new_zeros(())
@@ -28,8 +28,8 @@ def weighted_penalty(params: List[torch.Tensor], terms: List[Term]) -> torch.Ten
 
 
 @in_eval_mode
-def gradient_importance(model: nn.Module, params: List[nn.Parameter], batches: Iterable, objective: Callable,
-                        contribution: Callable, device: torch.device, autocast: Callable) -> List[torch.Tensor]:
+def gradient_importance(model: nn.Module, params: list[nn.Parameter], batches: Iterable, objective: Callable,
+                        contribution: Callable, device: torch.device, autocast: Callable) -> list[torch.Tensor]:
     """(1/nb) sum_b contribution(d objective_b / d theta, |b|) per parameter, in eval mode; ``objective`` maps (margin
     logits, labels) to a scalar, ``contribution`` (a parameter's gradient, batch size) to that batch's share."""
     sums = [torch.zeros_like(p) for p in params]
@@ -64,7 +64,7 @@ class L2(FineTuneMethod):
 
     def __init__(self, model: nn.Module, **options):
         super().__init__(model, **options)
-        self.terms: List[Term] = []
+        self.terms: list[Term] = []
 
     @classmethod
     def check_arguments(cls, parser, args) -> None:
@@ -72,7 +72,7 @@ class L2(FineTuneMethod):
             parser.error(f"--method {cls.name} --replay trains on remain images, which --no_retain does not load; "
                          f"drop --replay")
 
-    def importance(self, ctx: TaskContext, params: List[nn.Parameter]) -> List[torch.Tensor]:
+    def importance(self, ctx: TaskContext, params: list[nn.Parameter]) -> list[torch.Tensor]:
         """Omega of a new term; L2 weighs every parameter equally."""
         return [torch.ones_like(p) for p in params]
 
@@ -97,7 +97,7 @@ class L2(FineTuneMethod):
             for forget in loaders["forget"]:
                 yield None, forget
 
-    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
+    def compute_loss(self, remain, forget, step: StepInfo) -> dict[str, torch.Tensor]:
         forget = (forget[0], self.relabel(forget[1]))
         if remain is not None:
             logits_r, logits_f, _, _ = forward_pair(self.model, remain, forget)
@@ -109,9 +109,9 @@ class L2(FineTuneMethod):
         losses["total"] = losses["ce"] + losses["penalty"]
         return losses
 
-    def state_dict(self) -> Dict[str, object]:
+    def state_dict(self) -> dict[str, object]:
         return {"terms": [{k: [t.detach().cpu() for t in v] for k, v in term.items()} for term in self.terms]}
 
-    def load_state_dict(self, state: Dict[str, object]) -> None:
+    def load_state_dict(self, state: dict[str, object]) -> None:
         """Terms come back on the CPU; ``begin_task`` moves them to the run's device."""
         self.terms = [{k: list(v) for k, v in term.items()} for term in state.get("terms", [])]

@@ -9,7 +9,6 @@ the shared ``up``, the teacher the frozen pre-trained model, the deposit a train
 with s/t/d the margin logits up(.) of the student/teacher/deposit lower-half tokens at the batch labels, y~_f wrong
 labels, KL on temperature-T softmaxes (batch mean), R the task's remaining and F its forget classes."""
 import copy
-from typing import Dict, List
 
 import torch
 import torch.nn as nn
@@ -40,7 +39,7 @@ def upper_logits(model: nn.Module, tokens: torch.Tensor, labels: torch.Tensor, s
     return model.head(model.backbone.norm(tokens[:, 0]), labels)
 
 
-def lower_half_parameters(vit: nn.Module, depth: int) -> List[nn.Parameter]:
+def lower_half_parameters(vit: nn.Module, depth: int) -> list[nn.Parameter]:
     """Patch embedding, class token, position embedding (the backbone's stem) and the first ``depth`` blocks."""
     return vit.stem_parameters() + [p for block in vit.blocks[:depth] for p in block.parameters()]
 
@@ -65,10 +64,10 @@ class LIRF(FineTuneMethod):
         self.deposit.blocks, self.deposit.norm = self.deposit.blocks[:self.split], nn.Identity()
         self.deposit.requires_grad_(True)
 
-    def trainable_parameters(self) -> List[nn.Parameter]:
+    def trainable_parameters(self) -> list[nn.Parameter]:
         return lower_half_parameters(self.model.backbone, self.split)
 
-    def optimized_parameters(self) -> List[nn.Parameter]:
+    def optimized_parameters(self) -> list[nn.Parameter]:
         """The student's lower half and the deposit, snapshot together for selection."""
         # The original left the deposit out of its optimizer, so the deposit term changed nothing (its bug 4).
         return self.trainable_parameters() + list(self.deposit.parameters())
@@ -80,7 +79,7 @@ class LIRF(FineTuneMethod):
         self.remain_cols = torch.tensor(ctx.task.remain, device=ctx.device)
         self.forget_cols = torch.tensor(ctx.task.forget, device=ctx.device)
 
-    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
+    def compute_loss(self, remain, forget, step: StepInfo) -> dict[str, torch.Tensor]:
         """The terms of L; without a remain batch (--no_retain) the remain CE is absent, the rest stays."""
         a, temp = self.alpha, self.temperature
         # The frozen upper half runs without dropout, as the original's frozen 'up' model in eval mode. Set at every
@@ -111,8 +110,8 @@ class LIRF(FineTuneMethod):
         losses["total"] = sum(losses.values())
         return losses
 
-    def state_dict(self) -> Dict[str, object]:
+    def state_dict(self) -> dict[str, object]:
         return {"deposit": {k: v.cpu() for k, v in self.deposit.state_dict().items()}}
 
-    def load_state_dict(self, state: Dict[str, object]) -> None:
+    def load_state_dict(self, state: dict[str, object]) -> None:
         self.deposit.load_state_dict(state["deposit"])

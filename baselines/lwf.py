@@ -4,7 +4,6 @@
 
 x_f: a forget batch with wrong labels y~_f, x_r a cycled remain batch; z_t the frozen pre-trained teacher; margin logits
 throughout (reference Sec. 2.5). The original's KD term was identically zero (its bug 3); here it is the KL."""
-from typing import Dict
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +25,7 @@ class LwF(TeacherMethod):
                "kd_weight": Option("Lwf_lambda_kd", 0.5, "weight of the distillation term on remain data"),
                "remain_weight": Option("Lwf_lambda_remain", 1.0, "weight of the remain cross-entropy")}
 
-    def teacher_terms(self, student, teacher, remain) -> Dict[str, torch.Tensor]:
+    def teacher_terms(self, student, teacher, remain) -> dict[str, torch.Tensor]:
         # A real KL: the original took log of log-softmax values and zeroed the NaNs, so its KD was 0 (its bug 3).
         return {"distill": self.kd_weight * distillation_kl(student[0], teacher[0], self.temperature),
                 "remain": self.remain_weight * F.cross_entropy(student[0], remain[1])}

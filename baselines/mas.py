@@ -3,7 +3,6 @@
     Omega_n = (1/nb) sum_b | d mean_{i,c}(z_{i,c}^2) / d theta_n |
 
 with z the margin logits (scale s included, true labels) of the task's remain subset, in eval mode."""
-from typing import List
 
 import torch
 import torch.nn as nn
@@ -12,8 +11,8 @@ from baselines.l2 import L2, gradient_importance, penalty_option
 from engine.method import METHODS, TaskContext
 
 
-def mas_importance(model: nn.Module, params: List[nn.Parameter], batches, device: torch.device,
-                   autocast) -> List[torch.Tensor]:
+def mas_importance(model: nn.Module, params: list[nn.Parameter], batches, device: torch.device,
+                   autocast) -> list[torch.Tensor]:
     """Omega_n = (1/nb) sum_b |d mean(z_b^2) / d theta_n|, one tensor per parameter (the batch size unweighted)."""
     return gradient_importance(model, params, batches, lambda logits, labels: logits.pow(2).mean(),
                                lambda grad, batch_size: grad.abs(), device, autocast)
@@ -30,5 +29,5 @@ class MAS(L2):
     options = {**L2.options, "penalty_weight": penalty_option("mas_lambda")}
     no_retain_refusal = "its output-sensitivity importance is measured on remain images (l2 runs without them)"
 
-    def importance(self, ctx: TaskContext, params: List[nn.Parameter]) -> List[torch.Tensor]:
+    def importance(self, ctx: TaskContext, params: list[nn.Parameter]) -> list[torch.Tensor]:
         return mas_importance(self.model, params, ctx.loader(ctx.remain_idx, "importance"), ctx.device, self.autocast)

@@ -2,7 +2,6 @@
 
 Each task re-initialises the whole model and trains CE(z(x_r), y_r) on the task's remain subset (reference Sec. 2.5),
 after the engine's before-evaluation: the original measured task 0's "before" on an untrained network (bug 6)."""
-from typing import Dict, List
 
 import torch
 import torch.nn as nn
@@ -31,7 +30,7 @@ class Retrain(Method):
 
     options = {"seed": Option("seed", 1337)}
 
-    def trainable_parameters(self) -> List[nn.Parameter]:
+    def trainable_parameters(self) -> list[nn.Parameter]:
         return list(self.model.parameters())
 
     def begin_task(self, ctx: TaskContext) -> None:
@@ -43,7 +42,7 @@ class Retrain(Method):
         for remain in loaders["remain"]:
             yield remain, None
 
-    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
+    def compute_loss(self, remain, forget, step: StepInfo) -> dict[str, torch.Tensor]:
         logits, _ = self.model(*remain)
         ce = F.cross_entropy(logits.float(), remain[1])
         return {"remain_ce": ce, "total": ce}

@@ -4,7 +4,7 @@ Max step, forget batch (true labels): L = -KD(s(x_f), t(x_f)) + rho * sum_n ||th
 Min step, remain batch: L = gamma * CE(z(x_r), y_r) + alpha_s * KD(s(x_r), t(x_r)) + rho * sum_n ||...||_F
 KD distils the pre-trained teacher's margin logits at temperature T. A super-epoch has 10 inner epochs: 0-4 run a
 forget pass of max steps then a remain pass of min steps, 5-9 a remain pass only; ``-e`` is ignored."""
-from typing import Dict, Iterable, List
+from typing import Iterable
 
 import torch
 import torch.nn as nn
@@ -26,7 +26,7 @@ class ScrubLRDecay:
     is the original's quirk, kept (milestone 100 decays super-epochs 7-9)."""
 
     # The original decayed from --lr, not lr0; its scripts set both to 1e-4.
-    def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float, milestones: List[int]):
+    def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float, milestones: list[int]):
         self.optimizer, self.base_lr, self.milestones = optimizer, base_lr, milestones
 
     def step_update(self, num_updates: int) -> None:
@@ -112,7 +112,7 @@ class SCRUB(FineTuneMethod):
             a.mul_(1.0 - weight).add_(p.detach(), alpha=weight)
         self.swa_updates += 1
 
-    def compute_loss(self, remain, forget, step: StepInfo) -> Dict[str, torch.Tensor]:
+    def compute_loss(self, remain, forget, step: StepInfo) -> dict[str, torch.Tensor]:
         """A max step when ``remain`` is None, else a min step."""
         images, labels = remain if forget is None else forget
         logits = self.model(images, labels)[0].float()
@@ -126,10 +126,10 @@ class SCRUB(FineTuneMethod):
         losses["total"] = sum(losses.values())
         return losses
 
-    def state_dict(self) -> Dict[str, object]:
+    def state_dict(self) -> dict[str, object]:
         return {"swa": [a.cpu() for a in self.swa], "swa_updates": self.swa_updates}  # theta_swa spans tasks
 
-    def load_state_dict(self, state: Dict[str, object]) -> None:
+    def load_state_dict(self, state: dict[str, object]) -> None:
         self.swa = [a.to(p.device) for a, p in zip(state["swa"], self.trainable_parameters())]
         self.swa_updates = int(state["swa_updates"])
 

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ TINY_MODEL = ["-n", "vit_face_tiny", "-head", "softmax"]
 GS_LORA_PP = ["--method", "gs_lora_pp", *GSLoRAPlusPlus.presets["paper"].split()]  # the paper scripts' flags
 
 
-def check_environment(device: torch.device, net: str) -> Dict[str, object]:
+def check_environment(device: torch.device, net: str) -> dict[str, object]:
     """The model and its head on the device, one bf16 (CUDA) step: where every tensor ended up."""
     model = build_model(net, "cosface", 100).to(device)
     size = model.backbone.image_size
@@ -49,7 +49,7 @@ def check_environment(device: torch.device, net: str) -> Dict[str, object]:
     return info
 
 
-def run_script(args: List[str], log: Path) -> Dict[str, object]:
+def run_script(args: list[str], log: Path) -> dict[str, object]:
     """Runs one of the project's entry points; its output goes to ``log``, a failure raises with its last line."""
     with open(log, "w") as out:
         done = subprocess.run([sys.executable, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
@@ -71,7 +71,7 @@ def write_tiny_folder(root: Path, classes: int = 100, train: int = 10, test: int
     return root
 
 
-def stages(args, out: Path, device: torch.device) -> Dict[str, Callable[[], Dict[str, object]]]:
+def stages(args, out: Path, device: torch.device) -> dict[str, Callable[[], dict[str, object]]]:
     """The checks in order, as closures over the run's flags."""
     tiny = args.dry_run
     data_root = str(write_tiny_folder(out / "tiny_faces")) if tiny else args.data_root
@@ -83,7 +83,7 @@ def stages(args, out: Path, device: torch.device) -> Dict[str, Callable[[], Dict
     speed = ["benchmarks/speed.py", "--data_root", data_root, "--device", device.type, "--steps", str(args.steps)]
     speed += ["--configs", "tiny", "--eval_images", "240"] if tiny else ["--configs", "full"]
 
-    def benchmark(name: str, *argv: str) -> Callable[[], Dict[str, object]]:
+    def benchmark(name: str, *argv: str) -> Callable[[], dict[str, object]]:
         return lambda: run_script([*argv, "--json", str(out / f"{name}.json")], out / f"{name}.log")
 
     checks = {
@@ -104,7 +104,7 @@ def stages(args, out: Path, device: torch.device) -> Dict[str, Callable[[], Dict
     return checks
 
 
-def attempt(check: Callable[[], Dict[str, object]]) -> Dict[str, object]:
+def attempt(check: Callable[[], dict[str, object]]) -> dict[str, object]:
     """``ok`` and the check's result, or its error: a check that fails is reported, and the next ones still run."""
     try:
         return {"ok": True, **check()}
@@ -112,7 +112,7 @@ def attempt(check: Callable[[], Dict[str, object]]) -> Dict[str, object]:
         return {"ok": False, "error": f"{type(err).__name__}: {err}"}
 
 
-def benchmark_rows(out: Path) -> List[str]:
+def benchmark_rows(out: Path) -> list[str]:
     """One line per measured configuration and precision, read back from the benchmark's JSON files."""
     rows = []
     for path in (out / "speed_fp32.json", out / "speed_bf16.json", out / "speed_vit.json"):

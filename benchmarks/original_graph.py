@@ -2,7 +2,7 @@
 ``benchmarks/speed.py --side_by_side`` times in one process with our code, so that machine speed and load cancel out of
 the ratio. Not the original's code but its operations in its order: Residual(PreNorm(f)) blocks, einsum attention with
 a separate softmax, ``nn.Dropout``, loralib-style LoRA (x W^T + b + (x A^T) B^T * scaling), a one-hot CosFace head."""
-from typing import Callable, List
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -81,7 +81,7 @@ class FaceTransformer(nn.Module):
         return (one_hot * (cosine - 0.35) + (1.0 - one_hot) * cosine) * 64.0, emb
 
 
-def add_lora(model: FaceTransformer, rank: int) -> List[List[nn.Parameter]]:
+def add_lora(model: FaceTransformer, rank: int) -> list[list[nn.Parameter]]:
     """LoRA on both FFN linears of every block, everything else frozen; returns the factors grouped per block."""
     groups = []
     for ffn in (layer[1].fn for layer in model.layers):  # each block's FFN: Linear, GELU, Dropout, Linear, Dropout

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional, Tuple
+from typing import Callable
 
 import torch
 
@@ -50,7 +50,7 @@ PROTOCOL_REMAIN_CLASSES = (80, 60, 40, 20)  # Table 3: four tasks of 20 forgotte
 EPOCHS, EVAL_EVERY, EVAL_BATCH = 100, 100, 240
 
 
-def timed(fn: Callable, device: Optional[torch.device] = None) -> Tuple[object, float]:
+def timed(fn: Callable, device: torch.device | None = None) -> tuple[object, float]:
     """``fn()`` and its wall time (s), a CUDA device synchronised before the clock stops: every benchmark's clock."""
     start = time.perf_counter()
     result = fn()
@@ -60,7 +60,7 @@ def timed(fn: Callable, device: Optional[torch.device] = None) -> Tuple[object, 
 
 
 def step_figures(key: str, method, ctx, loaders, steps: int, device, meter: CostMeter, images: int,
-                 reference=None, begin_ctx=None) -> Tuple[dict, float]:
+                 reference=None, begin_ctx=None) -> tuple[dict, float]:
     """Median step time after a warm-up, peak memory and images/s under ``key``, and ``begin_task``'s time; the step
     that ``reference()`` makes alternates with ours on the same batches, so a slow moment of the machine is shared."""
     begun = timed(lambda: method.begin_task(begin_ctx or ctx), device)[1]

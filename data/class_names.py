@@ -1,17 +1,17 @@
 """Classes named by their folder names ("forget 0000045 and 0000099"), checked against a dataset: an unknown name is a
 one-line error that lists the closest names, so a typo is caught before anything is trained."""
 import difflib
-from typing import Iterable, List
+from typing import Iterable
 
 from util.errors import UserError
 
 
-def split_names(values: Iterable[str]) -> List[str]:
+def split_names(values: Iterable[str]) -> list[str]:
     """Names given as separate arguments, comma-separated, or both (``a,b c``), in order, blanks dropped."""
     return [name.strip() for value in values for name in value.split(",") if name.strip()]
 
 
-def class_indices(names: Iterable[str], classes: List[str], flag: str) -> List[int]:
+def class_indices(names: Iterable[str], classes: list[str], flag: str) -> list[int]:
     """The label (folder position) of each of ``names``; an unknown or repeated name is a UserError naming ``flag``."""
     position = {name: i for i, name in enumerate(classes)}
     names = list(names)

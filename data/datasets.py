@@ -2,7 +2,7 @@
 ``imagefolder`` (``train/`` + ``test/``), ``synthetic`` (into ``--cache_dir``) in memory; ``imagenet100`` streamed."""
 import dataclasses
 from pathlib import Path
-from typing import Iterable, List, Optional
+from typing import Iterable
 
 import torch
 
@@ -24,7 +24,7 @@ class RunData:
     test: Images
     train_idx: torch.Tensor
     val_idx: torch.Tensor
-    outside: Optional[object] = None  # engine.evaluation.OutsideClasses: ImageNet-900 for the Acc_m evaluation
+    outside: object | None = None  # engine.evaluation.OutsideClasses: ImageNet-900 for the Acc_m evaluation
 
     @property
     def num_classes(self) -> int:
@@ -43,7 +43,7 @@ def resolve_root(data_mode: str, data_root: str, cache_dir: str, seed: int) -> P
     return Path(data_root)
 
 
-def dataset_classes(data_mode: str, root: Path) -> List[str]:
+def dataset_classes(data_mode: str, root: Path) -> list[str]:
     """The class folder names, checked in both splits before anything is decoded (ImageNet100: wnids)."""
     classes = class_folders(root)
     if data_mode in STREAMED_MODES:

@@ -4,7 +4,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -26,12 +26,12 @@ class ImageTensors:
 
     images: torch.Tensor
     targets: torch.Tensor
-    classes: List[str]
+    classes: list[str]
 
     def __len__(self) -> int:
         return len(self.targets)
 
-    def batches(self, chunks: List[torch.Tensor]) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, chunks: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(images float in [0, 1], labels) for each chunk of indices, in order."""
         for idx in chunks:
             yield self.images[idx].float().div_(255), self.targets[idx]
@@ -41,20 +41,20 @@ class ImageTensors:
 class StreamedImages:
     """Image files decoded each pass by ``workers`` processes (0: this one) via ``transform``; as ``ImageTensors``."""
 
-    files: List[Path]
+    files: list[Path]
     targets: torch.Tensor
-    classes: List[str]
+    classes: list[str]
     transform: Callable
     workers: int = 4
 
     def __len__(self) -> int:
         return len(self.targets)
 
-    def __getitem__(self, i: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(transformed image, label) of one file; runs inside the DataLoader's worker processes."""
         return self.transform(_open_rgb(self.files[i])), self.targets[i]
 
-    def batches(self, chunks: List[torch.Tensor]) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, chunks: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(images, labels) for each chunk of indices, in order, decoded by a DataLoader's worker processes."""
         loader = torch.utils.data.DataLoader(self, batch_sampler=[idx.tolist() for idx in chunks],
                                              num_workers=self.workers, pin_memory=torch.cuda.is_available())
@@ -65,7 +65,7 @@ class StreamedImages:
             raise UserError(str(err).strip().splitlines()[-1].split("UserError: ", 1)[-1]) from None
 
 
-Images = Union[ImageTensors, StreamedImages]
+Images = ImageTensors | StreamedImages
 
 
 def _layout(root: Path) -> str:
@@ -79,7 +79,7 @@ def _resolvable(path: Path) -> Path:
     return path
 
 
-def _list_images(root: Path, split: str) -> Tuple[List[str], List[Path], torch.Tensor]:
+def _list_images(root: Path, split: str) -> tuple[list[str], list[Path], torch.Tensor]:
     """Class names, files and labels of ``root/split``, undecoded; an empty class can neither be learned nor tested."""
     split_dir = Path(root) / split
     if not split_dir.is_dir():
@@ -148,7 +148,7 @@ def stream_image_folder(root: Path, split: str, transform: Callable, workers: in
     return StreamedImages(files, targets, classes, transform, workers)
 
 
-def class_folders(root: Path) -> List[str]:
+def class_folders(root: Path) -> list[str]:
     """The class folders of ``root/train``, checked against ``root/test`` (labels are positions) before any decoding."""
     train, test = (_list_images(root, split)[0] for split in ("train", "test"))
     if train != test:
@@ -162,7 +162,7 @@ class BatchLoader:
     With ``shard`` = (rank, world size) each torchrun process keeps its part of each global batch of >= world images."""
 
     def __init__(self, data: Images, indices: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0,
-                 tag: str = "", drop_last: bool = False, shard: Tuple[int, int] = (0, 1)):
+                 tag: str = "", drop_last: bool = False, shard: tuple[int, int] = (0, 1)):
         if len(indices) == 0:
             raise UserError(f"no training images for '{tag}': check the class split and subset flags")
         if shard[1] > min(batch_size, len(indices)):
@@ -176,7 +176,7 @@ class BatchLoader:
         full, rest = divmod(len(self.indices), self.batch_size)
         return full + (0 if self.drop_last or rest < max(1, self.shard[1]) else 1)
 
-    def __iter__(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.indices
         if self.shuffle:
             order = order[torch.randperm(len(order), generator=seeded_generator(self.seed, self.tag, self.passes))]
@@ -186,13 +186,13 @@ class BatchLoader:
                                       for start in range(0, len(self) * self.batch_size, self.batch_size)])
 
 
-def cycle(loader: BatchLoader) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+def cycle(loader: BatchLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless batches, reshuffled at every pass (pairs a short forget loader with a long remain loader)."""
     while True:
         yield from loader
 
 
-def subset_indices(data: Images, classes: List[int], pool: Optional[torch.Tensor] = None) -> torch.Tensor:
+def subset_indices(data: Images, classes: list[int], pool: torch.Tensor | None = None) -> torch.Tensor:
     """Indices (within ``pool``, default all) of the samples whose label is in ``classes``."""
     pool = torch.arange(len(data)) if pool is None else pool
     wanted = torch.zeros(len(data.classes), dtype=torch.bool)

@@ -3,7 +3,7 @@ P = ``per_forget_cls`` and the class ``order``, task i forgets ``order[F-i*P : F
 has already forgotten ``order[F-i*P+P:]``; single-step is one task. O missing classes (remembered, no training data)
 are ``order[:O]`` in the continual layout and ``order[F-O:F]`` in the single-step one, as in the original scripts."""
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import Sequence
 
 from data.class_names import class_indices
 from util.errors import UserError
@@ -14,14 +14,14 @@ class Task:
     """Global class indices of one task. ``remain`` has training data; ``missing`` is remembered without data."""
 
     index: int
-    remain: List[int]
-    forget: List[int]
-    old: List[int]
-    missing: List[int]
+    remain: list[int]
+    forget: list[int]
+    old: list[int]
+    missing: list[int]
 
 
-def plan_tasks(order: List[int], num_first_cls: int, per_forget_cls: int, num_tasks: int,
-               open_cls_num: int = 0, single_step_layout: bool = False) -> List[Task]:
+def plan_tasks(order: list[int], num_first_cls: int, per_forget_cls: int, num_tasks: int,
+               open_cls_num: int = 0, single_step_layout: bool = False) -> list[Task]:
     """Builds the task list; raises UserError when the numbers do not fit the class order."""
     f, p, o, n = num_first_cls, per_forget_cls, open_cls_num, len(order)
     if min(p, num_tasks) < 1 or o < 0:
@@ -41,7 +41,7 @@ def plan_tasks(order: List[int], num_first_cls: int, per_forget_cls: int, num_ta
     return tasks
 
 
-def named_tasks(classes: List[str], forget: Sequence[Sequence[str]], missing: Sequence[str], flag: str) -> List[Task]:
+def named_tasks(classes: list[str], forget: Sequence[Sequence[str]], missing: Sequence[str], flag: str) -> list[Task]:
     """Task i forgets the classes named in ``forget[i]``, ``missing`` are remembered without data, the others not yet
     forgotten are remembered; a bad name, an empty task or no remembered class is a UserError naming ``flag``."""
     named = class_indices([name for task in forget for name in task] + list(missing), classes, flag)

@@ -2,7 +2,7 @@
 conventions, class-mean embeddings, test reports. Under torchrun the counting passes (``evaluate``,
 ``outside_accuracy``) are split over the processes and summed: every process must call them."""
 from dataclasses import dataclass
-from typing import Dict, Iterable
+from typing import Iterable
 
 import torch
 import torch.nn as nn
@@ -41,10 +41,10 @@ def share_of_pass(data: Images, indices: torch.Tensor, batch_size: int) -> Itera
 @torch.no_grad()
 @in_eval_mode
 def class_mean_embeddings(model: nn.Module, data: ImageTensors, indices: torch.Tensor, batch_size: int,
-                          device: torch.device, amp: bool = False) -> Dict[int, torch.Tensor]:
+                          device: torch.device, amp: bool = False) -> dict[int, torch.Tensor]:
     """Mean embedding of every class present in ``data[indices]``, in eval mode (the GS-LoRA++ prototypes)."""
-    sums: Dict[int, torch.Tensor] = {}
-    counts: Dict[int, int] = {}
+    sums: dict[int, torch.Tensor] = {}
+    counts: dict[int, int] = {}
     for images, labels in BatchLoader(data, indices, batch_size):
         with autocast(device, amp):
             emb = model.backbone(images.to(device)).float().cpu()
@@ -82,10 +82,10 @@ def outside_accuracy(model: nn.Module, outside: OutsideClasses, batch_size: int,
 
 
 def test_report(model: nn.Module, test: ImageTensors, batch_size: int, device: torch.device,
-                amp: bool = False) -> Dict[str, object]:
+                amp: bool = False) -> dict[str, object]:
     """Test accuracy overall and per class (keyed by class folder name), in both conventions."""
     counts = evaluate(model, test, torch.arange(len(test)), batch_size, device, amp)
-    report: Dict[str, object] = {}
+    report: dict[str, object] = {}
     for convention in ("original", "plain"):
         report[f"test_acc_{convention}"] = counts.accuracy(range(len(test.classes)), convention)
         report[f"per_class_{convention}"] = {name: counts.accuracy([c], convention)

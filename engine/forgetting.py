@@ -5,7 +5,7 @@ import itertools
 import logging
 import math
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Iterator
 
 import torch
 import torch.nn as nn
@@ -29,7 +29,7 @@ from util.metrics import ClassCounts, h_mean, task_metrics
 log = logging.getLogger(__name__)
 
 
-def task_subsets(data, task: Task, settings: RunSettings) -> Tuple[torch.Tensor, torch.Tensor]:
+def task_subsets(data, task: Task, settings: RunSettings) -> tuple[torch.Tensor, torch.Tensor]:
     """The remain and forget training images a method may use in ``task`` (none remain with ``no_retain``)."""
     picked = {"remain": torch.empty(0, dtype=torch.long)}
     sides = (("forget", task.forget),) if settings.no_retain else (("remain", task.remain), ("forget", task.forget))
@@ -60,7 +60,7 @@ class Selector:
         s = self.settings
         return evaluate(self.method.model, self.split, self.indices, s.test_batch_size, s.device, s.amp)
 
-    def consider(self, step: StepInfo) -> Dict[str, float]:
+    def consider(self, step: StepInfo) -> dict[str, float]:
         counts = self._counts()
         acc_f, acc_r = counts.accuracy(self.task.forget), counts.accuracy(self.task.remain)
         score = h_mean(acc_r, self.acc_f_before, acc_f)
@@ -73,7 +73,7 @@ class Selector:
             self.stale += 1
         return {"acc_f": acc_f, "acc_r": acc_r, "h_mean": score}
 
-    def finish(self, step: StepInfo) -> Dict[str, object]:
+    def finish(self, step: StepInfo) -> dict[str, object]:
         """Restores the selected weights; returns how they were chosen."""
         if self.settings.selection == "last":
             return {"rule": "last", "epoch": step.epoch, "iteration": step.iteration}
@@ -86,7 +86,7 @@ class Selector:
         stopped = {"stopped_early": self.stopped_early} if self.settings.early_stop else {}
         return {"rule": self.settings.selection, "h_mean": self.best_score, **self.at, **stopped}
 
-    def should_stop(self, losses: Dict[str, torch.Tensor]) -> bool:
+    def should_stop(self, losses: dict[str, torch.Tensor]) -> bool:
         """``--early_stop K``: H has not improved for max(K, R * evaluations so far) evaluations and the forgetting
         goal is met by the last step's losses (averaged over processes under torchrun, so that all stop together)."""
         patience = self.settings.early_stop
@@ -99,7 +99,7 @@ class Selector:
         return met
 
 
-def task_loaders(ctx: TaskContext) -> Dict[str, Iterator]:
+def task_loaders(ctx: TaskContext) -> dict[str, Iterator]:
     """A one-pass and an endless loader ('<side>_cycle') of each side the task has (no remain with --no_retain, so
     that a method reaching for remain data fails at once)."""
     sides = ("forget",) if ctx.no_retain else ("remain", "forget")
@@ -109,7 +109,7 @@ def task_loaders(ctx: TaskContext) -> Dict[str, Iterator]:
 
 
 def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: RunSettings, run_log
-               ) -> Tuple[Dict[str, object], int]:
+               ) -> tuple[dict[str, object], int]:
     """The epoch and batch loop of one task; returns how the kept weights were selected and the steps taken."""
     method.begin_task(ctx)
     broadcast_from_main(method.optimized_parameters())  # torchrun: every process starts from the same weights
@@ -133,10 +133,10 @@ def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: R
 
 
 def train_epoch(method: Method, ctx: TaskContext, loaders, scheduler, step: StepInfo, selector: Selector,
-                settings: RunSettings, run_log, progress) -> Dict[str, float]:
+                settings: RunSettings, run_log, progress) -> dict[str, float]:
     """One epoch of method steps (to ``steps_per_task`` or an early stop); returns each loss term's mean."""
-    sums: Dict[str, float] = {}
-    counts: Dict[str, int] = {}
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
     for remain, forget in method.batches(ctx, loaders):
         losses = method.training_step(ctx.to_device(remain), ctx.to_device(forget), step)
         check_finite(losses, f"task {step.task}, epoch {step.epoch}")
@@ -156,7 +156,7 @@ def train_epoch(method: Method, ctx: TaskContext, loaders, scheduler, step: Step
     return mean_over_processes({k: v / counts[k] for k, v in sums.items()})
 
 
-def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -> Dict[str, object]:
+def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -> dict[str, object]:
     """Before-evaluation, training, selection, test evaluation and the method's end-of-task step."""
     s, model = settings, method.model
     # Seeded from (seed, task index) before the task draws anything (LoRA initialisation, dropout masks), so a
@@ -190,19 +190,19 @@ def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -
     return entry
 
 
-def evaluate_test(model: nn.Module, data, s: RunSettings) -> Tuple[ClassCounts, Optional[float]]:
+def evaluate_test(model: nn.Module, data, s: RunSettings) -> tuple[ClassCounts, float | None]:
     """The test split's per-class counts, and Acc_m on the classes outside the run (ImageNet-900) or None."""
     counts = evaluate(model, data.test, torch.arange(len(data.test)), s.test_batch_size, s.device, s.amp)
     outside = getattr(data, "outside", None)
     return counts, None if outside is None else outside_accuracy(model, outside, s.test_batch_size, s.device, s.amp)
 
 
-def with_outside(metrics: Dict[str, object], before, after) -> Dict[str, object]:
+def with_outside(metrics: dict[str, object], before, after) -> dict[str, object]:
     """``metrics`` with Acc_m and its before-value from the outside classes, if any (a linear head: no margin)."""
     return metrics if after is None else {**metrics, "acc_m": after, "acc_m_before": before}
 
 
-def save_task(method: Method, settings: RunSettings, index: int, artifacts: Dict[str, Dict[str, torch.Tensor]]) -> None:
+def save_task(method: Method, settings: RunSettings, index: int, artifacts: dict[str, dict[str, torch.Tensor]]) -> None:
     """The task's merged weights, the method's state and extra artifacts (LoRA delta); only the main process writes."""
     if not is_main_process():
         return
@@ -212,7 +212,7 @@ def save_task(method: Method, settings: RunSettings, index: int, artifacts: Dict
         save_checkpoint(settings.task_dir / f"{name}_task_{index}.pth", **content)
 
 
-def plan_record(tasks: List[Task], classes: List[str]) -> List[Dict[str, object]]:
+def plan_record(tasks: list[Task], classes: list[str]) -> list[dict[str, object]]:
     """The task plan for results.json, so re-evaluation uses the classes trained with; forgotten ones also by name."""
     return [{"task": t.index, "remain": t.remain, "forget": t.forget, "old": t.old, "missing": t.missing,
              "forget_names": [classes[c] for c in t.forget]} for t in tasks]
@@ -233,7 +233,7 @@ def check_run_folder(outdir: Path, resume: bool) -> None:
                             f"start anew in another --outdir")
 
 
-def check_resumed_plan(outdir: Path, tasks: List[Task], classes: List[str]) -> None:
+def check_resumed_plan(outdir: Path, tasks: list[Task], classes: list[str]) -> None:
     """A resumed run keeps its finished tasks' plan and class names, or is refused: no two protocols in one table."""
     results_path = outdir / "results.json"
     if not results_path.exists():
@@ -247,7 +247,7 @@ def check_resumed_plan(outdir: Path, tasks: List[Task], classes: List[str]) -> N
                         f"with the run's own flags and data, or use a new --outdir")
 
 
-def resume_state(method: Method, settings: RunSettings, results_path: Path) -> Dict:
+def resume_state(method: Method, settings: RunSettings, results_path: Path) -> dict:
     """Loads the finished tasks' results, weights and method state of an interrupted run."""
     saved = read_json(results_path)
     done = len(saved.get("tasks", []))
@@ -260,8 +260,8 @@ def resume_state(method: Method, settings: RunSettings, results_path: Path) -> D
     return {k: v for k, v in saved.items() if k in ("tasks", "pretrained")}
 
 
-def run_forgetting(method: Method, data, tasks: List[Task], settings: RunSettings, run_log,
-                   resume: bool = False) -> Dict:
+def run_forgetting(method: Method, data, tasks: list[Task], settings: RunSettings, run_log,
+                   resume: bool = False) -> dict:
     """Runs every task not yet finished (after the last finished one with ``resume``), rewriting ``results.json``."""
     results_path, classes = settings.outdir / "results.json", list(data.train.classes)
     results = {"method": method.name, "selection": settings.selection, "config": settings.config,
@@ -285,11 +285,11 @@ def run_forgetting(method: Method, data, tasks: List[Task], settings: RunSetting
     return results
 
 
-def pretrained_accuracies(model: nn.Module, data, tasks: List[Task], settings: RunSettings) -> Dict[str, List[Dict]]:
+def pretrained_accuracies(model: nn.Module, data, tasks: list[Task], settings: RunSettings) -> dict[str, list[dict]]:
     """The starting model's accuracy on every task's class sets (the tables' 'Pre-train' row), both conventions."""
     counts, outside = evaluate_test(model, data, settings)
 
-    def accuracies(t: Task, convention: str) -> Dict[str, object]:
+    def accuracies(t: Task, convention: str) -> dict[str, object]:
         sets = {"acc_r": t.remain, "acc_f": t.forget, "acc_o": t.old, "acc_m": t.missing}
         values = {k: counts.accuracy(v, convention) for k, v in sets.items()}
         return values if outside is None else {**values, "acc_m": outside}

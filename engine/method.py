@@ -2,7 +2,7 @@
 helpers only methods use. The task loop (engine/forgetting.py) only calls the hooks documented on the class."""
 import copy
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Iterator, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -15,7 +15,7 @@ from util.distributed import average_gradients, shard
 from util.registry import Registry
 
 METHODS = Registry("method")
-Batch = Tuple[torch.Tensor, torch.Tensor]
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
@@ -33,18 +33,18 @@ class TaskContext:
     num_classes: int
     epochs: int
     optim: OptimConfig
-    steps: Optional[int] = None  # --steps_per_task: the task ends after this many optimizer steps
+    steps: int | None = None  # --steps_per_task: the task ends after this many optimizer steps
     no_retain: bool = False  # --no_retain: remain_idx is empty and the loaders hold no remain side
-    artifacts: Dict[str, Dict[str, torch.Tensor]] = field(default_factory=dict)
+    artifacts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
 
-    def loader(self, indices: torch.Tensor, tag: str, shuffle: bool = True, batch_size: Optional[int] = None,
+    def loader(self, indices: torch.Tensor, tag: str, shuffle: bool = True, batch_size: int | None = None,
                sharded: bool = False) -> BatchLoader:
         """Batches of ``train[indices]``; ``sharded``: this process's part of every batch under torchrun (the training
         loaders), else every process sees all (a method's own passes, such as EWC's importance, then agree)."""
         return BatchLoader(self.train, indices, batch_size or self.batch_size, shuffle=shuffle, seed=self.seed,
                            tag=f"task{self.task.index}-{tag}", shard=shard() if sharded else (0, 1))
 
-    def to_device(self, batch: Optional[Batch]) -> Optional[Batch]:
+    def to_device(self, batch: Batch | None) -> Batch | None:
         """Moves an (images, labels) batch to the device; None (a step without that side) stays None."""
         return None if batch is None else tuple(t.to(self.device, non_blocking=True) for t in batch)
 
@@ -61,8 +61,8 @@ class Option(NamedTuple):
 
     flag: str
     default: object
-    help: Optional[str] = None  # with one, add_arguments adds the flag (typed by the default or kw); else another group
-    kw: Optional[Dict[str, object]] = None
+    help: str | None = None  # with one, add_arguments adds the flag (typed by the default or kw); else another group
+    kw: dict[str, object] | None = None
 
 
 class Method:
@@ -74,11 +74,11 @@ class Method:
     between backward and every optimizer step (torchrun)."""
 
     name = "method"
-    presets: Dict[str, str] = {}  # flag strings per setting ('paper', 'cpu', 'smoke'), for scripts/method_flags.py
+    presets: dict[str, str] = {}  # flag strings per setting ('paper', 'cpu', 'smoke'), for scripts/method_flags.py
     # Why the method cannot run with --no_retain (a parser error), or None: it can, its steps get (None, forget) pairs.
-    no_retain_refusal: Optional[str] = "it does not declare a loss for forget images alone"
+    no_retain_refusal: str | None = "it does not declare a loss for forget images alone"
     trains_lora = False  # True: it honours --lora_pos and --grouping (GS-LoRA's ablation switches)
-    options: Dict[str, Option] = {}  # the constructor's keywords, each set as the attribute of its name
+    options: dict[str, Option] = {}  # the constructor's keywords, each set as the attribute of its name
     group = ""  # the title of the argument group of the flags its options add
 
     def __init__(self, model: nn.Module, **options):
@@ -86,8 +86,8 @@ class Method:
         if unknown:
             raise TypeError(f"{type(self).__name__} got unexpected keyword arguments: {', '.join(unknown)}")
         self.model = model
-        self.optimizer: Optional[torch.optim.Optimizer] = None
-        self.ctx: Optional[TaskContext] = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.ctx: TaskContext | None = None
         for key, option in self.options.items():
             setattr(self, key, options.get(key, option.default))
 
@@ -112,11 +112,11 @@ class Method:
         """The adapter from the parsed flags to the constructor's keywords (``options``)."""
         return cls(model, **{key: getattr(args, o.flag) for key, o in cls.options.items()})
 
-    def trainable_parameters(self) -> List[nn.Parameter]:
+    def trainable_parameters(self) -> list[nn.Parameter]:
         """What is trained, counted and snapshot for selection; default: the backbone, head frozen (reference 1.7)."""
         return list(self.model.backbone.parameters())
 
-    def optimized_parameters(self) -> List[nn.Parameter]:
+    def optimized_parameters(self) -> list[nn.Parameter]:
         """The trainable parameters plus any module a method trains outside the model (LIRF's deposit)."""
         return self.trainable_parameters()
 
@@ -144,7 +144,7 @@ class Method:
         """Epochs of the task's loop (SCRUB counts its own super-epochs)."""
         return ctx.epochs
 
-    def batches(self, ctx: TaskContext, loaders: Dict[str, Iterator]) -> Iterator[Tuple[Batch, Batch]]:
+    def batches(self, ctx: TaskContext, loaders: dict[str, Iterator]) -> Iterator[tuple[Batch, Batch]]:
         """One epoch of (remain, forget) pairs: a pass over the remain data, forget batches cycled; with
         ``--no_retain`` one pass over the forget data, each pair (None, forget)."""
         if ctx.no_retain:
@@ -154,10 +154,10 @@ class Method:
         for remain in loaders["remain"]:
             yield remain, next(loaders["forget_cycle"])
 
-    def compute_loss(self, remain: Batch, forget: Batch, step: StepInfo) -> Dict[str, torch.Tensor]:
+    def compute_loss(self, remain: Batch, forget: Batch, step: StepInfo) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def training_step(self, remain: Batch, forget: Batch, step: StepInfo) -> Dict[str, torch.Tensor]:
+    def training_step(self, remain: Batch, forget: Batch, step: StepInfo) -> dict[str, torch.Tensor]:
         with self.autocast():
             losses = self.compute_loss(remain, forget, step)
         self.optimizer.zero_grad(set_to_none=True)
@@ -166,29 +166,29 @@ class Method:
         self.optimizer.step()
         return losses
 
-    def backward(self, losses: Dict[str, torch.Tensor]) -> None:
+    def backward(self, losses: dict[str, torch.Tensor]) -> None:
         """Fills the gradients of the step's losses (default: of their total)."""
         losses["total"].backward()
 
-    def forget_goal_met(self, losses: Dict[str, float]) -> bool:
+    def forget_goal_met(self, losses: dict[str, float]) -> bool:
         """Whether the forgetting target is reached (for ``--early_stop``); without one, selection H alone decides."""
         return True
 
-    def end_task(self, ctx: TaskContext) -> Dict[str, object]:
+    def end_task(self, ctx: TaskContext) -> dict[str, object]:
         return {}
 
-    def state_dict(self) -> Dict[str, object]:
+    def state_dict(self) -> dict[str, object]:
         """What must survive between tasks, for a resume."""
         return {}
 
-    def load_state_dict(self, state: Dict[str, object]) -> None:
+    def load_state_dict(self, state: dict[str, object]) -> None:
         """Restores what ``state_dict`` saved."""
 
-    def snapshot(self) -> List[torch.Tensor]:
+    def snapshot(self) -> list[torch.Tensor]:
         return [p.detach().clone() for p in self.optimized_parameters()]
 
     @torch.no_grad()
-    def restore(self, snapshot: List[torch.Tensor]) -> None:
+    def restore(self, snapshot: list[torch.Tensor]) -> None:
         for p, saved in zip(self.optimized_parameters(), snapshot):
             p.copy_(saved)
 
@@ -201,7 +201,7 @@ def wrong_labels(labels: torch.Tensor, num_classes: int, generator: torch.Genera
     return (labels + offsets) % num_classes
 
 
-def forward_pair(model: nn.Module, remain: Optional[Batch], forget: Batch) -> Tuple[Optional[torch.Tensor], ...]:
+def forward_pair(model: nn.Module, remain: Batch | None, forget: Batch) -> tuple[torch.Tensor | None, ...]:
     """(logits_r, logits_f, emb_r, emb_f) from one forward pass over both batches (dropout is per sample, so this
     equals two passes); without a remain batch None for the remain outputs."""
     if remain is None:

@@ -1,7 +1,7 @@
 """The one optimizer and learning-rate schedule factory, shared by pre-training and every forgetting method: timm's
 factories as in the original (decoupled weight decay on matrices only, linear warm-up, one cosine cycle per epoch)."""
 from dataclasses import dataclass
-from typing import Iterable, List, Optional, Tuple
+from typing import Iterable
 
 import torch
 import torch.nn as nn
@@ -19,7 +19,7 @@ class OptimConfig:
     lr: float = 5e-4
     weight_decay: float = 0.05
     opt_eps: float = 1e-8
-    opt_betas: Optional[List[float]] = None
+    opt_betas: list[float] | None = None
     momentum: float = 0.9
     epochs: int = 100
     min_lr: float = 1e-5
@@ -43,7 +43,7 @@ def create_optimizer(params: Iterable[nn.Parameter], optim: OptimConfig) -> torc
 
 
 def create_optimizer_and_scheduler(params: Iterable[nn.Parameter], optim: OptimConfig, epochs: int,
-                                   steps: Optional[int] = None) -> Tuple[torch.optim.Optimizer, CosineLRScheduler]:
+                                   steps: int | None = None) -> tuple[torch.optim.Optimizer, CosineLRScheduler]:
     """The optimizer, and a linear warm-up from ``warmup_lr`` over ``warmup_epochs``, then one cosine cycle over
     ``epochs`` to ``min_lr``; with ``steps`` (--steps_per_task) the same shape over the steps, updated after each."""
     optimizer = create_optimizer(params, optim)

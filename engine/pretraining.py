@@ -1,6 +1,5 @@
 """Supervised pre-training of a backbone and head on all classes (train_own.py), with validation-split selection."""
 from pathlib import Path
-from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -20,7 +19,7 @@ from util.errors import check_finite
 
 
 def train_supervised_epoch(model: nn.Module, loader: BatchLoader, optimizer: torch.optim.Optimizer,
-                           device: torch.device, amp: bool, where: str) -> Dict[str, float]:
+                           device: torch.device, amp: bool, where: str) -> dict[str, float]:
     """One epoch of cross-entropy on margin logits; returns the mean loss and training accuracy."""
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
@@ -43,7 +42,7 @@ def train_supervised_epoch(model: nn.Module, loader: BatchLoader, optimizer: tor
 
 
 def pretrain(model: nn.Module, data, settings: RunSettings, run_log, checkpoint_path: Path,
-             task: Optional[int] = None) -> Dict[str, object]:
+             task: int | None = None) -> dict[str, object]:
     """Supervised training keeping the best validation epoch (original convention); returns it, steps, test report."""
     broadcast_from_main(model.state_dict().values())  # every process starts from the same weights
     seed_per_process()

@@ -1,7 +1,7 @@
 """The run-level settings that pre-training and the forgetting task loop share (built from flags in run_setup.py)."""
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Optional
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -27,13 +27,13 @@ class RunSettings:
     few_shot_num: int = 4
     selection: str = "val"
     eval_every: int = 100
-    steps_per_task: Optional[int] = None
-    early_stop: Optional[int] = None  # evaluations without a better H after which a task may end
+    steps_per_task: int | None = None
+    early_stop: int | None = None  # evaluations without a better H after which a task may end
     early_stop_growth: float = 0.0  # the patience also grows to this fraction of the task's evaluations so far
     no_retain: bool = False  # --no_retain: methods train on forget images only (no remain training images)
-    audit: Optional["AuditSettings"] = None  # --audit: audit every task's final model (audit/run.py)
-    model_args: Dict[str, object] = field(default_factory=dict)
-    config: Dict[str, object] = field(default_factory=dict)
+    audit: "AuditSettings | None" = None  # --audit: audit every task's final model (audit/run.py)
+    model_args: dict[str, object] = field(default_factory=dict)
+    config: dict[str, object] = field(default_factory=dict)
 
     @property
     def task_dir(self) -> Path:

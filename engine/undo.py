@@ -5,7 +5,6 @@ weights is exact (up to rounding) for the last task, and an approximation for an
 learned on a model that had already forgotten T's classes.
 """
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import torch
 
@@ -17,7 +16,7 @@ from util.checkpoint import load_checkpoint, load_file
 from util.errors import UserError
 from util.files import read_json
 
-State = Dict[str, torch.Tensor]
+State = dict[str, torch.Tensor]
 
 
 def lora_update(factors: State, scaling: float) -> State:
@@ -35,7 +34,7 @@ def subtract_update(state: State, update: State) -> State:
     return {key: value - update[key].to(value.dtype) if key in update else value for key, value in state.items()}
 
 
-def finished_tasks(run_dir: Path) -> Tuple[Dict, int]:
+def finished_tasks(run_dir: Path) -> tuple[dict, int]:
     """The run's results.json and its number of finished tasks; a folder that is not a run is a UserError."""
     path = run_dir / "results.json"
     if not path.is_file():
@@ -65,7 +64,7 @@ def delta_path(run_dir: Path, task: int) -> Path:
     return run_dir / "task-level" / f"lora_delta_task_{task}.pth"
 
 
-def undo_task(run_dir: Path, task: int) -> Dict[str, object]:
+def undo_task(run_dir: Path, task: int) -> dict[str, object]:
     """The run's final model with ``task``'s LoRA update subtracted, as checkpoint content (``undo``: what was undone
     and whether exactly); a UserError for an unfinished task or a run that saved no LoRA update."""
     results, done = finished_tasks(run_dir)
@@ -90,18 +89,18 @@ def relative_distance(state: State, reference: State) -> float:
     return float(diff / norm)
 
 
-def saved_models(run_dir: Path, done: int) -> List[Tuple[str, State]]:
+def saved_models(run_dir: Path, done: int) -> list[tuple[str, State]]:
     """('after task i', merged weights) of every finished task, in order."""
     return [(f"after task {i}", load_checkpoint(run_dir / "task-level" / f"Backbone_task_{i}.pth")["model"])
             for i in range(done)]
 
 
-def pretrained_state(path: str, model_args: Dict[str, object], classes: List[str]) -> State:
+def pretrained_state(path: str, model_args: dict[str, object], classes: list[str]) -> State:
     """The run's -r weights in its key names and head size, so that they compare with the saved task weights."""
     return without_lora(model_from_file(path, classes, model_args).state_dict())
 
 
-def class_sets(results: Dict, undone: int) -> Dict[str, List[int]]:
+def class_sets(results: dict, undone: int) -> dict[str, list[int]]:
     """The class sets of a run's report: the classes each finished task forgot, and those still remembered."""
     plan, done = results["plan"], len(results["tasks"])
     sets = {f"forgotten in task {t}{' (undone)' if t == undone else ''}": plan[t]["forget"] for t in range(done)}
@@ -109,9 +108,9 @@ def class_sets(results: Dict, undone: int) -> Dict[str, List[int]]:
     return sets
 
 
-def class_set_accuracies(state: State, model_args: Dict[str, object], test_data, sets: Dict[str, List[int]],
+def class_set_accuracies(state: State, model_args: dict[str, object], test_data, sets: dict[str, list[int]],
                          device: torch.device, batch_size: int, amp: bool = False,
-                         convention: str = "original") -> Dict[str, float]:
+                         convention: str = "original") -> dict[str, float]:
     """Test accuracy (percent) of the merged weights ``state`` on each class set."""
     model = build_model(**model_args)
     load_model_weights(model, state)

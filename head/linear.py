@@ -1,5 +1,4 @@
 """A plain linear softmax head (used for ImageNet and as a margin-free alternative for faces)."""
-from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -20,5 +19,5 @@ class LinearHead(nn.Linear):
     def apply_margin(self, plain: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return plain
 
-    def forward(self, emb: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.plain_logits(emb)

@@ -3,7 +3,6 @@
 ``plain = s * cos(theta_j)``, with the target's margin given a label. The original reports ``argmax`` of the margin
 logits at the true label ("original"); we also report the plain ``argmax`` ("plain"), see util/metrics.py."""
 import math
-from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -32,7 +31,7 @@ class MarginHead(nn.Module):
     def apply_margin(self, plain: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, emb: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         plain = self.plain_logits(emb)
         return plain if labels is None else self.apply_margin(plain, labels)
 

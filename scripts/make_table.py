@@ -9,7 +9,6 @@ settings; every H is checked. Audited runs also get audit.md/.csv; the plots are
 import argparse
 import sys
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -19,7 +18,7 @@ from util.table import (DISPLAY_NAMES, Run, build_audit_table, build_table, dist
                         markdown_table, write_tables)
 
 
-def setting_of(results: Dict) -> str:
+def setting_of(results: dict) -> str:
     """The table a run belongs to, as a file-name slug: e.g. 'casia100_continual', 'synthetic_single-step_few-shot'."""
     cfg = results.get("config", {})
     parts = [cfg.get("data_mode", "data"), "continual" if len(results.get("plan", [])) > 1 else "single-step"]
@@ -27,9 +26,9 @@ def setting_of(results: Dict) -> str:
     return "_".join(parts)
 
 
-def load_runs(run_dirs: List[str]) -> Dict[str, List[Run]]:
+def load_runs(run_dirs: list[str]) -> dict[str, list[Run]]:
     """{setting: [(row name, results)]} in the order given; one method's runs in one column differ by folder."""
-    groups: Dict[str, List[Tuple[str, Path, Dict]]] = {}
+    groups: dict[str, list[tuple[str, Path, dict]]] = {}
     # A shell glob over a section's folder also matches the tables and plots written there: files are skipped.
     for run_dir in [Path(d) for d in run_dirs if not Path(d).is_file()]:
         path = run_dir / "results.json"
@@ -44,7 +43,7 @@ def load_runs(run_dirs: List[str]) -> Dict[str, List[Run]]:
             for setting, runs in groups.items()}
 
 
-def write_outputs(runs: List[Run], out: Path, suffix: str, convention: str, plots: bool) -> List[Path]:
+def write_outputs(runs: list[Run], out: Path, suffix: str, convention: str, plots: bool) -> list[Path]:
     """Writes the tables (Markdown, CSV) and the three plots into ``out``, prints the tables; returns the paths."""
     written = write_tables(out, runs, suffix, convention)
     if plots:

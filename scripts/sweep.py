@@ -18,7 +18,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,8 +41,8 @@ from util.run_log import setup_logging  # noqa: E402
 from util.table import Table, csv_table, fmt_cell, markdown_table, setting_label  # noqa: E402
 
 log = logging.getLogger("sweep")
-Option = Tuple[str, List[str]]  # (option string as written, its values)
-Dests = Dict[str, str]  # option string -> argparse destination
+Option = tuple[str, list[str]]  # (option string as written, its values)
+Dests = dict[str, str]  # option string -> argparse destination
 SWITCH_VALUES = {"on": True, "off": False}
 POINT_FILE = "sweep_point.json"
 # GS-LoRA's per-task lists override its single-value flags: setting the single value drops the list.
@@ -52,7 +52,7 @@ METRIC_COLUMNS = (("h_mean", "H"), ("acc_r", "Acc_r"), ("acc_f", "Acc_f"), ("bou
 SPLIT_NAMES = (("test", ""), ("val", " val"))
 
 
-def h_bound(acc_r_before: Optional[float], acc_f_before: Optional[float]) -> Optional[float]:
+def h_bound(acc_r_before: float | None, acc_f_before: float | None) -> float | None:
     """H* = 2 Acc_r0 Acc_f0 / (Acc_r0 + Acc_f0) in percent: the H of forgetting everything, Acc_r kept at its before."""
     if acc_r_before is None or acc_f_before is None or acc_r_before + acc_f_before == 0:
         return None
@@ -69,9 +69,9 @@ def _is_number(token: str) -> bool:
 
 # --- editing command lines -------------------------------------------------------------------------------------
 
-def split_options(tokens: Sequence[str], dests: Dests) -> List[Option]:
+def split_options(tokens: Sequence[str], dests: Dests) -> list[Option]:
     """Groups a command line into options, each with the values that follow it (a negative number is a value)."""
-    options: List[Option] = []
+    options: list[Option] = []
     for token in tokens:
         if token in dests:
             options.append((token, []))
@@ -93,7 +93,7 @@ def option_string(name: str, dests: Dests) -> str:
                     f"(BND, lr, e, steps_per_task, ...)")
 
 
-def set_option(options: List[Option], flag: str, values: Optional[List[str]], dests: Dests) -> List[Option]:
+def set_option(options: list[Option], flag: str, values: list[str] | None, dests: Dests) -> list[Option]:
     """Sets ``flag`` to ``values`` over every spelling of its destination, at the first one's place; None removes it."""
     places = [i for i, (f, _) in enumerate(options) if dests[f] == dests[flag]]
     kept = [o for o in options if dests[o[0]] != dests[flag]]
@@ -101,7 +101,7 @@ def set_option(options: List[Option], flag: str, values: Optional[List[str]], de
     return kept if values is None else kept[:at] + [(flag, list(values))] + kept[at:]
 
 
-def merge_options(first: List[Option], second: List[Option], dests: Dests, overridden_by: Dests) -> List[Option]:
+def merge_options(first: list[Option], second: list[Option], dests: Dests, overridden_by: Dests) -> list[Option]:
     """``first`` with ``second``'s options set over it; a value drops its per-task list ('beta' -> 'cl_beta_list')."""
     options = list(first)
     for flag, values in second:
@@ -111,7 +111,7 @@ def merge_options(first: List[Option], second: List[Option], dests: Dests, overr
     return options
 
 
-def parse_vary(text: str) -> Tuple[List[str], List[List[str]]]:
+def parse_vary(text: str) -> tuple[list[str], list[list[str]]]:
     """'BND=10,20' -> (['BND'], [['10'], ['20']]); 'e:steps_per_task=3:162,5:270' moves two flags together."""
     names, sep, values = text.partition("=")
     names_list = names.split(":")
@@ -128,11 +128,11 @@ def parse_vary(text: str) -> Tuple[List[str], List[List[str]]]:
 class Point:
     """One run of a sweep: the flags it sets (name -> value) and its groups (varied flags joined by ':', or 'grid')."""
 
-    assignment: Dict[str, str]
-    groups: List[str] = field(default_factory=list)
+    assignment: dict[str, str]
+    groups: list[str] = field(default_factory=list)
 
 
-def plan_points(varies: Sequence[Tuple[List[str], List[List[str]]]], grid: bool) -> List[Point]:
+def plan_points(varies: Sequence[tuple[list[str], list[list[str]]]], grid: bool) -> list[Point]:
     """The base point, then each varied flag's values one at a time; with ``grid`` the product of all values."""
     if grid:
         product = itertools.product(*[[dict(zip(names, p)) for p in points] for names, points in varies])
@@ -144,7 +144,7 @@ def plan_points(varies: Sequence[Tuple[List[str], List[List[str]]]], grid: bool)
     return points
 
 
-def point_argv(base: List[Option], point: Point, dests: Dests, switches: Set[str], overridden_by: Dests) -> List[str]:
+def point_argv(base: list[Option], point: Point, dests: Dests, switches: set[str], overridden_by: Dests) -> list[str]:
     """The base with the point's flags set: a switch takes 'on' or 'off', a value with spaces is a list's values."""
     options = list(base)
     for name, value in point.assignment.items():
@@ -156,7 +156,7 @@ def point_argv(base: List[Option], point: Point, dests: Dests, switches: Set[str
     return [token for flag, values in options for token in (flag, *values)]
 
 
-def trim_task_lists(options: List[Option], num_tasks: int, dests: Dests, lists: Sequence[str]) -> List[Option]:
+def trim_task_lists(options: list[Option], num_tasks: int, dests: Dests, lists: Sequence[str]) -> list[Option]:
     """``options`` for the first ``num_tasks`` tasks: ``--num_tasks`` set, per-task lists cut to that length."""
     options = set_option(options, option_string("num_tasks", dests), [str(num_tasks)], dests)
     return [(f, v[:num_tasks] if dests[f] in lists else v) for f, v in options]
@@ -167,14 +167,14 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=+-]", "_", text.replace(" ", "-"))
 
 
-def folder_name(assignment: Dict[str, str]) -> str:
+def folder_name(assignment: dict[str, str]) -> str:
     """A readable folder name for a point: 'base', or 'BND=10', 'lr=1e-2_BND=10'."""
     return safe_name("_".join(f"{k}={v}" for k, v in assignment.items())) if assignment else "base"
 
 
-def point_folders(points: Sequence[Point], settings: Sequence[str]) -> List[str]:
+def point_folders(points: Sequence[Point], settings: Sequence[str]) -> list[str]:
     """One folder per point; points that resolve alike ('--beta 0.2', '--cl_beta_list 0.2') share the first one's."""
-    seen: Dict[str, str] = {}
+    seen: dict[str, str] = {}
     return [seen.setdefault(setting, folder_name(p.assignment)) for p, setting in zip(points, settings)]
 
 
@@ -185,7 +185,7 @@ def finished_tasks(folder: Path) -> int:
     return len(read_json(folder / "results.json").get("tasks", [])) if (folder / "results.json").is_file() else 0
 
 
-def claim_folder(folder: Path, argv: List[str], settings: Dict[str, object]) -> None:
+def claim_folder(folder: Path, argv: list[str], settings: dict[str, object]) -> None:
     """Records a point's argv and resolved flags in its folder; refuses one of other flags, so tables never mix runs."""
     path = folder / POINT_FILE
     if path.is_file():
@@ -199,7 +199,7 @@ def claim_folder(folder: Path, argv: List[str], settings: Dict[str, object]) -> 
     write_json(path, {"argv": argv, "settings": settings})
 
 
-def run_points(script: Path, todo: Sequence[Tuple[Path, List[str]]], jobs: int, threads: int) -> List[str]:
+def run_points(script: Path, todo: Sequence[tuple[Path, list[str]]], jobs: int, threads: int) -> list[str]:
     """Runs ``script`` per (folder, argv), ``jobs`` at once, output added to sweep.log; returns the failed folders."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
 
@@ -229,7 +229,7 @@ def display_value(value) -> str:
     return "-" if value is None else str(value)
 
 
-def split_summary(metrics: Dict) -> Dict[str, Optional[float]]:
+def split_summary(metrics: dict) -> dict[str, float | None]:
     """H, Acc_r, Acc_f, Acc_r before the task and the bound H* of one task on one split."""
     summary = {k: metrics.get(k) for k in ("h_mean", "acc_r", "acc_f", "acc_r_before", "acc_f_before")}
     return {**summary, "bound": h_bound(summary["acc_r_before"], summary["acc_f_before"])}
@@ -240,10 +240,10 @@ class Measured:
     """A finished point: the varied flags' shown values and per task {'val': summary, 'test': summary} and label."""
 
     folder: str
-    groups: List[str]
-    values: Dict[str, str]
-    tasks: List[Dict[str, Dict[str, Optional[float]]]]
-    labels: List[str]
+    groups: list[str]
+    values: dict[str, str]
+    tasks: list[dict[str, dict[str, float | None]]]
+    labels: list[str]
     steps: int = 0
     wall_time_s: float = 0.0
 
@@ -253,14 +253,14 @@ def _sort_key(text: str):
     return (0, float(text), "") if _is_number(text) else (1, 0.0, text)
 
 
-def group_rows(measured: Sequence[Measured], group: str) -> List[Measured]:
+def group_rows(measured: Sequence[Measured], group: str) -> list[Measured]:
     """The points of one group, ordered by the group's first flag's value."""
     first = group.split(":")[0]
     return sorted([m for m in measured if group in m.groups], key=lambda m: _sort_key(m.values.get(first, "")))
 
 
 
-def table_rows(measured: Sequence[Measured], groups: Sequence[str]) -> List[List[str]]:
+def table_rows(measured: Sequence[Measured], groups: Sequence[str]) -> list[list[str]]:
     """Header and one row per (group, point): varied values, per task and split H, Acc_r, Acc_f, H*, then the cost."""
     flags = list(dict.fromkeys(name for m in measured for name in m.values))
     labels = max((m.labels for m in measured), key=len, default=[])
@@ -275,9 +275,9 @@ def table_rows(measured: Sequence[Measured], groups: Sequence[str]) -> List[List
     return rows
 
 
-def curves(measured: Sequence[Measured], flag: str, group: str) -> Dict[str, List[Tuple[str, Dict]]]:
+def curves(measured: Sequence[Measured], flag: str, group: str) -> dict[str, list[tuple[str, dict]]]:
     """One flag's plot lines, {label: [(value, task summaries)]} by value: per task (in a grid, per other values)."""
-    lines: Dict[str, List[Tuple[str, Dict]]] = {}
+    lines: dict[str, list[tuple[str, dict]]] = {}
     for m in group_rows(measured, group):
         others = ", ".join(f"{k} {v}" for k, v in m.values.items() if k != flag and group == "grid")
         for label, task in zip(m.labels, m.tasks):
@@ -287,7 +287,7 @@ def curves(measured: Sequence[Measured], flag: str, group: str) -> Dict[str, Lis
     return lines
 
 
-def write_report(out: Path, measured: Sequence[Measured], groups: List[str], method: str, options: Dests) -> str:
+def write_report(out: Path, measured: Sequence[Measured], groups: list[str], method: str, options: Dests) -> str:
     """sweep.csv, sweep.md and one plot per group of flags (per flag of a grid); returns the Markdown table."""
     table = Table(table_rows(measured, groups))
     (out / "sweep.csv").write_text(csv_table(table))
@@ -327,13 +327,13 @@ def sweep_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def point_settings(ns: argparse.Namespace, dests: Optional[Set[str]] = None) -> Dict[str, object]:
+def point_settings(ns: argparse.Namespace, dests: set[str] | None = None) -> dict[str, object]:
     """A point's resolved flags as JSON values, without where it runs; only ``dests`` when given (the flags its
     command line sets: a folder keeps matching when the parser gains a flag or a default depends on the cwd)."""
     return {k: v for k, v in flags_as_json(ns).items() if k not in RUN_FLAGS and (dests is None or k in dests)}
 
 
-def resolved(argv: List[str]) -> argparse.Namespace:
+def resolved(argv: list[str]) -> argparse.Namespace:
     """A point's flags as the entry point will read them (a bad value stops the sweep with one line)."""
     ns = parse_args("sweep point", argv=argv)
     if not ns.resume or not Path(ns.resume).is_file():
@@ -355,14 +355,14 @@ def split_data(data_mode, data_root, cache_dir, synthetic_seed, image_size, val_
 
 
 @functools.lru_cache(maxsize=8)
-def validation_counts(path: Path, data_key: Tuple, model_key: Tuple, device_name: str, bf16: bool):
+def validation_counts(path: Path, data_key: tuple, model_key: tuple, device_name: str, bf16: bool):
     """Per-class counts of a checkpoint on the validation split (cached: every point starts from the same -r)."""
     data = split_data(*data_key)
     model = model_from_file(path, data.train.classes, dict(model_key)).to(device_name)
     return evaluate(model, data.train, data.val_idx, 256, torch.device(device_name), bf16)
 
 
-def validation_metrics(folder: Path, results: Dict) -> List[Dict]:
+def validation_metrics(folder: Path, results: dict) -> list[dict]:
     """Per task, the kept weights' metrics on the validation split (cached), checked against the selection's H."""
     cached = folder / "val_metrics.json"
     if cached.is_file() and len(read_json(cached)["tasks"]) == len(results["tasks"]):
@@ -386,7 +386,7 @@ def validation_metrics(folder: Path, results: Dict) -> List[Dict]:
     return tasks
 
 
-def measure(folder: Path, point: Point, values: Dict[str, str]) -> Measured:
+def measure(folder: Path, point: Point, values: dict[str, str]) -> Measured:
     results = read_json(folder / "results.json")
     validation = validation_metrics(folder, results)
     plans = {p["task"]: p for p in results["plan"]}
@@ -397,7 +397,7 @@ def measure(folder: Path, point: Point, values: Dict[str, str]) -> Measured:
                     sum(t.get("wall_time_s") or 0.0 for t in results["tasks"]))
 
 
-def plan(args, dests: Dests, switches: set) -> Dict[Path, Tuple[Point, List[str], argparse.Namespace]]:
+def plan(args, dests: Dests, switches: set) -> dict[Path, tuple[Point, list[str], argparse.Namespace]]:
     """The sweep's run folders, each with its point (groups merged), command line and resolved flags."""
     # The base: --base over the method's preset (the base wins), with --method and the first --num_tasks tasks.
     tokens = shlex.split(args.base) + (["--method", args.method] if args.method else [])
@@ -411,14 +411,14 @@ def plan(args, dests: Dests, switches: set) -> Dict[Path, Tuple[Point, List[str]
     argvs = [point_argv(base, p, dests, switches, OVERRIDDEN_BY) for p in points]
     spaces = [resolved(argv) for argv in argvs]
     settings = [json.dumps(point_settings(ns), sort_keys=True) for ns in spaces]
-    unique: Dict[Path, Tuple[Point, List[str], argparse.Namespace]] = {}
+    unique: dict[Path, tuple[Point, list[str], argparse.Namespace]] = {}
     for name, point, argv, ns in zip(point_folders(points, settings), points, argvs, spaces):
         kept = unique.setdefault(Path(args.out) / name, (point, argv, ns))[0]  # a shared folder merges the groups
         kept.groups.extend([g for g in point.groups if g not in kept.groups])
     return unique
 
 
-def main(argv=None) -> List[str]:
+def main(argv=None) -> list[str]:
     """Runs the sweep; returns the folders it ran (finished points are skipped)."""
     args = sweep_args(argv)
     setup_logging(args.log_level)

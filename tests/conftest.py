@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
 
 import numpy as np
 import pytest
@@ -110,7 +109,7 @@ def write_image_folder(root: Path, num_classes: int, train_per_class: int, test_
                 Image.fromarray((pixels * 255).astype(np.uint8)).save(folder / f"{k}.png")
 
 
-def entry_point(script: str, *args: str) -> List[str]:
+def entry_point(script: str, *args: str) -> list[str]:
     """The command line of one of the project's entry points, by absolute path (valid from any directory)."""
     return [sys.executable, str(ROOT / script), *args]
 

@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
 
 import pytest
 import torch
@@ -44,7 +43,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch_two(script: str, args: List[str], folders: List[Path]) -> List[subprocess.CompletedProcess]:
+def launch_two(script: str, args: list[str], folders: list[Path]) -> list[subprocess.CompletedProcess]:
     """Starts rank 0 and rank 1 of a two-process gloo launch, each in its own folder; both must exit 0."""
     port = str(free_port())
     procs = []
@@ -77,7 +76,7 @@ def max_weight_difference(a: Path, b: Path) -> float:
     return max(float((first[k].float() - second[k].float()).abs().max()) for k in first)
 
 
-def files_under(folder: Path) -> List[str]:
+def files_under(folder: Path) -> list[str]:
     """The files of a run folder; TensorBoard event files by kind (their names hold the time and process id)."""
     names = (str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     return sorted("tensorboard/events" if name.startswith("tensorboard/events") else name for name in names)
@@ -108,7 +107,7 @@ def assert_close(value, expected, where: str = "results") -> None:
         assert value == expected, where
 
 
-def log_records(folder: Path) -> List[Dict]:
+def log_records(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
 
 

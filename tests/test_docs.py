@@ -5,7 +5,6 @@ Plain text parsing only (no subprocess, no network), so it runs in well under a 
 """
 import re
 from pathlib import Path
-from typing import Dict, List, Set, Tuple
 
 import pytest
 
@@ -34,9 +33,9 @@ def slug(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-def anchors(path: Path) -> Set[str]:
+def anchors(path: Path) -> set[str]:
     """Every heading anchor of a Markdown file, repeated headings numbered as GitHub numbers them."""
-    seen: Dict[str, int] = {}
+    seen: dict[str, int] = {}
     found = set()
     for match in HEADING.finditer(FENCE.sub("", path.read_text(encoding="utf-8"))):
         base = slug(match.group(1))
@@ -46,13 +45,13 @@ def anchors(path: Path) -> Set[str]:
     return found
 
 
-def links(path: Path) -> List[str]:
+def links(path: Path) -> list[str]:
     """Targets of every link and image of a page, outside code blocks and inline code."""
     text = INLINE_CODE.sub("", FENCE.sub("", path.read_text(encoding="utf-8")))
     return [m.group(1) for m in LINK.finditer(text)]
 
 
-def broken_links(path: Path) -> List[str]:
+def broken_links(path: Path) -> list[str]:
     """The links of ``path`` that do not resolve: a missing file, or an anchor that is no heading of its page."""
     broken = []
     for target in links(path):
@@ -67,7 +66,7 @@ def broken_links(path: Path) -> List[str]:
     return broken
 
 
-def commands(path: Path) -> List[Tuple[str, str]]:
+def commands(path: Path) -> list[tuple[str, str]]:
     """(command, script) for every script named by a command in a fenced code block of ``path``; continuation
     lines are joined and comments dropped."""
     found = []

@@ -17,7 +17,7 @@ import argparse
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable
 
 import pytest
 
@@ -34,26 +34,26 @@ IMAGENET_CKPT = "/path/to/.cache/torch/hub/checkpoints/vit_b_16-c867db91.pth"
 OUTDIR = "exps/original-run"
 
 
-def pretraining(argv: List[str]) -> argparse.Namespace:
+def pretraining(argv: list[str]) -> argparse.Namespace:
     return parse_args("train_own.py", forgetting=False, argv=argv)
 
 
-def single_step(argv: List[str]) -> argparse.Namespace:
+def single_step(argv: list[str]) -> argparse.Namespace:
     return forgetting_args(single_step=True, argv=argv)
 
 
-def continual(argv: List[str]) -> argparse.Namespace:
+def continual(argv: list[str]) -> argparse.Namespace:
     return forgetting_args(argv=argv)
 
 
-def continual_open(argv: List[str]) -> argparse.Namespace:
+def continual_open(argv: list[str]) -> argparse.Namespace:
     """train_own_forget_cl_open.py defaulted --open_cls_num to 5; scripts/run_cl_forget_open.sh passes it."""
     return forgetting_args(argv=["--open_cls_num", "5", *argv])
 
 
 # The original entry points and ours. train_own_forget_open.py: its lines all pass --open_cls_num, and
 # scripts/run_forget_open.sh runs that setting with train_own_forget.py.
-ENTRY_POINTS: Dict[str, Callable[[List[str]], argparse.Namespace]] = {
+ENTRY_POINTS: dict[str, Callable[[list[str]], argparse.Namespace]] = {
     "train/train_own.py": pretraining,
     "test/test_own.py": pretraining,
     "train/train_own_forget.py": single_step,
@@ -69,7 +69,7 @@ class Line:
     run: str  # the run it starts, as its comment names it
     entry: str  # the original entry point it calls
     command: str  # its arguments, shell variables filled in
-    expect: Dict[str, object] = field(default_factory=dict)  # resolved values
+    expect: dict[str, object] = field(default_factory=dict)  # resolved values
     waits: str = ""  # why it cannot parse yet
     refused: str = ""  # the parser error it must give (a typo the original's parser refused too)
 

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import List
 
 import pytest
 import torch
@@ -22,7 +21,7 @@ def run(script: str, *args: str, cwd: Path, ok: bool = True) -> subprocess.Compl
     return run_entry_point(script, *args, cwd=cwd, ok=ok)
 
 
-def forgetting_args(outdir: str, *extra: str) -> List[str]:
+def forgetting_args(outdir: str, *extra: str) -> list[str]:
     """A 4-task GS-LoRA run on 8 of the 10 classes; relative paths, valid from the dataset's parent folder."""
     return ["-d", "imagefolder", "--data_root", "data", "-r", "pre/best.pth", "--val_ratio", "0.25",
             "--num_of_first_cls", "8", "--per_forget_cls", "2", "--num_tasks", "4", "-e", "24", "-b", "4",
@@ -31,7 +30,7 @@ def forgetting_args(outdir: str, *extra: str) -> List[str]:
             "--log_level", "WARNING", "--no_tensorboard", "--num_workers", "1", "--outdir", outdir, *extra]
 
 
-def read_records(path: Path) -> List[dict]:
+def read_records(path: Path) -> list[dict]:
     """The complete JSON lines of log.jsonl (a line cut short by a kill is skipped)."""
     records = []
     for line in path.read_text().splitlines() if path.exists() else []:
@@ -49,7 +48,7 @@ def finished_tasks(outdir: Path) -> int:
         return 0
 
 
-def kill_inside_task(cmd: List[str], cwd: Path, outdir: Path, task: int, deadline_s: float = 300) -> dict:
+def kill_inside_task(cmd: list[str], cwd: Path, outdir: Path, task: int, deadline_s: float = 300) -> dict:
     """Starts a run and SIGKILLs it once ``task`` tasks are finished and task ``task`` has logged a training
     record (so the kill lands inside that task's training); returns what the folder held at the kill."""
     proc = subprocess.Popen(cmd, cwd=cwd, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -4,7 +4,7 @@
 resolved flags) and optional extras (``task``, ``epoch``, ``method`` state); a bare state dict becomes ``model``."""
 import re
 from pathlib import Path
-from typing import Any, Dict, Sequence, Tuple, Union
+from typing import Any, Sequence
 
 import torch
 
@@ -12,7 +12,7 @@ from util.errors import UserError
 from util.files import atomic_write
 
 
-def save_checkpoint(path: Union[str, Path], **content: Any) -> None:
+def save_checkpoint(path: str | Path, **content: Any) -> None:
     """Writes atomically (``util.files.atomic_write``): a failed save never leaves a truncated file, and a full disk is
     one line (torch.save gets a Python file, whose write errors keep their errno)."""
     path = Path(path)
@@ -20,7 +20,7 @@ def save_checkpoint(path: Union[str, Path], **content: Any) -> None:
     atomic_write(path, lambda fh: torch.save(content, fh))
 
 
-def load_file(path: Union[str, Path]) -> Dict[str, Any]:
+def load_file(path: str | Path) -> dict[str, Any]:
     """Loads a dict saved by ``save_checkpoint`` (weights only); a missing or unreadable file is a UserError."""
     path = Path(path)
     if not path.is_file():
@@ -36,13 +36,13 @@ def load_file(path: Union[str, Path]) -> Dict[str, Any]:
     return content
 
 
-def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Loads a model checkpoint as a dict with at least ``model``; a bare state dict is wrapped."""
     content = load_file(path)
     return content if "model" in content else {"model": content}
 
 
-def rename_keys(state_dict: Dict[str, Any], renames: Sequence[Tuple[str, str]]) -> Dict[str, Any]:
+def rename_keys(state_dict: dict[str, Any], renames: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """``state_dict`` with each key renamed by the first (regex, replacement) of ``renames`` that matches it."""
     renamed = {}
     for key, value in state_dict.items():

@@ -5,13 +5,13 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Iterable
+from typing import Iterable
 
 import torch
 import torch.nn as nn
 
 
-def trainable_summary(trainable: Iterable[nn.Parameter], model: nn.Module) -> Dict[str, float]:
+def trainable_summary(trainable: Iterable[nn.Parameter], model: nn.Module) -> dict[str, float]:
     """Trainable parameter count and its percentage of the model's (frozen included) parameters."""
     n_trainable, n_total = (sum(p.numel() for p in params) for params in (trainable, model.parameters()))
     return {"trainable_params": n_trainable, "trainable_ratio": 100.0 * n_trainable / n_total}
@@ -42,7 +42,7 @@ class CostMeter:
                 Path("/proc/self/clear_refs").write_text("5")
         self.started = time.perf_counter()
 
-    def stop(self) -> Dict[str, float]:
+    def stop(self) -> dict[str, float]:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             peak = torch.cuda.max_memory_allocated(self.device) / 2 ** 20

@@ -4,7 +4,7 @@ torchrun every function is a no-op. ``average_gradients`` averages the gradients
 deposit, teachers, SCRUB's several updates), and one all-reduce where every method steps serves them all."""
 import os
 import re
-from typing import Callable, Dict, Iterable, Optional, Tuple, TypeVar
+from typing import Callable, Iterable, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -61,12 +61,12 @@ def process_tag() -> str:
     return "" if is_main_process() else f"[rank {rank()}] "
 
 
-def progress_off() -> Optional[bool]:
+def progress_off() -> bool | None:
     """tqdm's ``disable``: None (tqdm's own rule, off when not a terminal) on the main process, True elsewhere."""
     return None if is_main_process() else True
 
 
-def shard() -> Tuple[int, int]:
+def shard() -> tuple[int, int]:
     """(rank, world size): which part of every training batch this process takes (``BatchLoader(shard=...)``)."""
     return rank(), world_size()
 
@@ -102,7 +102,7 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return summed.to(tensor.device)
 
 
-def mean_over_processes(values: Dict[str, float]) -> Dict[str, float]:
+def mean_over_processes(values: dict[str, float]) -> dict[str, float]:
     """Each value averaged over the processes (every process passes the same keys): epoch loss means for the log."""
     if world_size() == 1 or not values:
         return values

@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable, Dict, Optional
+from typing import BinaryIO, Callable
 
 from util.errors import UserError
 
@@ -28,7 +28,7 @@ def user_os_error(err: OSError, path=None) -> UserError:
     return UserError(f"cannot use {where} ({err.strerror or err}); {USER_FIXABLE[err.errno]}")
 
 
-def fixable_cause(err: BaseException) -> Optional[OSError]:
+def fixable_cause(err: BaseException) -> OSError | None:
     """The OSError with a USER_FIXABLE errno that ``err`` is or arose from, if any. (torch.save's zip writer turns
     the OSError of a full disk into a RuntimeError raised while handling it.)"""
     while err is not None:
@@ -56,12 +56,12 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
         raise
 
 
-def write_json(path: Path, content: Dict) -> None:
+def write_json(path: Path, content: dict) -> None:
     """Atomic JSON write (see ``atomic_write``)."""
     atomic_write(path, lambda fh: fh.write(json.dumps(content, indent=2).encode()))
 
 
-def read_json(path: Path) -> Dict:
+def read_json(path: Path) -> dict:
     """A JSON file of a run folder; a missing, unreadable or corrupt one is a UserError naming it."""
     try:
         return json.loads(Path(path).read_text())
@@ -69,7 +69,7 @@ def read_json(path: Path) -> Dict:
         raise UserError(f"cannot read {path} ({err.__class__.__name__}); restore it, or rerun what wrote it") from None
 
 
-def unwritable_reason(folder: Path) -> Optional[str]:
+def unwritable_reason(folder: Path) -> str | None:
     """None when a file can be made in ``folder``, else why not (a probe file: a read-only mount refuses even root)."""
     try:
         with tempfile.TemporaryFile(dir=folder):

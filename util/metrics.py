@@ -3,7 +3,7 @@
 Accuracies are micro-averaged over a class set's images, in percent, in two conventions: ``original`` (argmax of the
 margin logits computed *with the true label*, as the papers report: stricter) and ``plain`` (margin-free argmax)."""
 from dataclasses import dataclass
-from typing import Dict, Iterable, Optional
+from typing import Iterable
 
 import torch
 
@@ -13,9 +13,9 @@ class ClassCounts:
     """Per-class numbers of test images and of correct predictions under each convention, shape (C,)."""
 
     total: torch.Tensor
-    correct: Dict[str, torch.Tensor]
+    correct: dict[str, torch.Tensor]
 
-    def accuracy(self, classes: Iterable[int], convention: str = "original") -> Optional[float]:
+    def accuracy(self, classes: Iterable[int], convention: str = "original") -> float | None:
         """Percent correct over all images of ``classes``; None for an empty class set."""
         classes = list(classes)
         total = int(self.total[classes].sum()) if classes else 0
@@ -23,7 +23,7 @@ class ClassCounts:
 
 
 def count_correct(plain_logits: torch.Tensor, margin_logits: torch.Tensor, labels: torch.Tensor,
-                  num_classes: int) -> Dict[str, torch.Tensor]:
+                  num_classes: int) -> dict[str, torch.Tensor]:
     """Per-class correct counts of one batch under both conventions (plus 'total'), each shape (C,)."""
     counts = {"total": torch.bincount(labels, minlength=num_classes)}
     for name, logits in (("plain", plain_logits), ("original", margin_logits)):
@@ -31,7 +31,7 @@ def count_correct(plain_logits: torch.Tensor, margin_logits: torch.Tensor, label
     return counts
 
 
-def h_mean(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Optional[float]) -> Optional[float]:
+def h_mean(acc_r: float | None, acc_f_before: float | None, acc_f: float | None) -> float | None:
     """H = 2 * Acc_r * drop / (Acc_r + drop), drop = Acc_f(before) - Acc_f(after); 0 when both are 0. A rise in Acc_f
     is drop 0: the original's negative drop could give a large H (Acc_r 4, drop -4.5: 72) and win its selection."""
     if acc_r is None or acc_f_before is None or acc_f is None:
@@ -42,7 +42,7 @@ def h_mean(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Optiona
 
 
 def task_metrics(before: ClassCounts, after: ClassCounts, remain, forget, old, missing,
-                 convention: str) -> Dict[str, Optional[float]]:
+                 convention: str) -> dict[str, float | None]:
     """Acc_f, Acc_r, Acc_o, Acc_m after a task, their before-values and H, in one convention (percent); None where a
     value does not apply (no old classes in the first task, no missing classes)."""
     metrics = {}

@@ -1,7 +1,7 @@
 """Pictures of forgetting runs as PNG next to their table (matplotlib, Agg backend, imported lazily): the run plots take
 the table's (row name, results) pairs; ``plot_sweep`` draws one flag of scripts/sweep.py against its value."""
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 from util.table import Run, collect, present, setting_label
 
@@ -20,7 +20,7 @@ def _pyplot():
     return plt
 
 
-def plot_group_norms(runs: Sequence[Run], path: Path) -> Optional[Path]:
+def plot_group_norms(runs: Sequence[Run], path: Path) -> Path | None:
     """Per GS-LoRA run a heat map of the norms the group lasso penalises, task by group (block, layer or matrix)."""
     settings, _, _, tasks_of = collect(runs)
     drawn = [(name, [t for t in tasks if t.get("group_norms")]) for name, tasks in tasks_of.items()]
@@ -53,7 +53,7 @@ def plot_group_norms(runs: Sequence[Run], path: Path) -> Optional[Path]:
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 
-def _nan(values: Sequence[Optional[float]]) -> list:
+def _nan(values: Sequence[float | None]) -> list:
     """Missing values as NaN, which matplotlib leaves as a gap in the line."""
     return [float("nan") if v is None else v for v in values]
 

@@ -1,6 +1,6 @@
 """A tiny name -> builder registry, shared by backbones, heads and forgetting methods; importing a module that defines
 builders only registers them."""
-from typing import Callable, Dict, List
+from typing import Callable
 
 
 class Registry:
@@ -8,7 +8,7 @@ class Registry:
 
     def __init__(self, kind: str):
         self.kind = kind
-        self._builders: Dict[str, Callable] = {}
+        self._builders: dict[str, Callable] = {}
 
     def register(self, *names: str) -> Callable:
         """Decorator registering the builder under one or more names (the first is the canonical one)."""
@@ -23,10 +23,10 @@ class Registry:
 
         return wrap
 
-    def names(self) -> List[str]:
+    def names(self) -> list[str]:
         return sorted(self._builders)
 
-    def unique(self) -> List[Callable]:
+    def unique(self) -> list[Callable]:
         """Each builder once, whatever its number of names."""
         return list(dict.fromkeys(self._builders.values()))
 

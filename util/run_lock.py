@@ -8,7 +8,6 @@ import fcntl
 import os
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 from util.distributed import is_main_process
 from util.errors import UserError
@@ -16,7 +15,7 @@ from util.files import make_folder
 
 LOCK_NAME = ".lock"
 
-_held: Dict[Path, Tuple[int, List[Path]]] = {}  # folder -> (lock file descriptor, the folders locking created)
+_held: dict[Path, tuple[int, list[Path]]] = {}  # folder -> (lock file descriptor, the folders locking created)
 
 
 def lock_run_folder(folder: Path, flag: str = "--outdir") -> None:

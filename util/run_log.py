@@ -4,7 +4,6 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Dict, Optional
 
 from util.distributed import is_main_process
 from util.files import atomic_write
@@ -12,7 +11,7 @@ from util.files import atomic_write
 log = logging.getLogger(__name__)
 
 
-def setup_logging(level: str = "INFO", outdir: Optional[Path] = None) -> None:
+def setup_logging(level: str = "INFO", outdir: Path | None = None) -> None:
     """Messages to stderr and ``outdir/run.log``; under torchrun other processes than the main one log errors only."""
     if not is_main_process():
         level, outdir = "ERROR", None
@@ -40,7 +39,7 @@ def _task_of(line: bytes) -> float:
 class RunLog:
     """Appends records to ``log.jsonl``, numeric fields mirrored to TensorBoard as ``prefix/name``; main process only"""
 
-    def __init__(self, outdir: Optional[Path], tensorboard: bool = True):
+    def __init__(self, outdir: Path | None, tensorboard: bool = True):
         outdir = outdir if is_main_process() else None
         self.path = None if outdir is None else Path(outdir) / "log.jsonl"
         self.writer = None
@@ -51,7 +50,7 @@ class RunLog:
             except ImportError:
                 log.warning("tensorboard is not installed: no TensorBoard events for this run")
 
-    def write(self, prefix: str, step: int, values: Dict[str, object], task: Optional[int] = None) -> None:
+    def write(self, prefix: str, step: int, values: dict[str, object], task: int | None = None) -> None:
         """Appends one record; ``task`` tags the records of a forgetting task (see ``drop_tasks_from``)."""
         if self.path is not None:
             tag = {} if task is None else {"task": task}

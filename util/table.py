@@ -7,7 +7,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Iterable, Sequence
 
 METRICS = (("h_mean", "H"), ("acc_r", "Acc_r"), ("acc_f", "Acc_f"), ("acc_o", "Acc_o"), ("acc_m", "Acc_m"))
 COST_COLUMNS = ("Tunable %", "Steps", "Time (s)", "Peak MB")
@@ -37,8 +37,8 @@ NAMES_IN_LABEL = 3
 RELEARN_COLUMNS = (("Relearn", ("relearn", "model")), ("Prompt", ("relearn", "prompt")),
                    ("Relearn gap", ("gap", "model")), ("Prompt gap", ("gap", "prompt")))
 
-Run = Tuple[str, Dict]  # (row name, the content of a results.json)
-Runs = Union[Sequence[Run], Dict[str, Dict]]  # a dict maps row names to results
+Run = tuple[str, dict]  # (row name, the content of a results.json)
+Runs = Sequence[Run] | dict[str, dict]  # a dict maps row names to results
 
 
 @dataclass
@@ -53,13 +53,13 @@ class HFlag:
 @dataclass
 class Table:
     """Rows of display strings (``rows[0]`` the header), the H cells flagged with ``*`` and notes under the table."""
-    rows: List[List[str]]
-    flags: List[HFlag] = field(default_factory=list)
+    rows: list[list[str]]
+    flags: list[HFlag] = field(default_factory=list)
     convention: str = "original"
-    notes: List[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
-def recompute_h(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Optional[float]) -> Optional[float]:
+def recompute_h(acc_r: float | None, acc_f_before: float | None, acc_f: float | None) -> float | None:
     """H = 2 Acc_r drop / (Acc_r + drop), drop = Acc_f before - after, in percent (None for a missing input); apart
     from ``util.metrics`` on purpose, so that the check also catches a wrong formula in the code that wrote results."""
     if acc_r is None or acc_f_before is None or acc_f is None:
@@ -69,7 +69,7 @@ def recompute_h(acc_r: Optional[float], acc_f_before: Optional[float], acc_f: Op
     return 0.0 if drop <= 0 else 2 * acc_r * drop / (acc_r + drop)
 
 
-def setting_label(plan: Optional[Dict], index: int, named: bool = False) -> str:
+def setting_label(plan: dict | None, index: int, named: bool = False) -> str:
     """'a-b' (classes known before the task - forgotten), the names when ``named`` and few; 'T<i>' without a plan."""
     if not plan:
         return f"T{index}"
@@ -79,17 +79,17 @@ def setting_label(plan: Optional[Dict], index: int, named: bool = False) -> str:
     return f"{label} ({', '.join(names)})" if names and len(names) <= NAMES_IN_LABEL else label
 
 
-def made_by_names(results: Dict) -> bool:
+def made_by_names(results: dict) -> bool:
     return bool((results.get("config") or {}).get("named_tasks"))
 
 
-def task_labels(results: Dict) -> Dict[int, str]:
+def task_labels(results: dict) -> dict[int, str]:
     """The setting label of each finished task of a run, by task index."""
     plan, named = {p.get("task"): p for p in results.get("plan", [])}, made_by_names(results)
     return {t["task"]: setting_label(plan.get(t["task"]), t["task"], named) for t in results.get("tasks", [])}
 
 
-def name_notes(runs: Runs) -> List[str]:
+def name_notes(runs: Runs) -> list[str]:
     """'<setting> forgets <names>' for each task of a run made by names whose label could not hold its names."""
     plans = [plan for _, results in _pairs(runs) if made_by_names(results) for plan in results.get("plan", [])]
     return list(dict.fromkeys(f"{setting_label(plan, plan['task'])} forgets {', '.join(plan['forget_names'])}"
@@ -100,7 +100,7 @@ def _pairs(runs: Runs) -> Sequence[Run]:
     return list(runs.items()) if isinstance(runs, dict) else runs
 
 
-def distinct_row_names(runs: Sequence[Tuple[str, Path, Dict]]) -> List[str]:
+def distinct_row_names(runs: Sequence[tuple[str, Path, dict]]) -> list[str]:
     """Row names of (name, folder, results): runs of a name sharing a column get ``name (first differing folder)``."""
     names, columns = [], [set(task_labels(results).values()) for _, _, results in runs]
     for (name, folder, _), mine in zip(runs, columns):
@@ -111,7 +111,7 @@ def distinct_row_names(runs: Sequence[Tuple[str, Path, Dict]]) -> List[str]:
     return names
 
 
-def fmt_cell(value: Optional[float]) -> str:
+def fmt_cell(value: float | None) -> str:
     """A number as every table shows it: two decimals, '-' for a missing value."""
     return "-" if value is None else f"{value:.2f}"
 
@@ -132,12 +132,12 @@ def collect(runs: Runs, convention: str = "original"):
     return list(settings), cells, pretrained, tasks_of
 
 
-def present(tasks: Iterable[Dict], key: str) -> List:
+def present(tasks: Iterable[dict], key: str) -> list:
     """The values of ``key`` in the tasks that recorded it (old runs lack the cost fields)."""
     return [t[key] for t in tasks if t.get(key) is not None]
 
 
-def _cost(tasks: List[Dict]) -> List[str]:
+def _cost(tasks: list[dict]) -> list[str]:
     ratio, steps, wall, peak = (present(tasks, k) for k in COST_KEYS)
     return [fmt_cell(max(ratio)) if ratio else "-", str(sum(steps)) if steps else "-",
             f"{sum(wall):.0f}" if wall else "-", f"{max(peak):.0f}" if peak else "-"]
@@ -167,7 +167,7 @@ def build_table(runs: Sequence[Run], convention: str = "original") -> Table:
     return table
 
 
-def dig(tree, path: Tuple[str, ...]):
+def dig(tree, path: tuple[str, ...]):
     """The value at ``path`` in nested dicts, or None where the path ends early."""
     for key in path:
         if not isinstance(tree, dict) or key not in tree:
@@ -176,7 +176,7 @@ def dig(tree, path: Tuple[str, ...]):
     return tree
 
 
-def _audit_columns(audits: List[Dict]) -> List[Tuple[str, Tuple[str, ...]]]:
+def _audit_columns(audits: list[dict]) -> list[tuple[str, tuple[str, ...]]]:
     """The audit columns that hold a value in some row, the relearn sizes k in increasing order."""
     ks = sorted({int(k) for a in audits for k in (dig(a, ("relearn", "model")) or {})})
     columns = list(AUDIT_COLUMNS) + [(f"{label} k={k}", path + (str(k),)) for label, path in RELEARN_COLUMNS
@@ -184,7 +184,7 @@ def _audit_columns(audits: List[Dict]) -> List[Tuple[str, Tuple[str, ...]]]:
     return [c for c in columns if any(dig(a, c[1]) is not None for a in audits)]
 
 
-def build_audit_table(runs: Runs) -> Optional[Table]:
+def build_audit_table(runs: Runs) -> Table | None:
     """One row per run and setting with an audit, one column per audit number (percent, plain); None without audits."""
     cells = []
     for name, results in _pairs(runs):
@@ -198,7 +198,7 @@ def build_audit_table(runs: Runs) -> Optional[Table]:
                  notes=near_oracle(cells, columns) + name_notes(runs))
 
 
-def near_oracle(cells: List[Tuple[str, str, Dict]], columns: List[Tuple[str, Tuple[str, ...]]]) -> List[str]:
+def near_oracle(cells: list[tuple[str, str, dict]], columns: list[tuple[str, tuple[str, ...]]]) -> list[str]:
     """Per gap column, the rows within ``NEAR_ORACLE`` points of the oracle (either way) in every setting with a gap."""
     lines = []
     for header, path in [c for c in columns if c[1][0] == "gap"]:
@@ -210,18 +210,18 @@ def near_oracle(cells: List[Tuple[str, str, Dict]], columns: List[Tuple[str, Tup
     return lines
 
 
-def _as_table(table: Union[Table, Runs]) -> Table:
+def _as_table(table: Table | Runs) -> Table:
     return table if isinstance(table, Table) else build_table(table)
 
 
-def format_table(table: Union[Table, Runs]) -> str:
+def format_table(table: Table | Runs) -> str:
     """A fixed-width text table for the terminal (of a built table, or of runs in the original convention)."""
     table = _as_table(table)
     widths = [max(len(r[i]) for r in table.rows) for i in range(len(table.rows[0]))]
     return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in table.rows)
 
 
-def markdown_table(table: Union[Table, Runs]) -> str:
+def markdown_table(table: Table | Runs) -> str:
     """A Markdown table; flagged H cells are listed under it."""
     table = _as_table(table)
     lines = ["| " + " | ".join(r) + " |" for r in table.rows]
@@ -233,14 +233,14 @@ def markdown_table(table: Union[Table, Runs]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def csv_table(table: Union[Table, Runs]) -> str:
+def csv_table(table: Table | Runs) -> str:
     """The table as CSV (flagged H cells keep their ``*``)."""
     out = io.StringIO()
     csv.writer(out).writerows(_as_table(table).rows)
     return out.getvalue()
 
 
-def write_tables(folder: Path, runs: Sequence[Run], suffix: str = "", convention: str = "original") -> List[Path]:
+def write_tables(folder: Path, runs: Sequence[Run], suffix: str = "", convention: str = "original") -> list[Path]:
     """The result table and, when the runs hold audits, the audit table, as Markdown and CSV into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
