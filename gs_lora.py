@@ -115,7 +115,7 @@ class GSLoRA(Method):
     no_retain_refusal = None  # the forget hinge, group lasso and forget prototype hinge need no remain image
     trains_lora = True
     presets = {"paper": "--lr 1e-2 --lora_rank 8 --BND 105 --alpha 1e-4",
-               "cpu": "--lr 1e-2 --lora_rank 8 --BND auto --cl_beta_list 0.2 0.2 0.2 0.2 --alpha 1e-3",
+               "cpu": "--lr 1e-2 --lora_rank 8 --forget_hinge image --BND chance --beta 0.5 --alpha 1e-3",
                "smoke": "-e 6 --lr 1e-2 --lora_rank 4 --BND 15 --beta 0.5 --alpha 1e-3"}
     group = "GS-LoRA / GS-LoRA++"
     options = {  # the defaults of the original's continual parser, in the order of the flags in --help

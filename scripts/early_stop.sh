@@ -2,9 +2,9 @@
 # Early stopping measured (docs/early-stopping.md): GS-LoRA and GS-LoRA++ run once with the whole budget of steps
 # per task and once with --early_stop K, on the synthetic faces (compare.sh's protocol) or on CASIA-100 at 32 px
 # (casia_cpu.sh's, reusing its pre-trained model), then one table of the four runs.
-# The bound is lowered to one that the softmax head's forget cross entropy reaches (synthetic BND 5, CASIA BND 10, as
-# measured before the CPU presets took --BND auto; at their former BND 30 the hinge was never met and the rule never
-# fired). The two runs of a method go in parallel, one thread each.
+# The presets' per-image bound (ln C) is one the softmax head's forget cross entropy reaches, so the rule can fire
+# (docs/early-stopping.md's tables were measured with the former batch-hinge preset and --BND 5 / 10).
+# The two runs of a method go in parallel, one thread each.
 # Usage: bash scripts/early_stop.sh synthetic|casia [STEPS_PER_TASK (960)] [K (3)] [R (0)]   (CASIA: DATA_ROOT=...)
 # R > 0 adds --early_stop_growth R (the patience grows to R times the task's evaluations so far).
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
@@ -16,12 +16,10 @@ growth=${4:-0}
 case $data in
   synthetic)
     ensure_pretrained "$SYNTHETIC_PRETRAINED" "${SYNTHETIC_PRETRAIN[@]}"
-    FORGET=("${SYNTHETIC_FORGET[@]}")
-    bound=5 ;;
+    FORGET=("${SYNTHETIC_FORGET[@]}") ;;
   casia)
     [ -f "$CASIA_PRETRAINED" ] || { echo "run scripts/casia_cpu.sh first: it pre-trains the model" >&2; exit 2; }
-    FORGET=("${CASIA_DATA[@]}" -r "$CASIA_PRETRAINED" "${TASKS[@]}" -e 5 --data_ratio 0.1)
-    bound=10 ;;
+    FORGET=("${CASIA_DATA[@]}" -r "$CASIA_PRETRAINED" "${TASKS[@]}" -e 5 --data_ratio 0.1) ;;
   *) echo "unknown data set '$data'; choose synthetic or casia" >&2; exit 2 ;;
 esac
 out=runs/early_stop/$data
@@ -37,7 +35,7 @@ for method in gs_lora gs_lora_pp; do
     [ "$variant" = full ] || extra=(--early_stop "$patience" --early_stop_growth "$growth")
     mkdir -p "$out/$variant"
     # shellcheck disable=SC2086
-    python train_own_forget_cl.py "${FORGET[@]}" --method "$method" ${METHOD_FLAGS[$method]} --BND "$bound" \
+    python train_own_forget_cl.py "${FORGET[@]}" --method "$method" ${METHOD_FLAGS[$method]} \
       --steps_per_task "$steps" --eval_every 20 "${extra[@]}" --outdir "$out/$variant/$method" --resume_run \
       --no_tensorboard > "$out/$variant/$method.log" 2>&1 &
     pids+=($!)
