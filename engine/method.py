@@ -88,8 +88,8 @@ class Method:
         self.model = model
         self.optimizer: torch.optim.Optimizer | None = None
         self.ctx: TaskContext | None = None
-        for key, option in self.options.items():
-            setattr(self, key, options.get(key, option.default))
+        for key, option in self.options.items():  # a copied default: a list one is never shared between instances
+            setattr(self, key, options[key] if key in options else copy.copy(option.default))
 
     @classmethod
     def add_arguments(cls, parser) -> None:

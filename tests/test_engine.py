@@ -117,3 +117,16 @@ def test_without_a_budget_an_epoch_is_the_methods_own(run_tiny):
     # GS-LoRA: a pass over the remain subset per epoch, batches of 16 (the last one partial).
     assert first["optimizer_steps"] == 2 * math.ceil(first["train_images"]["remain"] / 16)
     assert second["optimizer_steps"] == 2 * math.ceil(second["train_images"]["remain"] / 16)
+
+
+def test_a_list_option_default_is_not_shared_between_method_instances():
+    """Method.__init__ copies each option's default, so one instance appending to a list option leaves others alone."""
+    from engine.method import Method, Option
+
+    class Listing(Method):
+        options = {"values": Option("values", [])}
+
+    first, second = Listing(torch.nn.Linear(2, 2)), Listing(torch.nn.Linear(2, 2))
+    first.values.append(1.0)
+    assert second.values == [] and Listing.options["values"].default == []
+    assert Listing(torch.nn.Linear(2, 2), values=[0.5]).values == [0.5]
