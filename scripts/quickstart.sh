@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quick start on the built-in synthetic faces, CPU-sized (about 15 minutes on 2 cores):
+# Quick start on the built-in synthetic faces, CPU-sized (about 5 minutes on 2 cores):
 #   1. pre-train a small Face Transformer (reused when runs/quickstart/pretrain/best.pth exists),
 #   2. 4-task continual forgetting (100 -> 80 -> 60 -> 40 -> 20 classes) with GS-LoRA and GS-LoRA++,
 #   3. re-evaluate the saved task checkpoints and print the paper-style table.
