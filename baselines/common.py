@@ -61,8 +61,7 @@ class TeacherMethod(FineTuneMethod):
         self.teacher = frozen_copy(model)
 
     def batches(self, ctx: TaskContext, loaders):
-        for forget in loaders["forget"]:
-            yield next(loaders["remain_cycle"]), forget
+        yield from ((next(loaders["remain_cycle"]), forget) for forget in loaders["forget"])
 
     def teacher_terms(self, student: tuple[torch.Tensor, torch.Tensor], teacher: tuple[torch.Tensor, torch.Tensor],
                       remain) -> dict[str, torch.Tensor]:

@@ -91,11 +91,7 @@ class L2(FineTuneMethod):
 
     def batches(self, ctx: TaskContext, loaders):
         """With replay the default pairing (remain pass, forget cycled); without, a pass over the forget data."""
-        if self.replay:
-            yield from super().batches(ctx, loaders)
-        else:
-            for forget in loaders["forget"]:
-                yield None, forget
+        yield from super().batches(ctx, loaders) if self.replay else ((None, forget) for forget in loaders["forget"])
 
     def compute_loss(self, remain, forget, step: StepInfo) -> dict[str, torch.Tensor]:
         forget = (forget[0], self.relabel(forget[1]))

@@ -39,8 +39,7 @@ class Retrain(Method):
 
     def batches(self, ctx: TaskContext, loaders):
         """One pass over the remain subset; no forget data."""
-        for remain in loaders["remain"]:
-            yield remain, None
+        yield from ((remain, None) for remain in loaders["remain"])
 
     def compute_loss(self, remain, forget, step: StepInfo) -> dict[str, torch.Tensor]:
         logits, _ = self.model(*remain)

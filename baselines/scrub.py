@@ -97,10 +97,8 @@ class SCRUB(FineTuneMethod):
         """(None, forget) pairs are max steps, (remain, None) min steps; theta_swa moves after inner epoch 9."""
         inner, self._epoch = self._epoch % INNER_EPOCHS, self._epoch + 1
         if inner < MAX_EPOCHS:
-            for forget in loaders["forget"]:
-                yield None, forget
-        for remain in loaders["remain"]:
-            yield remain, None
+            yield from ((None, forget) for forget in loaders["forget"])
+        yield from ((remain, None) for remain in loaders["remain"])
         if inner == INNER_EPOCHS - 1:
             self.update_swa()
 

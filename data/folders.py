@@ -33,8 +33,7 @@ class ImageTensors:
 
     def batches(self, chunks: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(images float in [0, 1], labels) for each chunk of indices, in order."""
-        for idx in chunks:
-            yield self.images[idx].float().div_(255), self.targets[idx]
+        yield from ((self.images[idx].float().div_(255), self.targets[idx]) for idx in chunks)
 
 
 @dataclass

@@ -148,11 +148,9 @@ class Method:
         """One epoch of (remain, forget) pairs: a pass over the remain data, forget batches cycled; with
         ``--no_retain`` one pass over the forget data, each pair (None, forget)."""
         if ctx.no_retain:
-            for forget in loaders["forget"]:
-                yield None, forget
-            return
-        for remain in loaders["remain"]:
-            yield remain, next(loaders["forget_cycle"])
+            yield from ((None, forget) for forget in loaders["forget"])
+        else:
+            yield from ((remain, next(loaders["forget_cycle"])) for remain in loaders["remain"])
 
     def compute_loss(self, remain: Batch, forget: Batch, step: StepInfo) -> dict[str, torch.Tensor]:
         raise NotImplementedError
