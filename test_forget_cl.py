@@ -26,7 +26,7 @@ from run_setup import outside_classes, run_main, settings_from_args
 from util.checkpoint import load_checkpoint
 from util.device import resolve_device, use_bf16
 from util.errors import UserError
-from util.files import read_json, unwritable_reason
+from util.files import read_results, unwritable_reason
 from util.metrics import task_metrics
 from util.run_lock import lock_run_folder
 from util.run_log import setup_logging
@@ -48,12 +48,10 @@ def difference(fresh, saved) -> float:
 
 def open_run(run_dir: Path) -> tuple[dict, list[Task], dict, RunData]:
     """A run's results.json, its task plan (as trained), its model arguments (from the task 0 checkpoint) and data."""
-    results_path = run_dir / "results.json"
-    if not results_path.is_file():
-        raise UserError(f"{results_path} not found: is {run_dir} a run folder of train_own_forget_cl.py?")
-    results = read_json(results_path)
+    results = read_results(run_dir, f"is {run_dir} a run folder of train_own_forget_cl.py?")
     if "plan" not in results:
-        raise UserError(f"{results_path} has no task plan (written by an older version); rerun the forgetting run")
+        raise UserError(f"{run_dir / 'results.json'} has no task plan (written by an older version); rerun the "
+                        f"forgetting run")
     cfg = results["config"]
     model_args = load_checkpoint(run_dir / "task-level" / "Backbone_task_0.pth")["model_args"]
     root = resolve_root(cfg["data_mode"], cfg["data_root"], cfg["cache_dir"], cfg["synthetic_seed"])

@@ -24,7 +24,7 @@ from util.checkpoint import load_checkpoint
 from util.cost import CostMeter, trainable_summary
 from util.device import resolve_device, use_bf16
 from util.errors import UserError
-from util.files import read_json, write_json
+from util.files import read_json, read_results, write_json
 from util.metrics import ClassCounts, task_metrics
 from util.run_lock import lock_run_folder
 from util.run_log import RunLog, setup_logging
@@ -38,12 +38,10 @@ FROM_RUN = ("data_root", "cache_dir", "seed", "data_ratio", "few_shot", "few_sho
 
 def read_run(run_dir: Path) -> dict:
     """The followed run's results.json: its plan, its flags and its pre-trained model's accuracies."""
-    path = run_dir / "results.json"
-    if not path.is_file():
-        raise UserError(f"{path} not found: --run_dir must be a forgetting run that finished at least one task")
-    results = read_json(path)
+    results = read_results(run_dir, "--run_dir must be a forgetting run that finished at least one task")
     if not results.get("plan") or not results.get("config", {}).get("resume"):
-        raise UserError(f"{path} holds no task plan or no -r model; the oracle follows a run's plan and recipe")
+        raise UserError(f"{run_dir / 'results.json'} holds no task plan or no -r model; the oracle follows a run's "
+                        f"plan and recipe")
     return results
 
 

@@ -14,7 +14,7 @@ from engine.evaluation import evaluate
 from model import build_model, load_model_weights, model_from_file
 from util.checkpoint import load_checkpoint, load_file
 from util.errors import UserError
-from util.files import read_json
+from util.files import read_results
 
 State = dict[str, torch.Tensor]
 
@@ -36,10 +36,7 @@ def subtract_update(state: State, update: State) -> State:
 
 def finished_tasks(run_dir: Path) -> tuple[dict, int]:
     """The run's results.json and its number of finished tasks; a folder that is not a run is a UserError."""
-    path = run_dir / "results.json"
-    if not path.is_file():
-        raise UserError(f"{path} not found: is {run_dir} a run folder of train_own_forget_cl.py?")
-    results = read_json(path)
+    results = read_results(run_dir, f"is {run_dir} a run folder of train_own_forget_cl.py?")
     done = len(results.get("tasks", []))
     if done == 0:
         raise UserError(f"{run_dir} has no finished task yet; nothing to undo")

@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from util.errors import UserError  # noqa: E402
-from util.files import read_json  # noqa: E402
+from util.files import read_results  # noqa: E402
 from util.table import (DISPLAY_NAMES, Run, build_audit_table, build_table, distinct_row_names,  # noqa: E402
                         markdown_table, write_tables)
 
@@ -31,10 +31,7 @@ def load_runs(run_dirs: list[str]) -> dict[str, list[Run]]:
     groups: dict[str, list[tuple[str, Path, dict]]] = {}
     # A shell glob over a section's folder also matches the tables and plots written there: files are skipped.
     for run_dir in [Path(d) for d in run_dirs if not Path(d).is_file()]:
-        path = run_dir / "results.json"
-        if not path.is_file():
-            raise UserError(f"{path} not found: is {run_dir} a run folder of train_own_forget(_cl).py?")
-        results = read_json(path)
+        results = read_results(run_dir, f"is {run_dir} a run folder of train_own_forget(_cl).py?")
         name = DISPLAY_NAMES.get(results.get("method"), results.get("method") or run_dir.name)
         groups.setdefault(setting_of(results), []).append((name, run_dir.resolve(), results))
     if not groups:

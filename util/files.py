@@ -69,6 +69,14 @@ def read_json(path: Path) -> dict:
         raise UserError(f"cannot read {path} ({err.__class__.__name__}); restore it, or rerun what wrote it") from None
 
 
+def read_results(run_dir: Path, why: str) -> dict:
+    """``run_dir``'s results.json; without one a UserError '<path> not found: ``why``'."""
+    path = Path(run_dir) / "results.json"
+    if not path.is_file():
+        raise UserError(f"{path} not found: {why}")
+    return read_json(path)
+
+
 def unwritable_reason(folder: Path) -> str | None:
     """None when a file can be made in ``folder``, else why not (a probe file: a read-only mount refuses even root)."""
     try:
