@@ -402,10 +402,8 @@ def _resolve_plan(parser: argparse.ArgumentParser, args: argparse.Namespace, giv
     if given:
         parser.error(f"{flag} names the classes to forget; drop --{', --'.join(given)} (they define the seeded "
                      f"class order's plan)")
-    if args.plan_file:
-        args.named_tasks, args.named_missing = _read_plan(parser, args.plan_file)
-    else:
-        args.named_tasks, args.named_missing = [split_names(args.forget_classes)], []
+    args.named_tasks, args.named_missing = (_read_plan(parser, args.plan_file) if args.plan_file
+                                            else ([split_names(args.forget_classes)], []))
     if not all(args.named_tasks):
         parser.error(f"{flag} names no class{' in one of its tasks' if args.plan_file else ''}")
     if fixed_tasks is not None and len(args.named_tasks) != fixed_tasks:

@@ -196,9 +196,7 @@ class GSLoRA(Method):
             self.prototypes[list(means)] = torch.stack(list(means.values())).to(ctx.device)
 
     def alpha_at(self, epoch: int) -> float:
-        if self.warmup_alpha:
-            return 0.0 if epoch < self.alpha_epoch else self.big_alpha
-        return self.alpha
+        return (0.0 if epoch < self.alpha_epoch else self.big_alpha) if self.warmup_alpha else self.alpha
 
     def beta_at(self, epoch: int) -> float:
         return self.small_beta if self.beta_decay and epoch >= 50 else self.task_beta
@@ -247,9 +245,7 @@ class GSLoRA(Method):
 
     def forget_goal_met(self, losses: dict[str, float]) -> bool:
         """The forget hinge is satisfied: the forget CE has reached BND (per image: no shortfall left)."""
-        if self.forget_hinge == "image":
-            return losses["forget_shortfall"] <= 0
-        return losses["forget_ce"] >= self.bound
+        return losses["forget_shortfall"] <= 0 if self.forget_hinge == "image" else losses["forget_ce"] >= self.bound
 
     def end_task(self, ctx: TaskContext) -> dict[str, object]:
         """Logs the per-block group norms, keeps the low-rank factors, merges the LoRA into the weights."""

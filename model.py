@@ -35,10 +35,8 @@ def build_model(net: str, head: str, num_classes: int, depth: int | None = None,
                 margin_m: float | None = None, pretrained_file: str | None = None) -> Classifier:
     """Builds a registered backbone size (or ``timm:NAME``, weights from ``pretrained_file``) and head; ``None`` keeps a
     builder's default. A backbone with a ``head_type`` (ViT-B/16's linear head) always gets that head."""
-    if is_timm_name(net):
-        backbone = timm_backbone(net, depth=depth, image_size=image_size, pretrained_file=pretrained_file)
-    else:
-        backbone = BACKBONES.build(net, depth=depth, image_size=image_size)
+    backbone = (timm_backbone(net, depth=depth, image_size=image_size, pretrained_file=pretrained_file)
+                if is_timm_name(net) else BACKBONES.build(net, depth=depth, image_size=image_size))
     fixed = getattr(backbone, "head_type", None)
     if fixed and head != fixed:
         log.info("-head %s ignored: %s uses its pre-trained %s head (plain CE)", head, net, fixed)

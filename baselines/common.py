@@ -33,10 +33,8 @@ class FineTuneMethod(Method):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         backbone = self.model.backbone
-        if self.only_ffn:
-            params = [p for m in backbone.modules() if isinstance(m, FFN_TYPES) for p in m.parameters()]
-        else:
-            params = list(backbone.parameters())
+        params = ([p for m in backbone.modules() if isinstance(m, FFN_TYPES) for p in m.parameters()] if self.only_ffn
+                  else list(backbone.parameters()))
         return params + (list(self.model.head.parameters()) if self.train_head or self.only_ffn else [])
 
     def begin_task(self, ctx: TaskContext) -> None:

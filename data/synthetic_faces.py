@@ -116,10 +116,8 @@ def _background(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, variatio
         centre = (float(rng.uniform(-1.0, 1.0)), float(rng.uniform(-1.0, 1.0)))
         axes = (float(rng.uniform(0.05, 0.4)), float(rng.uniform(0.05, 0.4)))
         colour = rng.uniform(0.0, 1.0, 3)
-        if rng.random() < 0.5:
-            dist = _ellipse_dist(x, y, centre, axes, float(rng.uniform(0.0, math.pi)))
-        else:
-            dist = np.maximum(np.abs(x - centre[0]) - axes[0], np.abs(y - centre[1]) - axes[1])
+        dist = (_ellipse_dist(x, y, centre, axes, float(rng.uniform(0.0, math.pi))) if rng.random() < 0.5
+                else np.maximum(np.abs(x - centre[0]) - axes[0], np.abs(y - centre[1]) - axes[1]))
         _paint(img, _coverage(dist, aa), colour)
     return img
 

@@ -224,9 +224,7 @@ def display_value(value) -> str:
         return "on" if value else "off"
     if isinstance(value, (list, tuple)):
         return " ".join(display_value(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return "-" if value is None else str(value)
+    return f"{value:g}" if isinstance(value, float) else "-" if value is None else str(value)
 
 
 def split_summary(metrics: dict) -> dict[str, float | None]:
