@@ -15,7 +15,7 @@ from config import DEVICES, SWITCH, OneLineParser, add_flags, at_least
 from data import build_data, resolve_root
 from engine import undo
 from run_setup import make_folder, run_main
-from util.checkpoint import save_checkpoint
+from util.checkpoint import load_checkpoint, save_checkpoint
 from util.device import resolve_device, use_bf16
 from util.errors import UserError
 from util.files import write_json
@@ -64,13 +64,16 @@ def evaluate_undo(run_dir: Path, content: dict, device: torch.device, batch_size
     root = resolve_root(cfg["data_mode"], cfg["data_root"], cfg["cache_dir"], cfg["synthetic_seed"])
     data = build_data(root, model_args["image_size"], cfg["val_ratio"], cfg["seed"], cfg.get("num_workers", 4),
                       cfg["data_mode"])
-    saved = undo.saved_models(run_dir, done)
+    saved = [(f"after task {i}", load_checkpoint(run_dir / "task-level" / f"Backbone_task_{i}.pth")["model"])
+             for i in range(done)]  # the merged weights of every finished task
     pretrained = undo.pretrained_state(cfg["resume"], model_args, data.test.classes) if cfg.get("resume") else None
     before = saved[task - 1][1] if task else pretrained  # a run started without -r has no pre-trained file
     exact = ([("pre-trained", pretrained)] if pretrained is not None else []) + saved
     models = ([(f"before task {task}", before)] if before is not None else []) + [
         (f"final (after task {done - 1})", saved[-1][1]), (f"task {task} undone", content["model"])]
-    sets = undo.class_sets(results, task)
+    plan = results["plan"]  # the class sets: the classes each finished task forgot, and those still remembered
+    sets = {f"forgotten in task {t}{' (undone)' if t == task else ''}": plan[t]["forget"] for t in range(done)}
+    sets["remembered"] = plan[done - 1]["remain"]
     amp = use_bf16(cfg.get("precision", "auto"), device)
     accuracy = {name: undo.class_set_accuracies(state, model_args, data.test, sets, device, batch_size, amp, convention)
                 for name, state in models}

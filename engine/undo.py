@@ -86,23 +86,9 @@ def relative_distance(state: State, reference: State) -> float:
     return float(diff / norm)
 
 
-def saved_models(run_dir: Path, done: int) -> list[tuple[str, State]]:
-    """('after task i', merged weights) of every finished task, in order."""
-    return [(f"after task {i}", load_checkpoint(run_dir / "task-level" / f"Backbone_task_{i}.pth")["model"])
-            for i in range(done)]
-
-
 def pretrained_state(path: str, model_args: dict[str, object], classes: list[str]) -> State:
     """The run's -r weights in its key names and head size, so that they compare with the saved task weights."""
     return without_lora(model_from_file(path, classes, model_args).state_dict())
-
-
-def class_sets(results: dict, undone: int) -> dict[str, list[int]]:
-    """The class sets of a run's report: the classes each finished task forgot, and those still remembered."""
-    plan, done = results["plan"], len(results["tasks"])
-    sets = {f"forgotten in task {t}{' (undone)' if t == undone else ''}": plan[t]["forget"] for t in range(done)}
-    sets["remembered"] = plan[done - 1]["remain"]
-    return sets
 
 
 def class_set_accuracies(state: State, model_args: dict[str, object], test_data, sets: dict[str, list[int]],
