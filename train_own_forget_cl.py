@@ -8,7 +8,7 @@ from pathlib import Path
 from config import parse_args
 from data.class_order import class_order
 from data.task_plan import named_tasks, plan_tasks
-from engine.forgetting import check_resumed_plan, run_forgetting
+from engine.forgetting import check_run_folder, run_forgetting
 from engine.method import METHODS
 from run_setup import begin_run, check_forgetting_folder, model_and_data_from_args, run_main, settings_from_args, setup
 from util.distributed import is_main_process
@@ -37,7 +37,7 @@ def forget(single_step: bool = False) -> None:
     else:
         tasks = plan_tasks(class_order(data.num_classes, args.seed), args.num_of_first_cls, args.per_forget_cls,
                            args.num_tasks, args.open_cls_num, single_step_layout=single_step)
-    check_resumed_plan(outdir, tasks, data.train.classes)  # before begin_run writes anything
+    check_run_folder(outdir, args.resume_run, tasks, data.train.classes)  # before begin_run writes anything
     method = METHODS.get(args.method).from_args(model.to(device), args)
     begin_run(args, outdir)
     run_log = RunLog(outdir, tensorboard=not args.no_tensorboard)

@@ -43,8 +43,7 @@ def share_of_pass(data: Images, indices: torch.Tensor, batch_size: int) -> Itera
 def class_mean_embeddings(model: nn.Module, data: ImageTensors, indices: torch.Tensor, batch_size: int,
                           device: torch.device, amp: bool = False) -> dict[int, torch.Tensor]:
     """Mean embedding of every class present in ``data[indices]``, in eval mode (the GS-LoRA++ prototypes)."""
-    sums: dict[int, torch.Tensor] = {}
-    counts: dict[int, int] = {}
+    sums, counts = {}, {}  # per class: the sum of its embeddings, their number
     for images, labels in BatchLoader(data, indices, batch_size):
         with autocast(device, amp):
             emb = model.backbone(images.to(device)).float().cpu()

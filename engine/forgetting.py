@@ -35,11 +35,9 @@ def task_subsets(data, task: Task, settings: RunSettings) -> tuple[torch.Tensor,
     sides = (("forget", task.forget),) if settings.no_retain else (("remain", task.remain), ("forget", task.forget))
     for name, classes in sides:
         pool = subset_indices(data.train, classes, data.train_idx)
-        if settings.few_shot:
-            picked[name] = few_shot_subset(pool, data.train.targets, settings.few_shot_num, settings.seed,
-                                           task.index, name)
-        else:
-            picked[name] = ratio_subset(pool, settings.data_ratio, settings.seed, task.index, name)
+        picked[name] = (few_shot_subset(pool, data.train.targets, settings.few_shot_num, settings.seed, task.index,
+                                        name) if settings.few_shot
+                        else ratio_subset(pool, settings.data_ratio, settings.seed, task.index, name))
     return picked["remain"], picked["forget"]
 
 
@@ -135,8 +133,7 @@ def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: R
 def train_epoch(method: Method, ctx: TaskContext, loaders, scheduler, step: StepInfo, selector: Selector,
                 settings: RunSettings, run_log, progress) -> dict[str, float]:
     """One epoch of method steps (to ``steps_per_task`` or an early stop); returns each loss term's mean."""
-    sums: dict[str, float] = {}
-    counts: dict[str, int] = {}
+    sums, counts = {}, {}  # per loss term: the sum of its values, their number
     for remain, forget in method.batches(ctx, loaders):
         losses = method.training_step(ctx.to_device(remain), ctx.to_device(forget), step)
         check_finite(losses, f"task {step.task}, epoch {step.epoch}")
@@ -168,8 +165,7 @@ def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -
                       data.num_classes, s.optim.epochs, s.optim, steps=s.steps_per_task, no_retain=s.no_retain)
     meter = CostMeter(s.device)
     meter.start()
-    selector = Selector(method, data, task, s)
-    selection, steps = train_task(method, ctx, selector, s, run_log)
+    selection, steps = train_task(method, ctx, Selector(method, data, task, s), s, run_log)
     after, outside_after = evaluate_test(model, data, s)
     trainable = trainable_summary(method.trainable_parameters(), model)
     extras = method.end_task(ctx)
@@ -218,27 +214,23 @@ def plan_record(tasks: list[Task], classes: list[str]) -> list[dict[str, object]
              "forget_names": [classes[c] for c in t.forget]} for t in tasks]
 
 
-def check_run_folder(outdir: Path, resume: bool) -> None:
-    """A run folder with results is continued only on request, and only with the last finished task's checkpoints."""
+def check_run_folder(outdir: Path, resume: bool, tasks: list[Task] | None = None, classes: list[str] = ()) -> None:
+    """A run folder with results is continued only on request, only with the last finished task's checkpoints and,
+    given ``tasks``, only with its finished tasks' plan and class names: no two protocols in one table."""
     results_path = outdir / "results.json"
     if not results_path.exists():
         return
     if not resume:
         raise UserError(f"{results_path} exists: pass --resume_run to continue that run, or another --outdir")
-    done = len(read_json(results_path).get("tasks", []))
+    saved = read_json(results_path)
+    done = len(saved.get("tasks", []))
     for name in ("Backbone", "method") if done else ():
         path = outdir / "task-level" / f"{name}_task_{done - 1}.pth"
         if not path.is_file():
             raise UserError(f"{results_path} lists task {done - 1} as done but {path} is missing; restore it, or "
                             f"start anew in another --outdir")
-
-
-def check_resumed_plan(outdir: Path, tasks: list[Task], classes: list[str]) -> None:
-    """A resumed run keeps its finished tasks' plan and class names, or is refused: no two protocols in one table."""
-    results_path = outdir / "results.json"
-    if not results_path.exists():
+    if tasks is None:
         return
-    saved = read_json(results_path)
     record = plan_record(tasks, classes)
     comparable = [{k: v for k, v in new.items() if k in old} for old, new in zip(saved.get("plan") or [], record)]
     if (len(saved.get("plan") or []) != len(record) or saved["plan"] != comparable
@@ -267,8 +259,7 @@ def run_forgetting(method: Method, data, tasks: list[Task], settings: RunSetting
     results = {"method": method.name, "selection": settings.selection, "config": settings.config,
                "no_retain": settings.no_retain, "class_names": classes, "plan": plan_record(tasks, classes),
                "tasks": []}
-    check_run_folder(settings.outdir, resume)
-    check_resumed_plan(settings.outdir, tasks, classes)
+    check_run_folder(settings.outdir, resume, tasks, classes)
     if results_path.exists():
         results.update(resume_state(method, settings, results_path))
     # The records of a task cut short (task 0 too, killed before results.json existed), so curves are not doubled.
