@@ -30,8 +30,6 @@ class AuditSettings:
 
 def audit_settings_from_args(args) -> AuditSettings | None:
     """The audit settings of parsed flags; None unless ``--audit`` is on."""
-    if not getattr(args, "audit", False):
-        return None
     return AuditSettings(ks=tuple(args.audit_k), steps=args.audit_steps, lr=args.audit_lr,
                          prompt_lr=args.audit_prompt_lr, prompts=args.audit_prompts, images=args.audit_images,
-                         batch=args.audit_batch, oracle=args.audit_oracle)
+                         batch=args.audit_batch, oracle=args.audit_oracle) if getattr(args, "audit", False) else None

@@ -39,11 +39,6 @@ def upper_logits(model: nn.Module, tokens: torch.Tensor, labels: torch.Tensor, s
     return model.head(model.backbone.norm(tokens[:, 0]), labels)
 
 
-def lower_half_parameters(vit: nn.Module, depth: int) -> list[nn.Parameter]:
-    """Patch embedding, class token, position embedding (the backbone's stem) and the first ``depth`` blocks."""
-    return vit.stem_parameters() + [p for block in vit.blocks[:depth] for p in block.parameters()]
-
-
 @METHODS.register("lirf")
 class LIRF(FineTuneMethod):
     """LIRF; trains the lower half of the backbone and the deposit; reports the lower half as trainable."""
@@ -65,7 +60,9 @@ class LIRF(FineTuneMethod):
         self.deposit.requires_grad_(True)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        return lower_half_parameters(self.model.backbone, self.split)
+        """Patch embedding, class token, position embedding (the backbone's stem) and the first ``split`` blocks."""
+        vit = self.model.backbone
+        return vit.stem_parameters() + [p for block in vit.blocks[:self.split] for p in block.parameters()]
 
     def optimized_parameters(self) -> list[nn.Parameter]:
         """The student's lower half and the deposit, snapshot together for selection."""
