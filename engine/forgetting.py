@@ -35,9 +35,11 @@ def task_subsets(data, task: Task, settings: RunSettings) -> tuple[torch.Tensor,
     sides = (("forget", task.forget),) if settings.no_retain else (("remain", task.remain), ("forget", task.forget))
     for name, classes in sides:
         pool = subset_indices(data.train, classes, data.train_idx)
-        picked[name] = (few_shot_subset(pool, data.train.targets, settings.few_shot_num, settings.seed, task.index,
-                                        name) if settings.few_shot
-                        else ratio_subset(pool, settings.data_ratio, settings.seed, task.index, name))
+        if settings.few_shot:
+            picked[name] = few_shot_subset(pool, data.train.targets, settings.few_shot_num, settings.seed,
+                                           task.index, name)
+        else:
+            picked[name] = ratio_subset(pool, settings.data_ratio, settings.seed, task.index, name)
     return picked["remain"], picked["forget"]
 
 

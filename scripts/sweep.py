@@ -35,7 +35,7 @@ from util.checkpoint import load_checkpoint  # noqa: E402
 from util.device import resolve_device, use_bf16  # noqa: E402
 from util.errors import UserError  # noqa: E402
 from util.files import read_json, write_json  # noqa: E402
-from util.metrics import task_metrics  # noqa: E402
+from util.metrics import h_mean, task_metrics  # noqa: E402
 from util.plots import plot_sweep  # noqa: E402
 from util.run_log import setup_logging  # noqa: E402
 from util.table import Table, csv_table, fmt_cell, markdown_table, setting_label  # noqa: E402
@@ -54,9 +54,7 @@ SPLIT_NAMES = (("test", ""), ("val", " val"))
 
 def h_bound(acc_r_before: float | None, acc_f_before: float | None) -> float | None:
     """H* = 2 Acc_r0 Acc_f0 / (Acc_r0 + Acc_f0) in percent: the H of forgetting everything, Acc_r kept at its before."""
-    if acc_r_before is None or acc_f_before is None or acc_r_before + acc_f_before == 0:
-        return None
-    return 2 * acc_r_before * acc_f_before / (acc_r_before + acc_f_before)
+    return h_mean(acc_r_before, acc_f_before, 0.0)
 
 
 def _is_number(token: str) -> bool:

@@ -28,7 +28,7 @@ def test_bound_is_the_h_of_a_perfect_step():
     assert sweep.h_bound(68.0, 71.0) == pytest.approx(69.467626, abs=1e-6)
     # Unequal inputs in the other order give the same value (a harmonic mean), and 2*30*90/120 = 45.
     assert sweep.h_bound(90.0, 30.0) == pytest.approx(45.0)
-    assert sweep.h_bound(None, 71.0) is None and sweep.h_bound(0.0, 0.0) is None
+    assert sweep.h_bound(None, 71.0) is None and sweep.h_bound(0.0, 0.0) == 0.0
 
 
 def test_options_are_edited_by_destination():
