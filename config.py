@@ -195,6 +195,9 @@ def add_forgetting_args(parser: argparse.ArgumentParser) -> None:
          "K evaluations and the forgetting goal is met (GS-LoRA: zero forget hinge); papers: off", {"metavar": "K"}),
         ("--early_stop_growth", at_least(0.0), 0.0, "with --early_stop K, the patience is max(K, ceil(R x the task's "
          "evaluations so far)), so late-improving tasks wait longer; 0 = K alone", {"metavar": "R"}),
+        ("--early_stop_goal", None, "method", "what --early_stop also waits for: the method's forgetting goal (GS-LoRA: "
+         "zero forget hinge) or none (the selection H alone, whose Acc_f term already rewards forgetting)",
+         {"choices": ("method", "none")}),
         ("--no_retain", SWITCH, False, "forget without retain data: no remain training image, no remain loss terms, an "
          "epoch is a forget-data pass (--selection val still scores remain classes); methods needing them refuse it"),
         ("--method", str.lower, None, "forgetting method (default gs_lora, or an original switch's such as --ewc)",
@@ -419,8 +422,10 @@ def _check_protocol(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if args.selection == "val" and args.val_ratio <= 0:
         parser.error("--selection val needs a validation split, but --val_ratio 0 leaves it empty; pass --val_ratio "
                      "> 0 (e.g. 0.1), or --selection test (the original's rule) or --selection last")
-    if args.early_stop_growth and not args.early_stop:
-        parser.error("--early_stop_growth lengthens --early_stop's patience; pass --early_stop K too")
+    for flag, what in (("early_stop_growth", "lengthens --early_stop's patience"),
+                       ("early_stop_goal", "chooses what --early_stop waits for")):
+        if getattr(args, flag) != parser.get_default(flag) and not args.early_stop:
+            parser.error(f"--{flag} {what}; pass --early_stop K too")
     if args.early_stop and args.selection == "last":
         parser.error("--early_stop watches the selection H, which --selection last never evaluates; pass --selection "
                      "val (or test)")

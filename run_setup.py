@@ -41,7 +41,7 @@ RESUME_MAY_CHANGE = {"config", "device", "workers_id", "num_workers", "outdir", 
 RESUME_MAY_CHANGE_PREFIXES = ("ignored_", "switch_", "audit")  # audits measure a run, they do not define it
 # The forgetting protocol's flags RunSettings takes; pre-training parses none of them.
 PROTOCOL_FLAGS = ("data_ratio", "few_shot", "few_shot_num", "selection", "eval_every", "steps_per_task", "early_stop",
-                  "early_stop_growth", "no_retain")
+                  "early_stop_growth", "early_stop_goal", "no_retain")
 
 
 class Terminated(KeyboardInterrupt):

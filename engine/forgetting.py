@@ -87,14 +87,16 @@ class Selector:
         return {"rule": self.settings.selection, "h_mean": self.best_score, **self.at, **stopped}
 
     def should_stop(self, losses: dict[str, torch.Tensor]) -> bool:
-        """``--early_stop K``: H has not improved for max(K, R * evaluations so far) evaluations and the forgetting
-        goal is met by the last step's losses (averaged over processes under torchrun, so that all stop together)."""
+        """``--early_stop K``: H has not improved for max(K, R * evaluations so far) evaluations and, unless
+        ``--early_stop_goal none``, the forgetting goal is met by the last step's losses (averaged over processes under
+        torchrun, so that all stop together)."""
         patience = self.settings.early_stop
         if patience:
             patience = max(patience, math.ceil(self.settings.early_stop_growth * self.evaluations))
         if not patience or self.stale < patience:
             return False
-        met = self.method.forget_goal_met(mean_over_processes({k: float(v.detach()) for k, v in losses.items()}))
+        met = self.settings.early_stop_goal == "none" or self.method.forget_goal_met(
+            mean_over_processes({k: float(v.detach()) for k, v in losses.items()}))
         self.stopped_early = met
         return met
 

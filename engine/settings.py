@@ -30,6 +30,7 @@ class RunSettings:
     steps_per_task: int | None = None
     early_stop: int | None = None  # evaluations without a better H after which a task may end
     early_stop_growth: float = 0.0  # the patience also grows to this fraction of the task's evaluations so far
+    early_stop_goal: str = "method"  # 'none': the selection H alone ends a task, not the method's forgetting goal
     no_retain: bool = False  # --no_retain: methods train on forget images only (no remain training images)
     audit: "AuditSettings | None" = None  # --audit: audit every task's final model (audit/run.py)
     model_args: dict[str, object] = field(default_factory=dict)

@@ -5,14 +5,17 @@
 # The presets' per-image bound (ln C) is one the softmax head's forget cross entropy reaches, so the rule can fire
 # (docs/early-stopping.md's tables were measured with the former batch-hinge preset and --BND 5 / 10).
 # The two runs of a method go in parallel, one thread each.
-# Usage: bash scripts/early_stop.sh synthetic|casia [STEPS_PER_TASK (960)] [K (3)] [R (0)]   (CASIA: DATA_ROOT=...)
-# R > 0 adds --early_stop_growth R (the patience grows to R times the task's evaluations so far).
+# Usage: bash scripts/early_stop.sh synthetic|casia [STEPS_PER_TASK (960)] [K (3)] [R (0)] [GOAL (method)]
+#        (CASIA: DATA_ROOT=...)
+# R > 0 adds --early_stop_growth R (the patience grows to R times the task's evaluations so far); GOAL none adds
+# --early_stop_goal none (the selection H alone ends a task).
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 source scripts/cpu_settings.sh
-data=${1:?usage: bash scripts/early_stop.sh synthetic|casia [STEPS_PER_TASK] [K] [R]}
+data=${1:?usage: bash scripts/early_stop.sh synthetic|casia [STEPS_PER_TASK] [K] [R] [GOAL]}
 steps=${2:-960}
 patience=${3:-3}
 growth=${4:-0}
+goal=${5:-method}
 case $data in
   synthetic)
     ensure_pretrained "$SYNTHETIC_PRETRAINED" "${SYNTHETIC_PRETRAIN[@]}"
@@ -29,10 +32,11 @@ failed=0
 pids=()
 for method in gs_lora gs_lora_pp; do
   stopped="k$patience"
-  [ "$growth" = 0 ] || stopped="k${patience}_r$growth"
+  [ "$growth" = 0 ] || stopped="${stopped}_r$growth"
+  [ "$goal" = method ] || stopped="${stopped}_goal_$goal"
   for variant in full "$stopped"; do
     extra=()
-    [ "$variant" = full ] || extra=(--early_stop "$patience" --early_stop_growth "$growth")
+    [ "$variant" = full ] || extra=(--early_stop "$patience" --early_stop_growth "$growth" --early_stop_goal "$goal")
     mkdir -p "$out/$variant"
     # shellcheck disable=SC2086
     python train_own_forget_cl.py "${FORGET[@]}" --method "$method" ${METHOD_FLAGS[$method]} \

@@ -15,13 +15,15 @@ from util.run_log import RunLog
 LOSSES = {"forget_ce": torch.tensor(31.0), "total": torch.tensor(1.0)}
 
 
-def selector_seeing(h_values, tiny_data, model, tmp_path, monkeypatch, patience=2, bound=30.0, growth=0.0):
+def selector_seeing(h_values, tiny_data, model, tmp_path, monkeypatch, patience=2, bound=30.0, growth=0.0,
+                    goal="method"):
     """A selector whose evaluations give H = h_values in turn (Acc_f 100 before, so H = Acc_r = 100 - Acc_f)."""
     task = tiny_tasks()[0]
     evaluations = iter([counts_at(100, 90, task)] + [counts_at(100 - h, h, task) for h in h_values])
     monkeypatch.setattr(Selector, "_counts", lambda self: next(evaluations))
     method = GSLoRA(model, rank=4, bound=bound)
-    return Selector(method, tiny_data, task, tiny_settings(tmp_path, early_stop=patience, early_stop_growth=growth))
+    return Selector(method, tiny_data, task, tiny_settings(tmp_path, early_stop=patience, early_stop_growth=growth,
+                                                           early_stop_goal=goal))
 
 
 def test_stops_after_k_evaluations_without_a_better_h(tiny_data, pretrained_model, tmp_path, monkeypatch):
@@ -51,11 +53,12 @@ def test_the_patience_grows_with_the_tasks_evaluations(tiny_data, pretrained_mod
     assert n == stops_at
 
 
-def test_early_stop_growth_needs_early_stop(capsys):
-    from config import parse_args
+@pytest.mark.parametrize("flag, value, says", [("--early_stop_growth", "0.5", "lengthens --early_stop's patience"),
+                                                ("--early_stop_goal", "none", "chooses what --early_stop waits for")])
+def test_early_stop_options_need_early_stop(capsys, flag, value, says):
     with pytest.raises(SystemExit):
-        parse_args("x", argv=["--method", "gs_lora", "--early_stop_growth", "0.5"])
-    assert capsys.readouterr().err.startswith("error: --early_stop_growth lengthens --early_stop's patience")
+        parse_args("x", argv=["--method", "gs_lora", flag, value])
+    assert capsys.readouterr().err.startswith(f"error: {flag} {says}")
 
 
 def test_does_not_stop_while_the_forget_hinge_is_unmet(tiny_data, pretrained_model, tmp_path, monkeypatch):
@@ -66,6 +69,17 @@ def test_does_not_stop_while_the_forget_hinge_is_unmet(tiny_data, pretrained_mod
         selector.consider(StepInfo(0, 0, iteration))
         assert not selector.should_stop(unmet)
     assert selector.should_stop(LOSSES)
+
+
+def test_with_goal_none_the_selection_h_alone_ends_the_task(tiny_data, pretrained_model, tmp_path, monkeypatch):
+    """The same unmet hinge, but --early_stop_goal none: the task ends once the patience (K = 2) is spent."""
+    selector = selector_seeing([70, 60, 50, 40], tiny_data, pretrained_model, tmp_path, monkeypatch, goal="none")
+    unmet = {**LOSSES, "forget_ce": torch.tensor(29.5)}
+    decisions = []
+    for iteration in (5, 10, 15):
+        selector.consider(StepInfo(0, 0, iteration))
+        decisions.append(selector.should_stop(unmet))
+    assert decisions == [False, False, True]
 
 
 def test_gs_lora_goal_is_the_forget_hinge(pretrained_model):
