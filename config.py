@@ -45,8 +45,7 @@ IGNORED_EVERYWHERE = (
     (("--lr-noise",), "+", "learning-rate noise epochs; no original script set it, and no noise is added here"),
     (("--lr-noise-pct",), 1, "learning-rate noise limit (no noise here, see --lr-noise)"),
     (("--lr-noise-std",), 1, "learning-rate noise std (no noise here, see --lr-noise)"),
-    (("--wandb_offline",), 0, WANDB),
-)
+    (("--wandb_offline",), 0, WANDB))
 # Pre-training trains plain linears (the original's --lora_rank 0), so where LoRA would go changes nothing there.
 IGNORED_IN_PRETRAINING = ((("--lora_pos",), 1, "LoRA position; pre-training trains no LoRA (forgetting runs take it)"),)
 IGNORED_IN_FORGETTING = (
@@ -59,8 +58,7 @@ IGNORED_IN_FORGETTING = (
     (("--si_c",), 1, "SI weight; the original never implemented SI"),
     (("--n_fisher_sample",), 1, "the original's sub-sampled Fisher; EWC's importance uses the task's remain subset"),
     *(((flag,), 1, "image-generation leftover, unused by the original")
-      for flag in ("--samples_per_class", "--lambda_tv", "--lambda_div", "--gen_lr", "--gen_iteration")),
-)
+      for flag in ("--samples_per_class", "--lambda_tv", "--lambda_div", "--gen_lr", "--gen_iteration")))
 
 # The ignored flag's value that is what pre-training does anyway (the original's default and every script's): no
 # warning.

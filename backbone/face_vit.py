@@ -150,8 +150,7 @@ FACE_VIT_SIZES = {
     ("vit_face_reduced",): dict(image_size=56, patch_size=8, dim=256, depth=6, heads=8, dim_head=64, mlp_dim=1024),
     ("vit_face_small",): dict(image_size=32, patch_size=8, dim=128, depth=6, heads=4, dim_head=32, mlp_dim=256),
     ("vit_face_tiny",): dict(image_size=16, patch_size=4, dim=32, depth=2, heads=2, dim_head=16, mlp_dim=64,
-                             dropout=0.0, emb_dropout=0.0),
-}
+                             dropout=0.0, emb_dropout=0.0)}
 for _names, _defaults in FACE_VIT_SIZES.items():
     BACKBONES.register(*_names)(functools.partial(_face_vit, _defaults))
 

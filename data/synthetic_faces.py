@@ -59,8 +59,7 @@ def sample_identity(rng: np.random.Generator) -> SimpleNamespace:
         mouth_curve=float(rng.uniform(-0.3, 0.6)), lip_colour=_colour(lip),
         lip_thickness=float(rng.uniform(0.012, 0.03)), ear_size=float(rng.uniform(0.07, 0.12)),
         beard=2 if beard_draw < 0.12 else (1 if beard_draw < 0.22 else 0), glasses=bool(rng.random() < 0.15),
-        glasses_colour=_colour(rng.uniform(0.0, 0.5, 3)), mole=mole_pos if has_mole else None,
-    )
+        glasses_colour=_colour(rng.uniform(0.0, 0.5, 3)), mole=mole_pos if has_mole else None)
 
 
 def _sample_view(rng: np.random.Generator, s: float) -> SimpleNamespace:
@@ -78,8 +77,7 @@ def _sample_view(rng: np.random.Generator, s: float) -> SimpleNamespace:
         light_angle=float(rng.uniform(0.0, 2.0 * math.pi)), light_strength=float(rng.uniform(0.0, 0.5) * s),
         brightness=math.exp(rng.normal(0.0, 0.18 * s)), contrast=math.exp(rng.normal(0.0, 0.18 * s)),
         cast=_colour(np.exp(rng.normal(0.0, 0.08 * s, 3))), blur_sigma=float(rng.uniform(0.0, 1.0) * s),
-        noise_sigma=float(rng.uniform(0.0, 0.045) * s),
-    )
+        noise_sigma=float(rng.uniform(0.0, 0.045) * s))
 
 
 def _coverage(dist: np.ndarray, aa: float) -> np.ndarray:
