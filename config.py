@@ -470,6 +470,12 @@ def parse_args(description: str, forgetting: bool = True, argv: list[str] | None
     return args
 
 
+# The last flags of the tools that evaluate saved checkpoints (test_forget_cl.py, undo_forget.py).
+EVALUATION_FLAGS = (("--device", None, "auto", "where to evaluate", {"choices": DEVICES}),
+                    ("--test_batch_size", at_least(1), 256, "evaluation batch"),
+                    ("--log_level", None, "INFO", "logging level"))
+
+
 def parse_oracle_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
     """Flags of train_oracle.py: whose plan to follow, where to write and run (the recipe is the -r model's own)."""
     parser = OneLineParser(description=description)
@@ -492,10 +498,7 @@ def parse_eval_args(description: str, argv: list[str] | None = None) -> argparse
     parser = OneLineParser(description=description)
     add_flags(parser, [
         ("--run_dir", None, None, "run folders (each with results.json)", {"nargs": "+", "required": True}),
-        ("--table_dir", None, None, "also write the combined table.csv/table.md here"),
-        ("--device", None, "auto", "where to evaluate", {"choices": DEVICES}),
-        ("--test_batch_size", at_least(1), 256, "evaluation batch"),
-        ("--log_level", None, "INFO", "logging level")])
+        ("--table_dir", None, None, "also write the combined table.csv/table.md here"), *EVALUATION_FLAGS])
     add_audit_args(parser)
     parser.add_argument("--audit_out", metavar="DIR", help="write each audited run's results.json into DIR/<run folder "
                         "name>/ (runs of one folder name: DIR/gs_lora_k3/ ...), leaving the run folder's as it is")
