@@ -110,8 +110,7 @@ class FaceViT(ClassTokenViT):
 
     def patchify(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, patches, p*p*C), patches row-major, inside a patch rows, columns, then channels."""
-        b, c, h, w = images.shape
-        p = self.patch_size
+        (b, c, h, w), p = images.shape, self.patch_size
         x = images.view(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1)
         return x.reshape(b, (h // p) * (w // p), p * p * c)
 

@@ -32,13 +32,9 @@ class TimmViT(nn.Module):
         self.embed_dim = self.vit.num_features
         self.image_size = self.vit.patch_embed.img_size[0]
 
-    @property
-    def blocks(self) -> nn.Sequential:
-        return self.vit.blocks
-
-    @property
-    def norm(self) -> nn.Module:
-        return self.vit.norm
+    # The parts the methods use, as properties: attributes would register the modules twice in the state dict.
+    blocks = property(lambda self: self.vit.blocks)
+    norm = property(lambda self: self.vit.norm)
 
     def stem_parameters(self) -> list[nn.Parameter]:
         """Everything before the first block: patch embedding, class token, position embedding."""
