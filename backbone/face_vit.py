@@ -42,8 +42,7 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
-        qkv = self.qkv(x).view(b, n, 3, self.heads, self.dim_head)
-        return self.proj(attention(qkv, self.scale))
+        return self.proj(attention(self.qkv(x).view(b, n, 3, self.heads, self.dim_head), self.scale))
 
 
 class Block(nn.Module):
