@@ -37,8 +37,7 @@ class Attention(nn.Module):
         inner = heads * dim_head
         self.heads, self.dim_head = heads, dim_head
         self.scale = dim ** -0.5  # the original scales by the model width: kept for checkpoint parity
-        self.qkv = nn.Linear(dim, 3 * inner, bias=False)
-        self.proj = nn.Linear(inner, dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * inner, bias=False), nn.Linear(inner, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
@@ -51,11 +50,8 @@ class Block(nn.Module):
 
     def __init__(self, dim: int, heads: int, dim_head: int, mlp_dim: int, dropout: float):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads, dim_head)
-        self.attn_drop = nn.Dropout(dropout)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, mlp_dim, act_layer=nn.GELU, drop=(dropout, 0.0))
+        self.norm1, self.attn, self.attn_drop = nn.LayerNorm(dim), Attention(dim, heads, dim_head), nn.Dropout(dropout)
+        self.norm2, self.mlp = nn.LayerNorm(dim), Mlp(dim, mlp_dim, act_layer=nn.GELU, drop=(dropout, 0.0))
         self.mlp_drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
