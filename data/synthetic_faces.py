@@ -24,8 +24,7 @@ _HAIR_COLOURS = ((0.10, 0.08, 0.07), (0.24, 0.15, 0.09), (0.42, 0.27, 0.15),
                  (0.80, 0.66, 0.40), (0.62, 0.28, 0.13), (0.60, 0.59, 0.57))
 _IRIS_COLOURS = ((0.35, 0.20, 0.10), (0.18, 0.11, 0.06), (0.25, 0.45, 0.75),
                  (0.30, 0.50, 0.30), (0.50, 0.40, 0.20), (0.50, 0.55, 0.60))
-_LIGHT_SKIN = np.array([0.96, 0.82, 0.71])
-_DARK_SKIN = np.array([0.36, 0.23, 0.15])
+_LIGHT_SKIN, _DARK_SKIN = np.array([0.96, 0.82, 0.71]), np.array([0.36, 0.23, 0.15])
 _LIP_RED = np.array([0.72, 0.28, 0.32])
 _FACE_SCALE = 1.15  # face units -> image half-widths
 _FACE_Y = 0.06  # image y of the face centre

@@ -31,8 +31,7 @@ class CostMeter:
     """Measures wall time and peak memory from ``start()`` to ``stop()``."""
 
     def __init__(self, device: torch.device):
-        self.device = device
-        self.started = 0.0
+        self.device, self.started = device, 0.0
 
     def start(self) -> "CostMeter":
         if self.device.type == "cuda":
