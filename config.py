@@ -45,8 +45,7 @@ IGNORED_EVERYWHERE = (
     (("--lr-noise",), "+", "learning-rate noise epochs; no original script set it, and no noise is added here"),
     (("--lr-noise-pct",), 1, "learning-rate noise limit (no noise here, see --lr-noise)"),
     (("--lr-noise-std",), 1, "learning-rate noise std (no noise here, see --lr-noise)"),
-    (("--wandb_offline",), 0, WANDB),
-)
+    (("--wandb_offline",), 0, WANDB))
 # Pre-training trains plain linears (the original's --lora_rank 0), so where LoRA would go changes nothing there.
 IGNORED_IN_PRETRAINING = ((("--lora_pos",), 1, "LoRA position; pre-training trains no LoRA (forgetting runs take it)"),)
 IGNORED_IN_FORGETTING = (
@@ -59,8 +58,7 @@ IGNORED_IN_FORGETTING = (
     (("--si_c",), 1, "SI weight; the original never implemented SI"),
     (("--n_fisher_sample",), 1, "the original's sub-sampled Fisher; EWC's importance uses the task's remain subset"),
     *(((flag,), 1, "image-generation leftover, unused by the original")
-      for flag in ("--samples_per_class", "--lambda_tv", "--lambda_div", "--gen_lr", "--gen_iteration")),
-)
+      for flag in ("--samples_per_class", "--lambda_tv", "--lambda_div", "--gen_lr", "--gen_iteration")))
 
 # The ignored flag's value that is what pre-training does anyway (the original's default and every script's): no
 # warning.
@@ -472,6 +470,12 @@ def parse_args(description: str, forgetting: bool = True, argv: list[str] | None
     return args
 
 
+# The last flags of the tools that evaluate saved checkpoints (test_forget_cl.py, undo_forget.py).
+EVALUATION_FLAGS = (("--device", None, "auto", "where to evaluate", {"choices": DEVICES}),
+                    ("--test_batch_size", at_least(1), 256, "evaluation batch"),
+                    ("--log_level", None, "INFO", "logging level"))
+
+
 def parse_oracle_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
     """Flags of train_oracle.py: whose plan to follow, where to write and run (the recipe is the -r model's own)."""
     parser = OneLineParser(description=description)
@@ -494,10 +498,7 @@ def parse_eval_args(description: str, argv: list[str] | None = None) -> argparse
     parser = OneLineParser(description=description)
     add_flags(parser, [
         ("--run_dir", None, None, "run folders (each with results.json)", {"nargs": "+", "required": True}),
-        ("--table_dir", None, None, "also write the combined table.csv/table.md here"),
-        ("--device", None, "auto", "where to evaluate", {"choices": DEVICES}),
-        ("--test_batch_size", at_least(1), 256, "evaluation batch"),
-        ("--log_level", None, "INFO", "logging level")])
+        ("--table_dir", None, None, "also write the combined table.csv/table.md here"), *EVALUATION_FLAGS])
     add_audit_args(parser)
     parser.add_argument("--audit_out", metavar="DIR", help="write each audited run's results.json into DIR/<run folder "
                         "name>/ (runs of one folder name: DIR/gs_lora_k3/ ...), leaving the run folder's as it is")

@@ -86,8 +86,7 @@ def train_task_oracle(task: Task, data, recipe: argparse.Namespace, model_args: 
     settings = settings_from_args(flags, outdir, device, model_args)
     torch.manual_seed(recipe.seed)
     model = build_model(**model_args).to(device)
-    meter = CostMeter(device)
-    meter.start()
+    meter = CostMeter(device).start()
     seen = without_classes(data, excluded)
     report = pretrain(model, seen, settings, run_log, outdir / "task-level" / f"Backbone_task_{task.index}.pth",
                       task=task.index)

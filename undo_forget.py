@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from config import DEVICES, SWITCH, OneLineParser, add_flags, at_least
+from config import EVALUATION_FLAGS, SWITCH, OneLineParser, add_flags, at_least
 from data import build_data, resolve_root
 from engine import undo
 from run_setup import make_folder, run_main
@@ -35,10 +35,7 @@ def parse_undo_args(argv: list[str] | None = None):
         ("--out", None, None, "checkpoint (.pth; default RUN/undo/Backbone_without_task_T.pth), never overwritten"),
         ("--no_eval", SWITCH, False, "only write the checkpoint; no test evaluation"),
         ("--convention", None, "original", "accuracy convention of the report (see docs/forgetting.md, Metrics)",
-         {"choices": ["original", "plain"]}),
-        ("--device", None, "auto", "where to evaluate", {"choices": DEVICES}),
-        ("--test_batch_size", at_least(1), 256, "evaluation batch"),
-        ("--log_level", None, "INFO", "logging level")])
+         {"choices": ["original", "plain"]}), *EVALUATION_FLAGS])
     return parser.parse_args(argv)
 
 

@@ -37,13 +37,11 @@ class Attention(nn.Module):
         inner = heads * dim_head
         self.heads, self.dim_head = heads, dim_head
         self.scale = dim ** -0.5  # the original scales by the model width: kept for checkpoint parity
-        self.qkv = nn.Linear(dim, 3 * inner, bias=False)
-        self.proj = nn.Linear(inner, dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * inner, bias=False), nn.Linear(inner, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
-        qkv = self.qkv(x).view(b, n, 3, self.heads, self.dim_head)
-        return self.proj(attention(qkv, self.scale))
+        return self.proj(attention(self.qkv(x).view(b, n, 3, self.heads, self.dim_head), self.scale))
 
 
 class Block(nn.Module):
@@ -52,11 +50,8 @@ class Block(nn.Module):
 
     def __init__(self, dim: int, heads: int, dim_head: int, mlp_dim: int, dropout: float):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads, dim_head)
-        self.attn_drop = nn.Dropout(dropout)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, mlp_dim, act_layer=nn.GELU, drop=(dropout, 0.0))
+        self.norm1, self.attn, self.attn_drop = nn.LayerNorm(dim), Attention(dim, heads, dim_head), nn.Dropout(dropout)
+        self.norm2, self.mlp = nn.LayerNorm(dim), Mlp(dim, mlp_dim, act_layer=nn.GELU, drop=(dropout, 0.0))
         self.mlp_drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,8 +105,7 @@ class FaceViT(ClassTokenViT):
 
     def patchify(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, patches, p*p*C), patches row-major, inside a patch rows, columns, then channels."""
-        b, c, h, w = images.shape
-        p = self.patch_size
+        (b, c, h, w), p = images.shape, self.patch_size
         x = images.view(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1)
         return x.reshape(b, (h // p) * (w // p), p * p * c)
 
@@ -150,8 +144,7 @@ FACE_VIT_SIZES = {
     ("vit_face_reduced",): dict(image_size=56, patch_size=8, dim=256, depth=6, heads=8, dim_head=64, mlp_dim=1024),
     ("vit_face_small",): dict(image_size=32, patch_size=8, dim=128, depth=6, heads=4, dim_head=32, mlp_dim=256),
     ("vit_face_tiny",): dict(image_size=16, patch_size=4, dim=32, depth=2, heads=2, dim_head=16, mlp_dim=64,
-                             dropout=0.0, emb_dropout=0.0),
-}
+                             dropout=0.0, emb_dropout=0.0)}
 for _names, _defaults in FACE_VIT_SIZES.items():
     BACKBONES.register(*_names)(functools.partial(_face_vit, _defaults))
 

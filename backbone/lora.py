@@ -155,14 +155,12 @@ def lora_layers(module: nn.Module) -> list[LoRALinear]:
 
 def lora_groups(backbone: nn.Module, grouping: str = "block") -> list[list[nn.Parameter]]:
     """The group lasso's groups, in block order: one per block, per LoRA layer or per LoRA matrix (``grouping``)."""
-    layers = [lora_layers(block) for block in backbone.blocks]
-    if grouping == "block":
-        return [[p for layer in block for p in (layer.lora_A, layer.lora_B)] for block in layers]
-    if grouping == "lora":
-        return [[layer.lora_A, layer.lora_B] for block in layers for layer in block]
-    if grouping == "matrix":
-        return [[p] for block in layers for layer in block for p in (layer.lora_A, layer.lora_B)]
-    raise ValueError(f"unknown grouping {grouping!r}; choose from {', '.join(GROUPINGS)}")
+    if grouping not in GROUPINGS:
+        raise ValueError(f"unknown grouping {grouping!r}; choose from {', '.join(GROUPINGS)}")
+    layers = [[[layer.lora_A, layer.lora_B] for layer in lora_layers(block)] for block in backbone.blocks]
+    return {"block": [[p for layer in block for p in layer] for block in layers],
+            "lora": [layer for block in layers for layer in block],
+            "matrix": [[p] for block in layers for layer in block for p in layer]}[grouping]
 
 
 def mark_only_lora_trainable(model: nn.Module) -> None:

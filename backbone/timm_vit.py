@@ -29,16 +29,11 @@ class TimmViT(nn.Module):
         self.vit = timm.create_model(name, num_classes=0, **overrides)
         if getattr(self.vit, "global_pool", None) != "token" or getattr(self.vit, "cls_token", None) is None:
             raise UserError(f"timm model '{name}' does not pool a class token; pick a ViT with one")
-        self.embed_dim = self.vit.num_features
-        self.image_size = self.vit.patch_embed.img_size[0]
+        self.embed_dim, self.image_size = self.vit.num_features, self.vit.patch_embed.img_size[0]
 
-    @property
-    def blocks(self) -> nn.Sequential:
-        return self.vit.blocks
-
-    @property
-    def norm(self) -> nn.Module:
-        return self.vit.norm
+    # The parts the methods use, as properties: attributes would register the modules twice in the state dict.
+    blocks = property(lambda self: self.vit.blocks)
+    norm = property(lambda self: self.vit.norm)
 
     def stem_parameters(self) -> list[nn.Parameter]:
         """Everything before the first block: patch embedding, class token, position embedding."""

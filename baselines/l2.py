@@ -32,8 +32,7 @@ def gradient_importance(model: nn.Module, params: list[nn.Parameter], batches: I
                         contribution: Callable, device: torch.device, autocast: Callable) -> list[torch.Tensor]:
     """(1/nb) sum_b contribution(d objective_b / d theta, |b|) per parameter, in eval mode; ``objective`` maps (margin
     logits, labels) to a scalar, ``contribution`` (a parameter's gradient, batch size) to that batch's share."""
-    sums = [torch.zeros_like(p) for p in params]
-    num_batches = 0
+    sums, num_batches = [torch.zeros_like(p) for p in params], 0
     for images, labels in batches:
         images, labels = images.to(device), labels.to(device)
         with autocast():

@@ -95,13 +95,11 @@ class LIRF(FineTuneMethod):
             t = upper_logits(self.teacher, t_tokens, wrong, self.split).float()
         d = upper_logits(self.model, self.deposit.tokens(forget[0], self.split), wrong, self.split).float()
         r, f = self.remain_cols, self.forget_cols
-        losses = {
-            "forget_ce": (1 - a) * F.cross_entropy(s, wrong),
-            "attention": -AT_WEIGHT * attention_transfer(s_tokens.float(), t_tokens.float()),
-            "remain_kl": REMAIN_KL_WEIGHT * a * distillation_kl(s[:, r], t[:, r], temp),
-            "deposit": DEPOSIT_WEIGHT * (a * distillation_kl(d[:, f], t[:, f], temp)
-                                         + (1 - a) * F.cross_entropy(d, wrong)),
-        }
+        losses = {"forget_ce": (1 - a) * F.cross_entropy(s, wrong),
+                  "attention": -AT_WEIGHT * attention_transfer(s_tokens.float(), t_tokens.float()),
+                  "remain_kl": REMAIN_KL_WEIGHT * a * distillation_kl(s[:, r], t[:, r], temp),
+                  "deposit": DEPOSIT_WEIGHT * (a * distillation_kl(d[:, f], t[:, f], temp)
+                                               + (1 - a) * F.cross_entropy(d, wrong))}
         if remain is not None:
             losses["remain_ce"] = REMAIN_CE_WEIGHT * F.cross_entropy(logits[:n], remain[1])
         losses["total"] = sum(losses.values())

@@ -95,8 +95,7 @@ def stages(args, out: Path, device: torch.device) -> dict[str, Callable[[], dict
              "80", "--per_forget_cls", "20", "--num_tasks", "1", "-b", "48", "--warmup-epochs", "0", *GS_LORA_PP,
              *forget, "--outdir", str(out / "forget"), "--no_tensorboard"], out / "forget.log"),
         "benchmark fp32": benchmark("speed_fp32", *speed, "--precision", "fp32", "--side_by_side"),
-        "benchmark bf16": benchmark("speed_bf16", *speed, "--precision", "bf16"),
-    }
+        "benchmark bf16": benchmark("speed_bf16", *speed, "--precision", "bf16")}
     if not tiny:  # a ViT-B/16 step on 2 CPU cores takes minutes: the dry run leaves it out
         checks["vit_b16 bf16"] = benchmark("speed_vit", "benchmarks/speed.py", "--configs", "vit_b16", "--device",
                                            device.type, "--precision", "bf16", "--steps", str(args.steps),

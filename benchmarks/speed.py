@@ -122,8 +122,7 @@ def bench(config: str, root: Path, device: torch.device, steps: int, eval_images
     out = {"config": config, "device": str(device), "bf16": amp, "remain_images": len(remain),
            "forget_images": len(forget), "gemm_gflops_before": gemm_gflops(device, torch.float32)}
 
-    meter = CostMeter(device)
-    meter.start()
+    meter = CostMeter(device).start()
     gs = method_for("gs_lora_pp", net, ["--lora_rank", "8", "--BND", "105", "--pro_f_weight", "0.01"], model)
     reference = (lambda: original_graph.gs_lora_pp_step(original_graph_like(model))) if side_by_side else None
     figures, out["prototypes_s"] = step_figures("gs", gs, ctx, (ctx.loader(remain, "r"), ctx.loader(forget, "f")),

@@ -8,8 +8,7 @@ from torchvision import transforms
 from data.folders import StreamedImages, stream_image_folder
 from util.errors import UserError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @functools.lru_cache(maxsize=1)

@@ -24,8 +24,7 @@ _HAIR_COLOURS = ((0.10, 0.08, 0.07), (0.24, 0.15, 0.09), (0.42, 0.27, 0.15),
                  (0.80, 0.66, 0.40), (0.62, 0.28, 0.13), (0.60, 0.59, 0.57))
 _IRIS_COLOURS = ((0.35, 0.20, 0.10), (0.18, 0.11, 0.06), (0.25, 0.45, 0.75),
                  (0.30, 0.50, 0.30), (0.50, 0.40, 0.20), (0.50, 0.55, 0.60))
-_LIGHT_SKIN = np.array([0.96, 0.82, 0.71])
-_DARK_SKIN = np.array([0.36, 0.23, 0.15])
+_LIGHT_SKIN, _DARK_SKIN = np.array([0.96, 0.82, 0.71]), np.array([0.36, 0.23, 0.15])
 _LIP_RED = np.array([0.72, 0.28, 0.32])
 _FACE_SCALE = 1.15  # face units -> image half-widths
 _FACE_Y = 0.06  # image y of the face centre
@@ -59,8 +58,7 @@ def sample_identity(rng: np.random.Generator) -> SimpleNamespace:
         mouth_curve=float(rng.uniform(-0.3, 0.6)), lip_colour=_colour(lip),
         lip_thickness=float(rng.uniform(0.012, 0.03)), ear_size=float(rng.uniform(0.07, 0.12)),
         beard=2 if beard_draw < 0.12 else (1 if beard_draw < 0.22 else 0), glasses=bool(rng.random() < 0.15),
-        glasses_colour=_colour(rng.uniform(0.0, 0.5, 3)), mole=mole_pos if has_mole else None,
-    )
+        glasses_colour=_colour(rng.uniform(0.0, 0.5, 3)), mole=mole_pos if has_mole else None)
 
 
 def _sample_view(rng: np.random.Generator, s: float) -> SimpleNamespace:
@@ -78,8 +76,7 @@ def _sample_view(rng: np.random.Generator, s: float) -> SimpleNamespace:
         light_angle=float(rng.uniform(0.0, 2.0 * math.pi)), light_strength=float(rng.uniform(0.0, 0.5) * s),
         brightness=math.exp(rng.normal(0.0, 0.18 * s)), contrast=math.exp(rng.normal(0.0, 0.18 * s)),
         cast=_colour(np.exp(rng.normal(0.0, 0.08 * s, 3))), blur_sigma=float(rng.uniform(0.0, 1.0) * s),
-        noise_sigma=float(rng.uniform(0.0, 0.045) * s),
-    )
+        noise_sigma=float(rng.uniform(0.0, 0.045) * s))
 
 
 def _coverage(dist: np.ndarray, aa: float) -> np.ndarray:

@@ -106,8 +106,7 @@ def task_loaders(ctx: TaskContext) -> dict[str, Iterator]:
     that a method reaching for remain data fails at once)."""
     sides = ("forget",) if ctx.no_retain else ("remain", "forget")
     loaders = {side: ctx.loader(getattr(ctx, f"{side}_idx"), side, sharded=True) for side in sides}
-    loaders.update({f"{side}_cycle": cycle(loaders[side]) for side in sides})
-    return loaders
+    return loaders | {f"{side}_cycle": cycle(loaders[side]) for side in sides}
 
 
 def train_task(method: Method, ctx: TaskContext, selector: Selector, settings: RunSettings, run_log
@@ -142,8 +141,7 @@ def train_epoch(method: Method, ctx: TaskContext, loaders, scheduler, step: Step
         losses = method.training_step(ctx.to_device(remain), ctx.to_device(forget), step)
         check_finite(losses, f"task {step.task}, epoch {step.epoch}")
         for name, value in losses.items():
-            sums[name] = sums.get(name, 0.0) + float(value.detach())
-            counts[name] = counts.get(name, 0) + 1
+            sums[name], counts[name] = sums.get(name, 0.0) + float(value.detach()), counts.get(name, 0) + 1
         step.iteration += 1
         scheduler.step_update(step.iteration)
         progress.update()
@@ -167,8 +165,7 @@ def run_task(method: Method, data, task: Task, settings: RunSettings, run_log) -
     remain_idx, forget_idx = task_subsets(data, task, s)
     ctx = TaskContext(task, data.train, remain_idx, forget_idx, s.batch_size, s.device, s.amp, s.seed,
                       data.num_classes, s.optim.epochs, s.optim, steps=s.steps_per_task, no_retain=s.no_retain)
-    meter = CostMeter(s.device)
-    meter.start()
+    meter = CostMeter(s.device).start()
     selection, steps = train_task(method, ctx, Selector(method, data, task, s), s, run_log)
     after, outside_after = evaluate_test(model, data, s)
     trainable = trainable_summary(method.trainable_parameters(), model)

@@ -120,15 +120,11 @@ class Method:
         """The trainable parameters plus any module a method trains outside the model (LIRF's deposit)."""
         return self.trainable_parameters()
 
-    def freeze(self) -> None:
-        """Sets requires_grad to match ``trainable_parameters``."""
-        trainable = {id(p) for p in self.trainable_parameters()}
-        for p in self.model.parameters():
-            p.requires_grad_(id(p) in trainable)
-
     def begin_task(self, ctx: TaskContext) -> None:
         self.ctx = ctx
-        self.freeze()
+        trainable = {id(p) for p in self.trainable_parameters()}  # requires_grad set to match
+        for p in self.model.parameters():
+            p.requires_grad_(id(p) in trainable)
 
     def autocast(self):
         """bf16 autocast on CUDA (unless disabled) for the forward passes of a step."""

@@ -47,9 +47,6 @@ def create_optimizer_and_scheduler(params: Iterable[nn.Parameter], optim: OptimC
     """The optimizer, and a linear warm-up from ``warmup_lr`` over ``warmup_epochs``, then one cosine cycle over
     ``epochs`` to ``min_lr``; with ``steps`` (--steps_per_task) the same shape over the steps, updated after each."""
     optimizer = create_optimizer(params, optim)
-    if steps:
-        warmup = round(steps * optim.warmup_epochs / max(1, epochs))
-        return optimizer, CosineLRScheduler(optimizer, t_initial=steps, lr_min=optim.min_lr, warmup_t=warmup,
-                                            warmup_lr_init=optim.warmup_lr, t_in_epochs=False)
-    return optimizer, CosineLRScheduler(optimizer, t_initial=epochs, lr_min=optim.min_lr, warmup_t=optim.warmup_epochs,
-                                        warmup_lr_init=optim.warmup_lr)
+    warmup = round(steps * optim.warmup_epochs / max(1, epochs)) if steps else optim.warmup_epochs
+    return optimizer, CosineLRScheduler(optimizer, t_initial=steps or epochs, lr_min=optim.min_lr, warmup_t=warmup,
+                                        warmup_lr_init=optim.warmup_lr, t_in_epochs=not steps)

@@ -31,16 +31,16 @@ class CostMeter:
     """Measures wall time and peak memory from ``start()`` to ``stop()``."""
 
     def __init__(self, device: torch.device):
-        self.device = device
-        self.started = 0.0
+        self.device, self.started = device, 0.0
 
-    def start(self) -> None:
+    def start(self) -> "CostMeter":
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         else:
             with contextlib.suppress(OSError):
                 Path("/proc/self/clear_refs").write_text("5")
         self.started = time.perf_counter()
+        return self
 
     def stop(self) -> dict[str, float]:
         if self.device.type == "cuda":

@@ -13,13 +13,11 @@ from typing import BinaryIO, Callable
 from util.errors import UserError
 
 # OSError numbers whose cause is the user's disk, folder or path, with what to do about each.
-USER_FIXABLE = {
-    **dict.fromkeys((errno.ENOSPC, errno.EDQUOT), "free some space or pass a folder on another disk"),
-    **dict.fromkeys((errno.EACCES, errno.EPERM), "pass a folder you may write to"),
-    errno.EROFS: "pass a writable folder",
-    errno.ENAMETOOLONG: "use a shorter path (at most 255 characters per name, 4096 in all)",
-    errno.ELOOP: "the path runs through a symlink loop; fix or remove the link",
-}
+USER_FIXABLE = {**dict.fromkeys((errno.ENOSPC, errno.EDQUOT), "free some space or pass a folder on another disk"),
+                **dict.fromkeys((errno.EACCES, errno.EPERM), "pass a folder you may write to"),
+                errno.EROFS: "pass a writable folder",
+                errno.ENAMETOOLONG: "use a shorter path (at most 255 characters per name, 4096 in all)",
+                errno.ELOOP: "the path runs through a symlink loop; fix or remove the link"}
 
 
 def user_os_error(err: OSError, path=None) -> UserError:
