@@ -193,8 +193,8 @@ def add_forgetting_args(parser: argparse.ArgumentParser) -> None:
          "K evaluations and the forgetting goal is met (GS-LoRA: zero forget hinge); papers: off", {"metavar": "K"}),
         ("--early_stop_growth", at_least(0.0), 0.0, "with --early_stop K, the patience is max(K, ceil(R x the task's "
          "evaluations so far)), so late-improving tasks wait longer; 0 = K alone", {"metavar": "R"}),
-        ("--early_stop_goal", None, "method", "what --early_stop also waits for: the method's forgetting goal (GS-LoRA: "
-         "zero forget hinge) or none (the selection H alone, whose Acc_f term already rewards forgetting)",
+        ("--early_stop_goal", None, "method", "what --early_stop also waits for: the method's forgetting goal "
+         "(GS-LoRA: zero forget hinge) or none (the selection H alone, whose Acc_f term already rewards forgetting)",
          {"choices": ("method", "none")}),
         ("--no_retain", SWITCH, False, "forget without retain data: no remain training image, no remain loss terms, an "
          "epoch is a forget-data pass (--selection val still scores remain classes); methods needing them refuse it"),
