@@ -24,7 +24,8 @@ def balanced_accuracy(member_hits: np.ndarray, non_member_hits: np.ndarray) -> f
 
 def classifier_attack(members: np.ndarray, non_members: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     """member_rate (percent of ``targets`` called member) and balanced attack_accuracy of a logistic regression."""
-    x, y = np.concatenate([members, non_members]), np.concatenate([np.ones(len(members)), np.zeros(len(non_members))])
+    x = np.concatenate([members, non_members])
+    y = np.concatenate([np.ones(len(members)), np.zeros(len(non_members))])
     attack = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced")).fit(x, y)
     return {"member_rate": 100.0 * float(attack.predict(targets).mean()),
             "attack_accuracy": balanced_accuracy(attack.predict(members), attack.predict(non_members))}

@@ -50,8 +50,11 @@ class Block(nn.Module):
 
     def __init__(self, dim: int, heads: int, dim_head: int, mlp_dim: int, dropout: float):
         super().__init__()
-        self.norm1, self.attn, self.attn_drop = nn.LayerNorm(dim), Attention(dim, heads, dim_head), nn.Dropout(dropout)
-        self.norm2, self.mlp = nn.LayerNorm(dim), Mlp(dim, mlp_dim, act_layer=nn.GELU, drop=(dropout, 0.0))
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads, dim_head)
+        self.attn_drop = nn.Dropout(dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, mlp_dim, act_layer=nn.GELU, drop=(dropout, 0.0))
         self.mlp_drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -27,8 +27,11 @@ class TorchvisionViT(ClassTokenViT):
             raise UserError(f"--image_size {image_size} is not a multiple of the model's patch size {patch_size}")
         vit = VisionTransformer(image_size, patch_size, depth, heads, dim, mlp_dim)  # torchvision's own init
         self.image_size, self.patch_size, self.embed_dim = image_size, patch_size, dim
-        self.patch_embed, self.cls_token, self.pos_embedding = vit.conv_proj, vit.class_token, vit.encoder.pos_embedding
-        self.blocks, self.norm = nn.ModuleList(vit.encoder.layers), vit.encoder.ln
+        self.patch_embed = vit.conv_proj
+        self.cls_token = vit.class_token
+        self.pos_embedding = vit.encoder.pos_embedding
+        self.blocks = nn.ModuleList(vit.encoder.layers)
+        self.norm = vit.encoder.ln
 
     def reset_parameters(self) -> None:
         """Re-draws the class token (zeros) and position embedding (N(0, 0.02)) as torchvision initialises them."""

@@ -49,7 +49,8 @@ def class_mean_embeddings(model: nn.Module, data: ImageTensors, indices: torch.T
             emb = model.backbone(images.to(device)).float().cpu()
         for c in labels.unique().tolist():
             mask = labels == c
-            sums[c], counts[c] = sums.get(c, 0) + emb[mask].sum(0), counts.get(c, 0) + int(mask.sum())
+            sums[c] = sums.get(c, 0) + emb[mask].sum(0)
+            counts[c] = counts.get(c, 0) + int(mask.sum())
     return {c: sums[c] / counts[c] for c in sums}
 
 

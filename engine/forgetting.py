@@ -141,7 +141,8 @@ def train_epoch(method: Method, ctx: TaskContext, loaders, scheduler, step: Step
         losses = method.training_step(ctx.to_device(remain), ctx.to_device(forget), step)
         check_finite(losses, f"task {step.task}, epoch {step.epoch}")
         for name, value in losses.items():
-            sums[name], counts[name] = sums.get(name, 0.0) + float(value.detach()), counts.get(name, 0) + 1
+            sums[name] = sums.get(name, 0.0) + float(value.detach())
+            counts[name] = counts.get(name, 0) + 1
         step.iteration += 1
         scheduler.step_update(step.iteration)
         progress.update()
