@@ -26,7 +26,7 @@ DEFAULT_DATA_ROOTS = {"casia100": "./data/faces_webface_112x112_sub100_train_tes
 PATH_FLAGS = ("resume", "data_root", "cache_dir", "outdir", "config", "imagenet900_root", "pretrained_file",
               "audit_oracle", "plan_file")
 # The numbered task plan (data/task_plan.py plan_tasks) and its defaults; a plan by names replaces all four.
-NUMBERED_PLAN = {"num_of_first_cls": 90, "per_forget_cls": 10, "num_tasks": 9, "open_cls_num": 0}
+NUMBERED_PLAN = {"num_of_first_cls": 90, "per_forget_cls": 10, "num_tasks": 9, "open_cls_num": 0, "order_seed": None}
 
 # The original picked a method with one switch each; these map to --method values.
 LEGACY_SWITCHES = {"--l2": "l2", "--ewc": "ewc", "--MAS": "mas", "--Lwf": "lwf", "--Der": "der", "--DER_plus": "der_pp",
@@ -125,7 +125,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         ("-w --workers_id", None, None, "original flag: 'cpu' or GPU ids such as '0'; only selects CPU or CUDA here"),
         ("--num_workers", at_least(0), 4, "threads that decode an in-memory dataset at start-up; processes that "
          "decode a streamed one (imagenet100) while running (0: in the main process)"),
-        ("--seed", at_least(0), 1337, "seed of the class order, subsets and model init"),
+        ("--seed", at_least(0), 1337, "seed of the class order (unless --order_seed), subsets and model init"),
         ("--outdir", None, "", "run folder (config.json, results.json, checkpoints, events)"),
         ("--precision", None, "auto", "bf16 autocast (auto: on CUDA) or fp32", {"choices": ["auto", "fp32", "bf16"]}),
         ("--no_tensorboard", SWITCH, False, "do not write TensorBoard events"),
@@ -172,6 +172,7 @@ def add_forgetting_args(parser: argparse.ArgumentParser) -> None:
         ("--num_of_first_cls", at_least(1), None, "F: classes kept before the first task (task i forgets order[F-i*P : "
          "F-i*P+P]; default 90)"),
         ("--per_forget_cls", at_least(1), None, "P: classes forgotten per task (default 10)"),
+        ("--order_seed", at_least(0), None, "the class order's own seed (default --seed): --seed varies, tasks stay"),
         ("--num_tasks", at_least(1), None, "number of forgetting tasks (1 = single-step; default 9)"),
         ("--open_cls_num", at_least(0), None, "missing-class setting: remembered classes without training data"),
         ("--forget_classes", None, None, "forget these classes (folder names, space- or comma-separated) in one task "
@@ -397,6 +398,7 @@ def _resolve_plan(parser: argparse.ArgumentParser, args: argparse.Namespace, giv
     args.named_tasks = args.named_missing = None
     if flag is None:
         vars(args).update({k: v for k, v in NUMBERED_PLAN.items() if getattr(args, k) is None})
+        args.order_seed = args.seed if args.order_seed is None else args.order_seed
         return
     if args.plan_file and args.forget_classes:
         parser.error("--forget_classes and --plan both name the classes to forget; pass one")

@@ -35,7 +35,7 @@ def forget(single_step: bool = False) -> None:
         tasks = named_tasks(data.train.classes, args.named_tasks, args.named_missing,
                             "--plan" if args.plan_file else "--forget_classes")
     else:
-        tasks = plan_tasks(class_order(data.num_classes, args.seed), args.num_of_first_cls, args.per_forget_cls,
+        tasks = plan_tasks(class_order(data.num_classes, args.order_seed), args.num_of_first_cls, args.per_forget_cls,
                            args.num_tasks, args.open_cls_num, single_step_layout=single_step)
     check_run_folder(outdir, args.resume_run, tasks, data.train.classes)  # before begin_run writes anything
     method = METHODS.get(args.method).from_args(model.to(device), args)

@@ -5,6 +5,7 @@ import pytest
 import torch
 from conftest import run_entry_point, write_image_folder
 
+from data.class_order import class_order
 from test_forget_cl import reevaluate
 
 
@@ -25,6 +26,20 @@ def forgetting_run(tmp_path_factory):
                 "--eval_every", "5", "--BND", "15", "--cl_beta_list", "0.5", "0.5", "--alpha", "1e-3",
                 "--lora_rank", "4", "--outdir", str(tmp / "run"))
     return tmp, table
+
+
+def test_order_seed_keeps_the_tasks_while_seed_redraws_the_rest(forgetting_run):
+    """--seed 5 alone would forget other classes (its order differs where the two tasks draw theirs); with
+    --order_seed 1337 the run forgets what the default seed's run forgot, task by task."""
+    tmp, _ = forgetting_run
+    assert class_order(6, 5)[2:] != class_order(6, 1337)[2:]
+    run("train_own_forget_cl.py", "-d", "imagefolder", "--data_root", str(tmp / "data"), "--log_level", "WARNING",
+        "--val_ratio", "0.25", "-r", str(tmp / "pre" / "best.pth"), "--num_of_first_cls", "4", "--per_forget_cls", "2",
+        "--num_tasks", "2", "-e", "1", "-b", "8", "--data_ratio", "1", "--lora_rank", "4", "--seed", "5",
+        "--order_seed", "1337", "--outdir", str(tmp / "order_seed"))
+    default, reseeded = (json.loads((tmp / run_dir / "results.json").read_text()) for run_dir in ("run", "order_seed"))
+    assert [task["forget"] for task in reseeded["plan"]] == [task["forget"] for task in default["plan"]]
+    assert (reseeded["config"]["seed"], reseeded["config"]["order_seed"]) == (5, 1337)
 
 
 def test_pretraining_writes_checkpoint_and_per_class_report(forgetting_run):

@@ -217,6 +217,7 @@ def test_plan_file_gives_named_tasks_of_any_size_and_the_missing_classes(tmp_pat
     (["--forget_classes", "a", "--per_forget_cls", "2"], "drop --per_forget_cls"),
     (["--forget_classes", "a", "--open_cls_num", "1"], "drop --open_cls_num"),
     (["--forget_classes", "a", "--num_of_first_cls", "80"], "drop --num_of_first_cls"),
+    (["--forget_classes", "a", "--order_seed", "3"], "drop --order_seed"),
     (["--forget_classes", "a", "--plan", "p.json"], "--forget_classes and --plan"),
     (["--forget_classes", ","], "--forget_classes names no class"),
 ])
