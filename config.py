@@ -25,7 +25,7 @@ SELECTION_RULES = ("val", "test", "last")
 DEFAULT_DATA_ROOTS = {"casia100": "./data/faces_webface_112x112_sub100_train_test", "imagenet100": "./data/imagenet100"}
 PATH_FLAGS = ("resume", "data_root", "cache_dir", "outdir", "config", "imagenet900_root", "pretrained_file",
               "audit_oracle", "plan_file")
-# The numbered task plan (data/task_plan.py plan_tasks) and its defaults (order_seed: --seed); a plan by names replaces them.
+# The numbered task plan (data/task_plan.py plan_tasks), its defaults (order_seed: --seed); a plan by names replaces it.
 NUMBERED_PLAN = {"num_of_first_cls": 90, "per_forget_cls": 10, "num_tasks": 9, "open_cls_num": 0, "order_seed": None}
 
 # The original picked a method with one switch each; these map to --method values.
